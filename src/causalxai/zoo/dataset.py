@@ -1,0 +1,118 @@
+"""The ``zoo.nc`` data contract, shared by every zoo source.
+
+``zoo.nc`` holds one row per model:
+
+* ``weights(model, param)`` float32, in the Small CNN Zoo's flat layout
+  (:mod:`causalxai.zoo.network`);
+* ``train_accuracy``, ``test_accuracy``, ``train_loss``, ``test_loss`` ``(model)``;
+* coordinates on ``model``: every hyperparameter of :data:`causalxai.zoo.hparams.HPARAMS`
+  (strings for the categorical ones, floats for the continuous ones) and ``source_row``
+  (the run's row in the source: the archive's ``metrics.csv`` or the training order);
+* attributes: ``architecture`` and ``layout`` (JSON), ``n_params``, ``in_channels``,
+  ``input_size``, ``dataset``, ``source`` and whatever the source adds (for example
+  ``n_dropped_nonfinite``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS, HPARAMS
+from causalxai.zoo.network import (
+    ARCHITECTURE,
+    ZooCNN,
+    layout_from_json,
+    layout_to_json,
+    n_params,
+    parse_layout,
+    unflatten,
+)
+
+__all__ = ["METRICS", "make_zoo_dataset", "validate_zoo", "zoo_layout_of", "model_from_zoo", "zoo_params"]
+
+METRICS = ("train_accuracy", "test_accuracy", "train_loss", "test_loss")
+
+
+def make_zoo_dataset(
+    weights: np.ndarray,
+    hparams: pd.DataFrame,
+    metrics: pd.DataFrame,
+    layout: pd.DataFrame,
+    *,
+    dataset: str,
+    source: str,
+    input_size: int,
+    source_row: np.ndarray | None = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """Assemble a ``zoo.nc`` dataset (see the module docstring) and validate it."""
+    weights = np.asarray(weights, dtype=np.float32)
+    n = weights.shape[0]
+    if len(hparams) != n or len(metrics) != n:
+        raise ValueError(f"{n} weight rows but {len(hparams)} hyperparameter and {len(metrics)} metric rows")
+    coords: dict[str, Any] = {"model": np.arange(n), "param": np.arange(weights.shape[1])}
+    for name in HPARAMS:
+        if name not in hparams:
+            raise ValueError(f"hyperparameter column {name!r} is missing")
+        col = hparams[name].to_numpy()
+        coords[name] = ("model", col.astype(str) if name in CATEGORICAL else col.astype(np.float64))
+    coords["source_row"] = ("model", np.arange(n) if source_row is None else np.asarray(source_row, dtype=np.int64))
+    data = {"weights": (("model", "param"), weights)}
+    for name in METRICS:
+        data[name] = ("model", metrics[name].to_numpy(dtype=np.float64) if name in metrics else np.full(n, np.nan))
+    in_channels = next(e.shape[2] for e in parse_layout(layout) if e.kind == "kernel" and len(e.shape) == 4)
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update(
+        {
+            "architecture": json.dumps(ARCHITECTURE),
+            "layout": layout_to_json(layout),
+            "n_params": n_params(layout),
+            "in_channels": in_channels,
+            "input_size": int(input_size),
+            "dataset": dataset,
+            "source": source,
+        }
+    )
+    ds.attrs.update(dict(attrs or {}))
+    ds["weights"].attrs["description"] = "flat zoo layout: per layer bias then kernel (TF HWIO / (in, out))"
+    ds["test_accuracy"].attrs["description"] = "fraction of the test split classified correctly"
+    validate_zoo(ds)
+    return ds
+
+
+def validate_zoo(ds: xr.Dataset) -> None:
+    """Check a zoo dataset: finite weights and accuracies, all hyperparameters present."""
+    missing = [n for n in (*HPARAMS, *METRICS, "weights") if n not in ds.variables]
+    if missing:
+        raise ValueError(f"zoo dataset lacks {missing}")
+    w = ds["weights"].values
+    bad = ~np.isfinite(w).all(axis=1)
+    if bad.any():
+        raise ValueError(f"zoo dataset has {int(bad.sum())} model(s) with non-finite weights, e.g. model {int(np.argmax(bad))}")
+    acc = ds["test_accuracy"].values
+    if not np.isfinite(acc).all():
+        raise ValueError("zoo dataset has non-finite test accuracies")
+    for name in CONTINUOUS:
+        if not np.isfinite(ds[name].values).all():
+            raise ValueError(f"zoo dataset has non-finite values of hyperparameter {name}")
+
+
+def zoo_layout_of(ds: xr.Dataset) -> pd.DataFrame:
+    return layout_from_json(ds.attrs["layout"])
+
+
+def zoo_params(ds: xr.Dataset, models: slice | np.ndarray | None = None, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Torch-ordered parameters (leading model dim) of the selected models of a zoo."""
+    w = ds["weights"].values if models is None else ds["weights"].values[models]
+    return unflatten(torch.as_tensor(np.ascontiguousarray(w), device=device), zoo_layout_of(ds))
+
+
+def model_from_zoo(ds: xr.Dataset, model: int) -> ZooCNN:
+    """Rebuild one model of a zoo as a :class:`ZooCNN` (eval mode)."""
+    return ZooCNN.from_flat(ds["weights"].values[model], zoo_layout_of(ds), str(ds["activation"].values[model]))
