@@ -10,6 +10,7 @@ file behind.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import tempfile
@@ -65,7 +66,7 @@ class atomic_path:
         if exc_type is not None:
             self.tmp.unlink(missing_ok=True)
             return
-        with open(self.tmp, "rb+") as fh:
+        with builtins.open(self.tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(self.tmp, self.path)
 

@@ -110,7 +110,7 @@ def zoo_layout_of(ds: xr.Dataset) -> pd.DataFrame:
 def zoo_params(ds: xr.Dataset, models: slice | np.ndarray | None = None, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """Torch-ordered parameters (leading model dim) of the selected models of a zoo."""
     w = ds["weights"].values if models is None else ds["weights"].values[models]
-    return unflatten(torch.as_tensor(np.ascontiguousarray(w), device=device), zoo_layout_of(ds))
+    return unflatten(torch.tensor(np.asarray(w, dtype=np.float32), device=device), zoo_layout_of(ds))
 
 
 def model_from_zoo(ds: xr.Dataset, model: int) -> ZooCNN:

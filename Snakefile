@@ -1,0 +1,24 @@
+# causal-xai: how far do a neural network's explanations reflect its predictions?
+# Run the embedded default (offline, CPU):   snakemake --cores 2
+# At the papers' scale on a SLURM cluster:   snakemake --configfile config/paper.yaml --profile workflow/profiles/slurm
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml", set_default=True)
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/zoo.smk"
+include: "workflow/rules/buckets.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

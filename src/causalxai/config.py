@@ -1,0 +1,53 @@
+"""Checks of a (schema-validated) config that a JSON schema cannot express.
+
+The Snakefile validates the config against ``config/schema.yaml`` first (types, allowed
+values, unknown keys), then calls :func:`check_config` before any job is scheduled. Each
+error names the key, what is wrong and what is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from causalxai.zoo.buckets import validate_edges
+from causalxai.zoo.hparams import CONTINUOUS
+
+__all__ = ["ConfigError", "check_config"]
+
+ZOO_DATASETS = ("mnist", "fashion_mnist", "cifar10", "svhn_cropped")
+
+
+class ConfigError(ValueError):
+    """A config value that passes the schema but cannot work."""
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` naming the first key whose value cannot work."""
+    try:
+        validate_edges(config["buckets"]["edges"])
+    except ValueError as exc:
+        raise ConfigError(f"buckets.edges: {exc}") from None
+    zoo = config["zoo"]
+    if zoo["source"] == "smallcnnzoo":
+        bad = [d for d in config["datasets"] if d not in ZOO_DATASETS]
+        if bad:
+            raise ConfigError(
+                f"datasets: {bad} have no Small CNN Zoo; with zoo.source: smallcnnzoo use "
+                f"{list(ZOO_DATASETS)}, or set zoo.source: train"
+            )
+    for name in CONTINUOUS:
+        spec = zoo["train"]["hparams"][name]
+        if isinstance(spec, Mapping):
+            low, high = float(spec["low"]), float(spec["high"])
+            if low > high:
+                raise ConfigError(f"zoo.train.hparams.{name}: low ({low:g}) must not exceed high ({high:g})")
+            if spec.get("scale", "linear") == "log" and low <= 0:
+                raise ConfigError(f"zoo.train.hparams.{name}: scale log needs low > 0, got {low:g}")
+            if name == "dropout" and not (0 <= low and high < 1):
+                raise ConfigError(f"zoo.train.hparams.dropout: the range must lie in [0, 1), got [{low:g}, {high:g}]")
+            if name == "train_fraction" and not (0 < low and high <= 1):
+                raise ConfigError(f"zoo.train.hparams.train_fraction: the range must lie in (0, 1], got [{low:g}, {high:g}]")
+            if name in ("init_std", "learning_rate") and low <= 0:
+                raise ConfigError(f"zoo.train.hparams.{name}: must be > 0, got low {low:g}")
+            if name == "l2reg" and low < 0:
+                raise ConfigError(f"zoo.train.hparams.l2reg: must be >= 0, got low {low:g}")

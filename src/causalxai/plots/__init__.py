@@ -1,0 +1,1 @@
+"""Figures (seaborn, PNG). Each function takes result datasets and a path."""

@@ -1,0 +1,334 @@
+"""Train a zoo of small CNNs locally, many models in one vectorized loop.
+
+Each model is the Small CNN Zoo network (:mod:`causalxai.zoo.network`) with its own
+hyperparameters drawn as the zoo drew them (:func:`causalxai.zoo.hparams.sample_hparams`):
+optimizer, activation, initialiser and its std, L2 penalty on the kernels, dropout,
+learning rate and the fraction of the training split it sees. Models are trained in
+chunks: one chunk is one set of stacked parameters, its convolutions are grouped
+convolutions (``groups = models in the chunk``), so a training step of the whole chunk
+is one forward and one backward pass. Within a chunk every model keeps:
+
+* its own optimizer state and learning rate (SGD, Adam and RMSprop with Keras' default
+  constants; ``torch.optim`` has no per-row learning rate, so the three update rules are
+  written out here);
+* its own data subset (``train_fraction`` of the training split, drawn per model) and
+  its own minibatch stream (each epoch a fresh permutation of its subset);
+* its own number of steps: ``ceil(epochs * subset_size / batch_size)``, as a model
+  trained for ``epochs`` epochs on its subset would take; a model that has taken all
+  its steps stops updating while the rest of its chunk goes on.
+
+Chunks are formed after sorting models by optimizer, activation and train fraction, so
+a chunk's models mostly share an update rule, an activation and a step count. The
+results are returned in the original model order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+import xarray as xr
+from tqdm.auto import tqdm
+
+from causalxai.zoo.hparams import sample_hparams
+from causalxai.zoo.init import init_kernels
+from causalxai.zoo.network import batched_logits, flatten, parse_layout, unflatten, zoo_layout
+
+__all__ = ["TrainSettings", "train_zoo", "init_flat", "train_chunk", "build_trained_zoo", "resolve_device", "resolve_chunk_size", "evaluate"]
+
+ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-7
+RMS_RHO, RMS_EPS = 0.9, 1e-7
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How every model of the zoo is trained (the same for all models)."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    chunk_size: int | str = "auto"
+    device: str = "auto"
+    eval_batch_size: int = 512
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → CUDA when present, else CPU; anything else as given."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} was asked for but no CUDA device is present; use 'auto' or 'cpu'")
+    return dev
+
+
+def resolve_chunk_size(chunk_size: int | str, device: torch.device, n_models: int) -> int:
+    """``auto`` → 16 models per chunk on the CPU (larger groups ran slower there), 1024 on a GPU."""
+    if chunk_size == "auto":
+        chunk_size = 1024 if device.type == "cuda" else 16
+    return max(1, min(int(chunk_size), n_models))
+
+
+def _chunk_order(hp: pd.DataFrame) -> np.ndarray:
+    return np.lexsort((hp["train_fraction"].to_numpy(), hp["activation"].to_numpy(), hp["optimizer"].to_numpy()))
+
+
+def _batch_stream(
+    n_train: int, n_sub: np.ndarray, epochs: int, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-model index streams: E fresh permutations of each model's own subset.
+
+    Returns ``stream (M, T_max)`` (int64 indices into the training split) and
+    ``length (M,)`` (valid entries per model, ``epochs * n_sub``).
+    """
+    m = len(n_sub)
+    n_sub_t = torch.as_tensor(n_sub, dtype=torch.int64)
+    # each model's subset: the first n_sub entries of a random permutation of the split
+    subset = torch.argsort(torch.rand((m, n_train), generator=g), dim=1)
+    n_max = int(n_sub.max())
+    subset = subset[:, :n_max]
+    pos = torch.arange(n_max)[None, :]
+    valid = pos < n_sub_t[:, None]
+    blocks = []
+    for _ in range(epochs):
+        keys = torch.rand((m, n_max), generator=g).masked_fill(~valid, 2.0)
+        perm = torch.argsort(keys, dim=1)  # valid positions first, shuffled
+        blocks.append(torch.gather(subset, 1, perm))
+    block = torch.stack(blocks, dim=1)  # (M, E, n_max)
+    length = n_sub_t * epochs
+    t = torch.arange(int(length.max()))[None, :]
+    e = torch.clamp(t // n_sub_t[:, None], max=epochs - 1)
+    j = t % n_sub_t[:, None]
+    stream = block[torch.arange(m)[:, None], e, j]
+    return stream, length
+
+
+def _l2(params: Mapping[str, torch.Tensor], l2reg: torch.Tensor) -> torch.Tensor:
+    total = torch.zeros_like(l2reg)
+    for name, p in params.items():
+        if name.endswith("weight"):
+            total = total + (p * p).flatten(1).sum(1)
+    return l2reg * total
+
+
+@torch.no_grad()
+def evaluate(
+    params: Mapping[str, torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    is_tanh: torch.Tensor,
+    batch_size: int = 512,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy and mean cross-entropy ``(M,)`` of every model on ``(x, y)``."""
+    m = is_tanh.shape[0]
+    correct = torch.zeros(m, dtype=torch.float64, device=x.device)
+    loss = torch.zeros(m, dtype=torch.float64, device=x.device)
+    for s in range(0, x.shape[0], batch_size):
+        xb, yb = x[s : s + batch_size], y[s : s + batch_size]
+        logits = batched_logits(params, xb, is_tanh)
+        correct += (logits.argmax(-1) == yb[None]).sum(1).double()
+        loss += F.cross_entropy(logits.transpose(1, 2), yb[None].expand(m, -1), reduction="none").sum(1).double()
+    n = x.shape[0]
+    return (correct / n).cpu().numpy(), (loss / n).cpu().numpy()
+
+
+def init_flat(hp: pd.DataFrame, layout: pd.DataFrame, g: torch.Generator) -> torch.Tensor:
+    """Initial flat zoo-layout weights ``(M, n_params)``: kernels per ``w_init``, zero biases."""
+    m = len(hp)
+    flat = torch.zeros((m, parse_layout(layout)[-1].end))
+    for e in parse_layout(layout):
+        if e.kind == "kernel":
+            k = init_kernels(e.shape, hp["w_init"].to_numpy(), hp["init_std"].to_numpy(), g)
+            flat[:, e.start : e.end] = k.reshape(m, -1)
+    return flat
+
+
+def train_chunk(
+    hp: pd.DataFrame,
+    flat0: torch.Tensor,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    settings: TrainSettings,
+    layout: pd.DataFrame,
+    g: torch.Generator,
+    device: torch.device,
+    bar: Any = None,
+) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+    """Train one chunk of models from initial weights ``flat0`` (see the module docstring).
+
+    Returns the trained torch-ordered parameters and each model's step count.
+    """
+    m = len(hp)
+    n_train = x_train.shape[0]
+    params = {k: v.to(device).requires_grad_(True) for k, v in unflatten(flat0, layout).items()}
+
+    n_sub = np.maximum(1, np.round(hp["train_fraction"].to_numpy() * n_train)).astype(np.int64)
+    stream, length = _batch_stream(n_train, n_sub, settings.epochs, g)
+    stream, length = stream.to(device), length.to(device)
+    steps = torch.ceil(length.double() / settings.batch_size).long()
+    max_steps = int(steps.max())
+
+    lr = torch.tensor(hp["learning_rate"].to_numpy(), dtype=torch.float32, device=device)
+    l2reg = torch.tensor(hp["l2reg"].to_numpy(), dtype=torch.float32, device=device)
+    drop = torch.tensor(hp["dropout"].to_numpy(), dtype=torch.float32, device=device)
+    is_tanh = torch.tensor((hp["activation"] == "tanh").to_numpy(), device=device)
+    opt = hp["optimizer"].to_numpy()
+    kinds = {k: torch.as_tensor(opt == k, device=device) for k in ("sgd", "adam", "rmsprop") if (opt == k).any()}
+    unknown = set(opt.tolist()) - {"sgd", "adam", "rmsprop"}
+    if unknown:
+        raise ValueError(f"unknown optimizer {sorted(unknown)}: choose from ['sgd', 'adam', 'rmsprop']")
+    state = {k: {"m": torch.zeros_like(p), "v": torch.zeros_like(p)} for k, p in params.items()}
+    gdev = g if device.type == "cpu" else torch.Generator(device=device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=g)))
+    bs = settings.batch_size
+    offs = torch.arange(bs, device=device)[None, :]
+    rows = torch.arange(m, device=device)[:, None]
+
+    for step in range(max_steps):
+        active = step < steps  # (M,)
+        t = step + 1
+        idx = stream[rows, (step * bs + offs) % length[:, None]]  # (M, bs)
+        xb, yb = x_train[idx], y_train[idx]
+        logits = batched_logits(params, xb, is_tanh, dropout=drop, generator=gdev)
+        ce = F.cross_entropy(logits.transpose(1, 2), yb, reduction="none").mean(1)
+        loss = (ce + _l2(params, l2reg)).sum()
+        grads = torch.autograd.grad(loss, list(params.values()))
+        with torch.no_grad():
+            for (name, p), grad in zip(params.items(), grads):
+                shape = (m,) + (1,) * (p.dim() - 1)
+                a = active.view(shape)
+                step_lr = lr.view(shape)
+                update = torch.zeros_like(p)
+                st = state[name]
+                if "sgd" in kinds:
+                    update = torch.where(kinds["sgd"].view(shape), step_lr * grad, update)
+                if "adam" in kinds:
+                    sel = kinds["adam"].view(shape) & a
+                    st["m"] = torch.where(sel, ADAM_B1 * st["m"] + (1 - ADAM_B1) * grad, st["m"])
+                    st["v"] = torch.where(sel, ADAM_B2 * st["v"] + (1 - ADAM_B2) * grad * grad, st["v"])
+                    # all models of a chunk start together, so the active ones share t
+                    lr_t = step_lr * math.sqrt(1 - ADAM_B2**t) / (1 - ADAM_B1**t)
+                    update = torch.where(kinds["adam"].view(shape), lr_t * st["m"] / (st["v"].sqrt() + ADAM_EPS), update)
+                if "rmsprop" in kinds:
+                    sel = kinds["rmsprop"].view(shape) & a
+                    st["v"] = torch.where(sel, RMS_RHO * st["v"] + (1 - RMS_RHO) * grad * grad, st["v"])
+                    update = torch.where(kinds["rmsprop"].view(shape), step_lr * grad / (st["v"].sqrt() + RMS_EPS), update)
+                p.sub_(torch.where(a, update, torch.zeros((), device=device)))
+        if bar is not None:
+            bar.update(int(active.sum()))
+    return {k: v.detach() for k, v in params.items()}, steps.cpu().numpy()
+
+
+def train_zoo(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    n_models: int,
+    hparam_spec: Mapping[str, Any],
+    settings: TrainSettings,
+    seed: int,
+    progress: bool = True,
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Draw ``n_models`` hyperparameter settings and train one zoo network for each.
+
+    Args:
+        x_train, y_train, x_test, y_test: preprocessed images ``(N, 1, H, W)`` and labels.
+        n_models: size of the zoo.
+        hparam_spec: see :func:`causalxai.zoo.hparams.sample_hparams`.
+        settings: epochs, batch size, chunk size, device.
+        seed: seeds the hyperparameters, initial weights, subsets, batches and dropout.
+
+    Returns:
+        ``(weights, hparams, metrics, layout)``: flat zoo-layout weights ``(n_models,
+        n_params)`` float32, the hyperparameter table, a metrics table
+        (``train_accuracy, test_accuracy, train_loss, test_loss, n_steps``) and the layout.
+    """
+    device = resolve_device(settings.device)
+    hp = sample_hparams(n_models, hparam_spec, seed)
+    layout = zoo_layout(int(x_train.shape[1]))
+    xt = torch.tensor(np.asarray(x_train, dtype=np.float32), device=device)
+    yt = torch.tensor(np.asarray(y_train, dtype=np.int64), device=device)
+    xv = torch.tensor(np.asarray(x_test, dtype=np.float32), device=device)
+    yv = torch.tensor(np.asarray(y_test, dtype=np.int64), device=device)
+    chunk = resolve_chunk_size(settings.chunk_size, device, n_models)
+    order = _chunk_order(hp)
+    n_train = xt.shape[0]
+    total = int(
+        np.ceil(settings.epochs * np.maximum(1, np.round(hp["train_fraction"].to_numpy() * n_train)) / settings.batch_size).sum()
+    )
+    weights = np.zeros((n_models, parse_layout(layout)[-1].end), dtype=np.float32)
+    metrics = pd.DataFrame(
+        {k: np.zeros(n_models) for k in ("train_accuracy", "test_accuracy", "train_loss", "test_loss")}
+    )
+    metrics["n_steps"] = 0
+    bar = tqdm(total=total, unit="model-step", desc=f"training {n_models} models", disable=not progress, mininterval=1.0)
+    for c, start in enumerate(range(0, n_models, chunk)):
+        sel = order[start : start + chunk]
+        g = torch.Generator().manual_seed(int(seed) * 1_000_003 + c)
+        sub = hp.iloc[sel].reset_index(drop=True)
+        params, steps = train_chunk(sub, init_flat(sub, layout, g), xt, yt, settings, layout, g, device, bar)
+        is_tanh = torch.tensor((sub["activation"] == "tanh").to_numpy(), device=device)
+        tr_acc, tr_loss = evaluate(params, xt, yt, is_tanh, settings.eval_batch_size)
+        te_acc, te_loss = evaluate(params, xv, yv, is_tanh, settings.eval_batch_size)
+        weights[sel] = flatten({k: v.cpu() for k, v in params.items()}, layout).numpy()
+        metrics.loc[sel, "train_accuracy"] = tr_acc
+        metrics.loc[sel, "test_accuracy"] = te_acc
+        metrics.loc[sel, "train_loss"] = tr_loss
+        metrics.loc[sel, "test_loss"] = te_loss
+        metrics.loc[sel, "n_steps"] = steps
+    bar.close()
+    return weights, hp, metrics, layout
+
+
+def build_trained_zoo(dataset: xr.Dataset, cfg: Mapping[str, Any], progress: bool = True) -> xr.Dataset:
+    """Train a zoo on a ``dataset.nc`` and return it as a ``zoo.nc`` dataset.
+
+    Args:
+        dataset: preprocessed images with ``split`` and ``label`` (see
+            :func:`causalxai.data.datasets.load_dataset`).
+        cfg: ``n_models``, ``seed``, ``device``, ``epochs``, ``batch_size``,
+            ``chunk_size`` and ``hparams`` (the config's ``zoo.train`` plus the rest).
+    """
+    from causalxai.zoo.dataset import make_zoo_dataset
+
+    split = dataset["split"].values
+    img = dataset["image"].values[:, None].astype(np.float32)
+    lab = dataset["label"].values.astype(np.int64)
+    tr, te = split == "train", split == "test"
+    settings = TrainSettings(
+        epochs=int(cfg["epochs"]),
+        batch_size=int(cfg["batch_size"]),
+        chunk_size=cfg.get("chunk_size", "auto"),
+        device=cfg.get("device", "auto"),
+    )
+    weights, hp, metrics, layout = train_zoo(
+        img[tr], lab[tr], img[te], lab[te],
+        n_models=int(cfg["n_models"]),
+        hparam_spec=cfg.get("hparams", {}),
+        settings=settings,
+        seed=int(cfg["seed"]),
+        progress=progress,
+    )
+    device = resolve_device(settings.device)
+    zoo = make_zoo_dataset(
+        weights, hp, metrics, layout,
+        dataset=str(dataset.attrs.get("dataset", "")),
+        source="train",
+        input_size=int(img.shape[-1]),
+        attrs={
+            "epochs": settings.epochs,
+            "batch_size": settings.batch_size,
+            "chunk_size": resolve_chunk_size(settings.chunk_size, device, int(cfg["n_models"])),
+            "device": str(device),
+            "n_train": int(tr.sum()),
+            "n_test": int(te.sum()),
+        },
+    )
+    zoo["n_steps"] = ("model", metrics["n_steps"].to_numpy(dtype=np.int64))
+    zoo["n_steps"].attrs["description"] = "optimizer steps the model took: ceil(epochs * subset size / batch size)"
+    return zoo

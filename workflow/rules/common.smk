@@ -1,0 +1,65 @@
+# Input functions and config helpers shared by every stage. Paths are relative to the
+# working directory; results of dataset D live in results/D/.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from causalxai.config import check_config  # noqa: E402
+
+check_config(config)
+
+DATASETS = config["datasets"]
+
+
+wildcard_constraints:
+    dataset="|".join(["digits", "mnist", "fashion_mnist", "cifar10", "svhn_cropped"]),
+
+
+def result(dataset, name):
+    return f"results/{dataset}/{name}"
+
+
+def dataset_params(wildcards):
+    """Only the values that matter for this dataset, so changing a digits-only key
+    does not re-run a real dataset's step."""
+    if wildcards.dataset == "digits":
+        return {
+            "image_size": config["data"]["image_size"],
+            "test_fraction": config["data"]["test_fraction"],
+            "seed": config["seed"],
+        }
+    return {"image_size": None, "test_fraction": None, "seed": None}
+
+
+def zoo_train_params(wildcards):
+    return {
+        "n_models": config["zoo"]["n_models"],
+        "seed": config["seed"],
+        "device": config["device"],
+        **config["zoo"]["train"],
+    }
+
+
+def smallcnnzoo_params(wildcards):
+    z = config["zoo"]["smallcnnzoo"]
+    return {
+        "url": z["url"].format(dataset=wildcards.dataset),
+        "sha256": z["sha256"].get(wildcards.dataset),
+        "final_step": z["final_step"],
+        "max_models": z["max_models"],
+        "seed": config["seed"],
+    }
+
+
+def all_outputs():
+    out = []
+    for d in DATASETS:
+        out += [
+            result(d, "zoo.nc"),
+            result(d, "images.nc"),
+            result(d, "buckets.nc"),
+            result(d, "tables/buckets.csv"),
+            result(d, "figures/accuracy_buckets.png"),
+        ]
+    return out

@@ -1,0 +1,39 @@
+# The model zoo: trained here many-models-at-once (source: train) or the real Small CNN
+# Zoo downloaded and verified (source: smallcnnzoo). Both write the same zoo.nc contract.
+
+if config["zoo"]["source"] == "train":
+
+    rule zoo_train:
+        input:
+            dataset="results/{dataset}/dataset.nc",
+        output:
+            zoo="results/{dataset}/zoo.nc",
+        params:
+            train=zoo_train_params,
+        resources:
+            gpu=1,
+        log:
+            "logs/{dataset}/zoo.log",
+        benchmark:
+            "results/benchmarks/{dataset}/zoo.tsv"
+        conda:
+            "../../envs/causalxai.yaml"
+        script:
+            "../scripts/zoo_train.py"
+
+else:
+
+    rule zoo_smallcnnzoo:
+        output:
+            zoo="results/{dataset}/zoo.nc",
+        params:
+            cache_dir=config["data"]["cache_dir"],
+            download=smallcnnzoo_params,
+        log:
+            "logs/{dataset}/zoo.log",
+        benchmark:
+            "results/benchmarks/{dataset}/zoo.tsv"
+        conda:
+            "../../envs/causalxai.yaml"
+        script:
+            "../scripts/zoo_smallcnnzoo.py"
