@@ -1,15 +1,17 @@
 # causal-xai: how far do a neural network's explanations reflect its predictions?
 # Run the embedded default (offline, CPU):   snakemake --cores 2
 # At the papers' scale on a SLURM cluster:   snakemake --configfile config/paper.yaml --profile workflow/profiles/slurm
+import os
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
-validate(config, "config/schema.yaml", set_default=True)
+validate(config, os.path.join(workflow.basedir, "config", "schema.yaml"), set_default=True)
 
 
 include: "workflow/rules/common.smk"

@@ -171,7 +171,11 @@ def _check_zoo_layout(entries: Sequence[LayoutEntry]) -> None:
         )
 
 
-def unflatten(weights: Tensor, layout: pd.DataFrame) -> dict[str, Tensor]:
+def _entries(layout: pd.DataFrame | Sequence[LayoutEntry]) -> list[LayoutEntry]:
+    return list(layout) if not isinstance(layout, pd.DataFrame) else parse_layout(layout)
+
+
+def unflatten(weights: Tensor, layout: pd.DataFrame | Sequence[LayoutEntry]) -> dict[str, Tensor]:
     """Split flat rows ``(n_models, n_params)`` into torch-ordered tensors.
 
     Returns a dict with ``conv{1,2,3}.weight`` ``(M, out, in, kh, kw)``, ``conv{i}.bias``
@@ -180,7 +184,7 @@ def unflatten(weights: Tensor, layout: pd.DataFrame) -> dict[str, Tensor]:
     """
     if weights.dim() == 1:
         weights = weights[None]
-    entries = parse_layout(layout)
+    entries = _entries(layout)
     _check_zoo_layout(entries)
     if weights.shape[1] != entries[-1].end:
         raise ValueError(f"weights have {weights.shape[1]} columns but the layout needs {entries[-1].end}")
@@ -201,9 +205,9 @@ def unflatten(weights: Tensor, layout: pd.DataFrame) -> dict[str, Tensor]:
     return out
 
 
-def flatten(params: Mapping[str, Tensor], layout: pd.DataFrame) -> Tensor:
+def flatten(params: Mapping[str, Tensor], layout: pd.DataFrame | Sequence[LayoutEntry]) -> Tensor:
     """Inverse of :func:`unflatten`: torch-ordered tensors back to flat zoo rows."""
-    entries = parse_layout(layout)
+    entries = _entries(layout)
     order = []
     for e in entries:
         if e.layer not in order:

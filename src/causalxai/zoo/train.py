@@ -107,14 +107,6 @@ def _batch_stream(
     return stream, length
 
 
-def _l2(params: Mapping[str, torch.Tensor], l2reg: torch.Tensor) -> torch.Tensor:
-    total = torch.zeros_like(l2reg)
-    for name, p in params.items():
-        if name.endswith("weight"):
-            total = total + (p * p).flatten(1).sum(1)
-    return l2reg * total
-
-
 @torch.no_grad()
 def evaluate(
     params: Mapping[str, torch.Tensor],
@@ -160,66 +152,103 @@ def train_chunk(
 ) -> tuple[dict[str, torch.Tensor], np.ndarray]:
     """Train one chunk of models from initial weights ``flat0`` (see the module docstring).
 
+    The chunk's parameters are one leaf tensor ``(M, n_params)`` in the flat zoo layout;
+    each step views it as torch-ordered tensors for the grouped-convolution forward pass,
+    so the optimizer update is a handful of element-wise operations on one tensor.
+
     Returns the trained torch-ordered parameters and each model's step count.
     """
     m = len(hp)
     n_train = x_train.shape[0]
-    params = {k: v.to(device).requires_grad_(True) for k, v in unflatten(flat0, layout).items()}
+    entries = parse_layout(layout)
+    flat = flat0.to(device=device, dtype=torch.float32).clone().requires_grad_(True)
+    kernel_cols = torch.zeros(flat.shape[1], dtype=torch.bool, device=device)
+    for e in entries:
+        if e.kind == "kernel":
+            kernel_cols[e.start : e.end] = True
 
     n_sub = np.maximum(1, np.round(hp["train_fraction"].to_numpy() * n_train)).astype(np.int64)
     stream, length = _batch_stream(n_train, n_sub, settings.epochs, g)
     stream, length = stream.to(device), length.to(device)
     steps = torch.ceil(length.double() / settings.batch_size).long()
-    max_steps = int(steps.max())
+    steps_np = steps.cpu().numpy()
+    max_steps = int(steps_np.max())
 
-    lr = torch.tensor(hp["learning_rate"].to_numpy(), dtype=torch.float32, device=device)
+    lr = torch.tensor(hp["learning_rate"].to_numpy(), dtype=torch.float32, device=device)[:, None]
     l2reg = torch.tensor(hp["l2reg"].to_numpy(), dtype=torch.float32, device=device)
     drop = torch.tensor(hp["dropout"].to_numpy(), dtype=torch.float32, device=device)
-    is_tanh = torch.tensor((hp["activation"] == "tanh").to_numpy(), device=device)
+    use_dropout = bool((drop > 0).any())
+    act_names = hp["activation"].to_numpy()
+    activation: str | torch.Tensor = (
+        str(act_names[0]) if (act_names == act_names[0]).all() else torch.tensor(act_names == "tanh", device=device)
+    )
     opt = hp["optimizer"].to_numpy()
-    kinds = {k: torch.as_tensor(opt == k, device=device) for k in ("sgd", "adam", "rmsprop") if (opt == k).any()}
     unknown = set(opt.tolist()) - {"sgd", "adam", "rmsprop"}
     if unknown:
         raise ValueError(f"unknown optimizer {sorted(unknown)}: choose from ['sgd', 'adam', 'rmsprop']")
-    state = {k: {"m": torch.zeros_like(p), "v": torch.zeros_like(p)} for k, p in params.items()}
-    gdev = g if device.type == "cpu" else torch.Generator(device=device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=g)))
+    kinds = {k: torch.tensor(opt == k, device=device)[:, None] for k in ("sgd", "adam", "rmsprop") if (opt == k).any()}
+    single = next(iter(kinds)) if len(kinds) == 1 else None
+    mom = torch.zeros_like(flat) if "adam" in kinds else None
+    vel = torch.zeros_like(flat) if ("adam" in kinds or "rmsprop" in kinds) else None
+    gdev = g if device.type == "cpu" else torch.Generator(device=device).manual_seed(
+        int(torch.randint(0, 2**62, (1,), generator=g))
+    )
     bs = settings.batch_size
     offs = torch.arange(bs, device=device)[None, :]
     rows = torch.arange(m, device=device)[:, None]
 
     for step in range(max_steps):
-        active = step < steps  # (M,)
+        n_active = int((steps_np > step).sum())
+        all_active = n_active == m
+        active = None if all_active else (steps > step)[:, None]
         t = step + 1
         idx = stream[rows, (step * bs + offs) % length[:, None]]  # (M, bs)
         xb, yb = x_train[idx], y_train[idx]
-        logits = batched_logits(params, xb, is_tanh, dropout=drop, generator=gdev)
+        params = unflatten(flat, entries)
+        logits = batched_logits(params, xb, activation, dropout=drop if use_dropout else None, generator=gdev)
         ce = F.cross_entropy(logits.transpose(1, 2), yb, reduction="none").mean(1)
-        loss = (ce + _l2(params, l2reg)).sum()
-        grads = torch.autograd.grad(loss, list(params.values()))
+        l2 = l2reg * (flat * flat * kernel_cols).sum(1)
+        (grad,) = torch.autograd.grad((ce + l2).sum(), flat)
         with torch.no_grad():
-            for (name, p), grad in zip(params.items(), grads):
-                shape = (m,) + (1,) * (p.dim() - 1)
-                a = active.view(shape)
-                step_lr = lr.view(shape)
-                update = torch.zeros_like(p)
-                st = state[name]
-                if "sgd" in kinds:
-                    update = torch.where(kinds["sgd"].view(shape), step_lr * grad, update)
-                if "adam" in kinds:
-                    sel = kinds["adam"].view(shape) & a
-                    st["m"] = torch.where(sel, ADAM_B1 * st["m"] + (1 - ADAM_B1) * grad, st["m"])
-                    st["v"] = torch.where(sel, ADAM_B2 * st["v"] + (1 - ADAM_B2) * grad * grad, st["v"])
-                    # all models of a chunk start together, so the active ones share t
-                    lr_t = step_lr * math.sqrt(1 - ADAM_B2**t) / (1 - ADAM_B1**t)
-                    update = torch.where(kinds["adam"].view(shape), lr_t * st["m"] / (st["v"].sqrt() + ADAM_EPS), update)
-                if "rmsprop" in kinds:
-                    sel = kinds["rmsprop"].view(shape) & a
-                    st["v"] = torch.where(sel, RMS_RHO * st["v"] + (1 - RMS_RHO) * grad * grad, st["v"])
-                    update = torch.where(kinds["rmsprop"].view(shape), step_lr * grad / (st["v"].sqrt() + RMS_EPS), update)
-                p.sub_(torch.where(a, update, torch.zeros((), device=device)))
+            upd = {}
+            if "adam" in kinds:
+                sel = kinds["adam"] if active is None else kinds["adam"] & active
+                new_m = ADAM_B1 * mom + (1 - ADAM_B1) * grad
+                new_v = ADAM_B2 * vel + (1 - ADAM_B2) * grad * grad
+                mom = new_m if single else torch.where(sel, new_m, mom)
+                vel_a = new_v if single else torch.where(sel, new_v, vel)
+                # all models of a chunk start together, so the active ones share t
+                lr_t = lr * (math.sqrt(1 - ADAM_B2**t) / (1 - ADAM_B1**t))
+                upd["adam"] = lr_t * mom / (vel_a.sqrt() + ADAM_EPS)
+            if "rmsprop" in kinds:
+                sel = kinds["rmsprop"] if active is None else kinds["rmsprop"] & active
+                new_v = RMS_RHO * vel + (1 - RMS_RHO) * grad * grad
+                vel_r = new_v if single else torch.where(sel, new_v, vel)
+                upd["rmsprop"] = lr * grad / (vel_r.sqrt() + RMS_EPS)
+            if "sgd" in kinds:
+                upd["sgd"] = lr * grad
+            if single:
+                update = upd[single]
+                if single == "adam":
+                    vel = vel_a
+                elif single == "rmsprop":
+                    vel = vel_r
+            else:
+                update = torch.zeros_like(flat)
+                for k, u in upd.items():
+                    update = torch.where(kinds[k], u, update)
+                if "adam" in kinds and "rmsprop" in kinds:
+                    vel = torch.where(kinds["adam"], vel_a, vel_r)
+                elif "adam" in kinds:
+                    vel = vel_a
+                elif "rmsprop" in kinds:
+                    vel = vel_r
+            if active is not None:
+                update = update * active
+            flat.sub_(update)
         if bar is not None:
-            bar.update(int(active.sum()))
-    return {k: v.detach() for k, v in params.items()}, steps.cpu().numpy()
+            bar.update(n_active)
+    return {k: v.detach() for k, v in unflatten(flat.detach(), entries).items()}, steps_np
 
 
 def train_zoo(

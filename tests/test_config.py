@@ -1,0 +1,91 @@
+"""Config validation: the schema (types, allowed values, unknown keys) and check_config."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from causalxai.config import ConfigError, check_config
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = str(REPO / "config" / "schema.yaml")
+
+
+def load(name: str = "config.yaml") -> dict:
+    return yaml.safe_load((REPO / "config" / name).read_text())
+
+
+def validated(cfg: dict) -> dict:
+    cfg = copy.deepcopy(cfg)
+    validate(cfg, SCHEMA, set_default=True)
+    check_config(cfg)
+    return cfg
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+def test_shipped_configs_are_valid(name):
+    validated(load(name))
+
+
+def test_defaults_fill_a_minimal_config():
+    cfg = validated({})
+    assert cfg["zoo"]["n_models"] == 600
+    assert cfg["buckets"]["edges"] == [0, 20, 40, 60, 80, 90, 95, 99, 100]
+    assert cfg["zoo"]["train"]["hparams"]["optimizer"] == ["sgd", "adam", "rmsprop"]
+
+
+def _set(cfg: dict, dotted: str, value) -> dict:
+    node = cfg
+    *path, last = dotted.split(".")
+    for key in path:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return cfg
+
+
+@pytest.mark.parametrize(
+    "key, value, needle",
+    [
+        ("zoo.n_modles", 10, "n_modles"),  # unknown key (typo)
+        ("zoo.n_models", 0, "n_models"),
+        ("zoo.n_models", "many", "n_models"),
+        ("zoo.source", "modelhub", "modelhub"),
+        ("datasets", ["imagenet"], "imagenet"),
+        ("device", "gpu", "gpu"),
+        ("zoo.train.epochs", 0, "epochs"),
+        ("zoo.train.hparams.optimizer", ["adagrad"], "adagrad"),
+        ("images.n_images", -1, "n_images"),
+        ("buckets.edges", [0, 50, 150], "150"),
+        ("zoo.smallcnnzoo.sha256", {"mnist": "abc"}, "abc"),
+        ("data.test_fraction", 1.5, "test_fraction"),
+    ],
+)
+def test_schema_rejects(key, value, needle):
+    with pytest.raises(Exception) as info:
+        validated(_set(load(), key, value))
+    assert needle in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "key, value, needle",
+    [
+        ("buckets.edges", [0, 60, 50, 100], "buckets.edges"),
+        ("buckets.edges", [5, 50, 100], "buckets.edges"),
+        ("zoo.train.hparams.learning_rate", {"low": 0.1, "high": 0.01, "scale": "log"}, "learning_rate"),
+        ("zoo.train.hparams.l2reg", {"low": 0.0, "high": 0.01, "scale": "log"}, "l2reg"),
+        ("zoo.train.hparams.dropout", {"low": 0.0, "high": 1.2}, "dropout"),
+    ],
+)
+def test_check_config_rejects(key, value, needle):
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+        validated(_set(load(), key, value))
+
+
+def test_smallcnnzoo_needs_a_zoo_dataset():
+    cfg = _set(load(), "zoo.source", "smallcnnzoo")
+    with pytest.raises(ConfigError, match="datasets"):
+        validated(cfg)
