@@ -1,7 +1,6 @@
 """The zoo network: layout, flat <-> torch conversion, batched vs per-model forward."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 from causalxai.zoo.hparams import sample_hparams
-from causalxai.zoo.network import ZooCNN, flatten, unflatten, zoo_layout
+from causalxai.zoo.network import ZooCNN, flatten, zoo_layout
 from causalxai.zoo.train import TrainSettings, init_flat, train_chunk, train_zoo
 
 

@@ -28,13 +28,13 @@ import pickle
 import tarfile
 import zlib
 from collections.abc import Callable, Mapping
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from causalxai.data.download import fetch, file_digest
+from causalxai.data.download import fetch, file_digest, unsafe_tar_member
 
 __all__ = [
     "DATASETS",
@@ -313,21 +313,6 @@ class _BatchUnpickler(pickle.Unpickler):
         return super().find_class(canonical, name)
 
 
-def _unsafe_member(member: tarfile.TarInfo) -> str | None:
-    """Why extracting ``member`` would be unsafe, or ``None``."""
-    name = member.name
-    posix, windows = PurePosixPath(name), PureWindowsPath(name)
-    if posix.is_absolute() or windows.is_absolute() or windows.drive or name.startswith(("/", "\\")):
-        return "has an absolute path"
-    if ".." in posix.parts or ".." in windows.parts:
-        return "leaves the extraction folder ('..')"
-    if member.issym() or member.islnk():
-        return f"is a link to {member.linkname!r}"
-    if not (member.isfile() or member.isdir()):
-        return "is not a regular file or folder"
-    return None
-
-
 def _get(batch: Mapping[Any, Any], key: str) -> Any:
     if key.encode() in batch:
         return batch[key.encode()]
@@ -345,7 +330,7 @@ def _parse_cifar10(paths: Mapping[str, Path]) -> tuple[tuple[np.ndarray, np.ndar
         with tarfile.open(path, "r:gz") as tar:
             members = tar.getmembers()
             for member in members:
-                reason = _unsafe_member(member)
+                reason = unsafe_tar_member(member)
                 if reason:
                     raise DatasetFileError(
                         f"{path}: archive member {member.name!r} {reason}; refusing to read this archive. "

@@ -18,13 +18,14 @@ import hashlib
 import http.client
 import os
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 __all__ = [
     "DownloadError",
@@ -32,6 +33,7 @@ __all__ = [
     "UnverifiedDownloadWarning",
     "file_digest",
     "fetch",
+    "unsafe_tar_member",
 ]
 
 #: First wait between two attempts at one URL in seconds (doubled after each failure,
@@ -351,3 +353,24 @@ def fetch(
         f"Check the network connection (and proxy settings) and run again, or download the file "
         f"by hand and place it at {dest}.{resume}"
     )
+
+
+def unsafe_tar_member(member: tarfile.TarInfo) -> str | None:
+    """Why extracting ``member`` of a downloaded archive would be unsafe, or ``None``.
+
+    Refused: absolute paths (POSIX or Windows), ``..`` components (path traversal),
+    symbolic and hard links, devices, FIFOs and any other non-regular entry.
+    """
+    name = member.name
+    posix, windows = PurePosixPath(name), PureWindowsPath(name)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive or name.startswith(("/", "\\")):
+        return "has an absolute path"
+    if ".." in posix.parts or ".." in windows.parts:
+        return "leaves the extraction folder ('..')"
+    if member.issym() or member.islnk():
+        return f"is a {'symbolic' if member.issym() else 'hard'} link to {member.linkname!r}"
+    if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
+        return "is a device or FIFO"
+    if not (member.isfile() or member.isdir()):
+        return f"has the unsupported tar type {member.type!r}"
+    return None

@@ -29,14 +29,14 @@ import shutil
 import tarfile
 import tempfile
 import zlib
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from causalxai.data.download import ChecksumError, fetch, file_digest
+from causalxai.data.download import ChecksumError, fetch, file_digest, unsafe_tar_member
 from causalxai.io import atomic_path
 from causalxai.zoo.dataset import make_zoo_dataset
 from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS, HPARAMS
@@ -137,22 +137,6 @@ def fetch_zoo_archive(
 
 
 # --------------------------------------------------------------------------- extraction
-
-
-def _unsafe_reason(member: tarfile.TarInfo) -> str | None:
-    name = member.name
-    posix, windows = PurePosixPath(name), PureWindowsPath(name)
-    if posix.is_absolute() or windows.is_absolute() or windows.drive or name.startswith(("/", "\\")):
-        return "has an absolute path"
-    if ".." in posix.parts or ".." in windows.parts:
-        return "leaves the extraction folder ('..')"
-    if member.issym() or member.islnk():
-        return f"is a {'symbolic' if member.issym() else 'hard'} link to {member.linkname!r}"
-    if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
-        return "is a device or FIFO"
-    if not (member.isfile() or member.isdir()):
-        return f"has the unsupported tar type {member.type!r}"
-    return None
 
 
 def _stat_key(path: Path) -> dict[str, int]:
@@ -281,7 +265,7 @@ def _stream_members(archive: Path, out_dir: Path) -> dict[str, str]:
     try:
         with tarfile.open(archive, mode="r|*") as tar:
             for member in tar:
-                reason = _unsafe_reason(member)
+                reason = unsafe_tar_member(member)
                 if reason is not None:
                     raise ZooArchiveError(
                         f"{archive}: refusing to extract member {member.name!r}, which {reason}; "
