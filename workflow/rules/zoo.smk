@@ -10,6 +10,7 @@ if config["zoo"]["source"] == "train":
             zoo="results/{dataset}/zoo.nc",
         params:
             train=zoo_train_params,
+        threads: 8  # capped at --cores; torch uses them for the grouped convolutions
         resources:
             gpu=1,
         log:
