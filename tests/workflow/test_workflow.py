@@ -115,3 +115,11 @@ def test_bad_config_stops_before_any_job(tmp_path):
     assert res.returncode != 0
     assert "buckets.edges" in res.stderr + res.stdout
     assert not (tmp_path / "results").exists()
+
+
+def test_report_holds_the_figure_and_table(finished_run):
+    work, cfg = finished_run
+    res = snakemake(work, "--report", str(work / "report.html"), configfiles=[cfg])
+    assert res.returncode == 0, res.stderr[-3000:]
+    html = (work / "report.html").read_text(errors="replace")
+    assert "accuracy_buckets.png" in html and "buckets.csv" in html

@@ -25,7 +25,7 @@ def plot_accuracy_buckets(buckets: xr.Dataset, path: str | os.PathLike[str]) -> 
         {"accuracy": buckets["accuracy"].values, "bucket": np.asarray(labels)[buckets["bucket"].values]}
     )
     sns.set_theme(style="whitegrid")
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     sns.histplot(
         data=df, x="accuracy", hue="bucket", hue_order=labels, multiple="stack", bins=40,
         palette="viridis", ax=ax,
@@ -35,6 +35,7 @@ def plot_accuracy_buckets(buckets: xr.Dataset, path: str | os.PathLike[str]) -> 
     ax.set_xlabel(f"{buckets.attrs.get('metric', 'test_accuracy')} ({len(df)} models)")
     ax.set_ylabel("models")
     ax.set_title(f"{buckets.attrs.get('dataset', '')}: accuracy percentile buckets")
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), title="percentile bucket", frameon=False)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
