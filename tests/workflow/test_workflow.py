@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -93,8 +94,11 @@ def test_second_run_has_nothing_to_do(finished_run):
     assert "Nothing to be done" in res.stdout + res.stderr
 
 
-def test_changing_bucket_edges_reruns_only_buckets(finished_run):
-    work, cfg = finished_run
+def test_changing_bucket_edges_reruns_only_buckets(finished_run, tmp_path):
+    # on a copy (mtimes kept), so other tests keep seeing the finished run as it was
+    work = tmp_path / "copy"
+    shutil.copytree(finished_run[0], work, symlinks=True)
+    cfg = work / "tiny.yaml"
     changed = work / "edges.yaml"
     changed.write_text(yaml.safe_dump({"buckets": {"edges": [0, 50, 100]}}))
     zoo_mtime = (work / "results" / "digits" / "zoo.nc").stat().st_mtime
