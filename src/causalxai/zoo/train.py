@@ -115,8 +115,14 @@ def evaluate(
     is_tanh: torch.Tensor,
     batch_size: int = 512,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Accuracy and mean cross-entropy ``(M,)`` of every model on ``(x, y)``."""
+    """Accuracy and mean cross-entropy ``(M,)`` of every model on ``(x, y)``.
+
+    Images go through in batches of at most ``batch_size`` and at most 16,384
+    model-images per pass (the first convolution's output of a pass is then below
+    200 MB whatever the number of models).
+    """
     m = is_tanh.shape[0]
+    batch_size = max(1, min(batch_size, 16384 // m))
     correct = torch.zeros(m, dtype=torch.float64, device=x.device)
     loss = torch.zeros(m, dtype=torch.float64, device=x.device)
     for s in range(0, x.shape[0], batch_size):
