@@ -127,3 +127,11 @@ def test_report_holds_the_figure_and_table(finished_run):
     assert res.returncode == 0, res.stderr[-3000:]
     html = (work / "report.html").read_text(errors="replace")
     assert "accuracy_buckets.png" in html and "buckets.csv" in html
+
+
+def test_paper_config_dry_run_plans_the_four_zoos(tmp_path):
+    res = snakemake(tmp_path, "--dry-run", configfiles=[REPO / "config" / "paper.yaml"])
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = planned_jobs(res.stdout + res.stderr)
+    assert jobs["zoo_smallcnnzoo"] == 4 and jobs["dataset"] == 4 and jobs["buckets"] == 4, jobs
+    assert "zoo_train" not in jobs
