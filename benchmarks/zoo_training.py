@@ -23,7 +23,7 @@ from sklearn.datasets import load_digits
 
 from causalxai.zoo.hparams import sample_hparams
 from causalxai.zoo.network import ZooCNN, zoo_layout
-from causalxai.zoo.train import TrainSettings, init_flat, train_chunk
+from causalxai.zoo.train import TrainSettings, init_flat, make_chunks, train_chunk
 
 
 def digits(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,19 +60,17 @@ def sequential(hp, flat0, x, y, steps: int, batch: int, device: torch.device, se
 
 
 def vectorized(hp, flat0, x, y, steps: int, batch: int, chunk: int, device: torch.device, seed: int) -> float:
-    """train_chunk over chunks of ``chunk`` models (sorted as train_zoo sorts them); seconds."""
+    """train_chunk over the chunks train_zoo would form (``make_chunks``); seconds."""
     layout = zoo_layout(1)
     n = x.shape[0]
     # every model takes exactly `steps` steps: epochs * n_sub / batch = steps with train_fraction 1
     hp = hp.assign(train_fraction=1.0)
     epochs = max(1, int(np.ceil(steps * batch / n)))
     xs, ys = x[: (steps * batch) // epochs], y[: (steps * batch) // epochs]
-    order = np.lexsort((hp["activation"].to_numpy(), hp["optimizer"].to_numpy()))
     sync(device)
     t0 = time.perf_counter()
-    for s in range(0, len(hp), chunk):
-        sel = order[s : s + chunk]
-        g = torch.Generator().manual_seed(seed + s)
+    for c, sel in enumerate(make_chunks(hp, chunk)):
+        g = torch.Generator().manual_seed(seed + c)
         train_chunk(
             hp.iloc[sel].reset_index(drop=True), flat0[sel], xs, ys,
             TrainSettings(epochs=epochs, batch_size=batch), layout, g, device,

@@ -135,3 +135,16 @@ def test_sample_hparams_ranges():
     assert abs((hp.l2reg < 1e-5).mean() - 0.5) < 0.05
     with pytest.raises(ValueError, match="n_models"):
         sample_hparams(0, {}, seed=0)
+
+
+def test_chunks_are_homogeneous_and_cover_every_model():
+    from causalxai.zoo.train import make_chunks
+
+    hp = sample_hparams(203, {}, seed=4)
+    chunks = make_chunks(hp, 16)
+    allm = np.sort(np.concatenate(chunks))
+    np.testing.assert_array_equal(allm, np.arange(203))
+    for c in chunks:
+        assert 1 <= len(c) <= 16
+        assert hp.optimizer[c].nunique() == 1 and hp.activation[c].nunique() == 1
+        assert (np.diff(hp.train_fraction[c].to_numpy()) >= 0).all()

@@ -17,9 +17,9 @@ is one forward and one backward pass. Within a chunk every model keeps:
   trained for ``epochs`` epochs on its subset would take; a model that has taken all
   its steps stops updating while the rest of its chunk goes on.
 
-Chunks are formed after sorting models by optimizer, activation and train fraction, so
-a chunk's models mostly share an update rule, an activation and a step count. The
-results are returned in the original model order.
+Chunks never mix optimizers or activations (:func:`make_chunks`), and within a chunk the
+models have similar train fractions, hence similar step counts. The results are
+returned in the original model order.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from causalxai.zoo.hparams import sample_hparams
 from causalxai.zoo.init import init_kernels
 from causalxai.zoo.network import batched_logits, flatten, parse_layout, unflatten, zoo_layout
 
-__all__ = ["TrainSettings", "train_zoo", "init_flat", "train_chunk", "build_trained_zoo", "resolve_device", "resolve_chunk_size", "evaluate"]
+__all__ = ["TrainSettings", "train_zoo", "init_flat", "train_chunk", "make_chunks", "build_trained_zoo", "resolve_device", "resolve_chunk_size", "evaluate"]
 
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-7
 RMS_RHO, RMS_EPS = 0.9, 1e-7
@@ -73,8 +73,23 @@ def resolve_chunk_size(chunk_size: int | str, device: torch.device, n_models: in
     return max(1, min(int(chunk_size), n_models))
 
 
-def _chunk_order(hp: pd.DataFrame) -> np.ndarray:
-    return np.lexsort((hp["train_fraction"].to_numpy(), hp["activation"].to_numpy(), hp["optimizer"].to_numpy()))
+def make_chunks(hp: pd.DataFrame, chunk_size: int) -> list[np.ndarray]:
+    """Split models into chunks that share an optimizer and an activation.
+
+    Within each (optimizer, activation) group, models are sorted by train fraction (so a
+    chunk's step counts are close) and split into ``ceil(n / chunk_size)`` chunks of
+    near-equal size. Homogeneous chunks take the fast path of every step: one update rule
+    and one activation for the whole stacked tensor.
+    """
+    chunks: list[np.ndarray] = []
+    keys = hp[["optimizer", "activation"]].astype(str).agg("/".join, axis=1).to_numpy()
+    frac = hp["train_fraction"].to_numpy()
+    for key in sorted(set(keys)):
+        members = np.flatnonzero(keys == key)
+        members = members[np.argsort(frac[members], kind="stable")]
+        n_chunks = int(np.ceil(members.size / chunk_size))
+        chunks.extend(np.array_split(members, n_chunks))
+    return chunks
 
 
 def _batch_stream(
@@ -291,7 +306,6 @@ def train_zoo(
     xv = torch.tensor(np.asarray(x_test, dtype=np.float32), device=device)
     yv = torch.tensor(np.asarray(y_test, dtype=np.int64), device=device)
     chunk = resolve_chunk_size(settings.chunk_size, device, n_models)
-    order = _chunk_order(hp)
     n_train = xt.shape[0]
     total = int(
         np.ceil(settings.epochs * np.maximum(1, np.round(hp["train_fraction"].to_numpy() * n_train)) / settings.batch_size).sum()
@@ -302,8 +316,7 @@ def train_zoo(
     )
     metrics["n_steps"] = 0
     bar = tqdm(total=total, unit="model-step", desc=f"training {n_models} models", disable=not progress, mininterval=1.0)
-    for c, start in enumerate(range(0, n_models, chunk)):
-        sel = order[start : start + chunk]
+    for c, sel in enumerate(make_chunks(hp, chunk)):
         g = torch.Generator().manual_seed(int(seed) * 1_000_003 + c)
         sub = hp.iloc[sel].reset_index(drop=True)
         params, steps = train_chunk(sub, init_flat(sub, layout, g), xt, yt, settings, layout, g, device, bar)
