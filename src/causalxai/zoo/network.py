@@ -243,12 +243,15 @@ class ZooCNN(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, N_FILTERS, KERNEL, stride=STRIDE)
         self.conv2 = nn.Conv2d(N_FILTERS, N_FILTERS, KERNEL, stride=STRIDE)
         self.conv3 = nn.Conv2d(N_FILTERS, N_FILTERS, KERNEL, stride=STRIDE)
+        # activation modules (no parameters) so that hooks see each conv layer's output
+        # as Keras defines it, activation included (act3 is "the last conv layer")
+        make = nn.ReLU if activation == "relu" else nn.Tanh
+        self.act1, self.act2, self.act3 = make(), make(), make()
         self.drop = nn.Dropout(dropout)
         self.dense = nn.Linear(N_FILTERS, N_CLASSES)
 
     def forward(self, x: Tensor) -> Tensor:
-        act = _activation(self.activation)
-        for conv in (self.conv1, self.conv2, self.conv3):
+        for conv, act in ((self.conv1, self.act1), (self.conv2, self.act2), (self.conv3, self.act3)):
             x = self.drop(act(conv(x)))
         return self.dense(x.mean(dim=(2, 3)))
 
@@ -291,7 +294,8 @@ def batched_logits(
     activation: str | Tensor,
     dropout: Tensor | None = None,
     generator: torch.Generator | None = None,
-) -> Tensor:
+    return_last_conv: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """Logits of many zoo models at once: ``(n_models, batch, 10)``.
 
     Args:
@@ -302,6 +306,8 @@ def batched_logits(
         dropout: per-model drop probability ``(M,)``; applied (inverted dropout, as
             Keras) after each convolution's activation when given, i.e. in training.
         generator: random source for the dropout masks.
+        return_last_conv: also return the last conv layer's output (activation
+            included), ``(M, batch, 16, h, w)``, a view into the graph (for Grad-CAM).
     """
     m = params["conv1.weight"].shape[0]
     h = _stack_input(x, m)
@@ -332,5 +338,7 @@ def batched_logits(
         if keep is not None:
             h = h * ((_random_bytes(h.shape, generator, h.device) < keep[0]) * keep[1])
     b = h.shape[0]
-    feats = h.mean(dim=(2, 3)).view(b, m, N_FILTERS).transpose(0, 1)  # (M, B, 16)
-    return torch.baddbmm(params["dense.bias"][:, None, :], feats, params["dense.weight"].transpose(1, 2))
+    last = h.view(b, m, N_FILTERS, *h.shape[2:]).transpose(0, 1)  # (M, B, 16, h, w)
+    feats = last.mean(dim=(3, 4))  # global average pooling: (M, B, 16)
+    logits = torch.baddbmm(params["dense.bias"][:, None, :], feats, params["dense.weight"].transpose(1, 2))
+    return (logits, last) if return_last_conv else logits
