@@ -79,6 +79,7 @@ def write_dataset(
     config: Mapping[str, Any] | None = None,
     seed: int | None = None,
     compress: bool = True,
+    encoding: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write ``ds`` to ``path`` atomically with provenance attributes.
 
@@ -89,6 +90,8 @@ def write_dataset(
         config: the config values the step used (stored as JSON in ``config``).
         seed: the seed the step used.
         compress: zlib-compress every numeric data variable.
+        encoding: extra netCDF encoding per variable (e.g. ``chunksizes``), merged over
+            the compression settings.
     """
     ds = ds.copy()
     attrs = {k: _attr_value(v) for k, v in ds.attrs.items()}
@@ -101,13 +104,15 @@ def write_dataset(
     for name in list(ds.variables):
         var = ds[name]
         var.attrs = {k: _attr_value(v) for k, v in var.attrs.items()}
-    encoding = {}
+    encoding_out: dict[str, dict[str, Any]] = {}
     if compress:
         for name, var in ds.data_vars.items():
             if var.dtype.kind in "fiub" and var.ndim > 0:
-                encoding[name] = {"zlib": True, "complevel": 4}
+                encoding_out[name] = {"zlib": True, "complevel": 4}
+    for name, extra in (encoding or {}).items():
+        encoding_out[name] = {**encoding_out.get(name, {}), **dict(extra)}
     with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding_out)
     return Path(path)
 
 

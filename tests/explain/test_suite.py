@@ -1,0 +1,70 @@
+"""The explanation step: sharding, chunking and gathering do not change the numbers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from causalxai.explain.saliency import gradient
+from causalxai.explain.suite import ExplainSettings, explain_zoo, gather, model_shard, predict_zoo
+from causalxai.zoo.dataset import make_zoo_dataset, zoo_params
+from causalxai.zoo.hparams import sample_hparams
+from causalxai.zoo.network import zoo_layout
+
+
+@pytest.fixture(scope="module")
+def zoo_and_images():
+    rng = np.random.default_rng(0)
+    n = 7
+    hp = sample_hparams(n, {}, seed=1)
+    zoo = make_zoo_dataset(
+        rng.normal(scale=0.3, size=(n, 4970)).astype(np.float32), hp,
+        pd.DataFrame({"test_accuracy": rng.uniform(size=n)}), zoo_layout(1),
+        dataset="toy", source="train", input_size=28,
+    )
+    images = xr.Dataset(
+        {"pixels": (("image", "y", "x"), rng.uniform(-1, 1, size=(4, 28, 28)).astype(np.float32)),
+         "label": ("image", np.arange(4))},
+        coords={"image": np.arange(4)},
+    )
+    return zoo, images
+
+
+@pytest.mark.parametrize("method", ["gradient", "smoothgrad", "integrated_gradients", "grad_cam"])
+def test_shards_and_chunks_give_the_same_maps(zoo_and_images, method):
+    zoo, images = zoo_and_images
+    s = ExplainSettings(smoothgrad_samples=3, ig_steps=4, device="cpu", chunk_size=7, seed=2)
+    pred = predict_zoo(zoo, images, s)
+    whole = explain_zoo(zoo, images, pred, method, s)
+    small = ExplainSettings(smoothgrad_samples=3, ig_steps=4, device="cpu", chunk_size=2, seed=2)
+    parts = [explain_zoo(zoo, images, pred, method, small, model_shard(7, 3, k)) for k in range(3)]
+    merged = gather(parts)
+    np.testing.assert_allclose(merged["E"].values, whole["E"].values, rtol=1e-5, atol=1e-6)
+    e = whole["E"].values
+    assert e.shape == (7, 4, 28, 28) and np.isfinite(e).all() and e.min() >= 0 and e.max() <= 1
+
+
+def test_targets_are_the_predictions_and_maps_follow_them(zoo_and_images):
+    zoo, images = zoo_and_images
+    s = ExplainSettings(device="cpu", dtype="float64")
+    pred = predict_zoo(zoo, images, s)
+    np.testing.assert_array_equal(pred["target"].values, pred["prob"].values.argmax(-1))
+    np.testing.assert_allclose(pred["prob"].sum("class").values, 1, rtol=1e-5)
+    ds = explain_zoo(zoo, images, pred, "gradient", s)
+    # model 3 by hand: raw gradient, then App. A.3 on its first image
+    p = zoo_params(zoo, np.array([3]))
+    x = torch.tensor(images["pixels"].values[:, None], dtype=torch.float64)
+    raw = gradient({k: v.double() for k, v in p.items()}, x, str(zoo["activation"].values[3]),
+                   torch.tensor(pred["target"].values[3:4]))[0, 0, 0].numpy()
+    clipped = np.minimum(raw, np.percentile(raw, 99))
+    expected = np.clip(clipped / np.abs(clipped).max(), 0, None)
+    np.testing.assert_allclose(ds["E"].values[3, 0], expected, rtol=1e-5, atol=1e-7)
+
+
+def test_bad_shards_and_methods(zoo_and_images):
+    zoo, images = zoo_and_images
+    with pytest.raises(ValueError, match="explain.shards"):
+        model_shard(7, 8, 0)
+    with pytest.raises(ValueError, match="explain.methods"):
+        explain_zoo(zoo, images, None, "lime", ExplainSettings(device="cpu"))
