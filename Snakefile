@@ -18,6 +18,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/zoo.smk"
 include: "workflow/rules/buckets.smk"
+include: "workflow/rules/explain.smk"
 
 
 rule all:

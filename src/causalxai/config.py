@@ -35,6 +35,11 @@ def check_config(config: Mapping[str, Any]) -> None:
                 f"datasets: {bad} have no Small CNN Zoo; with zoo.source: smallcnnzoo use "
                 f"{list(ZOO_DATASETS)}, or set zoo.source: train"
             )
+    if zoo["source"] == "train" and config["explain"]["shards"] > zoo["n_models"]:
+        raise ConfigError(
+            f"explain.shards ({config['explain']['shards']}) exceeds zoo.n_models ({zoo['n_models']}): "
+            "every shard needs at least one model"
+        )
     for name in CONTINUOUS:
         spec = zoo["train"]["hparams"][name]
         if isinstance(spec, Mapping):

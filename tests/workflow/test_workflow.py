@@ -23,7 +23,9 @@ TINY = {
     "zoo": {"n_models": 32, "train": {"epochs": 2, "chunk_size": 16}},
     "images": {"n_images": 20},
     "buckets": {"edges": [0, 25, 50, 75, 100]},
+    "explain": {"shards": 2, "smoothgrad": {"samples": 3}, "integrated_gradients": {"steps": 4}},
 }
+METHODS = ["gradient", "smoothgrad", "integrated_gradients", "grad_cam"]
 
 pytestmark = pytest.mark.workflow
 
@@ -82,9 +84,18 @@ def test_outputs_are_read_back(finished_run):
     assert buckets["n_models"].values.tolist() == [8, 8, 8, 8]
     assert (res / "figures" / "accuracy_buckets.png").stat().st_size > 10_000
     assert (res / "tables" / "buckets.csv").read_text().startswith("bucket_label,")
-    for rule in ("dataset", "images", "zoo", "buckets"):
+    for rule in ("dataset", "images", "zoo", "buckets", "predictions"):
         assert (work / "logs" / "digits" / f"{rule}.log").exists()
         assert (work / "results" / "benchmarks" / "digits" / f"{rule}.tsv").exists()
+    pred = io.open(res / "predictions.nc")
+    assert pred["prob"].shape == (32, 20, 10)
+    np.testing.assert_allclose(pred["prob"].sum("class").values, 1, rtol=1e-5)
+    for method in METHODS:
+        e = io.open(res / "explanations" / f"{method}.nc")
+        assert e["E"].shape == (32, 20, 28, 28), method
+        assert np.isfinite(e["E"].values).all() and e["E"].min() >= 0 and e["E"].max() <= 1
+        np.testing.assert_array_equal(e["model"].values, np.arange(32))
+        assert io.provenance(e)["config"]["method"] == method
 
 
 def test_second_run_has_nothing_to_do(finished_run):
@@ -112,6 +123,19 @@ def test_changing_bucket_edges_reruns_only_buckets(finished_run, tmp_path):
     assert (work / "results" / "digits" / "zoo.nc").stat().st_mtime == zoo_mtime
 
 
+def test_changing_smoothgrad_samples_reruns_only_smoothgrad(finished_run):
+    work, cfg = finished_run
+    changed = work / "sg.yaml"
+    changed.write_text(yaml.safe_dump({"explain": {"smoothgrad": {"samples": 5}}}))
+    dry = snakemake(work, "--dry-run", configfiles=[cfg, changed])
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    jobs = planned_jobs(dry.stdout + dry.stderr)
+    assert {k: v for k, v in jobs.items() if k != "all"} == {"explain_shard": 2, "explain_gather": 1}, jobs
+    out = dry.stdout + dry.stderr
+    assert "shards/smoothgrad.0.nc" in out and "shards/smoothgrad.1.nc" in out
+    assert not any(f"shards/{m}.0.nc" in out for m in METHODS if m != "smoothgrad")
+
+
 def test_bad_config_stops_before_any_job(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"buckets": {"edges": [0, 60, 50, 100]}}))
@@ -134,4 +158,5 @@ def test_paper_config_dry_run_plans_the_four_zoos(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     jobs = planned_jobs(res.stdout + res.stderr)
     assert jobs["zoo_smallcnnzoo"] == 4 and jobs["dataset"] == 4 and jobs["buckets"] == 4, jobs
+    assert jobs["explain_shard"] == 4 * 4 * 16 and jobs["explain_gather"] == 16, jobs
     assert "zoo_train" not in jobs

@@ -52,6 +52,37 @@ def smallcnnzoo_params(wildcards):
     }
 
 
+def explain_common_params(wildcards):
+    e = config["explain"]
+    return {
+        "output": e["output"],
+        "dtype": e["dtype"],
+        "chunk_size": e["chunk_size"],
+        "device": config["device"],
+    }
+
+
+def explain_method_params(wildcards):
+    """The settings of one method only: changing SmoothGrad's samples re-runs SmoothGrad."""
+    e = config["explain"]
+    own = {"smoothgrad": e["smoothgrad"], "integrated_gradients": e["integrated_gradients"]}
+    return {
+        **explain_common_params(wildcards),
+        "method": wildcards.method,
+        "shards": e["shards"],
+        "clip_percentile": e["clip_percentile"],
+        "seed": config["seed"],
+        **own.get(wildcards.method, {}),
+    }
+
+
+def explain_shards(wildcards):
+    return [
+        f"results/{wildcards.dataset}/explanations/shards/{wildcards.method}.{k}.nc"
+        for k in range(config["explain"]["shards"])
+    ]
+
+
 def all_outputs():
     out = []
     for d in DATASETS:
@@ -61,5 +92,7 @@ def all_outputs():
             result(d, "buckets.nc"),
             result(d, "tables/buckets.csv"),
             result(d, "figures/accuracy_buckets.png"),
+            result(d, "predictions.nc"),
         ]
+        out += [result(d, f"explanations/{m}.nc") for m in config["explain"]["methods"]]
     return out

@@ -43,6 +43,18 @@ class ExplainSettings:
     dtype: str = "float32"
     seed: int = 0
 
+    @classmethod
+    def from_config(cls, cfg: dict) -> "ExplainSettings":
+        """From the workflow's params: the config's ``explain`` keys, flattened per method
+        (``samples``/``noise`` for SmoothGrad, ``steps``/``rule`` for IG)."""
+        method = cfg.get("method")
+        kw = {k: cfg[k] for k in ("output", "chunk_size", "device", "dtype", "seed", "clip_percentile") if k in cfg}
+        if method == "smoothgrad":
+            kw.update(smoothgrad_samples=int(cfg["samples"]), smoothgrad_noise=float(cfg["noise"]))
+        if method == "integrated_gradients":
+            kw.update(ig_steps=int(cfg["steps"]), ig_rule=str(cfg["rule"]))
+        return cls(**kw)
+
 
 def model_shard(n_models: int, shards: int, shard: int) -> np.ndarray:
     """Model indices of shard ``shard`` of ``shards`` contiguous, near-equal ranges."""

@@ -1,0 +1,69 @@
+# Predictions and saliency maps of every zoo model on the probe images (paper 000 §3.1,
+# App. A.3). Each method's maps are computed in `explain.shards` model ranges by separate
+# jobs (GPU jobs on a cluster) and gathered into one file per method.
+
+
+wildcard_constraints:
+    method="|".join(["gradient", "smoothgrad", "integrated_gradients", "grad_cam"]),
+    shard=r"\d+",
+
+
+rule predictions:
+    input:
+        zoo="results/{dataset}/zoo.nc",
+        images="results/{dataset}/images.nc",
+    output:
+        predictions="results/{dataset}/predictions.nc",
+    params:
+        explain=explain_common_params,
+    threads: 8
+    resources:
+        gpu=1,
+    log:
+        "logs/{dataset}/predictions.log",
+    benchmark:
+        "results/benchmarks/{dataset}/predictions.tsv"
+    conda:
+        "../../envs/causalxai.yaml"
+    script:
+        "../scripts/predictions.py"
+
+
+rule explain_shard:
+    input:
+        zoo="results/{dataset}/zoo.nc",
+        images="results/{dataset}/images.nc",
+        predictions="results/{dataset}/predictions.nc",
+    output:
+        shard="results/{dataset}/explanations/shards/{method}.{shard}.nc",
+    params:
+        explain=explain_method_params,
+        shard=lambda wildcards: int(wildcards.shard),
+    threads: 8
+    resources:
+        gpu=1,
+    log:
+        "logs/{dataset}/explain/{method}.{shard}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/explain/{method}.{shard}.tsv"
+    conda:
+        "../../envs/causalxai.yaml"
+    script:
+        "../scripts/explain_shard.py"
+
+
+rule explain_gather:
+    input:
+        shards=explain_shards,
+    output:
+        explanations="results/{dataset}/explanations/{method}.nc",
+    params:
+        explain=explain_method_params,
+    log:
+        "logs/{dataset}/explain/{method}.gather.log",
+    benchmark:
+        "results/benchmarks/{dataset}/explain/{method}.gather.tsv"
+    conda:
+        "../../envs/causalxai.yaml"
+    script:
+        "../scripts/explain_gather.py"
