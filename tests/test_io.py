@@ -30,3 +30,14 @@ def test_failed_write_leaves_nothing(tmp_path):
 def test_open_missing_file_says_how_to_make_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="snakemake"):
         io.open(tmp_path / "results" / "zoo.nc")
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = io.write_dataset(xr.Dataset({"a": ("x", [1.0])}), tmp_path / "r.nc", step="demo")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
