@@ -40,7 +40,8 @@ def median_sq_distance(x: torch.Tensor) -> torch.Tensor:
     """Median squared distance between distinct rows, per leading batch: ``(I,)``.
 
     ``x`` is ``(I, n, d)``; pairs ``i < j`` only. Returns 1 where every distance is 0 or
-    ``n < 2``, so that the RBF kernel stays defined.
+    ``n < 2`` (distances below 1e-12 of the mean squared norm count as 0: rounding of
+    identical outputs), so that the RBF kernel stays defined.
     """
     n = x.shape[-2]
     if n < 2:
@@ -48,7 +49,9 @@ def median_sq_distance(x: torch.Tensor) -> torch.Tensor:
     d = _sq_dist(x, x)
     iu = torch.triu_indices(n, n, offset=1, device=x.device)
     med = percentile(d[..., iu[0], iu[1]], 50.0)[..., 0]  # as numpy.median (mean of the middle two)
-    return torch.where(med > 0, med, torch.ones_like(med))
+    # distances at rounding level (identical outputs) count as zero
+    scale = (x * x).sum(-1).mean(-1)
+    return torch.where(med > 1e-12 * scale, med, torch.ones_like(med))
 
 
 def gram(a: torch.Tensor, b: torch.Tensor, kernel: str, s2: torch.Tensor | None = None) -> torch.Tensor:
