@@ -34,3 +34,23 @@ def test_cell_effects_match_numpy_and_identity_correlates_perfectly():
 def test_undefined_correlations_are_nan():
     out = bucket_correlations(np.ones((2, 3)), np.arange(6.0).reshape(2, 3), np.array([0, 0]), 2)
     assert np.isnan(out).all()
+
+
+def test_bucket_gram_path_equals_the_direct_path():
+    import pytest
+
+    from causalxai.effects.estimate import bucket_cell_effects
+
+    rng = np.random.default_rng(1)
+    m, i = 30, 4
+    y = rng.dirichlet(np.ones(10), size=(m, i))
+    y[3, 1] = 0  # a zero vector for cosine
+    levels = rng.integers(0, 3, m)
+    buckets = rng.integers(0, 3, m)
+    groups = treatment_groups(levels, 3, buckets, 3, cap=6, seed=2)
+    for kernel in ("rbf", "linear", "poly", "cosine"):
+        np.testing.assert_allclose(
+            bucket_cell_effects(y, groups, buckets, kernel), cell_effects(y, groups, kernel), rtol=1e-10, atol=1e-12
+        )
+    with pytest.raises(ValueError, match="effects.kernel"):
+        bucket_cell_effects(y, groups, buckets, "laplace")
