@@ -111,8 +111,8 @@ def bucket_cell_effects(
                 else:
                     s2 = torch.ones(x.shape[0], dtype=x.dtype)
             ktc = _kernel_from_gram(gram[:, t][:, :, c], sq[:, t], sq[:, c], kernel, d, s2)
-            ite = _self_from_sq(sq[:, t], kernel, d) + _self_from_sq(sq[:, c], kernel, d) - 2 * ktc.mean(dim=(-1, -2))
-            out[k] = ite.numpy()
+            effect = _self_from_sq(sq[:, t], kernel, d) + _self_from_sq(sq[:, c], kernel, d) - 2 * ktc.mean(dim=(-1, -2))
+            out[k] = effect.numpy()
     return out
 
 
