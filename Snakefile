@@ -19,6 +19,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/zoo.smk"
 include: "workflow/rules/buckets.smk"
 include: "workflow/rules/explain.smk"
+include: "workflow/rules/effects.smk"
 
 
 rule all:

@@ -84,7 +84,7 @@ def test_outputs_are_read_back(finished_run):
     assert buckets["n_models"].values.tolist() == [8, 8, 8, 8]
     assert (res / "figures" / "accuracy_buckets.png").stat().st_size > 10_000
     assert (res / "tables" / "buckets.csv").read_text().startswith("bucket_label,")
-    for rule in ("dataset", "images", "zoo", "buckets", "predictions"):
+    for rule in ("dataset", "images", "zoo", "buckets", "predictions", "effects"):
         assert (work / "logs" / "digits" / f"{rule}.log").exists()
         assert (work / "results" / "benchmarks" / "digits" / f"{rule}.tsv").exists()
     pred = io.open(res / "predictions.nc")
@@ -96,6 +96,14 @@ def test_outputs_are_read_back(finished_run):
         assert np.isfinite(e["E"].values).all() and e["E"].min() >= 0 and e["E"].max() <= 1
         np.testing.assert_array_equal(e["model"].values, np.arange(32))
         assert io.provenance(e)["config"]["method"] == method
+    eff = io.open(res / "effects.nc")
+    assert eff["ite_e"].dims == ("method", "hparam", "value", "bucket", "image")
+    assert list(eff["method"].values) == ["identity", *METHODS]
+    corr = eff["corr"].sel({"method": "identity"}).values
+    assert np.isfinite(corr).all() and np.allclose(corr, 1.0)  # Identity: E := Y
+    assert np.isfinite(eff["corr"].values).all()
+    filled = (eff["n_treated"] > 0) & (eff["n_control"] > 0)
+    assert np.isfinite(eff["ite_y"].where(filled).values[np.broadcast_to(filled.values[..., None], eff["ite_y"].shape)]).all()
 
 
 def test_second_run_has_nothing_to_do(finished_run):
@@ -105,7 +113,7 @@ def test_second_run_has_nothing_to_do(finished_run):
     assert "Nothing to be done" in res.stdout + res.stderr
 
 
-def test_changing_bucket_edges_reruns_only_buckets(finished_run, tmp_path):
+def test_changing_bucket_edges_reruns_only_buckets_and_effects(finished_run, tmp_path):
     # on a copy (mtimes kept), so other tests keep seeing the finished run as it was
     work = tmp_path / "copy"
     shutil.copytree(finished_run[0], work, symlinks=True)
@@ -116,7 +124,7 @@ def test_changing_bucket_edges_reruns_only_buckets(finished_run, tmp_path):
     dry = snakemake(work, "--dry-run", configfiles=[cfg, changed])
     assert dry.returncode == 0, dry.stderr[-3000:]
     jobs = planned_jobs(dry.stdout + dry.stderr)
-    assert set(jobs) - {"all"} == {"buckets"}, jobs
+    assert set(jobs) - {"all"} == {"buckets", "effects"}, jobs  # buckets and what depends on it
     run = snakemake(work, configfiles=[cfg, changed])
     assert run.returncode == 0, run.stderr[-3000:]
     assert io.open(work / "results" / "digits" / "buckets.nc")["n_models"].values.tolist() == [16, 16]
@@ -130,7 +138,7 @@ def test_changing_smoothgrad_samples_reruns_only_smoothgrad(finished_run):
     dry = snakemake(work, "--dry-run", configfiles=[cfg, changed])
     assert dry.returncode == 0, dry.stderr[-3000:]
     jobs = planned_jobs(dry.stdout + dry.stderr)
-    assert {k: v for k, v in jobs.items() if k != "all"} == {"explain_shard": 2, "explain_gather": 1}, jobs
+    assert {k: v for k, v in jobs.items() if k != "all"} == {"explain_shard": 2, "explain_gather": 1, "effects": 1}, jobs
     out = dry.stdout + dry.stderr
     assert "shards/smoothgrad.0.nc" in out and "shards/smoothgrad.1.nc" in out
     assert not any(f"shards/{m}.0.nc" in out for m in METHODS if m != "smoothgrad")
@@ -158,5 +166,5 @@ def test_paper_config_dry_run_plans_the_four_zoos(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     jobs = planned_jobs(res.stdout + res.stderr)
     assert jobs["zoo_smallcnnzoo"] == 4 and jobs["dataset"] == 4 and jobs["buckets"] == 4, jobs
-    assert jobs["explain_shard"] == 4 * 4 * 16 and jobs["explain_gather"] == 16, jobs
+    assert jobs["explain_shard"] == 4 * 4 * 16 and jobs["explain_gather"] == 16 and jobs["effects"] == 4, jobs
     assert "zoo_train" not in jobs

@@ -83,6 +83,22 @@ def explain_shards(wildcards):
     ]
 
 
+def explanation_files(wildcards):
+    return {
+        m: f"results/{wildcards.dataset}/explanations/{m}.nc" for m in config["explain"]["methods"]
+    }
+
+
+def effects_inputs(wildcards):
+    d = wildcards.dataset
+    return {
+        "zoo": f"results/{d}/zoo.nc",
+        "buckets": f"results/{d}/buckets.nc",
+        "predictions": f"results/{d}/predictions.nc",
+        **{f"E_{m}": p for m, p in explanation_files(wildcards).items()},
+    }
+
+
 def all_outputs():
     out = []
     for d in DATASETS:
@@ -95,4 +111,5 @@ def all_outputs():
             result(d, "predictions.nc"),
         ]
         out += [result(d, f"explanations/{m}.nc") for m in config["explain"]["methods"]]
+        out.append(result(d, "effects.nc"))
     return out
