@@ -24,7 +24,6 @@ and integration steps, never over models.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Mapping
 
 import torch
@@ -33,7 +32,6 @@ import torch.nn.functional as F
 from causalxai.zoo.network import batched_logits
 
 __all__ = [
-    "SaliencySettings",
     "ig_rule",
     "predict",
     "gradient",
@@ -45,17 +43,6 @@ __all__ = [
 
 METHODS = ("gradient", "smoothgrad", "integrated_gradients", "grad_cam")
 Params = Mapping[str, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class SaliencySettings:
-    """Method settings; the defaults are PAIR saliency's, which the paper's code used."""
-
-    output: str = "prob"
-    smoothgrad_samples: int = 25
-    smoothgrad_noise: float = 0.15
-    ig_steps: int = 25
-    ig_rule: str = "pair"
 
 
 def _outputs(logits: torch.Tensor, output: str) -> torch.Tensor:

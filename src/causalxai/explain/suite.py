@@ -117,16 +117,15 @@ def explain_zoo(
         zoo, images, predictions: ``zoo.nc``, ``images.nc`` and ``predictions.nc``.
         method: one of :data:`causalxai.explain.saliency.METHODS`.
         settings: method settings, chunk size, device, dtype, seed.
-        models: the zoo's model indices to explain (a shard); all by default.
+        models: the zoo's model indices to explain (a shard; sorted here); all by default.
     """
     if method not in METHODS:
         raise ValueError(f"explain.methods: unknown method {method!r}; choose from {list(METHODS)}")
     device, dtype, x, chunk = _setup(zoo, images, settings)
-    models = np.arange(zoo.sizes["model"]) if models is None else np.asarray(models, dtype=np.int64)
+    models = np.arange(zoo.sizes["model"]) if models is None else np.unique(np.asarray(models, dtype=np.int64))
     act = np.asarray(zoo["activation"].values).astype(str)
     target_all = np.asarray(predictions["target"].values)
     out = np.zeros((models.size, x.shape[0], *x.shape[-2:]), dtype=np.float32)
-    pos = {int(m): i for i, m in enumerate(models)}
     for sel in _chunks(act, models, chunk):
         params = {k: v.to(dtype) for k, v in zoo_params(zoo, sel, device).items()}
         target = torch.tensor(target_all[sel], device=device)
@@ -143,7 +142,7 @@ def explain_zoo(
         else:
             maps = grad_cam(params, x, a, target, settings.output)
         maps = normalize_maps(maps[:, :, 0], signed=method != "grad_cam", clip_percentile=settings.clip_percentile)
-        out[[pos[int(m)] for m in sel]] = maps.float().cpu().numpy()
+        out[np.searchsorted(models, sel)] = maps.float().cpu().numpy()
     ds = xr.Dataset(
         {"E": (("model", "image", "y", "x"), out)},
         coords={"model": zoo["model"].values[models], "image": images["image"].values},
