@@ -102,6 +102,7 @@ def test_outputs_are_read_back(finished_run):
     corr = eff["corr"].sel({"method": "identity"}).values
     assert np.isfinite(corr).all() and np.allclose(corr, 1.0)  # Identity: E := Y
     assert np.isfinite(eff["corr"].values).all()
+    assert (res / "figures" / "effect_correlations.png").stat().st_size > 10_000
     filled = (eff["n_treated"] > 0) & (eff["n_control"] > 0)
     assert np.isfinite(eff["ite_y"].where(filled).values[np.broadcast_to(filled.values[..., None], eff["ite_y"].shape)]).all()
 
@@ -158,7 +159,7 @@ def test_report_holds_the_figure_and_table(finished_run):
     res = snakemake(work, "--report", str(work / "report.html"), configfiles=[cfg])
     assert res.returncode == 0, res.stderr[-3000:]
     html = (work / "report.html").read_text(errors="replace")
-    assert "accuracy_buckets.png" in html and "buckets.csv" in html
+    assert "accuracy_buckets.png" in html and "buckets.csv" in html and "effect_correlations.png" in html
 
 
 def test_paper_config_dry_run_plans_the_four_zoos(tmp_path):

@@ -111,5 +111,5 @@ def all_outputs():
             result(d, "predictions.nc"),
         ]
         out += [result(d, f"explanations/{m}.nc") for m in config["explain"]["methods"]]
-        out.append(result(d, "effects.nc"))
+        out += [result(d, "effects.nc"), result(d, "figures/effect_correlations.png")]
     return out

@@ -7,6 +7,12 @@ rule effects:
         unpack(effects_inputs),
     output:
         effects="results/{dataset}/effects.nc",
+        figure=report(
+            "results/{dataset}/figures/effect_correlations.png",
+            caption="../report/effect_correlations.rst",
+            category="Model zoo",
+            subcategory="{dataset}",
+        ),
     params:
         kernel=config["effects"]["kernel"],
         cap=config["effects"]["max_models_per_group"],

@@ -111,7 +111,12 @@ def compute_effects(
             "stat": ["pearson", "spearman"],
             "value_label": (("hparam", "value"), value_label.astype(str)),
         },
-        attrs={"kernel": kernel, "max_models_per_group": cap, "n_empty_cells": int(((n_t == 0) | (n_c == 0)).sum())},
+        attrs={
+            "dataset": str(zoo.attrs.get("dataset", "")),
+            "kernel": kernel,
+            "max_models_per_group": cap,
+            "n_empty_cells": int(((n_t == 0) | (n_c == 0)).sum()),
+        },
     )
     ds["ite_y"].attrs["description"] = "paper 000 eq. (4): mean kernel distance of Y between treated and control pairs"
     ds["corr"].attrs["description"] = "correlation of ITE_Y and ITE_E over the bucket's (hparam, value, image) entries"
