@@ -103,6 +103,7 @@ def test_outputs_are_read_back(finished_run):
     assert np.isfinite(corr).all() and np.allclose(corr, 1.0)  # Identity: E := Y
     assert np.isfinite(eff["corr"].values).all()
     assert (res / "figures" / "effect_correlations.png").stat().st_size > 10_000
+    assert (res / "figures" / "predictions_by_optimizer.png").stat().st_size > 10_000
     filled = (eff["n_treated"] > 0) & (eff["n_control"] > 0)
     assert np.isfinite(eff["ite_y"].where(filled).values[np.broadcast_to(filled.values[..., None], eff["ite_y"].shape)]).all()
 

@@ -111,5 +111,9 @@ def all_outputs():
             result(d, "predictions.nc"),
         ]
         out += [result(d, f"explanations/{m}.nc") for m in config["explain"]["methods"]]
-        out += [result(d, "effects.nc"), result(d, "figures/effect_correlations.png")]
+        out += [
+            result(d, "effects.nc"),
+            result(d, "figures/effect_correlations.png"),
+            result(d, "figures/predictions_by_optimizer.png"),
+        ]
     return out

@@ -67,3 +67,27 @@ rule explain_gather:
         "../../envs/causalxai.yaml"
     script:
         "../scripts/explain_gather.py"
+
+
+rule prediction_figure:
+    input:
+        predictions="results/{dataset}/predictions.nc",
+        zoo="results/{dataset}/zoo.nc",
+        images="results/{dataset}/images.nc",
+    output:
+        figure=report(
+            "results/{dataset}/figures/predictions_by_optimizer.png",
+            caption="../report/predictions_by_optimizer.rst",
+            category="Model zoo",
+            subcategory="{dataset}",
+        ),
+    params:
+        hparam="optimizer",
+    log:
+        "logs/{dataset}/prediction_figure.log",
+    benchmark:
+        "results/benchmarks/{dataset}/prediction_figure.tsv"
+    conda:
+        "../../envs/causalxai.yaml"
+    script:
+        "../scripts/prediction_figure.py"
