@@ -34,3 +34,22 @@ def test_effects_table():
     assert bool(ds["ite_y"].where(empty).isnull().all())
     assert ds.attrs["n_empty_cells"] == int(empty.sum())
     assert ds["value_label"].sel(hparam="optimizer").values.tolist()[:3] == ["adam", "rmsprop", "sgd"]
+
+
+def test_large_bucket_path_gives_the_same_numbers(monkeypatch):
+    import causalxai.effects.table as table
+
+    rng = np.random.default_rng(3)
+    m, i = 30, 2
+    hp = sample_hparams(m, {}, seed=3)
+    zoo = make_zoo_dataset(
+        np.zeros((m, 4970), np.float32), hp, pd.DataFrame({"test_accuracy": rng.uniform(size=m)}),
+        zoo_layout(1), dataset="toy", source="train", input_size=28,
+    )
+    buckets = make_buckets(zoo, [0, 50, 100])
+    pred = xr.Dataset({"prob": (("model", "image", "class"), rng.dirichlet(np.ones(10), size=(m, i)))}, coords={"image": np.arange(i)})
+    e = xr.Dataset({"E": (("model", "image", "y", "x"), rng.uniform(size=(m, i, 3, 3)))})
+    small = compute_effects(zoo, buckets, pred, {"gradient": e}, cap=5, seed=1)
+    monkeypatch.setattr(table, "MAX_GRAM_MODELS", 1)
+    large = compute_effects(zoo, buckets, pred, {"gradient": e}, cap=5, seed=1)
+    xr.testing.assert_allclose(small, large, rtol=1e-10)

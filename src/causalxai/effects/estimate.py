@@ -19,7 +19,7 @@ from scipy import stats
 from causalxai.effects.groups import TreatmentGroup
 from causalxai.effects.ite import ite
 
-__all__ = ["cell_effects", "bucket_cell_effects", "bucket_correlations"]
+__all__ = ["cell_effects", "BucketGrams", "bucket_cell_effects", "bucket_correlations"]
 
 
 def cell_effects(outputs: np.ndarray | torch.Tensor, groups: Sequence[TreatmentGroup], kernel: str = "rbf") -> np.ndarray:
@@ -64,55 +64,68 @@ def _self_from_sq(sq: torch.Tensor, kernel: str, d: int) -> torch.Tensor:
     return (sq > 0).to(sq.dtype).mean(-1)  # cosine
 
 
+class BucketGrams:
+    """Per bucket, the linear Gram matrix ``(I, n_b, n_b)`` of its models' outputs.
+
+    Computed once per output (Y or one method's E) and shared by every hyperparameter's
+    cells: the bucket's models are the same whichever treatment is studied.
+    """
+
+    def __init__(self, outputs: np.ndarray | torch.Tensor, buckets: np.ndarray):
+        o = torch.as_tensor(np.asarray(outputs)).to(torch.float64)
+        o = o.reshape(o.shape[0], o.shape[1], -1)
+        self.dim = o.shape[-1]
+        self.n_images = o.shape[1]
+        self.buckets = np.asarray(buckets)
+        self.pos = np.full(self.buckets.size, -1)
+        self.grams: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        for b in np.unique(self.buckets):
+            members = np.flatnonzero(self.buckets == b)
+            self.pos[members] = np.arange(members.size)
+            x = o[torch.as_tensor(members)].transpose(0, 1)  # (I, n_b, d)
+            gram = x @ x.transpose(-1, -2)
+            self.grams[int(b)] = (gram, torch.diagonal(gram, dim1=-2, dim2=-1).clone())
+
+
 def bucket_cell_effects(
-    outputs: np.ndarray | torch.Tensor,
+    outputs: np.ndarray | torch.Tensor | BucketGrams,
     groups: Sequence[TreatmentGroup],
     buckets: np.ndarray,
     kernel: str = "rbf",
 ) -> np.ndarray:
     """Same as :func:`cell_effects`, from one Gram matrix per bucket.
 
-    The linear Gram matrix of each bucket's models (per image) is computed once; every
-    cell of the bucket then reads its treated/control blocks from it (the RBF bandwidth
-    still comes from the cell's own pooled models). This turns ``cells × pairs × d`` work
-    into ``buckets × models² × d``.
+    The linear Gram matrix of each bucket's models (per image) is computed once
+    (:class:`BucketGrams`, which may be passed in to share it between calls); every cell
+    of the bucket then reads its treated/control blocks from it (the RBF bandwidth still
+    comes from the cell's own pooled models). This turns ``cells × pairs × d`` work into
+    ``buckets × models² × d``.
     """
     from causalxai.effects.ite import KERNELS
     from causalxai.explain.postprocess import percentile
 
     if kernel not in KERNELS:
         raise ValueError(f"effects.kernel {kernel!r} is unknown: choose from {list(KERNELS)}")
-    o = torch.as_tensor(np.asarray(outputs)).to(torch.float64)
-    o = o.reshape(o.shape[0], o.shape[1], -1)
-    d = o.shape[-1]
-    out = np.empty((len(groups), o.shape[1]))
-    by_bucket: dict[int, list[int]] = {}
-    for k, g in enumerate(groups):
-        by_bucket.setdefault(g.bucket, []).append(k)
-    for b, cells in by_bucket.items():
-        members = np.flatnonzero(np.asarray(buckets) == b)
-        pos = np.full(len(buckets), -1)
-        pos[members] = np.arange(members.size)
-        x = o[torch.as_tensor(members)].transpose(0, 1)  # (I, nb, d)
-        gram = x @ x.transpose(-1, -2)
-        sq = torch.diagonal(gram, dim1=-2, dim2=-1)  # (I, nb)
-        for k in cells:
-            t, c = torch.as_tensor(pos[groups[k].treated]), torch.as_tensor(pos[groups[k].control])
-            s2 = None
-            if kernel == "rbf":
-                u = torch.cat([t, c])
-                guu = gram[:, u][:, :, u]
-                duu = (sq[:, u][:, :, None] + sq[:, u][:, None, :] - 2 * guu).clamp_min(0)
-                iu = torch.triu_indices(u.numel(), u.numel(), offset=1)
-                if iu.shape[1]:
-                    med = percentile(duu[:, iu[0], iu[1]], 50.0)[:, 0]
-                    scale = sq[:, u].mean(-1)
-                    s2 = torch.where(med > 1e-12 * scale, med, torch.ones_like(med))
-                else:
-                    s2 = torch.ones(x.shape[0], dtype=x.dtype)
-            ktc = _kernel_from_gram(gram[:, t][:, :, c], sq[:, t], sq[:, c], kernel, d, s2)
-            effect = _self_from_sq(sq[:, t], kernel, d) + _self_from_sq(sq[:, c], kernel, d) - 2 * ktc.mean(dim=(-1, -2))
-            out[k] = effect.numpy()
+    bg = outputs if isinstance(outputs, BucketGrams) else BucketGrams(outputs, buckets)
+    d = bg.dim
+    out = np.empty((len(groups), bg.n_images))
+    for k, group in enumerate(groups):
+        gram, sq = bg.grams[group.bucket]
+        t, c = torch.as_tensor(bg.pos[group.treated]), torch.as_tensor(bg.pos[group.control])
+        s2 = None
+        if kernel == "rbf":
+            u = torch.cat([t, c])
+            duu = (sq[:, u][:, :, None] + sq[:, u][:, None, :] - 2 * gram[:, u][:, :, u]).clamp_min(0)
+            iu = torch.triu_indices(u.numel(), u.numel(), offset=1)
+            if iu.shape[1]:
+                med = percentile(duu[:, iu[0], iu[1]], 50.0)[:, 0]
+                scale = sq[:, u].mean(-1)
+                s2 = torch.where(med > 1e-12 * scale, med, torch.ones_like(med))
+            else:
+                s2 = torch.ones(bg.n_images, dtype=gram.dtype)
+        ktc = _kernel_from_gram(gram[:, t][:, :, c], sq[:, t], sq[:, c], kernel, d, s2)
+        effect = _self_from_sq(sq[:, t], kernel, d) + _self_from_sq(sq[:, c], kernel, d) - 2 * ktc.mean(dim=(-1, -2))
+        out[k] = effect.numpy()
     return out
 
 

@@ -27,11 +27,15 @@ from typing import Mapping
 import numpy as np
 import xarray as xr
 
-from causalxai.effects.estimate import bucket_cell_effects, bucket_correlations
+from causalxai.effects.estimate import BucketGrams, bucket_cell_effects, bucket_correlations, cell_effects
 from causalxai.effects.groups import treatment_groups, treatment_levels
 from causalxai.zoo.hparams import HPARAMS
 
-__all__ = ["compute_effects"]
+__all__ = ["compute_effects", "MAX_GRAM_MODELS"]
+
+#: buckets up to this many models share one Gram matrix per output; larger ones are
+#: evaluated cell by cell on the capped groups (memory grows with the bucket squared)
+MAX_GRAM_MODELS = 512
 
 
 def compute_effects(
@@ -64,6 +68,21 @@ def compute_effects(
     n_t = np.zeros((len(names), n_v, n_b), dtype=np.int64)
     n_c = np.zeros_like(n_t)
     value_label = np.full((len(names), n_v), "", dtype=object)
+    # Small buckets: one Gram matrix per (output, bucket), shared by every hyperparameter's
+    # cells. Large buckets (the paper's 30k-model zoos): each cell's capped groups only,
+    # since a bucket's Gram matrix grows with its models squared.
+    if np.bincount(bucket).max() <= MAX_GRAM_MODELS:
+        grams_y = BucketGrams(y, bucket)
+        grams_e = {m: BucketGrams(np.asarray(explanations[m]["E"].values), bucket) for m in methods[1:]}
+
+        def effects_of(output, groups):
+            return bucket_cell_effects(grams_y if output is None else grams_e[output], groups, bucket, kernel)
+    else:
+
+        def effects_of(output, groups):
+            values = y if output is None else np.asarray(explanations[output]["E"].values)
+            return cell_effects(values, groups, kernel)
+
     for h, name in enumerate(names):
         lv, labels = levels_all[name]
         value_label[h, : len(labels)] = labels
@@ -74,11 +93,10 @@ def compute_effects(
         b_idx = np.array([g.bucket for g in groups])
         n_t[h, v_idx, b_idx] = [g.treated.size for g in groups]
         n_c[h, v_idx, b_idx] = [g.control.size for g in groups]
-        ite_y[h, v_idx, b_idx] = bucket_cell_effects(y, groups, bucket, kernel)
+        ite_y[h, v_idx, b_idx] = effects_of(None, groups)
         ite_e[0, h, v_idx, b_idx] = ite_y[h, v_idx, b_idx]
         for k, method in enumerate(methods[1:], start=1):
-            e = np.asarray(explanations[method]["E"].values)
-            ite_e[k, h, v_idx, b_idx] = bucket_cell_effects(e, groups, bucket, kernel)
+            ite_e[k, h, v_idx, b_idx] = effects_of(method, groups)
 
     def corr(sel: slice | int) -> np.ndarray:
         out = np.full((len(methods), n_b, 2), np.nan)
