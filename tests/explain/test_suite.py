@@ -7,7 +7,7 @@ import torch
 import xarray as xr
 
 from causalxai.explain.saliency import gradient
-from causalxai.explain.suite import ExplainSettings, explain_zoo, gather, model_shard, predict_zoo
+from causalxai.explain.suite import ExplainSettings, class_permutations, explain_zoo, gather, model_shard, predict_zoo
 from causalxai.zoo.dataset import make_zoo_dataset, zoo_params
 from causalxai.zoo.hparams import sample_hparams
 from causalxai.zoo.network import zoo_layout
@@ -42,7 +42,7 @@ def test_shards_and_chunks_give_the_same_maps(zoo_and_images, method):
     merged = gather(parts)
     np.testing.assert_allclose(merged["E"].values, whole["E"].values, rtol=1e-5, atol=1e-6)
     e = whole["E"].values
-    assert e.shape == (7, 4, 28, 28) and np.isfinite(e).all() and e.min() >= 0 and e.max() <= 1
+    assert e.shape == (7, 2, 4, 28, 28) and np.isfinite(e).all() and e.min() >= 0 and e.max() <= 1
 
 
 def test_targets_are_the_predictions_and_maps_follow_them(zoo_and_images):
@@ -59,7 +59,39 @@ def test_targets_are_the_predictions_and_maps_follow_them(zoo_and_images):
                    torch.tensor(pred["target"].values[3:4]))[0, 0, 0].numpy()
     clipped = np.minimum(raw, np.percentile(raw, 99))
     expected = np.clip(clipped / np.abs(clipped).max(), 0, None)
-    np.testing.assert_allclose(ds["E"].values[3, 0], expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(ds["E"].sel(effect="total").values[3, 0], expected, rtol=1e-5, atol=1e-7)
+    # the direct map of the same model and image explains the permuted class σ(target)
+    raw = gradient({k: v.double() for k, v in p.items()}, x, str(zoo["activation"].values[3]),
+                   torch.tensor(pred["target_direct"].values[3:4]))[0, 0, 0].numpy()
+    clipped = np.minimum(raw, np.percentile(raw, 99))
+    expected = np.clip(clipped / np.abs(clipped).max(), 0, None)
+    np.testing.assert_allclose(ds["E"].sel(effect="direct").values[3, 0], expected, rtol=1e-5, atol=1e-7)
+
+
+def test_direct_targets_are_a_seeded_permutation_of_the_predictions(zoo_and_images):
+    zoo, images = zoo_and_images
+    pred = predict_zoo(zoo, images, ExplainSettings(device="cpu", seed=5))
+    perm = pred["permutation"].values
+    # a permutation of the classes for every (model, image)
+    np.testing.assert_array_equal(np.sort(perm, axis=-1), np.broadcast_to(np.arange(10), perm.shape))
+    prob, prob_d = pred["prob"].values, pred["prob_direct"].values
+    m, i, c = 2, 1, 4
+    assert prob_d[m, i, perm[m, i, c]] == prob[m, i, c]
+    np.testing.assert_array_equal(pred["target_direct"].values, prob_d.argmax(-1))
+    np.testing.assert_array_equal(np.sort(prob_d, -1), np.sort(prob, -1))
+    # seeded: same seed same σ, another seed another σ
+    again = predict_zoo(zoo, images, ExplainSettings(device="cpu", seed=5))
+    np.testing.assert_array_equal(again["permutation"].values, perm)
+    other = predict_zoo(zoo, images, ExplainSettings(device="cpu", seed=6))
+    assert (other["permutation"].values != perm).any()
+
+
+def test_permuted_targets_are_uniform_and_independent_of_the_prediction():
+    perm = class_permutations(2000, 50, 10, seed=0)
+    target = np.zeros((2000, 50), dtype=int)  # every model predicts class 0
+    direct = np.take_along_axis(perm, target[..., None], -1)[..., 0]
+    share = np.bincount(direct.ravel(), minlength=10) / direct.size
+    np.testing.assert_allclose(share, 0.1, atol=0.005)
 
 
 def test_bad_shards_and_methods(zoo_and_images):

@@ -90,19 +90,24 @@ def test_outputs_are_read_back(finished_run):
     pred = io.open(res / "predictions.nc")
     assert pred["prob"].shape == (32, 20, 10)
     np.testing.assert_allclose(pred["prob"].sum("class").values, 1, rtol=1e-5)
+    np.testing.assert_array_equal(pred["target_direct"].values, pred["prob_direct"].values.argmax(-1))
     for method in METHODS:
         e = io.open(res / "explanations" / f"{method}.nc")
-        assert e["E"].shape == (32, 20, 28, 28), method
+        assert e["E"].dims == ("model", "effect", "image", "y", "x"), method
+        assert e["E"].shape == (32, 2, 20, 28, 28), method
+        assert e["E"].encoding["chunksizes"] == (1, 1, 20, 28, 28) and e["E"].encoding["zlib"], method
         assert np.isfinite(e["E"].values).all() and e["E"].min() >= 0 and e["E"].max() <= 1
         np.testing.assert_array_equal(e["model"].values, np.arange(32))
         assert io.provenance(e)["config"]["method"] == method
     eff = io.open(res / "effects.nc")
-    assert eff["ite_e"].dims == ("method", "hparam", "value", "bucket", "image")
+    assert eff["ite_e"].dims == ("effect", "method", "hparam", "value", "bucket", "image")
     assert list(eff["method"].values) == ["identity", *METHODS]
-    corr = eff["corr"].sel({"method": "identity"}).values
+    corr = eff["corr"].sel({"effect": "total", "method": "identity"}).values
     assert np.isfinite(corr).all() and np.allclose(corr, 1.0)  # Identity: E := Y
-    assert np.isfinite(eff["corr"].values).all()
-    assert (res / "figures" / "effect_correlations.png").stat().st_size > 10_000
+    for name in ("corr", "corr_mediated", "gap_to_identity"):
+        assert np.isfinite(eff[name].values).all(), name
+    for fig in ("effect_correlations", "ite_by_bucket", "ite_scatter", "mediation"):
+        assert (res / "figures" / f"{fig}.png").stat().st_size > 10_000, fig
     assert (res / "figures" / "predictions_by_optimizer.png").stat().st_size > 10_000
     filled = (eff["n_treated"] > 0) & (eff["n_control"] > 0)
     assert np.isfinite(eff["ite_y"].where(filled).values[np.broadcast_to(filled.values[..., None], eff["ite_y"].shape)]).all()
@@ -126,7 +131,7 @@ def test_changing_bucket_edges_reruns_only_buckets_and_effects(finished_run, tmp
     dry = snakemake(work, "--dry-run", configfiles=[cfg, changed])
     assert dry.returncode == 0, dry.stderr[-3000:]
     jobs = planned_jobs(dry.stdout + dry.stderr)
-    assert set(jobs) - {"all"} == {"buckets", "effects"}, jobs  # buckets and what depends on it
+    assert set(jobs) - {"all"} == {"buckets", "effects", "effect_figures"}, jobs  # buckets and what depends on it
     run = snakemake(work, configfiles=[cfg, changed])
     assert run.returncode == 0, run.stderr[-3000:]
     assert io.open(work / "results" / "digits" / "buckets.nc")["n_models"].values.tolist() == [16, 16]
@@ -140,7 +145,8 @@ def test_changing_smoothgrad_samples_reruns_only_smoothgrad(finished_run):
     dry = snakemake(work, "--dry-run", configfiles=[cfg, changed])
     assert dry.returncode == 0, dry.stderr[-3000:]
     jobs = planned_jobs(dry.stdout + dry.stderr)
-    assert {k: v for k, v in jobs.items() if k != "all"} == {"explain_shard": 2, "explain_gather": 1, "effects": 1}, jobs
+    assert {k: v for k, v in jobs.items() if k != "all"} == {"explain_shard": 2, "explain_gather": 1, "effects": 1,
+                                                              "effect_figures": 1}, jobs
     out = dry.stdout + dry.stderr
     assert "shards/smoothgrad.0.nc" in out and "shards/smoothgrad.1.nc" in out
     assert not any(f"shards/{m}.0.nc" in out for m in METHODS if m != "smoothgrad")
@@ -160,7 +166,9 @@ def test_report_holds_the_figure_and_table(finished_run):
     res = snakemake(work, "--report", str(work / "report.html"), configfiles=[cfg])
     assert res.returncode == 0, res.stderr[-3000:]
     html = (work / "report.html").read_text(errors="replace")
-    assert "accuracy_buckets.png" in html and "buckets.csv" in html and "effect_correlations.png" in html
+    assert "accuracy_buckets.png" in html and "buckets.csv" in html
+    for fig in ("effect_correlations", "ite_by_bucket", "ite_scatter", "mediation", "predictions_by_optimizer"):
+        assert f"{fig}.png" in html, fig
 
 
 def test_paper_config_dry_run_plans_the_four_zoos(tmp_path):

@@ -59,6 +59,7 @@ def explain_common_params(wildcards):
         "dtype": e["dtype"],
         "chunk_size": e["chunk_size"],
         "device": config["device"],
+        "seed": config["seed"],
     }
 
 
@@ -71,7 +72,6 @@ def explain_method_params(wildcards):
         "method": wildcards.method,
         "shards": e["shards"],
         "clip_percentile": e["clip_percentile"],
-        "seed": config["seed"],
         **own.get(wildcards.method, {}),
     }
 
@@ -114,6 +114,9 @@ def all_outputs():
         out += [
             result(d, "effects.nc"),
             result(d, "figures/effect_correlations.png"),
+            result(d, "figures/ite_by_bucket.png"),
+            result(d, "figures/ite_scatter.png"),
+            result(d, "figures/mediation.png"),
             result(d, "figures/predictions_by_optimizer.png"),
         ]
     return out

@@ -1,5 +1,6 @@
 # Treatment effects of each hyperparameter on predictions and explanations, per accuracy
-# bucket, and how they correlate (paper 000 eq. 4, Fig. 2-3).
+# bucket, their correlations, and the direct versus mediated split (paper 000 eq. 4,
+# Fig. 2-4). The figures are a separate rule: restyling them never re-runs the estimates.
 
 
 rule effects:
@@ -7,12 +8,6 @@ rule effects:
         unpack(effects_inputs),
     output:
         effects="results/{dataset}/effects.nc",
-        figure=report(
-            "results/{dataset}/figures/effect_correlations.png",
-            caption="../report/effect_correlations.rst",
-            category="Model zoo",
-            subcategory="{dataset}",
-        ),
     params:
         kernel=config["effects"]["kernel"],
         cap=config["effects"]["max_models_per_group"],
@@ -27,3 +22,44 @@ rule effects:
         "../../envs/causalxai.yaml"
     script:
         "../scripts/effects.py"
+
+
+rule effect_figures:
+    input:
+        effects="results/{dataset}/effects.nc",
+    output:
+        correlations=report(
+            "results/{dataset}/figures/effect_correlations.png",
+            caption="../report/effect_correlations.rst",
+            category="Model zoo",
+            subcategory="{dataset}",
+        ),
+        ite_by_bucket=report(
+            "results/{dataset}/figures/ite_by_bucket.png",
+            caption="../report/ite_by_bucket.rst",
+            category="Model zoo",
+            subcategory="{dataset}",
+        ),
+        scatter=report(
+            "results/{dataset}/figures/ite_scatter.png",
+            caption="../report/ite_scatter.rst",
+            category="Model zoo",
+            subcategory="{dataset}",
+        ),
+        mediation=report(
+            "results/{dataset}/figures/mediation.png",
+            caption="../report/mediation.rst",
+            category="Model zoo",
+            subcategory="{dataset}",
+        ),
+    params:
+        hparam="optimizer",
+        stat="pearson",
+    log:
+        "logs/{dataset}/effect_figures.log",
+    benchmark:
+        "results/benchmarks/{dataset}/effect_figures.tsv"
+    conda:
+        "../../envs/causalxai.yaml"
+    script:
+        "../scripts/effect_figures.py"

@@ -12,7 +12,6 @@ import torch  # noqa: E402
 
 from causalxai.effects.table import compute_effects  # noqa: E402
 from causalxai.io import open as open_result, write_dataset  # noqa: E402
-from causalxai.plots.effects import plot_correlations  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 p = snakemake.params  # noqa: F821
@@ -24,5 +23,4 @@ ds = compute_effects(
     kernel=p.kernel, cap=p.cap, seed=p.seed,
 )
 logging.info("effects in %.1f s; %d empty cells", time.time() - t0, ds.attrs["n_empty_cells"])
-plot_correlations(ds, snakemake.output.figure)  # noqa: F821
 write_dataset(ds, snakemake.output.effects, step="effects", config={"kernel": p.kernel, "cap": p.cap, "methods": p.methods}, seed=p.seed)  # noqa: F821

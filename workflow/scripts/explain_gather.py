@@ -13,5 +13,5 @@ ds = gather([open_result(p) for p in snakemake.input.shards])  # noqa: F821
 n_img, h, w = ds.sizes["image"], ds.sizes["y"], ds.sizes["x"]
 write_dataset(
     ds, snakemake.output.explanations, step="explain", config=cfg, seed=cfg["seed"],  # noqa: F821
-    encoding={"E": {"chunksizes": (1, n_img, h, w)}},
+    encoding={"E": {"chunksizes": (1, 1, n_img, h, w)}},
 )

@@ -13,4 +13,4 @@ from causalxai.io import open as open_result, write_dataset  # noqa: E402
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 cfg = dict(snakemake.params.explain)  # noqa: F821
 pred = predict_zoo(open_result(snakemake.input.zoo), open_result(snakemake.input.images), ExplainSettings.from_config(cfg))  # noqa: F821
-write_dataset(pred, snakemake.output.predictions, step="predictions", config=cfg)  # noqa: F821
+write_dataset(pred, snakemake.output.predictions, step="predictions", config=cfg, seed=cfg["seed"])  # noqa: F821

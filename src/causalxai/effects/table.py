@@ -1,17 +1,25 @@
 """The effects step: ITE_Y and ITE_E for every hyperparameter, value, bucket and image,
-and their correlations (paper 000 eq. 4, Fig. 2-3).
+their correlations, and the split into direct and mediated effects (paper 000 eq. 4, Fig. 2-4).
 
 ``effects.nc`` holds
 
 * ``ite_y(hparam, value, bucket, image)``: the effect of ``hparam = value`` (w.r.t. every
   other value, within the bucket) on the prediction Y;
-* ``ite_e(method, hparam, value, bucket, image)``: the same on each explanation E, with
-  ``identity`` (E := Y) as the reference method;
+* ``ite_e(effect, method, hparam, value, bucket, image)``: the same on each explanation
+  E, with ``identity`` (E := Y) as the reference method. ``effect="total"`` uses the
+  maps of each model's predicted class; ``effect="direct"`` those of a randomly permuted
+  class (:mod:`causalxai.explain.suite`), the H → Y → E path severed (for Identity: the
+  permuted score vector). ``ite_e_mediated(method, ...)`` = total − direct;
 * ``n_treated``/``n_control(hparam, value, bucket)``: the models each cell used (after
   the cap); cells without a treated or a control model are NaN, and counted;
-* ``corr(method, bucket, stat)``: Pearson and Spearman correlation of ITE_Y and ITE_E over
-  all (hyperparameter, value, image) entries of the bucket, and ``corr_hparam(method,
-  hparam, bucket, stat)`` per hyperparameter;
+* ``corr(effect, method, bucket, stat)``: Pearson and Spearman correlation of ITE_Y and
+  ITE_E over all (hyperparameter, value, image) entries of the bucket, and
+  ``corr_hparam(effect, method, hparam, bucket, stat)`` per hyperparameter (paper Fig. 3
+  right, Fig. 4 first column, Fig. 16);
+* ``corr_mediated(method, bucket, stat)`` = corr(total) − corr(direct): how much of E's
+  agreement with Y flows through Y (Fig. 4, second column), and ``gap_to_identity(method,
+  bucket, stat)`` = corr_mediated(identity) − corr_mediated(method), each method's
+  distance from the ideal explanation (Fig. 4, third column);
 * coordinate ``value_label(hparam, value)``: the value's label ('' where a hyperparameter
   has fewer values than the widest one).
 
@@ -29,6 +37,7 @@ import xarray as xr
 
 from causalxai.effects.estimate import BucketGrams, bucket_cell_effects, bucket_correlations, cell_effects
 from causalxai.effects.groups import treatment_groups, treatment_levels
+from causalxai.explain.suite import EFFECTS
 from causalxai.zoo.hparams import HPARAMS
 
 __all__ = ["compute_effects", "MAX_GRAM_MODELS"]
@@ -48,11 +57,27 @@ def compute_effects(
     cap: int = 100,
     seed: int = 0,
 ) -> xr.Dataset:
-    """Build ``effects.nc`` (see the module docstring) from the earlier steps' results."""
+    """Build ``effects.nc`` (see the module docstring) from the earlier steps' results.
+
+    ``predictions`` needs ``prob`` and ``prob_direct``; each explanation dataset
+    ``E(model, effect, image, y, x)`` with ``effect`` = total, direct.
+    """
     bucket = np.asarray(buckets["bucket"].values)
     n_b = buckets.sizes["bucket_label"]
-    y = np.asarray(predictions["prob"].values)
+    for key in ("prob", "prob_direct"):
+        if key not in predictions:
+            raise ValueError(f"predictions.nc has no {key!r}: it was made by an older version; delete it and re-run")
+    for m, e in explanations.items():
+        if "effect" not in e["E"].dims or list(e["effect"].values) != list(EFFECTS):
+            raise ValueError(f"explanations/{m}.nc has no effect dimension {list(EFFECTS)}: "
+                             "it was made by an older version; delete it and re-run")
     methods = ["identity", *explanations]
+    # every output compared across models: (effect, method) -> array (model, image, ...)
+    outputs = {("total", "identity"): np.asarray(predictions["prob"].values),
+               ("direct", "identity"): np.asarray(predictions["prob_direct"].values)}
+    for m, e in explanations.items():
+        for eff in EFFECTS:
+            outputs[(eff, m)] = np.asarray(e["E"].sel(effect=eff).values)
     levels_all = {}
     for name in HPARAMS:
         lv, labels = treatment_levels(name, zoo[name].values)
@@ -62,26 +87,21 @@ def compute_effects(
         raise ValueError("no hyperparameter takes two values in this zoo: there is no treatment to estimate")
     names = list(levels_all)
     n_v = max(len(labels) for _, labels in levels_all.values())
-    n_i = y.shape[1]
-    ite_y = np.full((len(names), n_v, n_b, n_i), np.nan)
-    ite_e = np.full((len(methods), len(names), n_v, n_b, n_i), np.nan)
+    n_i = predictions.sizes["image"]
+    ite_e = np.full((len(EFFECTS), len(methods), len(names), n_v, n_b, n_i), np.nan)
     n_t = np.zeros((len(names), n_v, n_b), dtype=np.int64)
     n_c = np.zeros_like(n_t)
     value_label = np.full((len(names), n_v), "", dtype=object)
     # Small buckets: one Gram matrix per (output, bucket), shared by every hyperparameter's
     # cells. Large buckets (the paper's 30k-model zoos): each cell's capped groups only,
     # since a bucket's Gram matrix grows with its models squared.
-    if np.bincount(bucket).max() <= MAX_GRAM_MODELS:
-        grams_y = BucketGrams(y, bucket)
-        grams_e = {m: BucketGrams(np.asarray(explanations[m]["E"].values), bucket) for m in methods[1:]}
+    shared_grams = np.bincount(bucket).max() <= MAX_GRAM_MODELS
+    grams = {key: BucketGrams(v, bucket) for key, v in outputs.items()} if shared_grams else {}
 
-        def effects_of(output, groups):
-            return bucket_cell_effects(grams_y if output is None else grams_e[output], groups, bucket, kernel)
-    else:
-
-        def effects_of(output, groups):
-            values = y if output is None else np.asarray(explanations[output]["E"].values)
-            return cell_effects(values, groups, kernel)
+    def effects_of(key, groups):
+        if shared_grams:
+            return bucket_cell_effects(grams[key], groups, bucket, kernel)
+        return cell_effects(outputs[key], groups, kernel)
 
     for h, name in enumerate(names):
         lv, labels = levels_all[name]
@@ -93,34 +113,43 @@ def compute_effects(
         b_idx = np.array([g.bucket for g in groups])
         n_t[h, v_idx, b_idx] = [g.treated.size for g in groups]
         n_c[h, v_idx, b_idx] = [g.control.size for g in groups]
-        ite_y[h, v_idx, b_idx] = effects_of(None, groups)
-        ite_e[0, h, v_idx, b_idx] = ite_y[h, v_idx, b_idx]
-        for k, method in enumerate(methods[1:], start=1):
-            ite_e[k, h, v_idx, b_idx] = effects_of(method, groups)
+        for i, eff in enumerate(EFFECTS):
+            for k, method in enumerate(methods):
+                ite_e[i, k, h, v_idx, b_idx] = effects_of((eff, method), groups)
+    ite_y = ite_e[0, 0]
 
-    def corr(sel: slice | int) -> np.ndarray:
-        out = np.full((len(methods), n_b, 2), np.nan)
-        yy = ite_y[sel].reshape(-1, n_b, n_i) if isinstance(sel, slice) else ite_y[sel]
-        for k in range(len(methods)):
-            ee = ite_e[k][sel].reshape(-1, n_b, n_i) if isinstance(sel, slice) else ite_e[k][sel]
-            # cells x images per bucket, NaN cells (no treated or control model) left out
-            cells_y = np.moveaxis(yy, 1, 0).reshape(n_b, -1)
-            cells_e = np.moveaxis(ee, 1, 0).reshape(n_b, -1)
-            for b in range(n_b):
-                ok = np.isfinite(cells_y[b]) & np.isfinite(cells_e[b])
-                out[k, b] = bucket_correlations(cells_y[b][ok][None], cells_e[b][ok][None], np.zeros(1, int), 1)[0]
+    def corr(h: int | None) -> np.ndarray:
+        """(effect, method, bucket, stat) over all hyperparameters, or hyperparameter h."""
+        sel = slice(None) if h is None else slice(h, h + 1)
+        # cells x images per bucket, NaN cells (no treated or control model) left out
+        cells_y = np.moveaxis(ite_y[sel], 2, 0).reshape(n_b, -1)
+        out = np.full((len(EFFECTS), len(methods), n_b, 2), np.nan)
+        for i in range(len(EFFECTS)):
+            for k in range(len(methods)):
+                cells_e = np.moveaxis(ite_e[i, k][sel], 2, 0).reshape(n_b, -1)
+                for b in range(n_b):
+                    ok = np.isfinite(cells_y[b]) & np.isfinite(cells_e[b])
+                    out[i, k, b] = bucket_correlations(cells_y[b][ok][None], cells_e[b][ok][None], np.zeros(1, int), 1)[0]
         return out
 
+    c = corr(None)
+    mediated = c[0] - c[1]
+    cell = ("hparam", "value", "bucket", "image")
     ds = xr.Dataset(
         {
-            "ite_y": (("hparam", "value", "bucket", "image"), ite_y),
-            "ite_e": (("method", "hparam", "value", "bucket", "image"), ite_e),
-            "n_treated": (("hparam", "value", "bucket"), n_t),
-            "n_control": (("hparam", "value", "bucket"), n_c),
-            "corr": (("method", "bucket", "stat"), corr(slice(None))),
-            "corr_hparam": (("method", "hparam", "bucket", "stat"), np.stack([corr(h) for h in range(len(names))], axis=1)),
+            "ite_y": (cell, ite_y),
+            "ite_e": (("effect", "method", *cell), ite_e),
+            "ite_e_mediated": (("method", *cell), ite_e[0] - ite_e[1]),
+            "n_treated": (cell[:3], n_t),
+            "n_control": (cell[:3], n_c),
+            "corr": (("effect", "method", "bucket", "stat"), c),
+            "corr_hparam": (("effect", "method", "hparam", "bucket", "stat"),
+                            np.stack([corr(h) for h in range(len(names))], axis=2)),
+            "corr_mediated": (("method", "bucket", "stat"), mediated),
+            "gap_to_identity": (("method", "bucket", "stat"), mediated[:1] - mediated),
         },
         coords={
+            "effect": list(EFFECTS),
             "method": methods,
             "hparam": names,
             "value": np.arange(n_v),
@@ -137,5 +166,9 @@ def compute_effects(
         },
     )
     ds["ite_y"].attrs["description"] = "paper 000 eq. (4): mean kernel distance of Y between treated and control pairs"
+    ds["ite_e"].attrs["description"] = "eq. (4) on E; effect=direct: maps of a permuted class, H -> Y -> E severed"
+    ds["ite_e_mediated"].attrs["description"] = "ite_e total - direct: the effect of H on E mediated by Y"
     ds["corr"].attrs["description"] = "correlation of ITE_Y and ITE_E over the bucket's (hparam, value, image) entries"
+    ds["corr_mediated"].attrs["description"] = "corr total - corr direct (paper 000 Fig. 4, second column)"
+    ds["gap_to_identity"].attrs["description"] = "corr_mediated of Identity minus the method's (Fig. 4, third column)"
     return ds

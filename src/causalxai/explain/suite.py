@@ -2,11 +2,24 @@
 
 Models are processed in chunks (``chunk_size`` models per pass, one activation per chunk
 so every pass takes the fast path), and a zoo can be split into ``shards`` contiguous
-model ranges computed by separate jobs and gathered afterwards (:func:`gather`). The
-targets are the models' own predictions on the probe images (``predictions.nc``), and
+model ranges computed by separate jobs and gathered afterwards (:func:`gather`).
 SmoothGrad draws its noise from a generator re-seeded for every chunk, so every model
 is explained on the same noisy inputs whatever the chunking or sharding: results do not
 depend on ``chunk_size`` or ``shards``.
+
+Each map is computed twice, along the ``effect`` dimension (paper 000 §3.2, Fig. 4):
+
+* ``total``: the explanation of the class the model predicts (``predictions.target``),
+  as every saliency method is used in practice. H reaches E both directly (through the
+  weights) and through the prediction Y, which decides the class explained.
+* ``direct``: the path H → Y → E severed. The explained class is ``target_direct =
+  σ_{m,x}(target)``, where ``σ_{m,x}`` is a uniformly random permutation of the classes
+  drawn independently for every (model, image) from the config's seed: the explained
+  class is then uniform and independent of H and of Y, while the weights (and so every
+  direct influence of H) are unchanged. This is the paper's "Y randomly permuted"
+  estimator (its code permuted the class scores before explaining); the Identity
+  explanation's direct counterpart is the permuted score vector ``prob_direct`` (the
+  scores moved to the permuted classes). The mediated effect is total − direct.
 """
 
 from __future__ import annotations
@@ -23,7 +36,7 @@ from causalxai.explain.saliency import METHODS, grad_cam, gradient, integrated_g
 from causalxai.zoo.dataset import zoo_params
 from causalxai.zoo.train import resolve_device
 
-__all__ = ["ExplainSettings", "model_shard", "predict_zoo", "explain_zoo", "gather"]
+__all__ = ["EFFECTS", "ExplainSettings", "class_permutations", "model_shard", "predict_zoo", "explain_zoo", "gather"]
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -85,8 +98,29 @@ def _setup(zoo: xr.Dataset, images: xr.Dataset, settings: ExplainSettings):
     return device, dtype, x, int(chunk)
 
 
+EFFECTS = ("total", "direct")
+
+
+def class_permutations(n_models: int, n_images: int, n_classes: int, seed: int) -> np.ndarray:
+    """``σ (model, image, class)``: one uniformly random class permutation per (model, image).
+
+    Drawn for the whole zoo at once from ``seed`` (never per shard), so a model's
+    permutations do not depend on how the zoo is sharded.
+    """
+    rng = np.random.default_rng([int(seed), 0x5E7E2])
+    base = np.broadcast_to(np.arange(n_classes), (n_models, n_images, n_classes))
+    return rng.permuted(base, axis=-1)
+
+
 def predict_zoo(zoo: xr.Dataset, images: xr.Dataset, settings: ExplainSettings) -> xr.Dataset:
-    """``predictions.nc``: ``prob(model, image, class)`` and ``target(model, image)`` (argmax)."""
+    """``predictions.nc``: the models' outputs and the classes the explanations target.
+
+    * ``prob(model, image, class)``: softmax output Y; ``target(model, image)``: its argmax,
+      the class the total-effect explanations explain;
+    * ``permutation(model, image, class)``: σ, a seeded random class permutation per
+      (model, image); ``prob_direct`` with ``prob_direct[σ(c)] = prob[c]`` and
+      ``target_direct = σ(target)``: Y severed from H (see the module docstring).
+    """
     device, dtype, x, chunk = _setup(zoo, images, settings)
     n = zoo.sizes["model"]
     act = np.asarray(zoo["activation"].values).astype(str)
@@ -94,12 +128,27 @@ def predict_zoo(zoo: xr.Dataset, images: xr.Dataset, settings: ExplainSettings) 
     for sel in _chunks(act, np.arange(n), chunk):
         params = {k: v.to(dtype) for k, v in zoo_params(zoo, sel, device).items()}
         prob[sel] = predict(params, x, str(act[sel[0]])).float().cpu().numpy()
+    target = prob.argmax(-1).astype(np.int64)
+    perm = class_permutations(n, x.shape[0], prob.shape[-1], settings.seed)
+    prob_direct = np.empty_like(prob)
+    np.put_along_axis(prob_direct, perm, prob, axis=-1)
+    target_direct = np.take_along_axis(perm, target[..., None], axis=-1)[..., 0]
+    dims = ("model", "image", "class")
     ds = xr.Dataset(
-        {"prob": (("model", "image", "class"), prob), "target": (("model", "image"), prob.argmax(-1).astype(np.int64))},
-        coords={"model": zoo["model"].values, "image": images["image"].values, "class": np.arange(10)},
+        {
+            "prob": (dims, prob),
+            "target": (dims[:2], target),
+            "permutation": (dims, perm.astype(np.int64)),
+            "prob_direct": (dims, prob_direct),
+            "target_direct": (dims[:2], target_direct.astype(np.int64)),
+        },
+        coords={"model": zoo["model"].values, "image": images["image"].values, "class": np.arange(prob.shape[-1])},
     )
     ds["prob"].attrs["description"] = "softmax output Y of each model on each probe image"
-    ds["target"].attrs["description"] = "the class each model predicts (the class every method explains)"
+    ds["target"].attrs["description"] = "the class each model predicts (the class the total-effect maps explain)"
+    ds["permutation"].attrs["description"] = "σ: seeded uniformly random class permutation per (model, image)"
+    ds["prob_direct"].attrs["description"] = "Y with its scores moved to the permuted classes: prob_direct[σ(c)] = prob[c]"
+    ds["target_direct"].attrs["description"] = "σ(target): the class the direct-effect maps explain, independent of H and Y"
     return ds
 
 
@@ -111,7 +160,10 @@ def explain_zoo(
     settings: ExplainSettings,
     models: Sequence[int] | np.ndarray | None = None,
 ) -> xr.Dataset:
-    """``E(model, image, y, x)``: post-processed saliency maps of one method.
+    """``E(model, effect, image, y, x)``: post-processed saliency maps of one method.
+
+    ``effect="total"`` explains each model's predicted class, ``effect="direct"`` the
+    permuted class ``target_direct`` (see the module docstring).
 
     Args:
         zoo, images, predictions: ``zoo.nc``, ``images.nc`` and ``predictions.nc``.
@@ -124,35 +176,44 @@ def explain_zoo(
     device, dtype, x, chunk = _setup(zoo, images, settings)
     models = np.arange(zoo.sizes["model"]) if models is None else np.unique(np.asarray(models, dtype=np.int64))
     act = np.asarray(zoo["activation"].values).astype(str)
-    target_all = np.asarray(predictions["target"].values)
-    out = np.zeros((models.size, x.shape[0], *x.shape[-2:]), dtype=np.float32)
+    for key in ("target", "target_direct"):
+        if key not in predictions:
+            raise ValueError(f"predictions.nc has no {key!r}: it was made by an older version; delete it and re-run")
+    targets = [np.asarray(predictions["target"].values), np.asarray(predictions["target_direct"].values)]
+    out = np.zeros((models.size, len(EFFECTS), x.shape[0], *x.shape[-2:]), dtype=np.float32)
     for sel in _chunks(act, models, chunk):
         params = {k: v.to(dtype) for k, v in zoo_params(zoo, sel, device).items()}
-        target = torch.tensor(target_all[sel], device=device)
         a = str(act[sel[0]])
-        if method == "gradient":
-            maps = gradient(params, x, a, target, settings.output)
-        elif method == "smoothgrad":
-            g = torch.Generator(device=device).manual_seed(int(settings.seed))
-            maps = smoothgrad(params, x, a, target, samples=settings.smoothgrad_samples,
-                              noise=settings.smoothgrad_noise, generator=g, output=settings.output)
-        elif method == "integrated_gradients":
-            maps = integrated_gradients(params, x, a, target, steps=settings.ig_steps, rule=settings.ig_rule,
-                                        output=settings.output)
-        else:
-            maps = grad_cam(params, x, a, target, settings.output)
-        maps = normalize_maps(maps[:, :, 0], signed=method != "grad_cam", clip_percentile=settings.clip_percentile)
-        out[np.searchsorted(models, sel)] = maps.float().cpu().numpy()
+        for k, target_all in enumerate(targets):
+            target = torch.tensor(target_all[sel], device=device)
+            maps = _saliency(method, params, x, a, target, settings, device)
+            maps = normalize_maps(maps[:, :, 0], signed=method != "grad_cam", clip_percentile=settings.clip_percentile)
+            out[np.searchsorted(models, sel), k] = maps.float().cpu().numpy()
     ds = xr.Dataset(
-        {"E": (("model", "image", "y", "x"), out)},
-        coords={"model": zoo["model"].values[models], "image": images["image"].values},
+        {"E": (("model", "effect", "image", "y", "x"), out)},
+        coords={"model": zoo["model"].values[models], "effect": list(EFFECTS), "image": images["image"].values},
         attrs={"method": method},
     )
     ds["E"].attrs["description"] = (
-        f"{method} saliency of each model's predicted class, clipped above its "
-        f"{settings.clip_percentile:g}th percentile and normalised to [0, 1] (paper 000 App. A.3)"
+        f"{method} saliency of each model's predicted class (effect=total) or of a randomly permuted "
+        f"class (effect=direct), clipped above its {settings.clip_percentile:g}th percentile and "
+        "normalised to [0, 1] (paper 000 App. A.3)"
     )
     return ds
+
+
+def _saliency(method: str, params, x: torch.Tensor, act: str, target: torch.Tensor,
+              settings: ExplainSettings, device: torch.device) -> torch.Tensor:
+    if method == "gradient":
+        return gradient(params, x, act, target, settings.output)
+    if method == "smoothgrad":
+        g = torch.Generator(device=device).manual_seed(int(settings.seed))
+        return smoothgrad(params, x, act, target, samples=settings.smoothgrad_samples,
+                          noise=settings.smoothgrad_noise, generator=g, output=settings.output)
+    if method == "integrated_gradients":
+        return integrated_gradients(params, x, act, target, steps=settings.ig_steps, rule=settings.ig_rule,
+                                    output=settings.output)
+    return grad_cam(params, x, act, target, settings.output)
 
 
 def gather(shards: Sequence[xr.Dataset]) -> xr.Dataset:
