@@ -1,0 +1,1 @@
+"""TRACER (paper 004): interventions, CKA layer groups, causal effects, mechanisms, compression."""

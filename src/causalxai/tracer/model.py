@@ -1,0 +1,361 @@
+"""The classifier TRACER explains: the modified AlexNet of paper 004, layer selection,
+training and the layer table.
+
+:func:`alexnet28` is the MNIST network of paper 004 (§4, App. F, Table 2): AlexNet cut
+down to one 28×28 input channel and 10 classes. Table 2 gives every layer's output shape
+and the total parameter count (11,696,202) but no kernel sizes; these are the only
+choices that give both the shapes and that exact count:
+
+=========  =========================================  ==============  ===========
+layer      hyperparameters                            output (28×28)  parameters
+=========  =========================================  ==============  ===========
+conv1      Conv2d(1→32, kernel 5, stride 1, pad 1)    32×26×26                832
+conv2      Conv2d(32→64, kernel 3, stride 1, pad 1)   64×26×26             18,496
+pool1      MaxPool2d(kernel 2, stride 2)              64×13×13                  0
+conv3      Conv2d(64→96, kernel 3, stride 1, pad 1)   96×13×13             55,392
+conv4      Conv2d(96→64, kernel 3, stride 1, pad 1)   64×13×13             55,360
+conv5      Conv2d(64→32, kernel 3, stride 1, pad 1)   32×13×13             18,464
+pool2      MaxPool2d(kernel 2, stride 1)              32×12×12                  0
+flatten    Flatten                                    4608                      0
+drop1      Dropout(p)                                 4608                      0
+fc1        Linear(4608→2048)                          2048              9,439,232
+drop2      Dropout(p)                                 2048                      0
+fc2        Linear(2048→1024)                          1024              2,098,176
+fc3        Linear(1024→10)                            10                   10,250
+=========  =========================================  ==============  ===========
+
+with a ReLU after each conv and after fc1 and fc2 (relu1…relu7): 11,696,202 parameters
+in all, exactly Table 2's total. (A 3×3 unpadded conv1 also gives 32×26×26 but
+11,695,690 parameters, 512 short.) The classifier head is torchvision AlexNet's
+(Dropout, Linear, ReLU, Dropout, Linear, ReLU, Linear), as Table 2 lists it.
+
+Layers are observed by name (``conv1``, ``relu1``, …, ``fc3``), see
+:func:`observed_layers`; any classifier whose forward runs its modules one after another
+(an ``nn.Sequential``, nested or not) works the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from causalxai.zoo.train import resolve_device
+
+__all__ = [
+    "alexnet28",
+    "observed_layers",
+    "leaf_modules",
+    "train_classifier",
+    "evaluate_classifier",
+    "layer_table",
+    "forward_hooks",
+    "SELECT_KEYWORDS",
+]
+
+#: keywords :func:`observed_layers` understands besides layer names and type names
+SELECT_KEYWORDS = ("all", "parametric")
+
+
+def alexnet28(in_channels: int = 1, n_classes: int = 10, dropout: float = 0.5, image_size: int = 28) -> nn.Sequential:
+    """The modified AlexNet of paper 004 (Table 2), as a named ``nn.Sequential``.
+
+    ``image_size`` (square inputs) only changes ``fc1``'s input width: conv1 maps s → s−2,
+    pool1 halves (floor), pool2 takes one off; 28 → 26 → 13 → 12 (32·12·12 = 4608).
+    See the module docstring for every layer's hyperparameters and parameter count.
+    """
+    if image_size < 6:
+        raise ValueError(f"alexnet28: image_size={image_size} is too small (needs at least 6 pixels)")
+    side = (image_size - 2) // 2 - 1
+    layers: list[tuple[str, nn.Module]] = [
+        ("conv1", nn.Conv2d(in_channels, 32, kernel_size=5, stride=1, padding=1)),
+        ("relu1", nn.ReLU()),
+        ("conv2", nn.Conv2d(32, 64, kernel_size=3, stride=1, padding=1)),
+        ("relu2", nn.ReLU()),
+        ("pool1", nn.MaxPool2d(kernel_size=2, stride=2)),
+        ("conv3", nn.Conv2d(64, 96, kernel_size=3, stride=1, padding=1)),
+        ("relu3", nn.ReLU()),
+        ("conv4", nn.Conv2d(96, 64, kernel_size=3, stride=1, padding=1)),
+        ("relu4", nn.ReLU()),
+        ("conv5", nn.Conv2d(64, 32, kernel_size=3, stride=1, padding=1)),
+        ("relu5", nn.ReLU()),
+        ("pool2", nn.MaxPool2d(kernel_size=2, stride=1)),
+        ("flatten", nn.Flatten()),
+        ("drop1", nn.Dropout(dropout)),
+        ("fc1", nn.Linear(32 * side * side, 2048)),
+        ("relu6", nn.ReLU()),
+        ("drop2", nn.Dropout(dropout)),
+        ("fc2", nn.Linear(2048, 1024)),
+        ("relu7", nn.ReLU()),
+        ("fc3", nn.Linear(1024, n_classes)),
+    ]
+    return nn.Sequential(OrderedDict(layers))
+
+
+# ---------------------------------------------------------------------------------------
+# which layers to observe
+
+
+def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``(name, module)`` of every module without children, in ``named_modules`` order."""
+    return [(n, m) for n, m in model.named_modules() if n and next(m.children(), None) is None]
+
+
+@contextlib.contextmanager
+def forward_hooks(model: nn.Module, names: Sequence[str], fn: Callable[[str, nn.Module, Any], None]) -> Iterator[None]:
+    """Within the block, ``fn(name, module, output)`` runs after each named module's forward.
+
+    The hooks are removed on leaving the block, whatever happens inside it.
+    """
+    handles = []
+    try:
+        for name in names:
+            module = model.get_submodule(name)
+            handles.append(module.register_forward_hook(lambda mod, args, out, _name=name: fn(_name, mod, out)))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _execution_order(model: nn.Module, names: Sequence[str], example_input: torch.Tensor) -> list[str]:
+    """``names`` sorted by when each module's forward first finished on ``example_input``;
+    modules that never ran are dropped."""
+    first: dict[str, int] = {}
+
+    def note(name: str, module: nn.Module, out: Any) -> None:
+        first.setdefault(name, len(first))
+
+    was_training = model.training
+    model.eval()
+    try:
+        with forward_hooks(model, names, note), torch.no_grad():
+            model(example_input)
+    finally:
+        model.train(was_training)
+    return sorted(first, key=first.__getitem__)
+
+
+def observed_layers(
+    model: nn.Module,
+    select: str | type | Sequence[str | type] = "all",
+    *,
+    example_input: torch.Tensor | None = None,
+) -> list[str]:
+    """Names of the modules whose outputs TRACER records, in forward order.
+
+    ``select`` is one item or a list of items; each item is
+
+    * ``"all"``: every leaf module (a module without children), e.g. for :func:`alexnet28`
+      all 20 layers conv1 … fc3, ReLU, pooling, Flatten and Dropout included;
+    * ``"parametric"``: every leaf module with parameters of its own (Conv, Linear, norms);
+    * a module name as ``model.named_modules()`` spells it (``"conv1"``, ``"layer1.0"``):
+      that module, leaf or container (a container's output is its block's output);
+    * a type name (``"Conv2d"``, ``"ReLU"``) or a module class (``nn.Conv2d``, matched by
+      ``isinstance``): every module of that type.
+
+    Names win over type names when an item is both. An item that matches nothing raises
+    ``ValueError`` naming what is there.
+
+    Order: ``named_modules`` order, which is the forward order for an ``nn.Sequential``
+    (nested ones too) when only leaves are selected. For any other model it is the order in
+    which submodules were *registered*, which need not be the order ``forward`` runs them
+    (nor does it see functional calls such as ``F.relu`` or ``x + y`` in ``forward``):
+    pass ``example_input`` (one batch) to order the layers by when their forward finished
+    on it instead; modules that did not run are then dropped. Modules run more than once
+    per forward (a shared ``ReLU``) have no single output; :func:`record_activations`
+    refuses them.
+    """
+    items = [select] if isinstance(select, (str, type)) else list(select)
+    if not items:
+        raise ValueError("observed_layers: select is empty; name at least one layer, type or 'all'")
+    named = [(n, m) for n, m in model.named_modules() if n]
+    by_name = dict(named)
+    leaves = {n for n, _ in leaf_modules(model)}
+    chosen: set[str] = set()
+    for item in items:
+        if isinstance(item, type):
+            hit = {n for n, m in named if isinstance(m, item)}
+        elif item == "all":
+            hit = set(leaves)
+        elif item == "parametric":
+            hit = {n for n in leaves if next(by_name[n].parameters(recurse=False), None) is not None}
+        elif item in by_name:
+            hit = {item}
+        else:
+            hit = {n for n, m in named if type(m).__name__ == item}
+        if not hit:
+            types = sorted({type(m).__name__ for _, m in named})
+            raise ValueError(
+                f"observed_layers: {item!r} matches no module of {type(model).__name__}; use one of the "
+                f"keywords {list(SELECT_KEYWORDS)}, a module name (e.g. {[n for n, _ in named[:4]]}) "
+                f"or a type name among {types}"
+            )
+        chosen |= hit
+    names = [n for n, _ in named if n in chosen]
+    if example_input is not None:
+        names = _execution_order(model, names, example_input)
+    return names
+
+
+# ---------------------------------------------------------------------------------------
+# training
+
+
+def _as_inputs(x: Any) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    return t.float() if not t.is_floating_point() or t.dtype == torch.float64 else t
+
+
+def _as_labels(y: Any) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).long().reshape(-1)
+
+
+def evaluate_classifier(
+    model: nn.Module, x: Any, y: Any, *, batch_size: int = 1024, device: str | torch.device = "auto"
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on ``(x, y)`` (eval mode, no grad)."""
+    dev = resolve_device(device) if isinstance(device, str) else device
+    xt, yt = _as_inputs(x), _as_labels(y)
+    was_training = model.training
+    model.eval()
+    loss, correct = 0.0, 0
+    try:
+        with torch.no_grad():
+            for i in range(0, len(xt), batch_size):
+                xb, yb = xt[i : i + batch_size].to(dev), yt[i : i + batch_size].to(dev)
+                logits = model(xb)
+                loss += float(F.cross_entropy(logits, yb, reduction="sum"))
+                correct += int((logits.argmax(1) == yb).sum())
+    finally:
+        model.train(was_training)
+    n = max(len(xt), 1)
+    return loss / n, correct / n
+
+
+def train_classifier(
+    model: nn.Module,
+    x_train: Any,
+    y_train: Any,
+    x_test: Any,
+    y_test: Any,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    lr: float = 1e-3,
+    device: str | torch.device = "auto",
+    eval_batch_size: int = 1024,
+    progress: bool = False,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Train ``model`` in place with Adam (``lr``, torch defaults otherwise) on cross-entropy.
+
+    Paper 004 App. F: Adam, learning rate 1e-3, default parameters. Each epoch visits the
+    training set in a fresh random order drawn from a ``torch.Generator`` seeded with
+    ``seed``; the global RNG (dropout) is seeded with ``seed`` inside a forked RNG state, so
+    the caller's RNG is left alone and the same model, data and seed give the same weights
+    on the CPU (on a GPU up to cuDNN's own nondeterminism). Inputs are float tensors or
+    arrays ``(N, ...)`` already normalised, labels integer class indices.
+
+    Returns the model (on ``device``, eval mode) and a history with per-epoch lists
+    ``epoch, train_loss, train_accuracy, test_loss, test_accuracy`` (train figures are
+    running means over the epoch's minibatches, in train mode), plus ``initial_test_loss``,
+    ``initial_test_accuracy`` (before training) and ``final_test_accuracy``.
+    """
+    if epochs < 0 or batch_size < 1:
+        raise ValueError(f"train_classifier: need epochs >= 0 and batch_size >= 1, got {epochs}, {batch_size}")
+    dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    xtr, ytr = _as_inputs(x_train), _as_labels(y_train)
+    if len(xtr) != len(ytr) or len(xtr) == 0:
+        raise ValueError(f"train_classifier: {len(xtr)} training inputs but {len(ytr)} labels")
+    xtr, ytr = xtr.to(dev), ytr.to(dev)
+    model.to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(int(seed))
+    hist: dict[str, Any] = {k: [] for k in ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy")}
+    hist["initial_test_loss"], hist["initial_test_accuracy"] = evaluate_classifier(
+        model, x_test, y_test, batch_size=eval_batch_size, device=dev
+    )
+    n = len(xtr)
+    cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(int(seed))
+        for epoch in tqdm(range(1, epochs + 1), desc="train", disable=not progress):
+            model.train()
+            perm = torch.randperm(n, generator=gen).to(dev)
+            loss_sum, correct = 0.0, 0
+            for i in range(0, n, batch_size):
+                idx = perm[i : i + batch_size]
+                logits = model(xtr[idx])
+                loss = F.cross_entropy(logits, ytr[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += float(loss.detach()) * len(idx)
+                correct += int((logits.detach().argmax(1) == ytr[idx]).sum())
+            test_loss, test_acc = evaluate_classifier(model, x_test, y_test, batch_size=eval_batch_size, device=dev)
+            hist["epoch"].append(epoch)
+            hist["train_loss"].append(loss_sum / n)
+            hist["train_accuracy"].append(correct / n)
+            hist["test_loss"].append(test_loss)
+            hist["test_accuracy"].append(test_acc)
+    model.eval()
+    hist["final_test_accuracy"] = hist["test_accuracy"][-1] if epochs else hist["initial_test_accuracy"]
+    return model, hist
+
+
+# ---------------------------------------------------------------------------------------
+# the layer table (paper 004 Table 2)
+
+
+def layer_table(
+    model: nn.Module, input_shape: Sequence[int], *, layers: str | type | Sequence[str | type] = "all"
+) -> pd.DataFrame:
+    """One row per observed layer: ``name, type, output_shape, n_outputs, params``.
+
+    ``input_shape`` is one sample's shape without the batch axis (``(1, 28, 28)``); the
+    output shapes come from one forward pass of a zero input in eval mode (training mode is
+    restored afterwards). ``output_shape`` is a tuple without the batch axis, ``params``
+    the module's parameter count (with its children's). ``df.attrs["total_params"]`` is
+    the whole model's count (Table 2's "Total Parameters").
+    """
+    names = observed_layers(model, layers)
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def note(name: str, module: nn.Module, out: Any) -> None:
+        if isinstance(out, torch.Tensor):
+            shapes.setdefault(name, tuple(out.shape[1:]))
+
+    p = next(model.parameters(), None)
+    x = torch.zeros((1, *input_shape), device=p.device if p is not None else "cpu",
+                    dtype=p.dtype if p is not None and p.is_floating_point() else torch.float32)
+    was_training = model.training
+    model.eval()
+    try:
+        with forward_hooks(model, names, note), torch.no_grad():
+            model(x)
+    finally:
+        model.train(was_training)
+    rows = []
+    for name in names:
+        m = model.get_submodule(name)
+        shape = shapes.get(name)
+        rows.append(
+            {
+                "name": name,
+                "type": type(m).__name__,
+                "output_shape": shape,
+                "n_outputs": int(np.prod(shape)) if shape is not None else None,
+                "params": int(sum(q.numel() for q in m.parameters())),
+            }
+        )
+    df = pd.DataFrame(rows, columns=["name", "type", "output_shape", "n_outputs", "params"])
+    df.attrs["total_params"] = int(sum(q.numel() for q in model.parameters()))
+    return df
