@@ -20,6 +20,7 @@ include: "workflow/rules/zoo.smk"
 include: "workflow/rules/buckets.smk"
 include: "workflow/rules/explain.smk"
 include: "workflow/rules/effects.smk"
+include: "workflow/rules/meta_model.smk"
 
 
 rule all:

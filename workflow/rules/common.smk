@@ -118,5 +118,6 @@ def all_outputs():
             result(d, "figures/ite_scatter.png"),
             result(d, "figures/mediation.png"),
             result(d, "figures/predictions_by_optimizer.png"),
+            result(d, "meta_model.nc"),
         ]
     return out
