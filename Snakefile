@@ -21,6 +21,7 @@ include: "workflow/rules/buckets.smk"
 include: "workflow/rules/explain.smk"
 include: "workflow/rules/effects.smk"
 include: "workflow/rules/meta_model.smk"
+include: "workflow/rules/tracer.smk"
 
 
 rule all:

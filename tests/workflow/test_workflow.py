@@ -109,6 +109,11 @@ def test_outputs_are_read_back(finished_run):
     for fig in ("effect_correlations", "ite_by_bucket", "ite_scatter", "mediation"):
         assert (res / "figures" / f"{fig}.png").stat().st_size > 10_000, fig
     assert (res / "figures" / "predictions_by_optimizer.png").stat().st_size > 10_000
+    meta = io.open(res / "meta_model.nc")
+    assert list(meta["subset"].values) == ["all", "top"]
+    for name in ("accuracy", "train_accuracy", "chance_accuracy"):
+        assert ((meta[name] >= 0) & (meta[name] <= 1)).all(), name
+    assert meta["n_eval_models"].sel(subset="all") + meta["n_train_models"].sel(subset="all") == 32
     filled = (eff["n_treated"] > 0) & (eff["n_control"] > 0)
     assert np.isfinite(eff["ite_y"].where(filled).values[np.broadcast_to(filled.values[..., None], eff["ite_y"].shape)]).all()
 

@@ -120,4 +120,23 @@ def all_outputs():
             result(d, "figures/predictions_by_optimizer.png"),
             result(d, "meta_model.nc"),
         ]
+    for d in config["tracer"]["datasets"]:
+        out += [
+            result(d, "tracer/target_model.nc"),
+            result(d, "tables/target_model_layers.csv"),
+            result(d, "tracer/ace.nc"),
+            result(d, "tracer/mechanisms.nc"),
+            result(d, "tables/mechanisms.csv"),
+            result(d, "tracer/reliability.nc"),
+            result(d, "tables/reliability.csv"),
+            result(d, "figures/tracer/cka.png"),
+            result(d, "figures/tracer/eps_sweep.png"),
+            result(d, "figures/tracer/coverage.png"),
+            result(d, "figures/tracer/reliability.png"),
+        ]
+        for k in range(min(config["tracer"]["figures"]["samples"], config["tracer"]["n_samples"])):
+            out += [
+                result(d, f"figures/tracer/causal_graph_{k}.png"),
+                result(d, f"figures/tracer/contributions_{k}.png"),
+            ]
     return out

@@ -1,0 +1,577 @@
+"""Reliability of explanation masks (paper 004 §4.1, Fig. 3), TRACER next to seven baselines.
+
+Every method's attribution ``a (N, H, W)`` becomes a binary mask by one rule for all
+methods, :func:`binary_mask`: ``M(x)_i = |a_i| ≥ threshold · max_j |a_j|`` per sample (no
+feature when the map is all zero). The perturbation function of §4.1 picks, per sample,
+exactly ``k = floor(p · |M(x)|)`` of the mask's features uniformly at random,
+``P(M(x), p) = 1 − 1{i ∈ S}`` (:func:`perturbation_matrix`), and the reliability score is
+the share of samples whose prediction changes,
+``S = |X|⁻¹ Σ_x 1{f(x) ≠ f(x')}`` (:func:`reliability_score`); mean and std over trials
+(paper: p = 0.5, 10 trials, all MNIST test samples).
+
+Choices where the paper leaves room:
+
+* **Perturbed value.** The paper writes ``x' = x ⊙ P``: perturbed features become 0. Like the
+  interventions (§4.1: "setting pixel values to zero before normalization") we set them
+  to a baseline ``b`` in the *raw* input space and normalise afterwards (``from_raw``);
+  ``b = 0`` (default) is exactly ``x ⊙ P`` on raw pixels. A feature is a pixel: all its
+  channels are set together.
+* **Randomness.** One trial is one random draw for all samples; the draws come from a
+  ``torch.Generator`` seeded with ``seed`` (CPU), so results are deterministic. Every
+  method uses the same seed (common random numbers). ``k`` is ``floor(p · |M| + 1e-9)``,
+  so float rounding (0.29 · 100 = 28.999…) does not lose a feature.
+* **Spread.** ``std`` is the population standard deviation over trials (``ddof = 0``):
+  defined for a single trial too; multiply by ``sqrt(T / (T − 1))`` for the sample std.
+* **Targets.** The baselines explain the logit of ``targets`` (default: the model's own
+  prediction on the clean input, the decision whose reliability is measured).
+* **Baselines** (Captum; attributions summed over input channels to ``(N, H, W)``):
+
+  - ``gradient``: ``Saliency(abs=False)``, the signed input gradient.
+  - ``smoothgrad``: ``NoiseTunnel(Saliency)``, 25 samples, σ = 0.15 · (max − min) of *each*
+    input (PAIR saliency's default, as in the model-zoo study). Captum takes one σ per
+    batch, so the noise is drawn in units of each sample's range: the forward takes
+    ``x + r · ε`` with ``r = max − min`` per sample and ``ε ~ N(0, 0.15²)`` is Captum's
+    noise on a zero tensor; the mean gradient with respect to ``ε`` is divided by ``r``.
+    This is exactly SmoothGrad with per-sample σ. Constant inputs (``r = 0``, σ = 0)
+    get the plain gradient.
+  - ``integrated_gradients``: 25 steps (Captum's default Gauss-Legendre rule) from a zero
+    baseline in the model's (normalised) input space.
+  - ``grad_cam``: ``LayerGradCam`` on the last ``nn.Conv2d`` (or ``grad_cam_layer``),
+    with the ReLU of the original Grad-CAM, upsampled bilinearly with
+    ``LayerAttribution.interpolate`` to H × W (as in the model-zoo study).
+  - ``lime`` / ``kernel_shap``: Captum ``Lime`` (default Lasso surrogate and exponential
+    cosine kernel) / ``KernelShap`` over s × s superpixels (default 4 × 4: 49 features on
+    28 × 28; edge blocks are smaller when s does not divide the side), ``n_samples``
+    (default 200) perturbations evaluated ``perturbations_per_eval`` at a time, absent
+    superpixels set to the raw-0 value in normalised space (``from_raw(0)``). Captum
+    fits one surrogate per sample, so these loop over samples.
+  - ``lrp``: Captum ``LRP`` with its default rules (ε-rule for Conv/Linear/pooling,
+    pass-through for ReLU/Dropout/Tanh). Captum has no rule for shape-only modules
+    (``nn.Flatten``, ``nn.Unflatten``, ``nn.Identity``, dropout variants other than
+    ``nn.Dropout``); they get an ``EpsilonRule``, which for ``out = reshape(in)`` passes
+    relevance through unchanged (``R_in = in · R_out / out``). Captum's ``IdentityRule``
+    would be wrong there (it returns the output-shaped relevance). Any other module
+    without a rule raises. Rules are set for the call only.
+
+  Randomised baselines (SmoothGrad, LIME, KernelSHAP) run under a forked torch RNG seeded
+  with ``seed``, so they are deterministic and leave the caller's RNG alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+from tqdm.auto import tqdm
+
+from causalxai.tracer.ace import binary_mask as _ace_binary_mask
+
+__all__ = [
+    "METHODS",
+    "BASELINE_METHODS",
+    "BaselineSettings",
+    "binary_mask",
+    "perturbation_matrix",
+    "reliability_score",
+    "superpixel_mask",
+    "baseline_attributions",
+    "reliability_dataset",
+]
+
+METHODS = ("tracer", "gradient", "smoothgrad", "integrated_gradients", "grad_cam", "lime", "kernel_shap", "lrp")
+BASELINE_METHODS = METHODS[1:]
+_K_TOL = 1e-9
+
+
+# ---------------------------------------------------------------------------------------
+# masks and perturbations
+
+
+def binary_mask(attribution: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Explanation mask ``(N, …)`` bool: ``|a| ≥ threshold · max|a|`` per sample.
+
+    The maximum runs over all of a sample's features (every axis but the first). A sample
+    whose attribution is all zero gets an empty mask (no feature is significant). The same
+    rule serves every method. ``threshold`` lies in ``[0, 1]``; non-finite attributions raise.
+    """
+    a = torch.as_tensor(attribution)
+    if a.dim() < 2:
+        raise ValueError(f"binary_mask: attribution must be (N, ...) with a sample axis, got shape {tuple(a.shape)}")
+    t = float(threshold)
+    if not 0.0 <= t <= 1.0:
+        raise ValueError(f"binary_mask: the mask threshold must lie in [0, 1] (tracer.ace.mask_threshold), got {threshold}")
+    if not a.is_floating_point():
+        a = a.float()
+    if not torch.isfinite(a).all():
+        raise ValueError("binary_mask: the attribution holds NaN or inf values")
+    # the one rule, shared with the ACE step's explanation mask
+    return torch.as_tensor(_ace_binary_mask(a, t, axis=tuple(range(1, a.dim()))))
+
+
+def _n_perturbed(count: torch.Tensor, p: float) -> torch.Tensor:
+    return torch.floor(count.double() * p + _K_TOL).long()
+
+
+def perturbation_matrix(mask: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The keep-matrix ``P(M(x), p) = 1 − 1{i ∈ S(M(x), p)}`` of §4.1, bool, shaped like ``mask``.
+
+    ``mask`` is ``(N, d)`` (or ``(N, …)``, flattened per sample). For each sample exactly
+    ``k = floor(p · |M(x)|)`` of its mask's features, drawn uniformly without replacement,
+    are False (to be perturbed); every other feature (outside the mask included) is True.
+    Vectorised: each feature gets a uniform random key (features outside the mask get 2,
+    above every key), and a feature is perturbed when its rank within its row is below k.
+    The keys come from ``generator`` (CPU; default: the global RNG).
+    """
+    m = torch.as_tensor(mask).bool()
+    if m.dim() < 2:
+        raise ValueError(f"perturbation_matrix: mask must be (N, d), got shape {tuple(m.shape)}")
+    if not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"perturbation_matrix: p must lie in [0, 1] (tracer.reliability.p), got {p}")
+    flat = m.reshape(m.shape[0], -1)
+    n, d = flat.shape
+    if n == 0 or d == 0:
+        return torch.ones_like(m)
+    dev = generator.device if generator is not None else torch.device("cpu")
+    keys = torch.rand((n, d), generator=generator, device=dev).to(flat.device)
+    keys = torch.where(flat, keys, torch.full_like(keys, 2.0))
+    order = keys.argsort(dim=1)
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(d, device=flat.device).expand(n, d).contiguous())
+    k = _n_perturbed(flat.sum(1), float(p))
+    perturbed = (ranks < k[:, None]) & flat
+    return (~perturbed).reshape(m.shape)
+
+
+def _model_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    prm = next(model.parameters(), None)
+    return prm.device if prm is not None else torch.device("cpu")
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    was = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was)
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, x: torch.Tensor, from_raw: Callable | None, batch_size: int, device: torch.device) -> torch.Tensor:
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i : i + batch_size].to(device)
+        if from_raw is not None:
+            xb = from_raw(xb)
+        out.append(model(xb).argmax(dim=1).cpu())
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+
+def _check_masks(x_raw: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
+    m = torch.as_tensor(masks).bool()
+    if m.dim() < 2 or m.shape[0] != x_raw.shape[0]:
+        raise ValueError(f"reliability: masks {tuple(m.shape)} must be (N, ...) for {x_raw.shape[0]} inputs")
+    spatial = tuple(m.shape[1:])
+    if x_raw.dim() < 1 + len(spatial) or tuple(x_raw.shape[x_raw.dim() - len(spatial) :]) != spatial:
+        raise ValueError(
+            f"reliability: inputs {tuple(x_raw.shape)} do not end in the masks' feature shape {spatial}"
+        )
+    return m, spatial
+
+
+def reliability_score(
+    model: nn.Module,
+    x_raw: torch.Tensor,
+    masks: torch.Tensor,
+    p: float = 0.5,
+    trials: int = 10,
+    seed: int = 0,
+    from_raw: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    baseline: float | torch.Tensor = 0.0,
+    batch_size: int = 256,
+    *,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Reliability scores ``(trials,)`` float64: per trial the share of changed predictions.
+
+    Args:
+        model: the classifier (run in eval mode, no grad; its mode is restored).
+        x_raw: inputs ``(N, *lead, *S)`` in the raw space, before normalisation.
+        masks: explanation masks ``(N, *S)`` bool (e.g. ``(N, H, W)`` for ``(N, C, H, W)``
+            inputs: a masked pixel is perturbed in every channel).
+        p: share of each mask to perturb (paper 0.5).
+        trials: independent random draws (paper 10); one draw covers all samples.
+        seed: seeds the ``torch.Generator`` of the draws.
+        from_raw: normalisation applied to a raw batch before the model (default none).
+        baseline: the raw value perturbed features take (default 0: ``x ⊙ P``), a number
+            or a tensor broadcastable to one sample.
+        batch_size: inputs per forward pass.
+        device: where the model runs (default: where its parameters are).
+
+    ``f(x)`` is the argmax of the model's output on ``from_raw(x_raw)``; ``f(x')`` on
+    ``from_raw(x')`` with ``x' = where(P, x_raw, baseline)``.
+    """
+    x_raw = torch.as_tensor(x_raw)
+    if not x_raw.is_floating_point():
+        x_raw = x_raw.float()
+    if trials < 1 or batch_size < 1:
+        raise ValueError(f"reliability_score: need trials >= 1 and batch_size >= 1, got {trials}, {batch_size}")
+    m, spatial = _check_masks(x_raw, masks)
+    n = x_raw.shape[0]
+    if n == 0:
+        raise ValueError("reliability_score: no inputs")
+    dev = _model_device(model, device)
+    n_lead = x_raw.dim() - 1 - len(spatial)
+    b = torch.as_tensor(baseline, dtype=x_raw.dtype)
+    gen = torch.Generator().manual_seed(int(seed))
+    scores = torch.empty(trials, dtype=torch.float64)
+    with _eval_mode(model):
+        clean = _predict(model, x_raw, from_raw, batch_size, dev)
+        for t in range(trials):
+            keep = perturbation_matrix(m.cpu(), p, gen).reshape(n, *([1] * n_lead), *spatial)
+            x_pert = torch.where(keep.to(x_raw.device), x_raw, b.to(x_raw.device))
+            pert = _predict(model, x_pert, from_raw, batch_size, dev)
+            scores[t] = (pert != clean).double().mean()
+    return scores
+
+
+# ---------------------------------------------------------------------------------------
+# baseline attributions (Captum)
+
+
+@dataclass(frozen=True)
+class BaselineSettings:
+    """Settings of the Captum baselines (see the module docstring)."""
+
+    smoothgrad_samples: int = 25
+    smoothgrad_noise: float = 0.15
+    ig_steps: int = 25
+    ig_method: str = "gausslegendre"
+    grad_cam_layer: str | None = None  # default: the last nn.Conv2d
+    superpixel: int = 4
+    n_samples: int = 200  # LIME / KernelSHAP perturbations per sample
+    perturbations_per_eval: int = 200
+    batch_size: int = 64  # samples per call for the gradient-based methods
+
+    @classmethod
+    def from_config(cls, reliability_cfg: Mapping[str, Any]) -> "BaselineSettings":
+        """From ``tracer.reliability`` (``lime_samples``, ``superpixel``; others keep their defaults)."""
+        kw: dict[str, Any] = {}
+        if "lime_samples" in reliability_cfg:
+            kw["n_samples"] = int(reliability_cfg["lime_samples"])
+        if "superpixel" in reliability_cfg:
+            kw["superpixel"] = int(reliability_cfg["superpixel"])
+        return cls(**kw)
+
+
+def superpixel_mask(height: int, width: int, size: int, *, device: torch.device | str | None = None) -> torch.Tensor:
+    """Feature ids ``(1, 1, H, W)`` long of ``size × size`` blocks, row-major:
+    ``(i // s) · ceil(W / s) + j // s`` (28 × 28, s = 4: 49 features)."""
+    if size < 1:
+        raise ValueError(f"superpixel size must be >= 1 (tracer.reliability.superpixel), got {size}")
+    rows = torch.arange(height, device=device) // size
+    cols = torch.arange(width, device=device) // size
+    ids = rows[:, None] * math.ceil(width / size) + cols[None, :]
+    return ids.view(1, 1, height, width).long()
+
+
+def _last_conv(model: nn.Module) -> nn.Module:
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError("grad_cam: the model has no nn.Conv2d layer; set grad_cam_layer to a module name")
+    return convs[-1]
+
+
+_SHAPE_ONLY = (nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+
+
+@contextlib.contextmanager
+def _lrp_rules(model: nn.Module) -> Iterator[None]:
+    from captum.attr._core.lrp import SUPPORTED_LAYERS_WITH_RULES, SUPPORTED_NON_LINEAR_LAYERS
+    from captum.attr._utils.lrp_rules import EpsilonRule
+
+    added = []
+    try:
+        for name, mod in model.named_modules():
+            if next(mod.children(), None) is not None or hasattr(mod, "rule"):
+                continue
+            kind = type(mod)
+            if kind in SUPPORTED_LAYERS_WITH_RULES or kind in SUPPORTED_NON_LINEAR_LAYERS:
+                continue
+            if isinstance(mod, _SHAPE_ONLY):
+                mod.rule = EpsilonRule()
+                added.append(mod)
+            else:
+                raise TypeError(
+                    f"lrp: Captum's LRP has no rule for layer {name!r} ({kind.__name__}); set "
+                    "`module.rule` to a captum PropagationRule or leave 'lrp' out of tracer.reliability.methods"
+                )
+        yield
+    finally:
+        for mod in added:
+            if hasattr(mod, "rule"):
+                del mod.rule
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+    devs = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devs):
+        torch.manual_seed(int(seed))
+        yield
+
+
+def _smoothgrad(model: nn.Module, x: torch.Tensor, target: torch.Tensor, s: BaselineSettings) -> torch.Tensor:
+    from captum.attr import NoiseTunnel, Saliency
+
+    span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(-1, *([1] * (x.dim() - 1)))
+    flat = span.flatten() == 0
+    span_safe = torch.where(span > 0, span, torch.ones_like(span))
+
+    def fwd(eps: torch.Tensor, x0: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        return model(x0 + r * eps)
+
+    nt = NoiseTunnel(Saliency(fwd))
+    g = nt.attribute(
+        torch.zeros_like(x).requires_grad_(True),
+        nt_type="smoothgrad",
+        nt_samples=int(s.smoothgrad_samples),
+        stdevs=float(s.smoothgrad_noise),
+        target=target,
+        additional_forward_args=(x.detach(), span_safe),
+        abs=False,
+    )
+    g = g.detach() / span_safe
+    if flat.any():  # σ = 0: the plain gradient
+        g[flat] = Saliency(model).attribute(x[flat], target=target[flat], abs=False)
+    return g
+
+
+def _attribute_batch(
+    model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str, s: BaselineSettings, reference: torch.Tensor
+) -> torch.Tensor:
+    from captum.attr import (
+        LRP,
+        IntegratedGradients,
+        KernelShap,
+        LayerAttribution,
+        LayerGradCam,
+        Lime,
+        Saliency,
+    )
+
+    if method == "gradient":
+        return Saliency(model).attribute(x, target=target, abs=False)
+    if method == "smoothgrad":
+        return _smoothgrad(model, x, target, s)
+    if method == "integrated_gradients":
+        return IntegratedGradients(model).attribute(
+            x, baselines=torch.zeros_like(x), target=target, n_steps=int(s.ig_steps), method=s.ig_method
+        )
+    if method == "grad_cam":
+        layer = model.get_submodule(s.grad_cam_layer) if s.grad_cam_layer else _last_conv(model)
+        cam = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
+        return LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+    if method in ("lime", "kernel_shap"):
+        explainer = Lime(model) if method == "lime" else KernelShap(model)
+        fmask = superpixel_mask(x.shape[-2], x.shape[-1], int(s.superpixel), device=x.device)
+        ref = reference.to(x)
+        out = []
+        for i in range(x.shape[0]):
+            out.append(
+                explainer.attribute(
+                    x[i : i + 1],
+                    baselines=ref,
+                    target=target[i : i + 1],
+                    feature_mask=fmask,
+                    n_samples=int(s.n_samples),
+                    perturbations_per_eval=int(s.perturbations_per_eval),
+                    show_progress=False,
+                )
+            )
+        return torch.cat(out)
+    if method == "lrp":
+        with _lrp_rules(model):
+            return LRP(model).attribute(x, target=target)
+    raise ValueError(f"unknown baseline method {method!r}; choose among {list(BASELINE_METHODS)}")
+
+
+def baseline_attributions(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: torch.Tensor | Sequence[int],
+    method: str,
+    *,
+    settings: BaselineSettings | None = None,
+    reference: float | torch.Tensor = 0.0,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """A baseline method's attributions ``(N, H, W)`` float32 (CPU), summed over channels.
+
+    Args:
+        model: the classifier (eval mode during the call; its mode is restored).
+        x: normalised model inputs ``(N, C, H, W)``.
+        target: the class ``(N,)`` whose output (logit) each map explains.
+        method: one of :data:`BASELINE_METHODS` (module docstring for each).
+        settings: :class:`BaselineSettings` (defaults: PAIR / Captum values of the docstring).
+        reference: what LIME / KernelSHAP put in absent superpixels, in the normalised
+            space: a number or a ``(1, C, H, W)`` tensor (use ``from_raw(0)``).
+        seed: seeds the RNG of SmoothGrad, LIME and KernelSHAP (forked; the caller's
+            RNG is untouched).
+        device: where to compute (default: where the model's parameters are).
+
+    Gradient-based methods run ``settings.batch_size`` samples per call; LIME and
+    KernelSHAP one sample per call (Captum fits one surrogate per sample), their
+    perturbations batched ``settings.perturbations_per_eval`` per forward.
+    """
+    s = settings or BaselineSettings()
+    if method not in BASELINE_METHODS:
+        raise ValueError(f"unknown baseline method {method!r}; choose among {list(BASELINE_METHODS)}")
+    x = torch.as_tensor(x)
+    if x.dim() != 4:
+        raise ValueError(f"baseline_attributions: x must be (N, C, H, W), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        x = x.float()
+    tgt = torch.as_tensor(target).long().reshape(-1)
+    if tgt.numel() != x.shape[0]:
+        raise ValueError(f"baseline_attributions: {tgt.numel()} targets for {x.shape[0]} inputs")
+    dev = _model_device(model, device)
+    ref = torch.as_tensor(reference, dtype=x.dtype)
+    if ref.dim() == 0:
+        ref = ref.expand(1, *x.shape[1:]).clone()
+    ref = ref.to(dev)
+    bs = x.shape[0] if method in ("lime", "kernel_shap") else max(int(s.batch_size), 1)
+    out = []
+    with _eval_mode(model), _seeded(seed, dev):
+        for i in range(0, x.shape[0], bs):
+            xb = x[i : i + bs].to(dev).detach().requires_grad_(method not in ("lime", "kernel_shap"))
+            a = _attribute_batch(model, xb, tgt[i : i + bs].to(dev), method, s, ref)
+            out.append(a.detach().sum(dim=1).float().cpu())
+    return torch.cat(out) if out else torch.empty(0, *x.shape[-2:])
+
+
+# ---------------------------------------------------------------------------------------
+# the reliability table
+
+
+def reliability_dataset(
+    model: nn.Module,
+    x_raw: torch.Tensor,
+    targets: torch.Tensor | Sequence[int] | None,
+    tracer_attribution: torch.Tensor | None,
+    *,
+    from_raw: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    methods: Sequence[str] = METHODS,
+    p: float = 0.5,
+    trials: int = 10,
+    threshold: float = 0.1,
+    seed: int = 0,
+    baseline: float = 0.0,
+    settings: BaselineSettings | None = None,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> xr.Dataset:
+    """Reliability of TRACER's and the baselines' masks (§4.1, Fig. 3) as one Dataset.
+
+    Args:
+        model: the classifier.
+        x_raw: raw inputs ``(N, C, H, W)`` (before normalisation).
+        targets: class ``(N,)`` the baselines explain; None: the model's prediction.
+        tracer_attribution: TRACER's attribution ``(N, H, W)`` (needed when ``"tracer"`` is
+            among ``methods``).
+        from_raw: normalisation of a raw batch (default none).
+        methods: any of :data:`METHODS`; the output keeps :data:`METHODS`' order.
+        p, trials, seed, baseline, batch_size: of :func:`reliability_score` (same seed for
+            every method).
+        threshold: of :func:`binary_mask` (``tracer.ace.mask_threshold``), every method.
+        settings: :class:`BaselineSettings`.
+        device: where the model runs.
+
+    Returns:
+        Dataset over ``method`` and ``trial``: ``score (method, trial)``, ``mean (method)``,
+        ``std (method)`` (ddof 0), ``mask_fraction (method)`` (mean share of a sample's
+        features in its mask) and ``n_empty (method)`` (samples with an empty mask: they
+        never change); attrs ``p, trials, threshold, n_samples, seed, baseline, std_ddof``,
+        ``target`` and the baseline settings (``settings_*``).
+    """
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"tracer.reliability.methods: unknown {unknown or 'none given'}; choose among {list(METHODS)}")
+    chosen = [m for m in METHODS if m in set(methods)]
+    s = settings or BaselineSettings()
+    x_raw = torch.as_tensor(x_raw)
+    if not x_raw.is_floating_point():
+        x_raw = x_raw.float()
+    if x_raw.dim() != 4 or x_raw.shape[0] == 0:
+        raise ValueError(f"reliability_dataset: x_raw must be (N, C, H, W) with N >= 1, got {tuple(x_raw.shape)}")
+    n, _, h, w = x_raw.shape
+    dev = _model_device(model, device)
+    norm = from_raw if from_raw is not None else (lambda t: t)
+    with torch.no_grad():
+        x = torch.cat([norm(x_raw[i : i + batch_size].to(dev)).cpu() for i in range(0, n, batch_size)])
+        reference = norm(torch.zeros(1, *x_raw.shape[1:], dtype=x_raw.dtype, device=dev)).cpu()
+    if targets is None:
+        with _eval_mode(model):
+            tgt = _predict(model, x, None, batch_size, dev)
+        target_kind = "prediction"
+    else:
+        tgt = torch.as_tensor(targets).long().reshape(-1)
+        target_kind = "given"
+        if tgt.numel() != n:
+            raise ValueError(f"reliability_dataset: {tgt.numel()} targets for {n} inputs")
+
+    score = np.zeros((len(chosen), trials))
+    frac = np.zeros(len(chosen))
+    empty = np.zeros(len(chosen), dtype=np.int64)
+    for j, method in enumerate(tqdm(chosen, desc="reliability", disable=not progress)):
+        if method == "tracer":
+            if tracer_attribution is None:
+                raise ValueError("reliability_dataset: 'tracer' is among the methods but no tracer_attribution was given")
+            ta = tracer_attribution
+            attr = torch.as_tensor(ta.values if isinstance(ta, xr.DataArray) else ta)
+            if tuple(attr.shape) != (n, h, w):
+                raise ValueError(f"reliability_dataset: tracer_attribution {tuple(attr.shape)} must be (N, H, W) = {(n, h, w)}")
+        else:
+            attr = baseline_attributions(model, x, tgt, method, settings=s, reference=reference, seed=seed, device=dev)
+        mask = binary_mask(attr.cpu(), threshold)
+        score[j] = reliability_score(
+            model, x_raw, mask, p, trials, seed, from_raw, baseline, batch_size, device=dev
+        ).numpy()
+        frac[j] = float(mask.flatten(1).double().mean(1).mean())
+        empty[j] = int((~mask.flatten(1).any(1)).sum())
+
+    attrs = {
+        "description": "reliability of explanation masks: share of predictions that change when a share p "
+        "of each sample's mask is perturbed to the baseline (paper 004 §4.1, Fig. 3)",
+        "p": float(p),
+        "trials": int(trials),
+        "threshold": float(threshold),
+        "n_samples": int(n),
+        "seed": int(seed),
+        "baseline": float(baseline),
+        "std_ddof": 0,
+        "target": target_kind,
+    }
+    attrs.update({f"settings_{k}": ("none" if v is None else v) for k, v in asdict(s).items()})
+    return xr.Dataset(
+        {
+            "score": (("method", "trial"), score),
+            "mean": (("method",), score.mean(axis=1)),
+            "std": (("method",), score.std(axis=1, ddof=0)),
+            "mask_fraction": (("method",), frac),
+            "n_empty": (("method",), empty),
+        },
+        coords={"method": list(chosen), "trial": np.arange(trials)},
+        attrs=attrs,
+    )

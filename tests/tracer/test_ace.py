@@ -1,0 +1,169 @@
+"""ACE, feature attributions and explanation masks (paper 004 Def. 5, App. B), hand-computed."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from torch import nn
+
+from causalxai.tracer.ace import ace_dataset, binary_mask, output_layers
+from causalxai.tracer.analysis import analyse_samples
+from causalxai.tracer.groups import binary_matrix, layer_groups
+
+LAYERS = ["a", "b", "c"]
+
+
+def fake_interventions(kl: np.ndarray, sign: np.ndarray, k: int, stride: int, side: int = 4) -> xr.Dataset:
+    """interventions.nc with given ``kl``/``sign`` ``(sample, intervention, layer)``."""
+    s, n, l = kl.shape
+    return xr.Dataset(
+        {
+            "kl": (("sample", "intervention", "layer"), kl.astype(np.float64)),
+            "sign": (("sample", "intervention", "layer"), sign.astype(np.int8)),
+        },
+        coords={"sample": np.arange(s) + 100, "intervention": np.arange(n), "layer": LAYERS[:l]},
+        attrs={"patch_size": k, "stride": stride, "height": side, "width": side, "n_interventions": n},
+    )
+
+
+def groups_da(g: list[list[int]], samples=None) -> xr.DataArray:
+    g = np.asarray(g)
+    return xr.DataArray(
+        g, dims=("sample", "layer"),
+        coords={"sample": samples if samples is not None else np.arange(len(g)) + 100, "layer": LAYERS[: g.shape[1]]},
+    )
+
+
+def test_non_overlapping_patches_attribution_is_effect_over_k2():
+    # 4×4 image, 2×2 patches, stride 2: 4 patches (TL, TR, BL, BR); layers a, b | c → 2 groups
+    kl = np.zeros((1, 4, 3))
+    kl[0, :, 1] = [0.4, 0.8, 1.2, 2.0]  # layer b: output of group 0
+    kl[0, :, 2] = [4.0, 0.0, 8.0, 0.4]  # layer c: output of group 1
+    sign = np.ones((1, 4, 3))
+    sign[0, :, 1] = [1, -1, 1, -1]
+    sign[0, 1, 2] = 0
+    ds = ace_dataset(fake_interventions(kl, sign, 2, 2), groups_da([[0, 0, 1]]))
+    assert ds["n_groups"].values.tolist() == [2]
+    assert ds["output_layer"].values.tolist() == [["b", "c", ""]]
+    eff0 = np.array([0.4, -0.8, 1.2, -2.0])
+    eff1 = np.array([4.0, 0.0, 8.0, 0.4])
+    assert np.allclose(ds["effect"].values[0, :, 0], eff0) and np.allclose(ds["effect"].values[0, :, 1], eff1)
+    assert ds["ace"].values[0, 0] == pytest.approx(eff0.mean()) and ds["ace"].values[0, 1] == pytest.approx(3.1)
+    expect1 = np.array([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0], [2.0, 2.0, 0.1, 0.1], [2.0, 2.0, 0.1, 0.1]])
+    assert np.allclose(ds["attribution"].values[0, 1], expect1)
+    expect0 = np.kron(eff0.reshape(2, 2), np.ones((2, 2))) / 4
+    assert np.allclose(ds["attribution"].values[0, 0], expect0)
+    # padding group 2
+    assert np.isnan(ds["ace"].values[0, 2]) and np.isnan(ds["attribution"].values[0, 2]).all()
+    assert np.isnan(ds["effect"].values[0, :, 2]).all() and (ds["top_feature"].values[0, 2] == -1).all()
+    assert np.isnan(ds["positive_share"].values[0, 2])
+    # mask of the output group (1): |a| ≥ 0.1 · 2.0 → the TL and BL blocks, not the 0.1 block
+    assert np.array_equal(ds["mask"].values[0], expect1 >= 0.2)
+    # top features by |attribution|: BL block (2.0) first, lower flat index first on ties
+    assert ds["top_feature"].values[0, 1, :4].tolist() == [8, 9, 12, 13]
+    assert ds["top_feature"].values[0, 1, 4:8].tolist() == [0, 1, 4, 5]
+    assert np.allclose(ds["top_value"].values[0, 0, :4], -0.5)  # signed: BR block of group 0 is −2.0/4
+    assert ds["positive_share"].values[0, 1] == pytest.approx(1.0)
+    assert ds["positive_share"].values[0, 0] == pytest.approx((0.4 + 1.2) / (0.4 + 0.8 + 1.2 + 2.0))
+
+
+def test_overlapping_patches_stride_one_coverage():
+    # 4×4, 2×2 patches, stride 1: 9 patches; every effect 1 → attribution = coverage / 4
+    kl = np.ones((1, 9, 1))
+    sign = np.ones((1, 9, 1))
+    ds = ace_dataset(fake_interventions(kl, sign, 2, 1), groups_da([[0]]))
+    cover = np.array([[1, 2, 2, 1], [2, 4, 4, 2], [2, 4, 4, 2], [1, 2, 2, 1]]) / 4
+    assert np.allclose(ds["attribution"].values[0, 0], cover)
+    assert ds["attribution"].values[0, 0, 0, 0] == 0.25 and ds["attribution"].values[0, 0, 1, 1] == 1.0
+    # one patch only (top-left corner 1, 1 = intervention 4) with effect −2
+    kl2 = np.zeros((1, 9, 1))
+    kl2[0, 4, 0] = 2.0
+    ds2 = ace_dataset(fake_interventions(kl2, -sign, 2, 1), groups_da([[0]]))
+    expect = np.zeros((4, 4))
+    expect[1:3, 1:3] = -0.5
+    assert np.allclose(ds2["attribution"].values[0, 0], expect)
+    assert ds2["ace"].values[0, 0] == pytest.approx(-2.0 / 9)
+    assert ds2["mask"].values[0].sum() == 4 and ds2["positive_share"].values[0, 0] == 0.0
+
+
+def test_groups_aligned_by_coordinates_and_padding_per_sample():
+    kl = np.arange(2 * 4 * 3, dtype=float).reshape(2, 4, 3)
+    sign = np.ones_like(kl)
+    ds_in = fake_interventions(kl, sign, 2, 2)
+    # given in the other sample order: sample 101 has 3 groups, 100 one group
+    g = groups_da([[0, 1, 2], [0, 0, 0]], samples=[101, 100])
+    ds = ace_dataset(ds_in, g)
+    assert ds["n_groups"].values.tolist() == [1, 3]
+    assert ds["output_layer"].values.tolist() == [["c", "", ""], ["a", "b", "c"]]
+    assert np.allclose(ds["ace"].values[0, 0], kl[0, :, 2].mean())
+    assert np.allclose(ds["ace"].values[1], kl[1].mean(0))
+    assert np.isnan(ds["ace"].values[0, 1:]).all()
+    with pytest.raises(ValueError, match="ids 0"):
+        ace_dataset(ds_in, groups_da([[0, 2, 2], [0, 0, 0]]))
+
+
+def test_binary_mask_rule():
+    a = np.array([[0.0, -1.0], [0.05, 0.5]])
+    assert binary_mask(a, 0.1).tolist() == [[False, True], [False, True]]
+    assert binary_mask(a, 0.05).tolist() == [[False, True], [True, True]]  # inclusive
+    assert not binary_mask(np.zeros((3, 3)), 0.1).any()
+    assert binary_mask(np.array([[np.nan, 2.0], [1.0, 0.1]]), 0.5).tolist() == [[False, True], [True, False]]
+    stack = np.stack([a, 10 * np.eye(2)])  # the maximum is per leading index
+    assert binary_mask(stack, 0.2).tolist() == [[[False, True], [False, True]], [[True, False], [False, True]]]
+    da = xr.DataArray(a, dims=("y", "x"), coords={"y": [5, 6]})
+    m = binary_mask(da)
+    assert isinstance(m, xr.DataArray) and m.dims == ("y", "x") and m["y"].values.tolist() == [5, 6]
+    assert binary_mask(torch.tensor(a), 0.1).tolist() == [[False, True], [False, True]]
+    with pytest.raises(ValueError, match="threshold"):
+        binary_mask(a, 1.5)
+
+
+def test_output_layers():
+    assert output_layers([0, 0, 1, 2, 2, 2]).tolist() == [1, 2, 5]
+    assert output_layers([0]).tolist() == [0]
+    with pytest.raises(ValueError):
+        output_layers([1, 1])
+
+
+def test_end_to_end_with_analysis_and_groups():
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        OrderedDict(conv=nn.Conv2d(1, 3, 3, padding=1), relu=nn.ReLU(), flat=nn.Flatten(), fc=nn.Linear(3 * 36, 4))
+    ).eval()
+    imgs = torch.rand((2, 1, 6, 6)) * 2 - 1
+    inter = analyse_samples(model, imgs, layers="all", k=2, stride=1)
+    grp = np.stack([layer_groups(binary_matrix(c, 0.05)) for c in inter["cka"].values])
+    groups = xr.DataArray(grp, dims=("sample", "layer"), coords={"sample": inter["sample"], "layer": inter["layer"]})
+    ds = ace_dataset(inter, groups, top_k=5)
+    assert ds["attribution"].dims == ("sample", "group", "y", "x") and ds["top_feature"].shape == (2, 4, 5)
+    for s in range(2):
+        last = output_layers(grp[s])
+        for gi, li in enumerate(last):
+            eff = inter["sign"].values[s, :, li] * inter["kl"].values[s, :, li]
+            assert ds["ace"].values[s, gi] == pytest.approx(eff.mean(), rel=1e-12, abs=1e-300)
+        assert ds["output_layer"].values[s, len(last) - 1] == "fc"
+    assert ds["mask"].values.any()
+
+
+def test_netcdf_round_trip_of_both_files(tmp_path):
+    from causalxai import io
+
+    torch.manual_seed(0)
+    model = nn.Sequential(OrderedDict(flat=nn.Flatten(), fc=nn.Linear(16, 3))).eval()
+    inter = analyse_samples(model, torch.rand((2, 1, 4, 4)) * 2 - 1, sample_ids=["a", "b"], layers="all", k=2, stride=(1, 2))
+    assert inter.attrs["patch_size"] == 2 and list(inter.attrs["stride"]) == [1, 2]
+    io.write_dataset(inter, tmp_path / "interventions.nc", step="interventions")
+    back = io.open(tmp_path / "interventions.nc")
+    groups = xr.DataArray([[0, 1], [0, 0]], dims=("sample", "layer"), coords={"sample": ["a", "b"], "layer": ["flat", "fc"]})
+    ds = ace_dataset(back, groups)
+    assert ds.sizes["intervention"] == 3 * 2
+    io.write_dataset(ds, tmp_path / "ace.nc", step="ace")
+    again = io.open(tmp_path / "ace.nc")
+    assert again["output_layer"].values.tolist() == [["flat", "fc"], ["fc", ""]]
+    assert again["mask"].dtype == bool and again["top_feature"].dtype == np.int64
+    np.testing.assert_array_equal(again["attribution"].values, ds["attribution"].values)
+    assert back["sign"].dtype == np.int8 and back["kl"].dtype == np.float64

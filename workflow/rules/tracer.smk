@@ -1,0 +1,221 @@
+# TRACER (paper 004): one classifier per dataset, occlusion interventions, CKA layer
+# groups (causal nodes) and links, average causal effects, global mechanisms and the
+# reliability of its explanations next to seven established methods.
+
+
+wildcard_constraints:
+    k=r"\d+",
+
+
+rule target_model:
+    input:
+        dataset="results/{dataset}/dataset.nc",
+    output:
+        weights="results/{dataset}/tracer/target_model.pt",
+        summary="results/{dataset}/tracer/target_model.nc",
+        layers=report(
+            "results/{dataset}/tables/target_model_layers.csv",
+            caption="../report/target_model_layers.rst",
+            category="TRACER",
+            subcategory="{dataset}",
+        ),
+    params:
+        model=config["tracer"]["model"],
+        seed=config["seed"],
+        device=config["device"],
+    threads: 8
+    resources:
+        gpu=1,
+    log:
+        "logs/{dataset}/tracer/target_model.log",
+    benchmark:
+        "results/benchmarks/{dataset}/tracer/target_model.tsv"
+    conda:
+        "../../envs/causalxai.yaml"
+    script:
+        "../scripts/tracer_target_model.py"
+
+
+rule interventions:
+    input:
+        weights="results/{dataset}/tracer/target_model.pt",
+        dataset="results/{dataset}/dataset.nc",
+    output:
+        interventions="results/{dataset}/tracer/interventions.nc",
+    params:
+        layers=config["tracer"]["layers"],
+        n_samples=config["tracer"]["n_samples"],
+        interventions=config["tracer"]["interventions"],
+        kernel=config["tracer"]["cka"]["kernel"],
+        seed=config["seed"],
+        device=config["device"],
+    threads: 8
+    resources:
+        gpu=1,
+    log:
+        "logs/{dataset}/tracer/interventions.log",
+    benchmark:
+        "results/benchmarks/{dataset}/tracer/interventions.tsv"
+    conda:
+        "../../envs/causalxai.yaml"
+    script:
+        "../scripts/tracer_interventions.py"
+
+
+rule cka_groups:
+    input:
+        interventions="results/{dataset}/tracer/interventions.nc",
+    output:
+        cka="results/{dataset}/tracer/cka.nc",
+    params:
+        eps=config["tracer"]["cka"]["eps"],
+        eps_sweep=config["tracer"]["cka"]["eps_sweep"],
+    log:
+        "logs/{dataset}/tracer/cka_groups.log",
+    benchmark:
+        "results/benchmarks/{dataset}/tracer/cka_groups.tsv"
+    conda:
+        "../../envs/causalxai.yaml"
+    script:
+        "../scripts/tracer_cka_groups.py"
+
+
+rule ace:
+    input:
+        interventions="results/{dataset}/tracer/interventions.nc",
+        cka="results/{dataset}/tracer/cka.nc",
+    output:
+        ace="results/{dataset}/tracer/ace.nc",
+    params:
+        ace=config["tracer"]["ace"],
+    log:
+        "logs/{dataset}/tracer/ace.log",
+    benchmark:
+        "results/benchmarks/{dataset}/tracer/ace.tsv"
+    conda:
+        "../../envs/causalxai.yaml"
+    script:
+        "../scripts/tracer_ace.py"
+
+
+rule mechanisms:
+    input:
+        interventions="results/{dataset}/tracer/interventions.nc",
+        cka="results/{dataset}/tracer/cka.nc",
+    output:
+        mechanisms="results/{dataset}/tracer/mechanisms.nc",
+        table=report(
+            "results/{dataset}/tables/mechanisms.csv",
+            caption="../report/tracer_coverage.rst",
+            category="TRACER",
+            subcategory="{dataset}",
+        ),
+    log:
+        "logs/{dataset}/tracer/mechanisms.log",
+    benchmark:
+        "results/benchmarks/{dataset}/tracer/mechanisms.tsv"
+    conda:
+        "../../envs/causalxai.yaml"
+    script:
+        "../scripts/tracer_mechanisms.py"
+
+
+rule reliability:
+    input:
+        weights="results/{dataset}/tracer/target_model.pt",
+        dataset="results/{dataset}/dataset.nc",
+    output:
+        reliability="results/{dataset}/tracer/reliability.nc",
+        table=report(
+            "results/{dataset}/tables/reliability.csv",
+            caption="../report/tracer_reliability.rst",
+            category="TRACER",
+            subcategory="{dataset}",
+        ),
+    params:
+        reliability=config["tracer"]["reliability"],
+        interventions=config["tracer"]["interventions"],
+        mask_threshold=config["tracer"]["ace"]["mask_threshold"],
+        seed=config["seed"],
+        device=config["device"],
+    threads: 8
+    resources:
+        gpu=1,
+    log:
+        "logs/{dataset}/tracer/reliability.log",
+    benchmark:
+        "results/benchmarks/{dataset}/tracer/reliability.tsv"
+    conda:
+        "../../envs/causalxai.yaml"
+    script:
+        "../scripts/tracer_reliability.py"
+
+
+rule tracer_figures:
+    input:
+        cka="results/{dataset}/tracer/cka.nc",
+        mechanisms="results/{dataset}/tracer/mechanisms.nc",
+        reliability="results/{dataset}/tracer/reliability.nc",
+    output:
+        cka=report(
+            "results/{dataset}/figures/tracer/cka.png",
+            caption="../report/tracer_cka.rst",
+            category="TRACER",
+            subcategory="{dataset}",
+        ),
+        eps_sweep=report(
+            "results/{dataset}/figures/tracer/eps_sweep.png",
+            caption="../report/tracer_eps_sweep.rst",
+            category="TRACER",
+            subcategory="{dataset}",
+        ),
+        coverage=report(
+            "results/{dataset}/figures/tracer/coverage.png",
+            caption="../report/tracer_coverage.rst",
+            category="TRACER",
+            subcategory="{dataset}",
+        ),
+        reliability=report(
+            "results/{dataset}/figures/tracer/reliability.png",
+            caption="../report/tracer_reliability.rst",
+            category="TRACER",
+            subcategory="{dataset}",
+        ),
+    log:
+        "logs/{dataset}/tracer/figures.log",
+    benchmark:
+        "results/benchmarks/{dataset}/tracer/figures.tsv"
+    conda:
+        "../../envs/causalxai.yaml"
+    script:
+        "../scripts/tracer_figures.py"
+
+
+rule tracer_sample_figures:
+    input:
+        interventions="results/{dataset}/tracer/interventions.nc",
+        cka="results/{dataset}/tracer/cka.nc",
+        ace="results/{dataset}/tracer/ace.nc",
+    output:
+        graph=report(
+            "results/{dataset}/figures/tracer/causal_graph_{k}.png",
+            caption="../report/tracer_graph.rst",
+            category="TRACER",
+            subcategory="{dataset}",
+        ),
+        contributions=report(
+            "results/{dataset}/figures/tracer/contributions_{k}.png",
+            caption="../report/tracer_contributions.rst",
+            category="TRACER",
+            subcategory="{dataset}",
+        ),
+    params:
+        position=lambda wildcards: int(wildcards.k),
+    log:
+        "logs/{dataset}/tracer/sample_figures_{k}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/tracer/sample_figures_{k}.tsv"
+    conda:
+        "../../envs/causalxai.yaml"
+    script:
+        "../scripts/tracer_sample_figures.py"
