@@ -167,3 +167,18 @@ def test_netcdf_round_trip_of_both_files(tmp_path):
     assert again["mask"].dtype == bool and again["top_feature"].dtype == np.int64
     np.testing.assert_array_equal(again["attribution"].values, ds["attribution"].values)
     assert back["sign"].dtype == np.int8 and back["kl"].dtype == np.float64
+
+
+def test_output_attribution_matches_the_full_analysis():
+    from causalxai.tracer.ace import output_attribution
+    from causalxai.tracer.analysis import analyse_samples
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5)).eval()
+    x = torch.rand(2, 1, 6, 6) * 2 - 1
+    got = output_attribution(model, x, k=2, stride=1)
+    inter = analyse_samples(model, x, layers=["1", "3"], k=2, stride=1)
+    groups = xr.DataArray(np.array([[0, 1], [0, 1]]), dims=("sample", "layer"),
+                          coords={"sample": inter["sample"].values, "layer": ["1", "3"]})
+    full = ace_dataset(inter, groups)
+    np.testing.assert_allclose(got.numpy(), full["attribution"].isel(group=1).values, rtol=1e-6, atol=1e-12)

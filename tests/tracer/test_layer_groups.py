@@ -173,3 +173,25 @@ def test_eps_sweep_dataset_layout() -> None:
     np.testing.assert_array_equal(ds["cka"].values, HAND)
     with pytest.raises(ValueError, match="layer names"):
         eps_sweep(HAND, layer_names=["a"])
+
+
+def test_causal_nodes_dataset_per_sample():
+    import xarray as xr
+
+    from causalxai.tracer.groups import causal_nodes_dataset
+
+    names = ["a", "b", "c", "d"]
+    # sample 0: a~b, c~d (two nodes, no skip); sample 1: all distinct but a~d (skip link a -> d)
+    c0 = np.array([[1, .99, .2, .1], [.99, 1, .3, .2], [.2, .3, 1, .97], [.1, .2, .97, 1]])
+    c1 = np.array([[1, .5, .4, .98], [.5, 1, .3, .2], [.4, .3, 1, .6], [.98, .2, .6, 1]])
+    cka = xr.DataArray(np.stack([c0, c1]), dims=("sample", "layer_i", "layer_j"),
+                       coords={"sample": [7, 9], "layer_i": names, "layer_j": names})
+    ds = causal_nodes_dataset(cka, eps=0.05, eps_values=[0, 0.05, 1])
+    assert ds["group"].sel(sample=7).values.tolist() == [0, 0, 1, 1]
+    assert ds["group"].sel(sample=9).values.tolist() == [0, 1, 2, 3]
+    assert ds["n_groups"].values.tolist() == [2, 4]
+    link9 = ds["link"].sel(sample=9).values
+    assert link9[0, 1] and link9[1, 2] and link9[2, 3] and link9[0, 3] and not link9[0, 2]
+    assert ds["link"].sel(sample=7).values.sum() == 1
+    assert ds["n_groups_sweep"].sel(sample=7).values.tolist() == [4, 2, 1]
+    assert ds.attrs["eps"] == 0.05

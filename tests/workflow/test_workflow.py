@@ -24,6 +24,13 @@ TINY = {
     "images": {"n_images": 20},
     "buckets": {"edges": [0, 25, 50, 75, 100]},
     "explain": {"shards": 2, "smoothgrad": {"samples": 3}, "integrated_gradients": {"steps": 4}},
+    "tracer": {
+        "model": {"epochs": 2},
+        "n_samples": 10,
+        "interventions": {"patch": 4, "stride": 2},
+        "reliability": {"n_samples": 10, "trials": 2, "lime_samples": 20, "superpixel": 7},
+        "figures": {"samples": 1},
+    },
 }
 METHODS = ["gradient", "smoothgrad", "integrated_gradients", "grad_cam"]
 
@@ -118,6 +125,36 @@ def test_outputs_are_read_back(finished_run):
     assert np.isfinite(eff["ite_y"].where(filled).values[np.broadcast_to(filled.values[..., None], eff["ite_y"].shape)]).all()
 
 
+def test_tracer_outputs_are_read_back(finished_run):
+    work, _ = finished_run
+    res = work / "results" / "digits"
+    summary = io.open(res / "tracer" / "target_model.nc")
+    assert int(summary["n_params"]) == 11_696_202 and 0 <= float(summary["test_accuracy"]) <= 1
+    inter = io.open(res / "tracer" / "interventions.nc")
+    layers = ["relu1", "relu2", "relu3", "relu4", "relu5", "relu6", "relu7", "fc3"]
+    assert inter["layer"].values.tolist() == layers
+    assert inter.sizes["sample"] == 10 and inter.sizes["intervention"] == 13 * 13  # 4x4 patches, stride 2
+    assert np.bincount(inter["label"].values).tolist() == [1] * 10
+    cka = inter["cka"].values
+    assert np.isfinite(cka).all() and np.allclose(np.diagonal(cka, axis1=1, axis2=2), 1)
+    nodes = io.open(res / "tracer" / "cka.nc")
+    assert (nodes["n_groups"] >= 1).all() and (nodes["n_groups"] <= 8).all()
+    sweep = nodes["n_groups_sweep"].values
+    assert (np.diff(sweep, axis=1) <= 0).all() and (sweep[:, -1] == 1).all()  # eps = 1: one node
+    ace = io.open(res / "tracer" / "ace.nc")
+    assert ace["attribution"].sizes["y"] == 28 and ace["mask"].dtype == bool
+    mech = io.open(res / "tracer" / "mechanisms.nc")
+    assert int(mech["n_samples"].sum()) == 10 and np.isclose(float(mech["coverage"].values[-1]), 1.0)
+    rel = io.open(res / "tracer" / "reliability.nc")
+    assert rel["method"].values.tolist() == ["tracer", "gradient", "smoothgrad", "integrated_gradients",
+                                             "grad_cam", "lime", "kernel_shap", "lrp"]
+    assert np.isfinite(rel["mean"].values).all() and np.isfinite(rel["std"].values).all()
+    for fig in ("cka", "eps_sweep", "coverage", "reliability", "causal_graph_0", "contributions_0"):
+        assert (res / "figures" / "tracer" / f"{fig}.png").stat().st_size > 5_000, fig
+    for table in ("target_model_layers", "mechanisms", "reliability"):
+        assert (res / "tables" / f"{table}.csv").stat().st_size > 50, table
+
+
 def test_second_run_has_nothing_to_do(finished_run):
     work, cfg = finished_run
     res = snakemake(work, "--dry-run", configfiles=[cfg])
@@ -181,5 +218,6 @@ def test_paper_config_dry_run_plans_the_four_zoos(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     jobs = planned_jobs(res.stdout + res.stderr)
     assert jobs["zoo_smallcnnzoo"] == 4 and jobs["dataset"] == 4 and jobs["buckets"] == 4, jobs
+    assert jobs["target_model"] == 1 and jobs["interventions"] == 1 and jobs["tracer_sample_figures"] == 4, jobs
     assert jobs["explain_shard"] == 4 * 4 * 16 and jobs["explain_gather"] == 16 and jobs["effects"] == 4, jobs
     assert "zoo_train" not in jobs

@@ -43,7 +43,7 @@ import xarray as xr
 
 from causalxai.tracer.interventions import patch_masks
 
-__all__ = ["ace_dataset", "binary_mask", "output_layers"]
+__all__ = ["ace_dataset", "binary_mask", "output_layers", "output_attribution"]
 
 
 def binary_mask(attribution: Any, threshold: float = 0.1, *, axis: int | Sequence[int] = (-2, -1)) -> Any:
@@ -242,3 +242,36 @@ def ace_dataset(
             "width": width,
         },
     )
+
+
+def output_attribution(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    *,
+    output_layer: str | None = None,
+    k: int = 3,
+    stride: int = 1,
+    baseline: float = 0.0,
+    from_raw=None,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """TRACER's attribution over the input for the model's output node only: ``(N, H, W)``.
+
+    The explanation TRACER's mask is made from (:func:`ace_dataset`'s ``mask``): the
+    signed effect of each patch intervention on the output (Def. 5 integrand at the
+    output layer), shared over the patch's pixels. Only the output layer is observed, so
+    no CKA is computed; used by the reliability step on many test samples.
+    """
+    from causalxai.tracer.analysis import analyse_samples, default_from_raw
+    from causalxai.tracer.model import observed_layers
+
+    layer = output_layer or observed_layers(model, "all")[-1]
+    inter = analyse_samples(
+        model, images, layers=[layer], k=k, stride=stride, baseline=baseline,
+        from_raw=from_raw or default_from_raw, batch_size=batch_size, device=device,
+    )
+    groups = xr.DataArray(np.zeros((inter.sizes["sample"], 1), dtype=np.int64), dims=("sample", "layer"),
+                          coords={"sample": inter["sample"].values, "layer": [layer]})
+    ace = ace_dataset(inter, groups, top_k=1)
+    return torch.as_tensor(ace["attribution"].isel(group=0).values, dtype=torch.float32)

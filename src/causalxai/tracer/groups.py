@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-__all__ = ["EPS_SWEEP", "binary_matrix", "layer_groups", "group_members", "causal_links", "eps_sweep"]
+__all__ = ["EPS_SWEEP", "binary_matrix", "layer_groups", "group_members", "causal_links", "eps_sweep", "causal_nodes_dataset"]
 
 EPS_SWEEP = (0.0, 0.05, 0.1, 0.2, 1.0)  # App. G
 ATOL = 1e-12
@@ -186,3 +186,53 @@ def eps_sweep(
             "atol": atol,
         },
     )
+
+
+def causal_nodes_dataset(
+    cka: xr.DataArray,
+    eps: float = 0.05,
+    eps_values: Sequence[float] = EPS_SWEEP,
+    atol: float = ATOL,
+) -> xr.Dataset:
+    """``cka.nc``: causal nodes and links of every analysed sample (Def. 3-4, App. G).
+
+    Args:
+        cka: ``cka (sample, layer_i, layer_j)`` from the interventions step.
+        eps: the chosen threshold ε (nodes and links at ``1 − ε``).
+        eps_values: the ε sweep (App. G).
+
+    Returns:
+        Dataset with ``cka (sample, layer_i, layer_j)``, ``similar (sample, layer_i,
+        layer_j)`` (B at ε), ``group (sample, layer)``, ``n_groups (sample)``, ``link
+        (sample, group_a, group_b)`` (padded with False beyond ``n_groups``), and the sweep
+        ``group_sweep (sample, eps, layer)`` and ``n_groups_sweep (sample, eps)``; attr
+        ``eps``. Only thresholds run here, so changing ε never recomputes a CKA matrix.
+    """
+    if set(cka.dims) != {"sample", "layer_i", "layer_j"}:
+        raise ValueError(f"causal_nodes_dataset needs cka(sample, layer_i, layer_j), got dims {cka.dims}")
+    cka = cka.transpose("sample", "layer_i", "layer_j")
+    eps = _check_eps(eps)
+    sweep = [_check_eps(e) for e in eps_values]
+    per_sample = [eps_sweep(c, [eps, *sweep], atol=atol) for c in cka]
+    ds = xr.Dataset(
+        {
+            "cka": cka.astype(np.float64),
+            "similar": (("sample", "layer_i", "layer_j"), np.stack([d["similar"].values[0] for d in per_sample])),
+            "group": (("sample", "layer"), np.stack([d["group"].values[0] for d in per_sample])),
+            "n_groups": ("sample", np.array([int(d["n_groups"].values[0]) for d in per_sample], dtype=np.int64)),
+            "link": (("sample", "group_a", "group_b"), np.stack([d["link"].values[0] for d in per_sample])),
+            "group_sweep": (("sample", "eps", "layer"), np.stack([d["group"].values[1:] for d in per_sample])),
+            "n_groups_sweep": (("sample", "eps"), np.stack([d["n_groups"].values[1:] for d in per_sample])),
+        },
+        coords={
+            "sample": cka["sample"].values,
+            "layer": [str(v) for v in cka["layer_i"].values],
+            "eps": np.asarray(sweep, dtype=np.float64),
+            "group_a": np.arange(cka.sizes["layer_i"]),
+            "group_b": np.arange(cka.sizes["layer_i"]),
+        },
+        attrs={"eps": eps, "atol": atol},
+    )
+    ds["group"].attrs["description"] = "causal node of each layer (Def. 3: chains of consecutive layers with CKA >= 1 - eps)"
+    ds["link"].attrs["description"] = "directed causal links between nodes (Def. 4: adjacent, or any similar layer pair)"
+    return ds
