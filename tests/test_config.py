@@ -62,6 +62,13 @@ def _set(cfg: dict, dotted: str, value) -> dict:
         ("buckets.edges", [0, 50, 150], "150"),
         ("zoo.smallcnnzoo.sha256", {"mnist": "abc"}, "abc"),
         ("data.test_fraction", 1.5, "test_fraction"),
+        ("tracer.cka.eps", -0.1, "-0.1"),
+        ("tracer.cka.eps", 1.5, "1.5"),
+        ("tracer.cka.kernel", "poly", "poly"),
+        ("tracer.reliability.methods", ["occlusion"], "occlusion"),
+        ("tracer.reliability.p", 2, "2"),
+        ("meta_model.train_fraction", 1.0, "1.0"),
+        ("tracer.layers", ["fc3"], "fc3"),
     ],
 )
 def test_schema_rejects(key, value, needle):
@@ -78,6 +85,8 @@ def test_schema_rejects(key, value, needle):
         ("zoo.train.hparams.learning_rate", {"low": 0.1, "high": 0.01, "scale": "log"}, "learning_rate"),
         ("zoo.train.hparams.l2reg", {"low": 0.0, "high": 0.01, "scale": "log"}, "l2reg"),
         ("zoo.train.hparams.dropout", {"low": 0.0, "high": 1.2}, "dropout"),
+        ("tracer.interventions.patch", 29, "tracer.interventions.patch"),
+        ("tracer.figures.samples", 101, "tracer.figures.samples"),
     ],
 )
 def test_check_config_rejects(key, value, needle):

@@ -15,6 +15,8 @@ from causalxai.zoo.hparams import CONTINUOUS
 __all__ = ["ConfigError", "check_config"]
 
 ZOO_DATASETS = ("mnist", "fashion_mnist", "cifar10", "svhn_cropped")
+#: native input side of each downloaded image set (digits: data.image_size)
+INPUT_SIZES = {"mnist": 28, "fashion_mnist": 28, "cifar10": 32, "svhn_cropped": 32}
 
 
 class ConfigError(ValueError):
@@ -40,6 +42,20 @@ def check_config(config: Mapping[str, Any]) -> None:
             f"explain.shards ({config['explain']['shards']}) exceeds zoo.n_models ({zoo['n_models']}): "
             "every shard needs at least one model"
         )
+    tracer = config.get("tracer", {})
+    for d in tracer.get("datasets", []):
+        size = config["data"]["image_size"] if d == "digits" else INPUT_SIZES[d]
+        patch = tracer["interventions"]["patch"]
+        if patch > size:
+            raise ConfigError(
+                f"tracer.interventions.patch ({patch}) is larger than the {d} inputs ({size}x{size}): "
+                f"choose a patch of at most {size}"
+            )
+        if tracer["figures"]["samples"] > tracer["n_samples"]:
+            raise ConfigError(
+                f"tracer.figures.samples ({tracer['figures']['samples']}) exceeds tracer.n_samples "
+                f"({tracer['n_samples']}): only analysed samples can be drawn"
+            )
     for name in CONTINUOUS:
         spec = zoo["train"]["hparams"][name]
         if isinstance(spec, Mapping):

@@ -214,3 +214,24 @@ def test_model_mode_is_restored_and_dropout_is_off(training):
     assert model.training is training and model.drop.training is training
     assert torch.equal(a["kl"], b["kl"])  # eval mode: dropout off, deterministic
     assert torch.equal(a["kl"][:, 0], a["kl"][:, 1]) and a["cka"][0, 1] == 1.0  # eval dropout = identity
+
+
+def test_tabular_rows_use_one_by_k_windows():
+    """A tabular row of d features is a 1 x d input; 1 x k windows with stride 1 give d - k + 1
+    interventions (paper 004 §4.2: CIC-IDS 2017 with 1 x 3 windows)."""
+    torch.manual_seed(0)
+    d = 12
+    mlp = nn.Sequential(OrderedDict(flatten=nn.Flatten(), fc1=nn.Linear(d, 8), relu1=nn.ReLU(), fc2=nn.Linear(8, 3))).eval()
+    rows = torch.rand(2, 1, 1, d) * 2 - 1
+    ds = analyse_samples(mlp, rows, layers=["relu1", "fc2"], k=(1, 3), stride=1)
+    assert ds.sizes["intervention"] == d - 3 + 1
+    assert ds["patch_y"].values.tolist() == [0] * (d - 2)
+    assert ds["patch_x"].values.tolist() == list(range(d - 2))
+    # the KL of the output under window j equals a direct computation
+    x = rows[0].clone()
+    x[..., 4:7] = -1.0  # baseline 0 in raw space = -1 normalised
+    with torch.no_grad():
+        p0 = torch.log_softmax(mlp(rows[:1]).double(), -1)
+        p1 = torch.log_softmax(mlp(x[None]).double(), -1)
+    kl = float((p1.exp() * (p1 - p0)).sum())
+    np.testing.assert_allclose(ds["kl"].sel(layer="fc2").values[0, 4], kl, rtol=1e-6, atol=1e-12)

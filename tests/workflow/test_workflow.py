@@ -194,6 +194,17 @@ def test_changing_smoothgrad_samples_reruns_only_smoothgrad(finished_run):
     assert not any(f"shards/{m}.0.nc" in out for m in METHODS if m != "smoothgrad")
 
 
+def test_changing_eps_reruns_only_the_grouping_and_its_dependants(finished_run):
+    work, cfg = finished_run
+    changed = work / "eps.yaml"
+    changed.write_text(yaml.safe_dump({"tracer": {**TINY["tracer"], "cka": {"eps": 0.2}}}))
+    dry = snakemake(work, "--dry-run", configfiles=[cfg, changed])
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    jobs = planned_jobs(dry.stdout + dry.stderr)
+    assert {k: v for k, v in jobs.items() if k != "all"} == {
+        "cka_groups": 1, "ace": 1, "mechanisms": 1, "tracer_figures": 1, "tracer_sample_figures": 1}, jobs
+
+
 def test_bad_config_stops_before_any_job(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"buckets": {"edges": [0, 60, 50, 100]}}))
