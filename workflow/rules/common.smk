@@ -133,6 +133,10 @@ def all_outputs():
             result(d, "figures/tracer/eps_sweep.png"),
             result(d, "figures/tracer/coverage.png"),
             result(d, "figures/tracer/reliability.png"),
+            result(d, "tracer/compress.nc"),
+            result(d, "tables/compress_models.csv"),
+            result(d, "tables/compress_layers.csv"),
+            result(d, "figures/tracer/compress.png"),
         ]
         for k in range(min(config["tracer"]["figures"]["samples"], config["tracer"]["n_samples"])):
             out += [
