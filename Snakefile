@@ -22,6 +22,7 @@ include: "workflow/rules/explain.smk"
 include: "workflow/rules/effects.smk"
 include: "workflow/rules/meta_model.smk"
 include: "workflow/rules/tracer.smk"
+include: "workflow/rules/counterfactual.smk"
 include: "workflow/rules/compress.smk"
 
 

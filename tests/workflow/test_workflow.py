@@ -31,6 +31,8 @@ TINY = {
         "reliability": {"n_samples": 10, "trials": 2, "lime_samples": 20, "superpixel": 7},
         "figures": {"samples": 1},
         "compress": {"epochs": 1, "max_models": 2, "latency_repeats": 2},
+        "counterfactual_gan": {"epochs": 1},
+        "counterfactuals": {"n_correct": 3, "n_candidates": 2, "figure_samples": 2},
     },
 }
 METHODS = ["gradient", "smoothgrad", "integrated_gradients", "grad_cam"]
@@ -150,14 +152,20 @@ def test_tracer_outputs_are_read_back(finished_run):
     assert rel["method"].values.tolist() == ["tracer", "gradient", "smoothgrad", "integrated_gradients",
                                              "grad_cam", "lime", "kernel_shap", "lrp"]
     assert np.isfinite(rel["mean"].values).all() and np.isfinite(rel["std"].values).all()
-    for fig in ("cka", "eps_sweep", "coverage", "reliability", "causal_graph_0", "contributions_0", "compress"):
+    for fig in ("cka", "eps_sweep", "coverage", "reliability", "causal_graph_0", "contributions_0", "compress",
+                "counterfactuals"):
         assert (res / "figures" / "tracer" / f"{fig}.png").stat().st_size > 5_000, fig
+    cf = io.open(res / "tracer" / "counterfactuals.nc")
+    assert cf.sizes["sample"] >= 3 and np.isfinite(cf["counterfactual"].values).all()
+    assert io.open(res / "tracer" / "counterfactual_gan.nc").sizes["epoch"] == 1
+    assert io.open(res / "tracer" / "counterfactual_tracer.nc")["attribution"].sizes["version"] == 2
     comp = io.open(res / "tracer" / "compress.nc")
     n_models = 1 + min(2, mech.sizes["mechanism"])
     assert comp["model"].values.tolist() == ["original", "C1", "C2"][:n_models]
     assert int(comp["n_params"].sel(model="original")) == 11_696_202
     assert (comp["n_params"].values[1:] <= 11_696_202).all() and np.isfinite(comp["test_accuracy"].values).all()
-    for table in ("target_model_layers", "mechanisms", "reliability", "compress_models", "compress_layers"):
+    for table in ("target_model_layers", "mechanisms", "reliability", "compress_models", "compress_layers",
+                  "counterfactuals"):
         assert (res / "tables" / f"{table}.csv").stat().st_size > 50, table
 
 
@@ -208,7 +216,8 @@ def test_changing_eps_reruns_only_the_grouping_and_its_dependants(finished_run):
     assert dry.returncode == 0, dry.stderr[-3000:]
     jobs = planned_jobs(dry.stdout + dry.stderr)
     assert {k: v for k, v in jobs.items() if k != "all"} == {
-        "cka_groups": 1, "ace": 1, "mechanisms": 1, "tracer_figures": 1, "tracer_sample_figures": 1, "compress": 1}, jobs
+        "cka_groups": 1, "ace": 1, "mechanisms": 1, "tracer_figures": 1, "tracer_sample_figures": 1, "compress": 1,
+        "counterfactuals": 1}, jobs
 
 
 def test_bad_config_stops_before_any_job(tmp_path):

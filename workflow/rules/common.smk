@@ -137,6 +137,11 @@ def all_outputs():
             result(d, "tables/compress_models.csv"),
             result(d, "tables/compress_layers.csv"),
             result(d, "figures/tracer/compress.png"),
+            result(d, "tracer/counterfactual_gan.nc"),
+            result(d, "tracer/counterfactuals.nc"),
+            result(d, "tracer/counterfactual_tracer.nc"),
+            result(d, "tables/counterfactuals.csv"),
+            result(d, "figures/tracer/counterfactuals.png"),
         ]
         for k in range(min(config["tracer"]["figures"]["samples"], config["tracer"]["n_samples"])):
             out += [

@@ -97,7 +97,9 @@ def select_samples(
     if n_correct < 0:
         raise ValueError(f"select_samples: n_correct must be >= 0, got {n_correct}")
     classifier = classifier.eval()
-    logits = _predict(classifier, torch.as_tensor(x_test, dtype=torch.float32), batch_size)
+    p = next(classifier.parameters(), None)
+    xs = torch.as_tensor(x_test, dtype=torch.float32)
+    logits = _predict(classifier, xs.to(p.device) if p is not None else xs, batch_size)
     k = int(n_classes or logits.shape[1])
     pred = logits.argmax(1).cpu().numpy().astype(np.int64)
     y = np.asarray(torch.as_tensor(y_test).cpu()).astype(np.int64).reshape(-1)
@@ -171,7 +173,8 @@ def counterfactuals(
         labels, sample_ids, kind: the true labels (default −1), ids (default 0 … N−1) and
             the ``kind`` of each sample (:func:`select_samples`), stored as coordinates.
         n_candidates: K ≥ 1 latent candidates (candidate 0 is ``δ = 0``).
-        sigma: σ of ``δ ~ N(0, σ²)`` (the latent lies in [−1, 1]).
+        sigma: σ of ``δ ~ N(0, σ²)`` per latent entry (each ``z_x`` is standardised to mean 0,
+            variance 1 over its entries, so σ = 0.5 is half a latent standard deviation).
         discriminator: for ``disc_score`` (NaN without).
         pool: ``(images, labels)`` of real reference images for ``plausibility_l1`` and
             ``nn_distance`` (NaN without).

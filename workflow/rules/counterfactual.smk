@@ -1,0 +1,69 @@
+# Counterfactuals (paper 004 §3.5, App. C, F): a conditional autoencoder-GAN trained against the
+# target model, counterfactuals of the misclassified test samples, and TRACER on both versions.
+
+
+rule counterfactual_gan:
+    input:
+        weights="results/{dataset}/tracer/target_model.pt",
+        dataset="results/{dataset}/dataset.nc",
+    output:
+        weights="results/{dataset}/tracer/counterfactual_gan.pt",
+        history="results/{dataset}/tracer/counterfactual_gan.nc",
+    params:
+        gan=config["tracer"]["counterfactual_gan"],
+        seed=config["seed"],
+        device=config["device"],
+    threads: 8
+    resources:
+        gpu=1,
+    log:
+        "logs/{dataset}/tracer/counterfactual_gan.log",
+    benchmark:
+        "results/benchmarks/{dataset}/tracer/counterfactual_gan.tsv"
+    conda:
+        "../../envs/causalxai.yaml"
+    script:
+        "../scripts/counterfactual_gan.py"
+
+
+rule counterfactuals:
+    input:
+        weights="results/{dataset}/tracer/target_model.pt",
+        gan="results/{dataset}/tracer/counterfactual_gan.pt",
+        dataset="results/{dataset}/dataset.nc",
+    output:
+        counterfactuals="results/{dataset}/tracer/counterfactuals.nc",
+        tracer="results/{dataset}/tracer/counterfactual_tracer.nc",
+        table=report(
+            "results/{dataset}/tables/counterfactuals.csv",
+            caption="../report/counterfactuals.rst",
+            category="TRACER",
+            subcategory="{dataset}",
+        ),
+        figure=report(
+            "results/{dataset}/figures/tracer/counterfactuals.png",
+            caption="../report/counterfactuals.rst",
+            category="TRACER",
+            subcategory="{dataset}",
+        ),
+    params:
+        counterfactuals=config["tracer"]["counterfactuals"],
+        tracer={
+            "layers": config["tracer"]["layers"],
+            "interventions": config["tracer"]["interventions"],
+            "eps": config["tracer"]["cka"]["eps"],
+            "mask_threshold": config["tracer"]["ace"]["mask_threshold"],
+        },
+        seed=config["seed"],
+        device=config["device"],
+    threads: 8
+    resources:
+        gpu=1,
+    log:
+        "logs/{dataset}/tracer/counterfactuals.log",
+    benchmark:
+        "results/benchmarks/{dataset}/tracer/counterfactuals.tsv"
+    conda:
+        "../../envs/causalxai.yaml"
+    script:
+        "../scripts/counterfactuals.py"
