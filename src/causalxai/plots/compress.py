@@ -22,11 +22,10 @@ import xarray as xr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
-from causalxai.io import atomic_path  # noqa: E402
+from causalxai.plots._figure import DPI, save_figure as _save  # noqa: E402,F401
 
 __all__ = ["compression_frame", "plot_compression"]
 
-DPI = 120
 ORIGINAL_COLOR = "#9aa5b1"
 COMPRESSED_COLOR = "#1f77b4"
 NEEDED = ("n_params", "test_accuracy", "compression")
@@ -99,9 +98,4 @@ def plot_compression(ds: xr.Dataset, path: str | os.PathLike[str]) -> Figure:
         ax.set_xticklabels(df["label"].tolist(), fontsize=8)
     fig.suptitle("TRACER-compressed models (paper 004 Table 1)")
     fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=DPI)
-    finally:
-        plt.close(fig)
-    return fig
+    return _save(fig, path)

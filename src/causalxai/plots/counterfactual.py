@@ -22,11 +22,10 @@ import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from causalxai.io import atomic_path  # noqa: E402
+from causalxai.plots._figure import DPI, save_figure as _save  # noqa: E402,F401
 
 __all__ = ["COLUMNS", "counterfactual_frame", "plot_counterfactuals"]
 
-DPI = 120
 COLUMNS = ("original", "counterfactual", "difference", "contribution (original)", "contribution (counterfactual)",
            "contribution difference")
 _CF_VARS = ("original", "counterfactual", "difference", "label", "pred", "target", "pred_counterfactual", "valid",
@@ -128,9 +127,4 @@ def plot_counterfactuals(cf_ds: xr.Dataset, tracer_ds: xr.Dataset | None, path: 
         axes[-1, c].set_xlabel(name, fontsize=8)
     fig.suptitle("counterfactual explanations (paper 004 App. C): blue +, red − contributions")
     fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=DPI)
-    finally:
-        plt.close(fig)
-    return fig
+    return _save(fig, path)

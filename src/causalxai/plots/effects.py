@@ -28,7 +28,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from causalxai.io import atomic_path  # noqa: E402
+from causalxai.plots._figure import DPI, save_figure as _save  # noqa: E402,F401
 
 __all__ = [
     "correlation_frame",
@@ -52,7 +52,6 @@ METHOD_NAMES = {
 }
 STATS = ("pearson", "spearman")
 EFFECTS = ("total", "direct")
-DPI = 120
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -120,13 +119,6 @@ def _title(effects: xr.Dataset, what: str) -> str:
     return ", ".join(parts)
 
 
-def _save(fig: Figure, path: str | os.PathLike[str], **kwargs) -> Figure:
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=DPI, **kwargs)
-    finally:
-        plt.close(fig)
-    return fig
 
 
 def _line(ax, buckets: list[str], y, **kwargs) -> None:

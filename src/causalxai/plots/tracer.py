@@ -38,7 +38,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
 
-from causalxai.io import atomic_path  # noqa: E402
+from causalxai.plots._figure import DPI, save_figure as _save  # noqa: E402,F401
 
 __all__ = [
     "compact_group",
@@ -56,7 +56,6 @@ __all__ = [
     "short_composition",
 ]
 
-DPI = 120
 MAX_CKA_PANELS = 4
 MAX_WIDTH = 30.0  # inches: keeps every PNG under 3,600 px wide at DPI 120
 MAX_COVERAGE_LABELS = 12
@@ -81,13 +80,6 @@ def _strs(values) -> list[str]:
     return [str(v) for v in np.asarray(values).tolist()]
 
 
-def _save(fig: Figure, path: str | os.PathLike[str], **kwargs) -> Figure:
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=DPI, **kwargs)
-    finally:
-        plt.close(fig)
-    return fig
 
 
 def _need(ds: xr.Dataset, names, what: str) -> None:
