@@ -29,6 +29,7 @@ import xarray as xr
 from torch import nn
 
 from causalxai.io import atomic_path
+from causalxai.tracer.analysis import default_from_raw, default_to_raw
 from causalxai.tracer.model import alexnet28, layer_table, train_classifier
 
 __all__ = [
@@ -46,14 +47,9 @@ __all__ = [
 BUILTIN: dict[str, Callable[..., nn.Module]] = {"alexnet28": alexnet28}
 
 
-def to_raw(x: torch.Tensor) -> torch.Tensor:
-    """Normalised input (``x/255*2-1``) to TRACER's raw space [0, 1] (``x/255``)."""
-    return (x + 1) / 2
-
-
-def from_raw(r: torch.Tensor) -> torch.Tensor:
-    """Raw space [0, 1] back to the network's normalised input."""
-    return r * 2 - 1
+#: normalised input (``x/255*2-1``) to TRACER's raw space [0, 1] and back: the analysis's own maps
+to_raw = default_to_raw
+from_raw = default_from_raw
 
 
 def _resolve(architecture: str) -> Callable[..., nn.Module]:
