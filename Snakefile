@@ -14,6 +14,9 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 validate(config, os.path.join(workflow.basedir, "config", "schema.yaml"), set_default=True)
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/zoo.smk"

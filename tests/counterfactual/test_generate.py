@@ -11,6 +11,7 @@ from causalxai.counterfactual.generate import (
     choose_candidates,
     counterfactual_table,
     counterfactuals,
+    minimal_blend,
     select_samples,
     tracer_comparison,
 )
@@ -68,6 +69,51 @@ def test_choice_rule():
     prob = [[0.9, 0.6, 0.7], [0.1, 0.4, 0.3], [0.6, 0.9, 0.6], [0.2, 0.2, 0.2]]
     # closest valid; none valid -> highest target prob; ties -> lower index
     assert choose_candidates(valid, prox, prob).tolist() == [2, 1, 0, 0]
+
+
+class MeanClassifier(nn.Module):
+    """Class 1 when the image mean exceeds 0.25, else class 0."""
+
+    def forward(self, x):
+        s = x.flatten(1).mean(1) - 0.25
+        return torch.stack([-s, s], 1)
+
+
+def test_minimal_blend_by_hand():
+    orig = -torch.ones(2, 1, 3, 3)  # mean -1: class 0
+    cand = torch.stack([torch.ones(2, 1, 3, 3), torch.full((2, 1, 3, 3), 0.2)], 1)  # (N=2, K=2, ...)
+    refined, alpha, logits = minimal_blend(MeanClassifier(), orig, cand, torch.tensor([1, 0]), 20)
+    # candidate +1: x(a) has mean -1 + 2a > 0.25 from a > 0.625, i.e. a = 0.65 on the grid of 1/20
+    assert alpha[0, 0].item() == pytest.approx(0.65)
+    assert torch.allclose(refined[0, 0], torch.full((1, 3, 3), -1 + 2 * 0.65))
+    # candidate 0.2 never reaches class 1: a = 1, the candidate itself
+    assert alpha[0, 1].item() == 1.0 and torch.equal(refined[0, 1], cand[0, 1])
+    # target 0 = the original's class: the smallest step is already valid
+    assert alpha[1].tolist() == pytest.approx([0.05, 0.05])
+    assert torch.allclose(logits, MeanClassifier()(refined.flatten(0, 1)).reshape(2, 2, 2))
+    with pytest.raises(ValueError, match="steps"):
+        minimal_blend(MeanClassifier(), orig, cand, torch.tensor([1, 0]), 0)
+
+
+def test_counterfactuals_blend_shrinks_proximity():
+    x = toy_images(5)
+    x[:, 0, 0, 0] = -1.0
+    target = torch.tensor([1, 2, 3, 1, 2])
+    kw = dict(n_candidates=4, sigma=0.8, seed=1)
+    plain = counterfactuals(StubGenerator(), FixedClassifier(), x, target, **kw)
+    blend = counterfactuals(StubGenerator(), FixedClassifier(), x, target, blend_steps=10, **kw)
+    assert (plain["candidate_alpha"].values == 1).all()
+    assert np.allclose(plain["candidate_gan_proximity_l1"].values, plain["candidate_proximity_l1"].values)
+    assert np.allclose(blend["candidate_gan_proximity_l1"].values, plain["candidate_proximity_l1"].values)
+    # the refined point lies on the segment at alpha: proximity = alpha * the generator's
+    a = blend["candidate_alpha"].values
+    assert np.allclose(blend["candidate_proximity_l1"].values, a * plain["candidate_proximity_l1"].values, rtol=1e-5)
+    # validity never drops, and a valid candidate gets alpha < 1 only where the point is valid
+    assert (blend["candidate_valid"].values >= plain["candidate_valid"].values).all()
+    assert (blend["candidate_valid"].values | (a == 1)).all()
+    assert blend.attrs["mean_proximity_l1"] <= plain.attrs["mean_proximity_l1"] + 1e-9
+    with pytest.raises(ValueError, match="blend_steps"):
+        counterfactuals(StubGenerator(), FixedClassifier(), x, target, blend_steps=-1)
 
 
 def test_select_samples():
@@ -135,7 +181,11 @@ def test_tracer_comparison_shapes_and_difference():
                            mask_threshold=0.2)
     assert ds["attribution"].dims == ("version", "sample", "y", "x") and ds.sizes["version"] == 2
     assert list(ds["sample"].values) == [7, 9]
-    assert np.allclose(ds["difference"].values, ds["attribution"].values[1] - ds["attribution"].values[0])
+    attr = ds["attribution"].values
+    norm = attr / np.abs(attr).max(axis=(-2, -1), keepdims=True)
+    assert np.allclose(ds["attribution_normalised"].values, norm)
+    assert np.allclose(np.abs(ds["attribution_normalised"].values).max(axis=(-2, -1)), 1)
+    assert np.allclose(ds["difference"].values, norm[1] - norm[0])
     assert np.array_equal(ds["changed"].values, binary_mask(ds["difference"].values, 0.2))
     ng = ds["n_groups"].values
     assert ng.shape == (2, 2) and ((ng >= 1) & (ng <= 2)).all()

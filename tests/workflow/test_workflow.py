@@ -40,16 +40,28 @@ METHODS = ["gradient", "smoothgrad", "integrated_gradients", "grad_cam"]
 pytestmark = pytest.mark.workflow
 
 
-def snakemake(workdir: Path, *args: str, configfiles: list[Path]) -> subprocess.CompletedProcess:
+def copy_repo(dest: Path) -> Path:
+    """The workflow's own files (Snakefile, workflow/, config/, src/) copied to ``dest``, so a
+    test can edit a package module without touching the checkout other tests run from."""
+    for name in ("Snakefile", "workflow", "config", "src"):
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, configfiles: list[Path], repo: Path = REPO) -> subprocess.CompletedProcess:
     cmd = [
         sys.executable, "-m", "snakemake",
-        "--snakefile", str(REPO / "Snakefile"),
+        "--snakefile", str(repo / "Snakefile"),
         "--directory", str(workdir),
         "--cores", "2",
         "--configfile", *map(str, configfiles),
         *args,
     ]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONPATH": str(repo / "src")}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
 
 
@@ -67,11 +79,17 @@ def planned_jobs(output: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
+def code_copy(tmp_path_factory):
+    return copy_repo(tmp_path_factory.mktemp("repo"))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, code_copy):
+    """The tiny config run to the end from a copy of the workflow (``code_copy``)."""
     work = tmp_path_factory.mktemp("wf")
     cfg = work / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(TINY))
-    res = snakemake(work, configfiles=[cfg])
+    res = snakemake(work, configfiles=[cfg], repo=code_copy)
     assert res.returncode == 0, res.stderr[-4000:]
     return work, cfg
 
@@ -169,14 +187,14 @@ def test_tracer_outputs_are_read_back(finished_run):
         assert (res / "tables" / f"{table}.csv").stat().st_size > 50, table
 
 
-def test_second_run_has_nothing_to_do(finished_run):
+def test_second_run_has_nothing_to_do(finished_run, code_copy):
     work, cfg = finished_run
-    res = snakemake(work, "--dry-run", configfiles=[cfg])
+    res = snakemake(work, "--dry-run", configfiles=[cfg], repo=code_copy)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Nothing to be done" in res.stdout + res.stderr
 
 
-def test_changing_bucket_edges_reruns_only_buckets_and_effects(finished_run, tmp_path):
+def test_changing_bucket_edges_reruns_only_buckets_and_effects(finished_run, code_copy, tmp_path):
     # on a copy (mtimes kept), so other tests keep seeing the finished run as it was
     work = tmp_path / "copy"
     shutil.copytree(finished_run[0], work, symlinks=True)
@@ -184,21 +202,21 @@ def test_changing_bucket_edges_reruns_only_buckets_and_effects(finished_run, tmp
     changed = work / "edges.yaml"
     changed.write_text(yaml.safe_dump({"buckets": {"edges": [0, 50, 100]}}))
     zoo_mtime = (work / "results" / "digits" / "zoo.nc").stat().st_mtime
-    dry = snakemake(work, "--dry-run", configfiles=[cfg, changed])
+    dry = snakemake(work, "--dry-run", configfiles=[cfg, changed], repo=code_copy)
     assert dry.returncode == 0, dry.stderr[-3000:]
     jobs = planned_jobs(dry.stdout + dry.stderr)
     assert set(jobs) - {"all"} == {"buckets", "effects", "effect_figures"}, jobs  # buckets and what depends on it
-    run = snakemake(work, configfiles=[cfg, changed])
+    run = snakemake(work, configfiles=[cfg, changed], repo=code_copy)
     assert run.returncode == 0, run.stderr[-3000:]
     assert io.open(work / "results" / "digits" / "buckets.nc")["n_models"].values.tolist() == [16, 16]
     assert (work / "results" / "digits" / "zoo.nc").stat().st_mtime == zoo_mtime
 
 
-def test_changing_smoothgrad_samples_reruns_only_smoothgrad(finished_run):
+def test_changing_smoothgrad_samples_reruns_only_smoothgrad(finished_run, code_copy):
     work, cfg = finished_run
     changed = work / "sg.yaml"
     changed.write_text(yaml.safe_dump({"explain": {"smoothgrad": {"samples": 5}}}))
-    dry = snakemake(work, "--dry-run", configfiles=[cfg, changed])
+    dry = snakemake(work, "--dry-run", configfiles=[cfg, changed], repo=code_copy)
     assert dry.returncode == 0, dry.stderr[-3000:]
     jobs = planned_jobs(dry.stdout + dry.stderr)
     assert {k: v for k, v in jobs.items() if k != "all"} == {"explain_shard": 2, "explain_gather": 1, "effects": 1,
@@ -208,16 +226,53 @@ def test_changing_smoothgrad_samples_reruns_only_smoothgrad(finished_run):
     assert not any(f"shards/{m}.0.nc" in out for m in METHODS if m != "smoothgrad")
 
 
-def test_changing_eps_reruns_only_the_grouping_and_its_dependants(finished_run):
+def test_changing_eps_reruns_only_the_grouping_and_its_dependants(finished_run, code_copy):
     work, cfg = finished_run
     changed = work / "eps.yaml"
     changed.write_text(yaml.safe_dump({"tracer": {**TINY["tracer"], "cka": {"eps": 0.2}}}))
-    dry = snakemake(work, "--dry-run", configfiles=[cfg, changed])
+    dry = snakemake(work, "--dry-run", configfiles=[cfg, changed], repo=code_copy)
     assert dry.returncode == 0, dry.stderr[-3000:]
     jobs = planned_jobs(dry.stdout + dry.stderr)
     assert {k: v for k, v in jobs.items() if k != "all"} == {
         "cka_groups": 1, "ace": 1, "mechanisms": 1, "tracer_figures": 1, "tracer_sample_figures": 1, "compress": 1,
         "counterfactuals": 1}, jobs
+
+
+def test_editing_a_module_reruns_the_rules_that_use_it(finished_run, code_copy):
+    """Re-run case (d): a package module is each rule's `code` input (causalxai.code), so an
+    edit re-runs exactly the rules whose scripts import it, while the mtime trigger is on."""
+    work, cfg = finished_run
+    module = code_copy / "src" / "causalxai" / "zoo" / "meta_model.py"
+    text, stat = module.read_text(), module.stat()
+    try:
+        module.write_text(text + "\n# an edit\n")
+        os.utime(module, (stat.st_atime, stat.st_mtime + 3600))  # clearly newer than every output
+        dry = snakemake(work, "--dry-run", configfiles=[cfg], repo=code_copy)
+        assert dry.returncode == 0, dry.stderr[-3000:]
+        jobs = planned_jobs(dry.stdout + dry.stderr)
+        assert {k: v for k, v in jobs.items() if k != "all"} == {"meta_model": 1}, jobs
+        assert "Updated input files: " in dry.stdout + dry.stderr and "meta_model.py" in dry.stdout + dry.stderr
+        # without the mtime trigger the edit is ignored
+        off = snakemake(work, "--dry-run", "--rerun-triggers", "params", "input", "software-env", "code",
+                        configfiles=[cfg], repo=code_copy)
+        assert off.returncode == 0 and "Nothing to be done" in off.stdout + off.stderr, off.stdout[-2000:]
+        # a module the TRACER scripts import (meta_model is still edited): the TRACER chain, no other zoo-study rule
+        cka = code_copy / "src" / "causalxai" / "tracer" / "cka.py"
+        cka_stat = cka.stat()
+        os.utime(cka, (cka_stat.st_atime, cka_stat.st_mtime + 3600))
+        try:
+            dry = snakemake(work, "--dry-run", configfiles=[cfg], repo=code_copy)
+            jobs = set(planned_jobs(dry.stdout + dry.stderr)) - {"all"}
+            assert {"target_model", "interventions", "ace", "reliability", "counterfactual_gan", "counterfactuals",
+                    "compress", "meta_model"} <= jobs, jobs
+            assert not jobs & {"dataset", "zoo_train", "images", "buckets", "predictions", "explain_shard", "effects"}
+        finally:
+            os.utime(cka, (cka_stat.st_atime, cka_stat.st_mtime))
+    finally:
+        module.write_text(text)
+        os.utime(module, (stat.st_atime, stat.st_mtime))
+    res = snakemake(work, "--dry-run", configfiles=[cfg], repo=code_copy)
+    assert "Nothing to be done" in res.stdout + res.stderr  # restored: the other tests see the run as it was
 
 
 def test_bad_config_stops_before_any_job(tmp_path):
@@ -229,14 +284,18 @@ def test_bad_config_stops_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-def test_report_holds_the_figure_and_table(finished_run):
+def test_report_holds_every_figure_and_table(finished_run, code_copy):
     work, cfg = finished_run
-    res = snakemake(work, "--report", str(work / "report.html"), configfiles=[cfg])
+    res = snakemake(work, "--report", str(work / "report.html"), configfiles=[cfg], repo=code_copy)
     assert res.returncode == 0, res.stderr[-3000:]
     html = (work / "report.html").read_text(errors="replace")
-    assert "accuracy_buckets.png" in html and "buckets.csv" in html
-    for fig in ("effect_correlations", "ite_by_bucket", "ite_scatter", "mediation", "predictions_by_optimizer"):
-        assert f"{fig}.png" in html, fig
+    made = sorted(p for p in (work / "results").rglob("*") if p.suffix in {".png", ".csv"})
+    assert len(made) >= 25, made
+    missing = [str(p.relative_to(work)) for p in made if str(p.relative_to(work)) not in html]
+    assert not missing, missing  # every figure and table of the run is in the report
+    for category in ("Model-zoo study", "TRACER", "3 treatment effects (digits)", "5 counterfactuals (digits)"):
+        assert category in html, category
+    assert "conditional autoencoder-GAN" in html and "Model-zoo study" in html  # the workflow description page
 
 
 def test_paper_config_dry_run_plans_the_four_zoos(tmp_path):
@@ -247,3 +306,7 @@ def test_paper_config_dry_run_plans_the_four_zoos(tmp_path):
     assert jobs["target_model"] == 1 and jobs["interventions"] == 1 and jobs["tracer_sample_figures"] == 4, jobs
     assert jobs["explain_shard"] == 4 * 4 * 16 and jobs["explain_gather"] == 16 and jobs["effects"] == 4, jobs
     assert "zoo_train" not in jobs
+    # every explanation shard asks for a GPU (what the SLURM plugin turns into --gpus=1)
+    blocks = re.findall(r"^(?:local)?rule explain_shard:\n(.*?)(?:\n\n|\Z)", res.stdout + res.stderr, re.S | re.M)
+    assert len(blocks) == 4 * 4 * 16
+    assert all(re.search(r"resources: .*\bgpu=1\b", b) for b in blocks), blocks[0]

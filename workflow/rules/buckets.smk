@@ -4,19 +4,20 @@
 rule buckets:
     input:
         zoo="results/{dataset}/zoo.nc",
+        code=package_code("buckets.py"),
     output:
         buckets="results/{dataset}/buckets.nc",
         table=report(
             "results/{dataset}/tables/buckets.csv",
             caption="../report/buckets_table.rst",
-            category="Model zoo",
-            subcategory="{dataset}",
+            category="Model-zoo study",
+            subcategory="1 accuracy buckets ({dataset})",
         ),
         figure=report(
             "results/{dataset}/figures/accuracy_buckets.png",
             caption="../report/buckets.rst",
-            category="Model zoo",
-            subcategory="{dataset}",
+            category="Model-zoo study",
+            subcategory="1 accuracy buckets ({dataset})",
         ),
     params:
         edges=config["buckets"]["edges"],

@@ -5,6 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+from causalxai.code import module_files  # noqa: E402
 from causalxai.config import check_config  # noqa: E402
 
 check_config(config)
@@ -14,6 +15,12 @@ DATASETS = config["datasets"]
 
 wildcard_constraints:
     dataset="|".join(["digits", "mnist", "fashion_mnist", "cifar10", "svhn_cropped"]),
+
+
+def package_code(script):
+    """The causalxai source files a rule's script runs (causalxai.code.module_files): listed
+    as the rule's `code` input, so editing one re-runs the rules that use it (mtime trigger)."""
+    return module_files(Path(workflow.basedir) / "workflow" / "scripts" / script)
 
 
 def result(dataset, name):

@@ -7,6 +7,7 @@ rule compress:
         weights="results/{dataset}/tracer/target_model.pt",
         dataset="results/{dataset}/dataset.nc",
         mechanisms="results/{dataset}/tracer/mechanisms.nc",
+        code=package_code("compress.py"),
     output:
         compress="results/{dataset}/tracer/compress.nc",
         models="results/{dataset}/tracer/compressed_models.pt",
@@ -14,19 +15,19 @@ rule compress:
             "results/{dataset}/tables/compress_models.csv",
             caption="../report/compress.rst",
             category="TRACER",
-            subcategory="{dataset}",
+            subcategory="6 compressed models ({dataset})",
         ),
         table_layers=report(
             "results/{dataset}/tables/compress_layers.csv",
             caption="../report/compress_layers.rst",
             category="TRACER",
-            subcategory="{dataset}",
+            subcategory="6 compressed models ({dataset})",
         ),
         figure=report(
             "results/{dataset}/figures/tracer/compress.png",
             caption="../report/compress.rst",
             category="TRACER",
-            subcategory="{dataset}",
+            subcategory="6 compressed models ({dataset})",
         ),
     params:
         compress=config["tracer"]["compress"],

@@ -6,6 +6,7 @@ rule counterfactual_gan:
     input:
         weights="results/{dataset}/tracer/target_model.pt",
         dataset="results/{dataset}/dataset.nc",
+        code=package_code("counterfactual_gan.py"),
     output:
         weights="results/{dataset}/tracer/counterfactual_gan.pt",
         history="results/{dataset}/tracer/counterfactual_gan.nc",
@@ -31,6 +32,7 @@ rule counterfactuals:
         weights="results/{dataset}/tracer/target_model.pt",
         gan="results/{dataset}/tracer/counterfactual_gan.pt",
         dataset="results/{dataset}/dataset.nc",
+        code=package_code("counterfactuals.py"),
     output:
         counterfactuals="results/{dataset}/tracer/counterfactuals.nc",
         tracer="results/{dataset}/tracer/counterfactual_tracer.nc",
@@ -38,13 +40,13 @@ rule counterfactuals:
             "results/{dataset}/tables/counterfactuals.csv",
             caption="../report/counterfactuals.rst",
             category="TRACER",
-            subcategory="{dataset}",
+            subcategory="5 counterfactuals ({dataset})",
         ),
         figure=report(
             "results/{dataset}/figures/tracer/counterfactuals.png",
             caption="../report/counterfactuals.rst",
             category="TRACER",
-            subcategory="{dataset}",
+            subcategory="5 counterfactuals ({dataset})",
         ),
     params:
         counterfactuals=config["tracer"]["counterfactuals"],

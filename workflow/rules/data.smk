@@ -2,6 +2,8 @@
 
 
 rule dataset:
+    input:
+        code=package_code("dataset.py"),
     output:
         dataset="results/{dataset}/dataset.nc",
     params:
@@ -21,6 +23,7 @@ rule dataset:
 rule images:
     input:
         dataset="results/{dataset}/dataset.nc",
+        code=package_code("images.py"),
     output:
         images="results/{dataset}/images.nc",
     params:

@@ -6,6 +6,7 @@
 rule effects:
     input:
         unpack(effects_inputs),
+        code=package_code("effects.py"),
     output:
         effects="results/{dataset}/effects.nc",
     params:
@@ -27,30 +28,31 @@ rule effects:
 rule effect_figures:
     input:
         effects="results/{dataset}/effects.nc",
+        code=package_code("effect_figures.py"),
     output:
         correlations=report(
             "results/{dataset}/figures/effect_correlations.png",
             caption="../report/effect_correlations.rst",
-            category="Model zoo",
-            subcategory="{dataset}",
+            category="Model-zoo study",
+            subcategory="3 treatment effects ({dataset})",
         ),
         ite_by_bucket=report(
             "results/{dataset}/figures/ite_by_bucket.png",
             caption="../report/ite_by_bucket.rst",
-            category="Model zoo",
-            subcategory="{dataset}",
+            category="Model-zoo study",
+            subcategory="3 treatment effects ({dataset})",
         ),
         scatter=report(
             "results/{dataset}/figures/ite_scatter.png",
             caption="../report/ite_scatter.rst",
-            category="Model zoo",
-            subcategory="{dataset}",
+            category="Model-zoo study",
+            subcategory="3 treatment effects ({dataset})",
         ),
         mediation=report(
             "results/{dataset}/figures/mediation.png",
             caption="../report/mediation.rst",
-            category="Model zoo",
-            subcategory="{dataset}",
+            category="Model-zoo study",
+            subcategory="3 treatment effects ({dataset})",
         ),
     params:
         hparam="optimizer",

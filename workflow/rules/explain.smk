@@ -12,6 +12,7 @@ rule predictions:
     input:
         zoo="results/{dataset}/zoo.nc",
         images="results/{dataset}/images.nc",
+        code=package_code("predictions.py"),
     output:
         predictions="results/{dataset}/predictions.nc",
     params:
@@ -34,6 +35,7 @@ rule explain_shard:
         zoo="results/{dataset}/zoo.nc",
         images="results/{dataset}/images.nc",
         predictions="results/{dataset}/predictions.nc",
+        code=package_code("explain_shard.py"),
     output:
         shard="results/{dataset}/explanations/shards/{method}.{shard}.nc",
     params:
@@ -55,6 +57,7 @@ rule explain_shard:
 rule explain_gather:
     input:
         shards=explain_shards,
+        code=package_code("explain_gather.py"),
     output:
         explanations="results/{dataset}/explanations/{method}.nc",
     params:
@@ -74,12 +77,13 @@ rule prediction_figure:
         predictions="results/{dataset}/predictions.nc",
         zoo="results/{dataset}/zoo.nc",
         images="results/{dataset}/images.nc",
+        code=package_code("prediction_figure.py"),
     output:
         figure=report(
             "results/{dataset}/figures/predictions_by_optimizer.png",
             caption="../report/predictions_by_optimizer.rst",
-            category="Model zoo",
-            subcategory="{dataset}",
+            category="Model-zoo study",
+            subcategory="2 explanations ({dataset})",
         ),
     params:
         hparam="optimizer",

@@ -8,6 +8,7 @@ rule meta_model:
         zoo="results/{dataset}/zoo.nc",
         images="results/{dataset}/images.nc",
         predictions="results/{dataset}/predictions.nc",
+        code=package_code("meta_model.py"),
     output:
         meta_model="results/{dataset}/meta_model.nc",
     params:

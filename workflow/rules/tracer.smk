@@ -10,6 +10,7 @@ wildcard_constraints:
 rule target_model:
     input:
         dataset="results/{dataset}/dataset.nc",
+        code=package_code("tracer_target_model.py"),
     output:
         weights="results/{dataset}/tracer/target_model.pt",
         summary="results/{dataset}/tracer/target_model.nc",
@@ -17,7 +18,7 @@ rule target_model:
             "results/{dataset}/tables/target_model_layers.csv",
             caption="../report/target_model_layers.rst",
             category="TRACER",
-            subcategory="{dataset}",
+            subcategory="1 target model ({dataset})",
         ),
     params:
         model=config["tracer"]["model"],
@@ -40,6 +41,7 @@ rule interventions:
     input:
         weights="results/{dataset}/tracer/target_model.pt",
         dataset="results/{dataset}/dataset.nc",
+        code=package_code("tracer_interventions.py"),
     output:
         interventions="results/{dataset}/tracer/interventions.nc",
     params:
@@ -65,6 +67,7 @@ rule interventions:
 rule cka_groups:
     input:
         interventions="results/{dataset}/tracer/interventions.nc",
+        code=package_code("tracer_cka_groups.py"),
     output:
         cka="results/{dataset}/tracer/cka.nc",
     params:
@@ -84,6 +87,7 @@ rule ace:
     input:
         interventions="results/{dataset}/tracer/interventions.nc",
         cka="results/{dataset}/tracer/cka.nc",
+        code=package_code("tracer_ace.py"),
     output:
         ace="results/{dataset}/tracer/ace.nc",
     params:
@@ -102,13 +106,14 @@ rule mechanisms:
     input:
         interventions="results/{dataset}/tracer/interventions.nc",
         cka="results/{dataset}/tracer/cka.nc",
+        code=package_code("tracer_mechanisms.py"),
     output:
         mechanisms="results/{dataset}/tracer/mechanisms.nc",
         table=report(
             "results/{dataset}/tables/mechanisms.csv",
             caption="../report/tracer_coverage.rst",
             category="TRACER",
-            subcategory="{dataset}",
+            subcategory="2 causal nodes and mechanisms ({dataset})",
         ),
     log:
         "logs/{dataset}/tracer/mechanisms.log",
@@ -124,13 +129,14 @@ rule reliability:
     input:
         weights="results/{dataset}/tracer/target_model.pt",
         dataset="results/{dataset}/dataset.nc",
+        code=package_code("tracer_reliability.py"),
     output:
         reliability="results/{dataset}/tracer/reliability.nc",
         table=report(
             "results/{dataset}/tables/reliability.csv",
             caption="../report/tracer_reliability.rst",
             category="TRACER",
-            subcategory="{dataset}",
+            subcategory="4 reliability ({dataset})",
         ),
     params:
         reliability=config["tracer"]["reliability"],
@@ -156,30 +162,31 @@ rule tracer_figures:
         cka="results/{dataset}/tracer/cka.nc",
         mechanisms="results/{dataset}/tracer/mechanisms.nc",
         reliability="results/{dataset}/tracer/reliability.nc",
+        code=package_code("tracer_figures.py"),
     output:
         cka=report(
             "results/{dataset}/figures/tracer/cka.png",
             caption="../report/tracer_cka.rst",
             category="TRACER",
-            subcategory="{dataset}",
+            subcategory="2 causal nodes and mechanisms ({dataset})",
         ),
         eps_sweep=report(
             "results/{dataset}/figures/tracer/eps_sweep.png",
             caption="../report/tracer_eps_sweep.rst",
             category="TRACER",
-            subcategory="{dataset}",
+            subcategory="2 causal nodes and mechanisms ({dataset})",
         ),
         coverage=report(
             "results/{dataset}/figures/tracer/coverage.png",
             caption="../report/tracer_coverage.rst",
             category="TRACER",
-            subcategory="{dataset}",
+            subcategory="2 causal nodes and mechanisms ({dataset})",
         ),
         reliability=report(
             "results/{dataset}/figures/tracer/reliability.png",
             caption="../report/tracer_reliability.rst",
             category="TRACER",
-            subcategory="{dataset}",
+            subcategory="2 causal nodes and mechanisms ({dataset})",
         ),
     log:
         "logs/{dataset}/tracer/figures.log",
@@ -196,18 +203,19 @@ rule tracer_sample_figures:
         interventions="results/{dataset}/tracer/interventions.nc",
         cka="results/{dataset}/tracer/cka.nc",
         ace="results/{dataset}/tracer/ace.nc",
+        code=package_code("tracer_sample_figures.py"),
     output:
         graph=report(
             "results/{dataset}/figures/tracer/causal_graph_{k}.png",
             caption="../report/tracer_graph.rst",
             category="TRACER",
-            subcategory="{dataset}",
+            subcategory="3 per-sample contributions ({dataset})",
         ),
         contributions=report(
             "results/{dataset}/figures/tracer/contributions_{k}.png",
             caption="../report/tracer_contributions.rst",
             category="TRACER",
-            subcategory="{dataset}",
+            subcategory="3 per-sample contributions ({dataset})",
         ),
     params:
         position=lambda wildcards: int(wildcards.k),

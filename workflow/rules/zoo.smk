@@ -6,6 +6,7 @@ if config["zoo"]["source"] == "train":
     rule zoo_train:
         input:
             dataset="results/{dataset}/dataset.nc",
+            code=package_code("zoo_train.py"),
         output:
             zoo="results/{dataset}/zoo.nc",
         params:
@@ -25,6 +26,8 @@ if config["zoo"]["source"] == "train":
 else:
 
     rule zoo_smallcnnzoo:
+        input:
+            code=package_code("zoo_smallcnnzoo.py"),
         output:
             zoo="results/{dataset}/zoo.nc",
         params:

@@ -41,12 +41,13 @@ t0 = time.time()
 cf = counterfactuals(
     generator, model, x[sel["index"]], sel["target"], labels=sel["label"], sample_ids=sel["index"], kind=sel["kind"],
     n_candidates=cfg["n_candidates"], sigma=cfg["sigma"], discriminator=discriminator, pool=(x_train, y_train),
-    sparsity_tol=cfg["sparsity_tol"], seed=p.seed, device=device,
+    sparsity_tol=cfg["sparsity_tol"], blend_steps=cfg["blend_steps"], seed=p.seed, device=device,
 )
 cf["sample"].attrs["description"] = "index of the sample among the dataset's test split"
-logging.info("counterfactuals in %.1f s: validity %.3f (misclassified %.3f), proximity l1 %.1f, nn distance %.1f",
-             time.time() - t0, cf.attrs["validity_rate"], cf.attrs["validity_rate_misclassified"],
-             cf.attrs["mean_proximity_l1"], cf.attrs["mean_nn_distance"])
+logging.info("counterfactuals in %.1f s: validity %.3f (misclassified %.3f), proximity l1 %.1f (generator output "
+             "%.1f, mean alpha %.2f), nn distance %.1f", time.time() - t0, cf.attrs["validity_rate"],
+             cf.attrs["validity_rate_misclassified"], cf.attrs["mean_proximity_l1"], cf.attrs["mean_gan_proximity_l1"],
+             cf.attrs["mean_alpha"], cf.attrs["mean_nn_distance"])
 config = {**cfg, "pool": "train split"}
 write_dataset(cf, out.counterfactuals, step="counterfactuals", config=config, seed=p.seed)
 with atomic_path(out.table) as tmp:

@@ -27,6 +27,18 @@ Per sample, ``nn_distance`` = ``‖x − r‖₁`` from the original to its near
 pool image: the proximity the nearest-neighbour counterfactual itself would have (the
 baseline the GAN must beat: "minimal changes to the original data").
 
+**Minimal-change refinement** (``blend_steps`` = A > 0; not in the paper): the generator
+is trained to move ``x`` towards a real target-class image (its ℓ1 term pulls ``x*`` onto
+``x_nn``), so its raw output is about as far from ``x`` as a real neighbour is. Each
+candidate is therefore walked back along the straight line to the original,
+``x*(α) = x + α·(x*_i − x)`` for ``α ∈ {1/A, 2/A, …, 1}``, and replaced by the point with the
+smallest ``α`` the classifier assigns to ``y*`` (``α = 1``, the generator's output itself,
+when none is valid). All ``N·K·A`` points are classified in batches, no loop per sample.
+Proximity then shrinks by the factor ``α``; ``alpha`` and ``gan_proximity_l1`` (the
+generator's own output) are stored so the refinement is visible, and ``disc_score`` /
+``plausibility_l1`` measure what it costs in realism. ``blend_steps = 0`` gives the paper's
+pure generator output.
+
 **Choice**: the chosen counterfactual is the valid candidate with the smallest
 ``proximity_l1``; when no candidate is valid, the one with the highest ``prob_target``
 (ties: the lower candidate index, so ``δ = 0`` wins ties). :func:`choose_candidates`.
@@ -59,6 +71,7 @@ __all__ = [
     "KINDS",
     "select_samples",
     "candidate_metrics",
+    "minimal_blend",
     "choose_candidates",
     "counterfactuals",
     "counterfactual_table",
@@ -136,6 +149,53 @@ def candidate_metrics(
     }
 
 
+def minimal_blend(
+    classifier: nn.Module,
+    original: torch.Tensor,
+    candidates: torch.Tensor,
+    target: torch.Tensor,
+    steps: int,
+    *,
+    batch_size: int = 256,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The minimal-change refinement (module docstring) of ``candidates (N, K, C, H, W)``
+    towards ``original (N, C, H, W)`` for ``target (N,)``.
+
+    Returns ``(refined (N, K, C, H, W), alpha (N, K), logits (N, K, classes))``: per candidate
+    the point ``x + α·(x* − x)`` with the smallest valid ``α`` of the grid ``1/steps … 1``
+    (``α = 1`` when none is valid) and the classifier's logits there.
+    """
+    if steps < 1:
+        raise ValueError(f"minimal_blend: steps must be >= 1, got {steps}")
+    n, k = candidates.shape[:2]
+    dev = candidates.device
+    alphas = torch.arange(1, steps + 1, device=dev, dtype=candidates.dtype) / steps
+    direction = candidates - original[:, None]  # (N, K, C, H, W)
+    img_shape = candidates.shape[2:]
+    refined = torch.empty_like(candidates)
+    alpha = torch.empty((n, k), dtype=candidates.dtype, device=dev)
+    logits_out: torch.Tensor | None = None
+    per = max(1, 8192 // (k * steps))  # samples per chunk: at most ~8192 points in memory at once
+    tgt = target.to(dev).long()
+    for s0 in range(0, n, per):
+        sl = slice(s0, s0 + per)
+        pts = original[sl, None, None] + alphas[None, None, :, None, None, None] * direction[sl, :, None]
+        pts[:, :, -1] = candidates[sl]  # α = 1: the generator's output itself, exactly
+        m = pts.shape[0]
+        logits = _predict(classifier, pts.reshape(m * k * steps, *img_shape), batch_size).reshape(m, k, steps, -1)
+        ok = logits.argmax(-1) == tgt[sl, None, None]
+        first = torch.where(ok.any(2), ok.float().argmax(2), steps - 1)  # argmax: the first maximum
+        rows = torch.arange(m, device=dev)[:, None]
+        cols = torch.arange(k, device=dev)[None, :]
+        refined[sl] = pts[rows, cols, first]
+        alpha[sl] = alphas[first]
+        if logits_out is None:
+            logits_out = torch.empty((n, k, logits.shape[-1]), dtype=logits.dtype, device=dev)
+        logits_out[sl] = logits[rows, cols, first]
+    assert logits_out is not None
+    return refined, alpha, logits_out
+
+
 def choose_candidates(valid: Any, proximity: Any, prob_target: Any) -> np.ndarray:
     """Index ``(N,)`` of the chosen candidate per row: the valid one with the smallest
     proximity, else the one with the highest target probability; ties: the lower index."""
@@ -160,6 +220,7 @@ def counterfactuals(
     discriminator: nn.Module | None = None,
     pool: tuple[torch.Tensor, Any] | None = None,
     sparsity_tol: float = 0.05,
+    blend_steps: int = 0,
     seed: int = 0,
     batch_size: int = 256,
     device: str | torch.device = "cpu",
@@ -179,6 +240,8 @@ def counterfactuals(
         pool: ``(images, labels)`` of real reference images for ``plausibility_l1`` and
             ``nn_distance`` (NaN without).
         sparsity_tol: raw-space change that counts a pixel as changed.
+        blend_steps: A of the minimal-change refinement (module docstring); 0: the
+            generator's output as it is (the paper).
         seed, batch_size, device: as everywhere.
         to_raw: normalised → raw [0, 1].
 
@@ -195,6 +258,8 @@ def counterfactuals(
     """
     if n_candidates < 1:
         raise ValueError(f"counterfactuals: n_candidates must be >= 1, got {n_candidates}")
+    if blend_steps < 0:
+        raise ValueError(f"counterfactuals: blend_steps must be >= 0 (0: no refinement), got {blend_steps}")
     dev = torch.device(device)
     xs = torch.as_tensor(x, dtype=torch.float32)
     if xs.dim() != 4 or len(xs) == 0:
@@ -221,7 +286,15 @@ def counterfactuals(
         tt = tgt.to(dev).repeat_interleave(k)
         cand = torch.cat([generator.decode(zz[i : i + batch_size], tt[i : i + batch_size])
                           for i in range(0, n * k, batch_size)])
-        logits = _predict(classifier, cand, batch_size)
+        gan_prox = candidate_metrics(xd, cand.reshape(n, k, c, h, w), sparsity_tol=sparsity_tol,
+                                     to_raw=to_raw)["proximity_l1"]
+        if blend_steps > 0:
+            refined, alpha, logits = minimal_blend(classifier, xd, cand.reshape(n, k, c, h, w), tgt.to(dev),
+                                                   int(blend_steps), batch_size=batch_size)
+            cand, logits = refined.reshape(n * k, c, h, w), logits.reshape(n * k, -1)
+        else:
+            alpha = torch.ones((n, k), device=dev)
+            logits = _predict(classifier, cand, batch_size)
         prob = torch.softmax(logits.double(), 1)
         prob_t = prob.gather(1, tt[:, None]).squeeze(1).reshape(n, k)
         pred_c = logits.argmax(1).reshape(n, k)
@@ -262,6 +335,8 @@ def counterfactuals(
         "sparsity": met["sparsity"].cpu().numpy().astype(np.float64),
         "plausibility_l1": plaus.cpu().numpy().astype(np.float64),
         "disc_score": disc.cpu().numpy().astype(np.float64),
+        "alpha": alpha.cpu().numpy().astype(np.float64),
+        "gan_proximity_l1": gan_prox.cpu().numpy().astype(np.float64),
     }
     data: dict[str, Any] = {
         "original": (("sample", "y", "x"), orig[:, 0]),
@@ -295,7 +370,8 @@ def counterfactuals(
         description="counterfactuals of paper 004 §3.5: K latent candidates D([E(x) + delta; o(y*)]) per sample, "
         "the closest valid one chosen (else the one with the highest target probability); metrics in raw [0, 1] "
         "pixel space",
-        n_candidates=k, sigma=float(sigma), sparsity_tol=float(sparsity_tol), seed=int(seed),
+        n_candidates=k, sigma=float(sigma), sparsity_tol=float(sparsity_tol), blend_steps=int(blend_steps),
+        seed=int(seed),
         choice_rule="closest valid candidate by proximity_l1, else the highest target probability; ties: lower index",
         metric_space="raw (x + 1) / 2 in [0, 1], norms summed over the image",
         pool="none" if pool is None else f"{len(pool[0])} reference images, those identical to the original skipped",
@@ -310,6 +386,9 @@ def counterfactuals(
         "nn_distance": "l1 distance (raw) from the original to the nearest target-class image of the pool: the "
                        "proximity of the nearest-neighbour counterfactual",
         "difference": "counterfactual - original (normalised units, [-2, 2])",
+        "alpha": "share of the way from the original to the generator's output (1: the output itself; "
+                 "minimal-change refinement, blend_steps)",
+        "gan_proximity_l1": "proximity_l1 of the generator's own output, before the refinement",
     }
     for key, value in desc.items():
         ds[key].attrs["description"] = value
@@ -324,7 +403,8 @@ def _aggregates(ds: xr.Dataset) -> dict[str, float]:
         return float(np.nanmean(v)) if v.size and np.isfinite(v).any() else float("nan")
 
     out["validity_rate"] = mean(ds["valid"].values)
-    for name in ("proximity_l1", "proximity_l2", "sparsity", "plausibility_l1", "disc_score", "nn_distance"):
+    for name in ("proximity_l1", "proximity_l2", "sparsity", "plausibility_l1", "disc_score", "nn_distance", "alpha",
+                 "gan_proximity_l1"):
         out[f"mean_{name}"] = mean(ds[name].values)
     if "kind" in ds.coords:
         kinds = np.asarray(ds["kind"].values).astype(str)
@@ -340,7 +420,7 @@ def _aggregates(ds: xr.Dataset) -> dict[str, float]:
 def counterfactual_table(ds: xr.Dataset) -> pd.DataFrame:
     """Per-sample metrics of ``counterfactuals.nc`` as a table (index ``sample``)."""
     cols = ["label", "pred", "target", "chosen", "pred_counterfactual", "valid", "prob_target", "proximity_l1",
-            "proximity_l2", "sparsity", "plausibility_l1", "disc_score", "nn_distance"]
+            "proximity_l2", "sparsity", "plausibility_l1", "disc_score", "nn_distance", "alpha", "gan_proximity_l1"]
     frame = ds[cols].to_dataframe()[cols]
     if "kind" in ds.coords:
         frame.insert(0, "kind", np.asarray(ds["kind"].values).astype(str))
@@ -377,7 +457,8 @@ def tracer_comparison(
         node's, NaN beyond ``n_groups``), ``ace (version, sample, group)``, ``mask (version,
         sample, y, x)``, ``n_groups (version, sample)``, ``layer_group (version, sample,
         layer)``, ``pred``, ``prob (version, sample, class)``, ``image (version, sample, y,
-        x)``, ``difference (sample, y, x)`` (counterfactual − original attribution) and
+        x)``, ``attribution_normalised`` (each map divided by its max ``|attribution|``),
+        ``difference (sample, y, x)`` (counterfactual − original normalised attribution) and
         ``changed (sample, y, x)``: ``|difference| ≥ mask_threshold · max |difference|``.
     """
     xo = torch.as_tensor(originals, dtype=torch.float32)
@@ -403,10 +484,15 @@ def tracer_comparison(
         return a.reshape(2, s, *a.shape[1:])
 
     attr = split(out_attr)
-    diff = attr[1] - attr[0]
+    # each map on its own scale (max |attribution| = 1): a counterfactual the model is much
+    # surer of has larger effects everywhere, which would otherwise swamp where they differ
+    scale = np.abs(attr).max(axis=(-2, -1), keepdims=True)
+    attr_n = np.divide(attr, scale, out=np.zeros_like(attr), where=scale > 0)
+    diff = attr_n[1] - attr_n[0]
     ds = xr.Dataset(
         {
             "attribution": (("version", "sample", "y", "x"), attr),
+            "attribution_normalised": (("version", "sample", "y", "x"), attr_n),
             "group_attribution": (("version", "sample", "group", "y", "x"), split(attr_all)),
             "ace": (("version", "sample", "group"), split(ace["ace"].values)),
             "mask": (("version", "sample", "y", "x"), split(ace["mask"].values)),
@@ -440,4 +526,7 @@ def tracer_comparison(
         },
     )
     ds["changed"].attrs["description"] = "|difference| >= mask_threshold x max |difference| (binary_mask of ace.py)"
+    ds["attribution_normalised"].attrs["description"] = "attribution / max |attribution| of its own map (0 if all 0)"
+    ds["difference"].attrs["description"] = ("attribution_normalised (counterfactual) - attribution_normalised "
+                                             "(original): where the contributions differ, each map on its own scale")
     return ds

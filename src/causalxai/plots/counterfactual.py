@@ -119,7 +119,7 @@ def plot_counterfactuals(cf_ds: xr.Dataset, tracer_ds: xr.Dataset | None, path: 
             changed = tr["changed"].transpose("y", "x").values.astype(float)
             if 0 < changed.sum() < changed.size:
                 ax[5].contour(changed, levels=[0.5], colors="0.2", linewidths=0.6)
-            ax[5].set_title(f"contribution difference\n{row.n_changed} features differ", fontsize=8)
+            ax[5].set_title(f"difference (maps scaled to 1)\n{row.n_changed} features differ", fontsize=8)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
