@@ -11,4 +11,8 @@ for _ in $(seq 20); do
 done
 kill -9 $pids 2>/dev/null
 rm -f "$STATE/pids"
+if [[ -f "$STATE/links" ]]; then
+    while read -r link; do rm -f "$link"; done <"$STATE/links"
+    rm -f "$STATE/links"
+fi
 echo "slurm_down.sh: stopped $(echo $pids)"

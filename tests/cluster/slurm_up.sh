@@ -7,8 +7,10 @@
 #
 # Installs Debian's slurmctld, slurmd, slurm-client and munge when they are missing (needs root
 # and the package registry), writes slurm.conf and gres.conf for this host into STATE_DIR (nothing
-# under /etc/slurm is touched), then starts munged, slurmctld and slurmd and waits until the node
-# is idle. The node advertises one count-only GPU (GresTypes=gpu, Gres=gpu:1, File=/dev/null), so
+# under /etc/slurm is replaced), then starts munged, slurmctld and slurmd and waits until the node
+# is idle. Commands inside a job (the plugin's srun) read the default /etc/slurm/slurm.conf, not
+# SLURM_CONF, so when /etc/slurm holds no slurm.conf yet, slurm.conf and gres.conf are linked
+# there (and unlinked by slurm_down.sh); an existing one is never replaced. The node advertises one count-only GPU (GresTypes=gpu, Gres=gpu:1, File=/dev/null), so
 # jobs that ask for --gpus=1 are accepted and scheduled; there is no real GPU behind it, and the
 # workflow's `device: auto` runs them on the CPU. Accounting is off, so the Snakemake plugin must
 # poll with squeue (--slurm-status-command squeue); MinJobAge=600 keeps finished jobs visible to it.
@@ -78,6 +80,15 @@ AutoDetect=off
 NodeName=$HOST Name=gpu File=/dev/null
 CONF
 export SLURM_CONF="$STATE/slurm.conf"
+mkdir -p /etc/slurm
+for f in slurm.conf gres.conf; do
+    if [[ -L /etc/slurm/$f && $(readlink /etc/slurm/$f) == /tmp/*slurm*/$f ]]; then rm -f "/etc/slurm/$f"; fi
+    if [[ ! -e /etc/slurm/$f ]]; then ln -s "$STATE/$f" "/etc/slurm/$f" && echo "/etc/slurm/$f" >>"$STATE/links"; fi
+done
+if [[ $(realpath /etc/slurm/slurm.conf) != "$STATE/slurm.conf" ]]; then
+    echo "slurm_up.sh: /etc/slurm/slurm.conf belongs to another SLURM; jobs' srun would read it, not ours" >&2
+    exit 1
+fi
 
 munged --force --key-file="$STATE/munge/munge.key" --socket="$MUNGE_SOCKET" \
     --pid-file="$STATE/munge/munged.pid" --log-file="$STATE/log/munged.log" --seed-file="$STATE/munge/seed"

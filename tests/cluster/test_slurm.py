@@ -72,7 +72,7 @@ def slurm():
 
 def run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), *args, *TARGETS]
+           *TARGETS, "--configfile", str(workdir / "config.yaml"), *args]  # targets first: --set-resources takes a list
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
 
@@ -108,6 +108,7 @@ def test_workflow_on_slurm_equals_local(slurm, tmp_path):
               "--jobs", "4", "--max-threads", "2",  # one 2-CPU node: no job may ask for more
               "--slurm-status-command", "squeue",  # no accounting here (the profile's note)
               "--slurm-init-seconds-before-status-checks", "2",
+              "--slurm-keep-successful-logs",  # the per-job logs, named by SLURM job id, are checked below
               "--default-resources", "mem_mb=1000", "runtime=30",
               "--set-resources", "zoo_train:mem_mb=2000", "zoo_smallcnnzoo:mem_mb=1000")
     log = res.stderr + res.stdout
@@ -121,10 +122,11 @@ def test_workflow_on_slurm_equals_local(slurm, tmp_path):
     n_jobs = sum(len(v) for v in ids.values())
     assert n_jobs == len(re.findall(r"has been submitted with SLURM jobid", log)) >= 15
     assert len(ids["explain_shard"]) == 4 * 2  # 4 methods x 2 shards
-    # the slurm logs name their job ids
+    # each job's own SLURM log (.snakemake/slurm_logs/rule_<rule>/<wildcards>/<jobid>.log) ran its rule
     for rule, job_ids in ids.items():
         for job_id in job_ids:
-            assert list((cluster / ".snakemake" / "slurm_logs").rglob(f"{job_id}.log")), (rule, job_id)
+            found = list((cluster / ".snakemake" / "slurm_logs" / f"rule_{rule}").rglob(f"{job_id}.log"))
+            assert len(found) == 1 and f"rule {rule}:" in found[0].read_text(), (rule, job_id, found)
 
     # exactly the GPU rules asked SLURM for a GPU
     for rule, job_ids in ids.items():
