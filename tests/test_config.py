@@ -69,6 +69,9 @@ def _set(cfg: dict, dotted: str, value) -> dict:
         ("tracer.reliability.p", 2, "2"),
         ("meta_model.train_fraction", 1.0, "1.0"),
         ("tracer.layers", ["fc3"], "fc3"),
+        ("explain.methods", ["lime"], "lime"),  # unknown saliency method
+        ("explain.shards", 0, "shards"),
+        ("tracer.counterfactuals.blend_steps", -1, "blend_steps"),
     ],
 )
 def test_schema_rejects(key, value, needle):
@@ -87,11 +90,22 @@ def test_schema_rejects(key, value, needle):
         ("zoo.train.hparams.dropout", {"low": 0.0, "high": 1.2}, "dropout"),
         ("tracer.interventions.patch", 29, "tracer.interventions.patch"),
         ("tracer.figures.samples", 101, "tracer.figures.samples"),
+        ("zoo.n_models", 50, "buckets.edges"),  # the default's 99-100 bucket would hold 0 models
+        ("explain.shards", 700, "explain.shards"),  # more shards than models
+        ("tracer.model.architecture", "vgg16", "tracer.model.architecture"),  # neither built in nor module:function
+        ("tracer.model.architecture", "no_such_package.nets:resnet", "no_such_package"),  # missing module file
     ],
 )
 def test_check_config_rejects(key, value, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
         validated(_set(load(), key, value))
+
+
+def test_builtin_architectures_agree_with_the_target_module():
+    from causalxai.config import BUILTIN_ARCHITECTURES
+    from causalxai.tracer.target import BUILTIN
+
+    assert set(BUILTIN_ARCHITECTURES) == set(BUILTIN)
 
 
 def test_smallcnnzoo_needs_a_zoo_dataset():

@@ -7,9 +7,12 @@ error names the key, what is wrong and what is allowed.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, Mapping
 
-from causalxai.zoo.buckets import validate_edges
+import numpy as np
+
+from causalxai.zoo.buckets import assign_buckets, bucket_labels, validate_edges
 from causalxai.zoo.hparams import CONTINUOUS
 
 __all__ = ["ConfigError", "check_config"]
@@ -21,6 +24,31 @@ INPUT_SIZES = {"mnist": 28, "fashion_mnist": 28, "cifar10": 32, "svhn_cropped": 
 
 class ConfigError(ValueError):
     """A config value that passes the schema but cannot work."""
+
+
+#: the architectures tracer.model.architecture knows by name (causalxai.tracer.target.BUILTIN)
+BUILTIN_ARCHITECTURES = ("alexnet28",)
+
+
+def _check_architecture(architecture: str) -> None:
+    """A named architecture, or ``package.module:function`` whose module can be found (not imported)."""
+    if architecture in BUILTIN_ARCHITECTURES:
+        return
+    module, sep, attr = architecture.partition(":")
+    if not sep or not module or not attr:
+        raise ConfigError(
+            f"tracer.model.architecture {architecture!r} is unknown: use one of {list(BUILTIN_ARCHITECTURES)} "
+            "or 'package.module:function' naming a function that returns a torch classifier"
+        )
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ConfigError(
+            f"tracer.model.architecture {architecture!r}: no module {module!r} on the Python path; install it or "
+            f"put its folder on PYTHONPATH, or use one of {list(BUILTIN_ARCHITECTURES)}"
+        )
 
 
 def check_config(config: Mapping[str, Any]) -> None:
@@ -42,7 +70,20 @@ def check_config(config: Mapping[str, Any]) -> None:
             f"explain.shards ({config['explain']['shards']}) exceeds zoo.n_models ({zoo['n_models']}): "
             "every shard needs at least one model"
         )
+    if zoo["source"] == "train":
+        # buckets go by accuracy rank, so their sizes follow from n_models and the edges alone
+        edges = config["buckets"]["edges"]
+        sizes = np.bincount(assign_buckets(np.arange(zoo["n_models"], dtype=float), edges), minlength=len(edges) - 1)
+        small = [f"{lab}: {n}" for lab, n in zip(bucket_labels(edges), sizes) if n < 2]
+        if small:
+            raise ConfigError(
+                f"buckets.edges {list(edges)} leave buckets with fewer than 2 of the zoo.n_models ({zoo['n_models']}) "
+                f"models ({', '.join(small)}); the effects compare two models within a bucket: widen the narrow "
+                "buckets or raise zoo.n_models"
+            )
     tracer = config.get("tracer", {})
+    if tracer.get("datasets"):
+        _check_architecture(tracer["model"]["architecture"])
     for d in tracer.get("datasets", []):
         size = config["data"]["image_size"] if d == "digits" else INPUT_SIZES[d]
         patch = tracer["interventions"]["patch"]

@@ -103,6 +103,15 @@ def test_old_files_are_refused():
         compute_effects(zoo, buckets, pred, {"gradient": old})
 
 
+def test_a_bucket_too_small_for_any_pair_is_named():
+    zoo, buckets, pred, e = _inputs(20, 2, 3, seed=1)
+    b = np.zeros(20, dtype=np.int64)
+    b[np.argmax(zoo["test_accuracy"].values)] = 1  # the best model alone in the upper bucket
+    buckets = buckets.assign(bucket=("model", b))
+    with pytest.raises(ValueError, match=r"fewer than 2 models .*'50-100': 1.*buckets.edges"):
+        compute_effects(zoo, buckets, pred, {"gradient": e})
+
+
 def test_large_bucket_path_gives_the_same_numbers(monkeypatch):
     import causalxai.effects.table as table
 

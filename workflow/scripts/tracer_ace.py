@@ -16,4 +16,4 @@ inter = open_result(snakemake.input.interventions)  # noqa: F821
 nodes = open_result(snakemake.input.cka)  # noqa: F821
 ds = ace_dataset(inter, nodes["group"], mask_threshold=cfg["mask_threshold"], top_k=cfg["top_k"])
 logging.info("ACE of %d samples; mean mask share %.3f", ds.sizes["sample"], float(ds["mask"].mean()))
-write_dataset(ds, snakemake.output.ace, step="ace", config=cfg)  # noqa: F821
+write_dataset(ds, snakemake.output.ace, step="ace", config=cfg, seed=inter.attrs.get("seed"))  # noqa: F821  (the interventions' seed)

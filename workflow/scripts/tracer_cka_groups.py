@@ -15,4 +15,5 @@ p = snakemake.params  # noqa: F821
 inter = open_result(snakemake.input.interventions)  # noqa: F821
 ds = causal_nodes_dataset(inter["cka"], eps=p.eps, eps_values=p.eps_sweep)
 logging.info("eps %g: causal nodes per sample min %d, max %d", p.eps, int(ds["n_groups"].min()), int(ds["n_groups"].max()))
-write_dataset(ds, snakemake.output.cka, step="cka_groups", config={"eps": p.eps, "eps_sweep": list(p.eps_sweep)})  # noqa: F821
+write_dataset(ds, snakemake.output.cka, step="cka_groups", config={"eps": p.eps, "eps_sweep": list(p.eps_sweep)},  # noqa: F821
+              seed=inter.attrs.get("seed"))  # deterministic step: the interventions' seed

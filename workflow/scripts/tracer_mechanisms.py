@@ -18,4 +18,5 @@ logging.info("%d distinct mechanisms over %d samples", ds.sizes["mechanism"], no
 table = ds[["n_nodes", "composition", "n_samples", "share", "coverage"]].to_dataframe()
 with atomic_path(snakemake.output.table) as tmp:  # noqa: F821
     table.to_csv(tmp)
-write_dataset(ds, snakemake.output.mechanisms, step="mechanisms", config={"eps": nodes.attrs["eps"]})  # noqa: F821
+write_dataset(ds, snakemake.output.mechanisms, step="mechanisms", config={"eps": nodes.attrs["eps"]},  # noqa: F821
+              seed=inter.attrs.get("seed"))  # deterministic step: the interventions' seed

@@ -11,7 +11,9 @@ their correlations, and the split into direct and mediated effects (paper 000 eq
   class (:mod:`causalxai.explain.suite`), the H → Y → E path severed (for Identity: the
   permuted score vector). ``ite_e_mediated(method, ...)`` = total − direct;
 * ``n_treated``/``n_control(hparam, value, bucket)``: the models each cell used (after
-  the cap); cells without a treated or a control model are NaN, and counted;
+  the cap); cells without a treated or a control model are NaN, counted in the attribute
+  ``n_empty_cells`` and left out of the correlations; a bucket of fewer than 2 models (no
+  cell at all) is an error that names it;
 * ``corr(effect, method, bucket, stat)``: Pearson and Spearman correlation of ITE_Y and
   ITE_E over all (hyperparameter, value, image) entries of the bucket, and
   ``corr_hparam(effect, method, hparam, bucket, stat)`` per hyperparameter (paper Fig. 3
@@ -64,6 +66,13 @@ def compute_effects(
     """
     bucket = np.asarray(buckets["bucket"].values)
     n_b = buckets.sizes["bucket_label"]
+    sizes = np.bincount(bucket, minlength=n_b)
+    if (sizes < 2).any():
+        few = ", ".join(f"{str(lab)!r}: {n}" for lab, n in zip(buckets["bucket_label"].values, sizes) if n < 2)
+        raise ValueError(
+            f"buckets with fewer than 2 models ({few}): eq. (4) compares a treated with a control model "
+            "within a bucket, so such a bucket has no effect at all; widen buckets.edges or add models (zoo.n_models)"
+        )
     for key in ("prob", "prob_direct"):
         if key not in predictions:
             raise ValueError(f"predictions.nc has no {key!r}: it was made by an older version; delete it and re-run")
