@@ -90,8 +90,11 @@ def _closure(path: str, module: str | None, root: str) -> frozenset[str]:
             todo.append((found, name))
             parts = name.split(".")
             for depth in range(1, len(parts)):  # the parent packages' __init__, run on import
-                todo.append((Path(root).joinpath(*parts[:depth], "__init__.py"), ".".join(parts[:depth])))
-                seen.setdefault(".".join(parts[:depth]), Path(root).joinpath(*parts[:depth], "__init__.py"))
+                parent = ".".join(parts[:depth])
+                init = Path(root).joinpath(*parts[:depth], "__init__.py")
+                if parent not in seen and init.is_file():
+                    seen[parent] = init
+                    todo.append((init, parent))
     return frozenset(str(p) for p in seen.values())
 
 
