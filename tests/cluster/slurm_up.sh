@@ -10,8 +10,9 @@
 # under /etc/slurm is replaced), then starts munged, slurmctld and slurmd and waits until the node
 # is idle. Commands inside a job (the plugin's srun) read the default /etc/slurm/slurm.conf, not
 # SLURM_CONF, so when /etc/slurm holds no slurm.conf yet, slurm.conf and gres.conf are linked
-# there (and unlinked by slurm_down.sh); an existing one is never replaced. The node advertises one count-only GPU (GresTypes=gpu, Gres=gpu:1, File=/dev/null), so
-# jobs that ask for --gpus=1 are accepted and scheduled; there is no real GPU behind it, and the
+# there (and unlinked by slurm_down.sh); an existing one is never replaced. The node advertises
+# one count-only GPU (GresTypes=gpu, Gres=gpu:1, File=/dev/null), so jobs that ask for --gpus=1
+# are accepted and scheduled; there is no real GPU behind it, and the
 # workflow's `device: auto` runs them on the CPU. Accounting is off, so the Snakemake plugin must
 # poll with squeue (--slurm-status-command squeue); MinJobAge=600 keeps finished jobs visible to it.
 set -euo pipefail
