@@ -31,6 +31,23 @@ def test_shipped_configs_are_valid(name):
     validated(load(name))
 
 
+def test_replica_preset_is_valid_on_both_configs_and_selects_the_public_code():
+    for base in ("config.yaml", "paper.yaml"):
+        cfg = load(base)
+        for section, values in load("replica.yaml").items():
+            cfg.setdefault(section, {}).update(values)
+        cfg = validated(cfg)
+        assert cfg["explain"]["normalisation"] == "public_code" and cfg["effects"]["pool"] == 100
+        assert cfg["effects"]["bandwidth"] == "fixed" and "train_fraction" not in cfg["effects"]["log_rounding"]
+
+
+def test_effects_defaults_follow_the_public_code():
+    e = validated({})["effects"]
+    assert (e["kernel"], e["bandwidth"], e["estimator"], e["aggregation"]) == ("rbf", "fixed", "eq4", "hparam_mean")
+    assert (e["bootstrap"], e["permutations"], e["min_models"], e["placebo_levels"]) == (200, 100, 5, 3)
+    assert validated({})["explain"]["normalisation"] == "paper"
+
+
 def test_defaults_fill_a_minimal_config():
     cfg = validated({})
     assert cfg["zoo"]["n_models"] == 600
@@ -51,6 +68,15 @@ def _set(cfg: dict, dotted: str, value) -> dict:
     "key, value, needle",
     [
         ("zoo.n_modles", 10, "n_modles"),  # unknown key (typo)
+        ("effects.bandwidth", "silverman", "silverman"),
+        ("effects.estimator", "mmd", "mmd"),
+        ("effects.pool", 1, "pool"),
+        ("effects.bootstrap", -1, "bootstrap"),
+        ("effects.ci_level", 1.5, "1.5"),
+        ("effects.log_rounding", ["momentum"], "momentum"),
+        ("effects.aggregation", "median", "median"),
+        ("explain.normalisation", "minmax", "minmax"),
+        ("explain.zero_maps", "zero", "zero"),
         ("zoo.n_models", 0, "n_models"),
         ("zoo.n_models", "many", "n_models"),
         ("zoo.source", "modelhub", "modelhub"),

@@ -120,8 +120,13 @@ def write_dataset(
     return Path(path)
 
 
-def open(path: str | os.PathLike[str]) -> xr.Dataset:  # noqa: A001 - mirrors xarray.open_dataset
-    """Load a result file fully into memory (the file is closed afterwards).
+def open(path: str | os.PathLike[str], variables: list[str] | None = None) -> xr.Dataset:  # noqa: A001
+    """Load a result file into memory (the file is closed afterwards); mirrors xarray.open_dataset.
+
+    Args:
+        path: the netCDF file.
+        variables: load only these data variables (those the file has; coordinates always),
+            e.g. a map file's ``E`` without its raw ``attribution``.
 
     Raises:
         FileNotFoundError: naming the missing file and the step that makes it.
@@ -132,7 +137,11 @@ def open(path: str | os.PathLike[str]) -> xr.Dataset:  # noqa: A001 - mirrors xa
             f"{path} does not exist: run the workflow step that makes it "
             f"(e.g. `snakemake --cores 2 {path}`)."
         )
-    return xr.load_dataset(path, engine="netcdf4")
+    if variables is None:
+        return xr.load_dataset(path, engine="netcdf4")
+    with xr.open_dataset(path, engine="netcdf4") as ds:
+        keep = [v for v in ds.data_vars if v in set(variables)]
+        return ds[keep].load()
 
 
 def provenance(ds: xr.Dataset) -> dict[str, Any]:

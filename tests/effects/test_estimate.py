@@ -1,56 +1,83 @@
-"""Cell effects and their correlations: NumPy references and the Identity check."""
+"""The weighted, many-column evaluation against the pair-by-pair definition: bootstrap
+counts as replicated models, NaN outputs as dropped models, permutations as relabelled groups."""
 
 import numpy as np
-from scipy import stats
+import pytest
+import torch
 
-from causalxai.effects.estimate import bucket_correlations, cell_effects
-from causalxai.effects.groups import treatment_groups
-from test_ite import _numpy_ite
+from causalxai.effects.estimate import Block, BucketKernel, KernelSpec
+from test_ite import numpy_ite
 
-
-def test_cell_effects_match_numpy_and_identity_correlates_perfectly():
-    rng = np.random.default_rng(0)
-    m, i = 16, 5
-    y = rng.dirichlet(np.ones(10), size=(m, i))
-    e = rng.uniform(size=(m, i, 4, 4))
-    levels = rng.integers(0, 3, m)
-    buckets = np.repeat([0, 1], 8)
-    groups = treatment_groups(levels, 3, buckets, 2, cap=100, seed=0)
-    ite_y = cell_effects(y, groups, "rbf")
-    ite_e = cell_effects(e, groups, "linear")
-    g = groups[1]
-    np.testing.assert_allclose(ite_y[1], [_numpy_ite(y[g.treated, k], y[g.control, k], "rbf") for k in range(i)], rtol=1e-12)
-    flat = e.reshape(m, i, -1)
-    np.testing.assert_allclose(ite_e[1], [_numpy_ite(flat[g.treated, k], flat[g.control, k], "linear") for k in range(i)], rtol=1e-12)
-    cb = np.array([g.bucket for g in groups])
-    ident = bucket_correlations(ite_y, ite_y, cb, 2)
-    np.testing.assert_allclose(ident, 1.0)
-    corr = bucket_correlations(ite_y, ite_e, cb, 2)
-    sel = cb == 0
-    assert corr[0, 0] == stats.pearsonr(ite_y[sel].ravel(), ite_e[sel].ravel()).statistic
-    assert corr[0, 1] == stats.spearmanr(ite_y[sel].ravel(), ite_e[sel].ravel()).statistic
+RNG = np.random.default_rng(0)
+N, I, D = 12, 3, 8
+OUT = RNG.uniform(size=(N, I, D))
+OUT[4, 1] = np.nan  # model 4's output on image 1 is dropped
 
 
-def test_undefined_correlations_are_nan():
-    out = bucket_correlations(np.ones((2, 3)), np.arange(6.0).reshape(2, 3), np.array([0, 0]), 2)
-    assert np.isnan(out).all()
+def _cell_gamma(t, c, i):
+    """median_cell: 1/(2 median) over the cell's distinct valid models on image i."""
+    u = np.concatenate([OUT[t, i], OUT[c, i]])
+    u = u[np.isfinite(u).all(-1)]
+    d = [np.sum((u[x] - u[y]) ** 2) for x in range(len(u)) for y in range(x + 1, len(u))]
+    return 1 / (2 * np.median(d))
 
 
-def test_bucket_gram_path_equals_the_direct_path():
-    import pytest
+def _reference(t, c, counts, kernel, gamma, estimator, cell=None):
+    """Per image: replicate each model by its count, drop NaN outputs, then the definition.
+    ``gamma="median_cell"``: the bandwidth of the cell ``cell`` (default (t, c))."""
+    rows = []
+    for i in range(I):
+        a = np.concatenate([np.repeat(OUT[[m], i], counts[m], axis=0) for m in t])
+        b = np.concatenate([np.repeat(OUT[[m], i], counts[m], axis=0) for m in c])
+        a, b = a[np.isfinite(a).all(-1)], b[np.isfinite(b).all(-1)]
+        g = _cell_gamma(*(cell or (t, c)), i) if gamma == "median_cell" else gamma
+        rows.append(numpy_ite(a, b, kernel, g, estimator))
+    return np.array(rows)
 
-    from causalxai.effects.estimate import bucket_cell_effects
 
-    rng = np.random.default_rng(1)
-    m, i = 30, 4
-    y = rng.dirichlet(np.ones(10), size=(m, i))
-    y[3, 1] = 0  # a zero vector for cosine
-    levels = rng.integers(0, 3, m)
-    buckets = rng.integers(0, 3, m)
-    groups = treatment_groups(levels, 3, buckets, 3, cap=6, seed=2)
-    for kernel in ("rbf", "linear", "poly", "cosine"):
-        np.testing.assert_allclose(
-            bucket_cell_effects(y, groups, buckets, kernel), cell_effects(y, groups, kernel), rtol=1e-10, atol=1e-12
-        )
-    with pytest.raises(ValueError, match="effects.kernel"):
-        bucket_cell_effects(y, groups, buckets, "laplace")
+@pytest.mark.parametrize("estimator", ["eq4", "mmd_unbiased"])
+@pytest.mark.parametrize("kernel,bandwidth,gamma", [("rbf", "fixed", None), ("rbf", "median_bucket", 0.37),
+                                                    ("rbf", "median_cell", "median_cell"), ("linear", "fixed", None),
+                                                    ("poly", "fixed", None), ("cosine", "fixed", None)])
+@pytest.mark.parametrize("cell", ["whole_bucket", "capped"])
+def test_columns_match_the_definition(estimator, kernel, bandwidth, gamma, cell):
+    spec = KernelSpec(kernel, bandwidth, estimator)
+    block = Block.from_outputs(OUT)
+    t, c = (np.array([0, 3, 4, 7, 9]), np.array([1, 2, 5, 6, 8, 10, 11])) if cell == "whole_bucket" else \
+        (np.array([0, 4, 7]), np.array([2, 5, 11, 6]))
+    counts = np.ones((3, N), dtype=int)
+    counts[1] = RNG.integers(0, 3, N)
+    counts[1, t[:2]] = [2, 1]
+    counts[1, c[:2]] = [1, 3]
+    counts[2] = RNG.integers(1, 4, N)
+    u = np.concatenate([t, c])
+    z = np.zeros((2, u.size))
+    z[0, [0, 2, 5]] = 1
+    z[1, [1, 3, 4]] = 1
+    est, perm = BucketKernel(block, spec, None if gamma in (None, "median_cell") else gamma).cell(t, c, counts, z)
+    g = gamma if gamma != "median_cell" else "median_cell"
+    for j in range(3):
+        np.testing.assert_allclose(est[j].numpy(), _reference(t, c, counts[j], kernel, g, estimator), rtol=1e-10,
+                                   err_msg=f"column {j}")
+    for p in range(2):  # a permutation keeps the cell's bandwidth (the same pooled models)
+        tp, cp = u[z[p] == 1], u[z[p] == 0]
+        ref = _reference(tp, cp, np.ones(N, int), kernel, g, estimator, cell=(t, c))
+        np.testing.assert_allclose(perm[p].numpy(), ref, rtol=1e-10, err_msg=f"permutation {p}")
+
+
+def test_empty_groups_are_nan():
+    block = Block.from_outputs(OUT)
+    counts = np.ones((2, N))
+    counts[1, [0, 1]] = 0  # the treated models not drawn in replicate 1
+    est, _ = BucketKernel(block, KernelSpec()).cell(np.array([0, 1]), np.array([2, 3, 4]), counts)
+    assert np.isfinite(est[0].numpy()).all() and np.isnan(est[1].numpy()).all()
+    # mmd_unbiased needs two draws per group
+    est, _ = BucketKernel(block, KernelSpec(estimator="mmd_unbiased")).cell(np.array([0]), np.array([2, 3]), counts[:1])
+    assert np.isnan(est.numpy()).all()
+
+
+def test_bad_spec():
+    with pytest.raises(ValueError, match="effects.bandwidth"):
+        KernelSpec(bandwidth="silverman")
+    with pytest.raises(ValueError, match="effects.estimator"):
+        KernelSpec(estimator="mmd")

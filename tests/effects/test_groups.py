@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from causalxai.effects.groups import treatment_groups, treatment_levels
+from causalxai.effects.groups import LOG_ROUNDED, placebo_levels, treatment_groups, treatment_levels
 
 
 def test_levels_round_continuous_to_markers():
@@ -14,7 +14,13 @@ def test_levels_round_continuous_to_markers():
     assert labels == ["0.0005", "0.005", "0.05"] and lv.tolist() == [0, 2]  # log-nearest
     lv, labels = treatment_levels("optimizer", np.array(["sgd", "adam", "sgd"]))
     assert labels == ["adam", "sgd"] and lv.tolist() == [1, 0, 1]
-
+    # train_fraction: linear rounding by default (the public code): 0.17 is 0.07 from 0.1 and
+    # 0.08 from 0.25; in log space it is nearer 0.25 (ratio 1.47 against 1.7)
+    assert "train_fraction" not in LOG_ROUNDED
+    lv, labels = treatment_levels("train_fraction", np.array([0.17, 0.7]))
+    assert labels == ["0.1", "0.25", "0.5", "1"] and lv.tolist() == [0, 2]
+    lv, _ = treatment_levels("train_fraction", np.array([0.17, 0.7]), log_rounding=["train_fraction"])
+    assert lv.tolist() == [1, 2]
 
 def test_groups_by_hand():
     levels = np.array([0, 1, 0, 1, 1, 0])
@@ -39,3 +45,12 @@ def test_cap_is_a_seeded_subsample_and_empty_cells_are_skipped():
     assert all(np.array_equal(x.treated, y.treated) and np.array_equal(x.control, y.control) for x, y in zip(a, b))
     with pytest.raises(ValueError, match="max_models_per_group"):
         treatment_groups(levels, 2, buckets, 1, cap=0, seed=0)
+
+
+def test_placebo_is_seeded_uniform_and_independent():
+    a, labels = placebo_levels(3000, 3, seed=4)
+    assert labels == ["p0", "p1", "p2"]
+    np.testing.assert_array_equal(a, placebo_levels(3000, 3, seed=4)[0])
+    np.testing.assert_allclose(np.bincount(a) / 3000, 1 / 3, atol=0.03)
+    with pytest.raises(ValueError, match="placebo_levels"):
+        placebo_levels(10, 1, seed=0)

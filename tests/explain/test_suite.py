@@ -7,7 +7,15 @@ import torch
 import xarray as xr
 
 from causalxai.explain.saliency import gradient
-from causalxai.explain.suite import ExplainSettings, class_permutations, explain_zoo, gather, model_shard, predict_zoo
+from causalxai.explain.suite import (
+    ExplainSettings,
+    class_permutations,
+    explain_zoo,
+    gather,
+    model_shard,
+    normalise_explanations,
+    predict_zoo,
+)
 from causalxai.zoo.dataset import make_zoo_dataset, zoo_params
 from causalxai.zoo.hparams import sample_hparams
 from causalxai.zoo.network import zoo_layout
@@ -38,11 +46,16 @@ def test_shards_and_chunks_give_the_same_maps(zoo_and_images, method):
     pred = predict_zoo(zoo, images, s)
     whole = explain_zoo(zoo, images, pred, method, s)
     small = ExplainSettings(smoothgrad_samples=3, ig_steps=4, device="cpu", chunk_size=2, seed=2)
-    parts = [explain_zoo(zoo, images, pred, method, small, model_shard(7, 3, k)) for k in range(3)]
-    merged = gather(parts)
-    np.testing.assert_allclose(merged["E"].values, whole["E"].values, rtol=1e-5, atol=1e-6)
+    parts = [explain_zoo(zoo, images, pred, method, small, model_shard(7, 3, k), normalise=False) for k in range(3)]
+    assert "E" not in parts[0] and "attribution" in parts[0]
+    merged = normalise_explanations(gather(parts), method, small)
+    np.testing.assert_allclose(merged["attribution"].values, whole["attribution"].values, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(merged["E"].values, whole["E"].values, rtol=1e-4, atol=1e-5)  # float32 maps
     e = whole["E"].values
-    assert e.shape == (7, 2, 4, 28, 28) and np.isfinite(e).all() and e.min() >= 0 and e.max() <= 1
+    ok = ~whole["degenerate"].values
+    assert e.shape == (7, 2, 4, 28, 28) and np.isfinite(e[ok]).all() and np.isnan(e[~ok]).all()
+    assert np.nanmin(e) >= 0 and np.nanmax(e) <= 1
+    assert whole.attrs["n_degenerate"] == {"total": int((~ok)[:, 0].sum()), "direct": int((~ok)[:, 1].sum())}
 
 
 def test_targets_are_the_predictions_and_maps_follow_them(zoo_and_images):
@@ -57,14 +70,15 @@ def test_targets_are_the_predictions_and_maps_follow_them(zoo_and_images):
     x = torch.tensor(images["pixels"].values[:, None], dtype=torch.float64)
     raw = gradient({k: v.double() for k, v in p.items()}, x, str(zoo["activation"].values[3]),
                    torch.tensor(pred["target"].values[3:4]))[0, 0, 0].numpy()
-    clipped = np.minimum(raw, np.percentile(raw, 99))
-    expected = np.clip(clipped / np.abs(clipped).max(), 0, None)
+    p99 = np.percentile(np.abs(raw), 99)  # App. A.3, both tails
+    expected = np.clip(np.clip(raw, -p99, p99) / p99, 0, None)
     np.testing.assert_allclose(ds["E"].sel(effect="total").values[3, 0], expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(ds["attribution"].sel(effect="total").values[3, 0], raw, rtol=1e-5, atol=1e-7)
     # the direct map of the same model and image explains the permuted class σ(target)
     raw = gradient({k: v.double() for k, v in p.items()}, x, str(zoo["activation"].values[3]),
                    torch.tensor(pred["target_direct"].values[3:4]))[0, 0, 0].numpy()
-    clipped = np.minimum(raw, np.percentile(raw, 99))
-    expected = np.clip(clipped / np.abs(clipped).max(), 0, None)
+    p99 = np.percentile(np.abs(raw), 99)
+    expected = np.clip(np.clip(raw, -p99, p99) / p99, 0, None)
     np.testing.assert_allclose(ds["E"].sel(effect="direct").values[3, 0], expected, rtol=1e-5, atol=1e-7)
 
 

@@ -33,6 +33,7 @@ CONFIG = {
     "images": {"n_images": 10},
     "buckets": {"edges": [0, 50, 100]},
     "explain": {"shards": 2, "smoothgrad": {"samples": 2}, "integrated_gradients": {"steps": 2}},
+    "effects": {"min_models": 2, "bootstrap": 10, "permutations": 10},
 }
 TARGET = "results/digits/effects.nc"
 

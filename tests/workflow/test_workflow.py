@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 import yaml
@@ -27,6 +28,8 @@ TINY = {
     "images": {"n_images": 20},
     "buckets": {"edges": [0, 25, 50, 75, 100]},
     "explain": {"shards": 2, "smoothgrad": {"samples": 3}, "integrated_gradients": {"steps": 4}},
+    # 8 models per bucket: cells of 2+ models, a few resamples and permutations
+    "effects": {"min_models": 2, "bootstrap": 20, "permutations": 20, "sensitivity": {"bootstrap": 4}},
     "tracer": {
         "model": {"epochs": 2},
         "n_samples": 10,
@@ -127,26 +130,66 @@ def test_outputs_are_read_back(finished_run):
         assert e["E"].dims == ("model", "effect", "image", "y", "x"), method
         assert e["E"].shape == (32, 2, 20, 28, 28), method
         assert e["E"].encoding["chunksizes"] == (1, 1, 20, 28, 28) and e["E"].encoding["zlib"], method
-        assert np.isfinite(e["E"].values).all() and e["E"].min() >= 0 and e["E"].max() <= 1
+        deg = e["degenerate"].values
+        assert np.isfinite(e["E"].values[~deg]).all() and np.isnan(e["E"].values[deg]).all(), method
+        assert np.nanmin(e["E"].values) >= 0 and np.nanmax(e["E"].values) <= 1
+        assert e["attribution"].shape == e["E"].shape and e.attrs["normalisation"] == "paper"
         np.testing.assert_array_equal(e["model"].values, np.arange(32))
         assert io.provenance(e)["config"]["method"] == method
     eff = io.open(res / "effects.nc")
     assert eff["ite_e"].dims == ("effect", "method", "hparam", "value", "bucket", "image")
     assert list(eff["method"].values) == ["identity", *METHODS]
-    corr = eff["corr"].sel({"effect": "total", "method": "identity"}).values
-    assert np.isfinite(corr).all() and np.allclose(corr, 1.0)  # Identity: E := Y
-    for name in ("corr", "corr_mediated", "gap_to_identity"):
+    assert list(eff["bucket"].values) == ["0-25", "25-50", "50-75", "75-100", "0-100"]
+    assert eff["hparam"].values[-1] == "placebo" and eff.attrs["bandwidth"] == "fixed"
+    for name in ("corr", "corr_mean"):
+        corr = eff[name].sel({"effect": "total", "method": "identity"}).values
+        assert np.isfinite(corr).all() and np.allclose(corr, 1.0), name  # Identity: E := Y
+    for name in ("corr", "corr_ci", "corr_mean", "corr_mean_ci", "corr_mediated", "corr_mediated_ci",
+                 "gap_to_identity", "gap_to_identity_ci", "gap_to_identity_mean", "corr_mean_mediated"):
         assert np.isfinite(eff[name].values).all(), name
-    for fig in ("effect_correlations", "ite_by_bucket", "ite_scatter", "mediation"):
+    filled = (eff["n_treated"] > 0) & (eff["n_control"] > 0)
+    p = eff["p_value_e"].where(filled).values
+    assert ((p[np.isfinite(p)] > 0) & (p[np.isfinite(p)] <= 1)).all() and np.isfinite(p).any()
+    for fig in ("effect_correlations", "ite_by_bucket", "ite_by_hparam", "ite_scatter", "mediation",
+                "effects_sensitivity", "kernel_heatmaps", "kernel_comparison"):
         assert (res / "figures" / f"{fig}.png").stat().st_size > 10_000, fig
+    assert (work / "results" / "figures" / "effect_correlations_by_dataset.png").stat().st_size > 10_000
+    cate = pd.read_csv(res / "tables" / "effects_cate.csv")
+    assert set(cate["bucket"]) == set(eff["bucket"].values) and {"estimate", "lower", "upper"} <= set(cate.columns)
+    assert set(pd.read_csv(res / "tables" / "effects_ate.csv")["bucket"]) == {"0-100"}
+    sens = pd.read_csv(res / "tables" / "effects_sensitivity.csv")
+    assert len(sens[["normalisation", "bandwidth", "estimator"]].drop_duplicates()) == 2 * 3 * 2
     assert (res / "figures" / "predictions_by_optimizer.png").stat().st_size > 10_000
     meta = io.open(res / "meta_model.nc")
     assert list(meta["subset"].values) == ["all", "top"]
     for name in ("accuracy", "train_accuracy", "chance_accuracy"):
         assert ((meta[name] >= 0) & (meta[name] <= 1)).all(), name
     assert meta["n_eval_models"].sel(subset="all") + meta["n_train_models"].sel(subset="all") == 32
-    filled = (eff["n_treated"] > 0) & (eff["n_control"] > 0)
     assert np.isfinite(eff["ite_y"].where(filled).values[np.broadcast_to(filled.values[..., None], eff["ite_y"].shape)]).all()
+
+
+def test_the_placebo_is_a_null_on_the_tiny_config(finished_run):
+    """The placebo hyperparameter does nothing: its permutation p-values are not small, and the
+    unbiased MMD² of its cells (recomputed from the run's maps) is 0 within its intervals; eq. (4)
+    is not (its placebo ITE is the permutation level of no effect, well above 0)."""
+    from dataclasses import replace
+
+    from causalxai.effects.table import EffectsSettings, compute_effects
+
+    work, _ = finished_run
+    res = work / "results" / "digits"
+    eff = io.open(res / "effects.nc")
+    pl = eff.sel({"hparam": "placebo"})
+    p = pl["p_value_y"].values[np.isfinite(pl["p_value_y"].values)]
+    assert p.size and 0.3 < p.mean() < 0.7 and (p < 0.05).mean() < 0.15
+    assert float(pl["ite_y"].mean()) > 0 and abs(float((pl["ite_y"] - pl["ite_y_null"]).mean())) < float(pl["ite_y"].mean())
+    maps = {m: io.open(res / "explanations" / f"{m}.nc", variables=["E"]) for m in METHODS}
+    s = replace(EffectsSettings.from_config(io.provenance(eff)["config"], 1), estimator="mmd_unbiased", permutations=0)
+    mmd = compute_effects(io.open(res / "zoo.nc"), io.open(res / "buckets.nc"), io.open(res / "predictions.nc"), maps, s)
+    ci = mmd["cate_e_ci"].sel({"hparam": "placebo", "effect": "total"})
+    covered = (ci.sel(bound="lower") <= 0) & (ci.sel(bound="upper") >= 0)
+    ok = np.isfinite(ci.sel(bound="lower"))
+    assert float(covered.where(ok).mean()) > 0.8  # nominal 95 %
 
 
 def test_every_netcdf_explains_itself(finished_run):
@@ -245,7 +288,8 @@ def test_changing_bucket_edges_reruns_only_buckets_and_effects(finished_run, cod
     dry = snakemake(work, "--dry-run", configfiles=[cfg, changed], repo=code_copy)
     assert dry.returncode == 0, dry.stderr[-3000:]
     jobs = planned_jobs(dry.stdout + dry.stderr)
-    assert set(jobs) - {"all"} == {"buckets", "effects", "effect_figures"}, jobs  # buckets and what depends on it
+    assert set(jobs) - {"all"} == {"buckets", "effects", "effect_figures", "effects_sensitivity", "kernel_figures",
+                                   "effect_datasets_figure"}, jobs  # buckets and what depends on it
     run = snakemake(work, configfiles=[cfg, changed], repo=code_copy)
     assert run.returncode == 0, run.stderr[-3000:]
     assert io.open(work / "results" / "digits" / "buckets.nc")["n_models"].values.tolist() == [16, 16]
@@ -259,11 +303,35 @@ def test_changing_smoothgrad_samples_reruns_only_smoothgrad(finished_run, code_c
     dry = snakemake(work, "--dry-run", configfiles=[cfg, changed], repo=code_copy)
     assert dry.returncode == 0, dry.stderr[-3000:]
     jobs = planned_jobs(dry.stdout + dry.stderr)
-    assert {k: v for k, v in jobs.items() if k != "all"} == {"explain_shard": 2, "explain_gather": 1, "effects": 1,
-                                                              "effect_figures": 1}, jobs
+    assert {k: v for k, v in jobs.items() if k != "all"} == {
+        "explain_shard": 2, "explain_gather": 1, "effects": 1, "effect_figures": 1, "effects_sensitivity": 1,
+        "kernel_figures": 1, "effect_datasets_figure": 1}, jobs
     out = dry.stdout + dry.stderr
     assert "shards/smoothgrad.0.nc" in out and "shards/smoothgrad.1.nc" in out
     assert not any(f"shards/{m}.0.nc" in out for m in METHODS if m != "smoothgrad")
+
+
+def test_changing_the_normalisation_reruns_the_gathers_not_the_saliency(finished_run, code_copy):
+    work, cfg = finished_run
+    changed = work / "norm.yaml"
+    changed.write_text(yaml.safe_dump({"explain": {"normalisation": "public_code"}}))
+    dry = snakemake(work, "--dry-run", configfiles=[cfg, changed], repo=code_copy)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    jobs = planned_jobs(dry.stdout + dry.stderr)
+    assert {k: v for k, v in jobs.items() if k != "all"} == {
+        "explain_gather": 4, "effects": 1, "effect_figures": 1, "effects_sensitivity": 1, "kernel_figures": 1,
+        "effect_datasets_figure": 1}, jobs
+    # an effects setting re-runs the effects and what reads them, nothing before
+    changed.write_text(yaml.safe_dump({"effects": {**TINY["effects"], "bandwidth": "median_bucket"}}))
+    dry = snakemake(work, "--dry-run", configfiles=[cfg, changed], repo=code_copy)
+    jobs = planned_jobs(dry.stdout + dry.stderr)
+    assert {k: v for k, v in jobs.items() if k != "all"} == {
+        "effects": 1, "effect_figures": 1, "effects_sensitivity": 1, "effect_datasets_figure": 1}, jobs
+    # the figures' aggregation re-runs the figures only
+    changed.write_text(yaml.safe_dump({"effects": {**TINY["effects"], "aggregation": "pooled"}}))
+    dry = snakemake(work, "--dry-run", configfiles=[cfg, changed], repo=code_copy)
+    jobs = planned_jobs(dry.stdout + dry.stderr)
+    assert {k: v for k, v in jobs.items() if k != "all"} == {"effect_figures": 1, "effect_datasets_figure": 1}, jobs
 
 
 def test_changing_eps_reruns_only_the_grouping_and_its_dependants(finished_run, code_copy):

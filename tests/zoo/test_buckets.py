@@ -54,3 +54,15 @@ def test_make_buckets_dataset():
     assert ds["n_models"].values.tolist() == [10, 10]
     with pytest.raises(ValueError, match="buckets.metric"):
         make_buckets(zoo, [0, 100], metric="nope")
+
+
+def test_seeded_ties_do_not_follow_the_model_index():
+    acc = np.full(40, 0.1)
+    a = assign_buckets(acc, [0, 50, 100], seed=3)
+    assert np.bincount(a).tolist() == [20, 20]
+    np.testing.assert_array_equal(a, assign_buckets(acc, [0, 50, 100], seed=3))  # seeded
+    assert not np.array_equal(a, assign_buckets(acc, [0, 50, 100]))  # not by index
+    assert not np.array_equal(a, assign_buckets(acc, [0, 50, 100], seed=4))
+    # distinct accuracies: the seed changes nothing
+    acc = np.random.default_rng(0).uniform(size=40)
+    np.testing.assert_array_equal(assign_buckets(acc, [0, 50, 100], seed=3), assign_buckets(acc, [0, 50, 100]))

@@ -22,6 +22,7 @@ rule buckets:
     params:
         edges=config["buckets"]["edges"],
         metric=config["buckets"]["metric"],
+        seed=config["seed"],
     log:
         "logs/{dataset}/buckets.log",
     benchmark:

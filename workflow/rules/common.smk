@@ -78,8 +78,19 @@ def explain_method_params(wildcards):
         **explain_common_params(wildcards),
         "method": wildcards.method,
         "shards": e["shards"],
-        "clip_percentile": e["clip_percentile"],
         **own.get(wildcards.method, {}),
+    }
+
+
+def explain_gather_params(wildcards):
+    """A shard's settings and the normalisation (App. A.3), which the gather applies: changing
+    it re-runs the gathers and what follows, not the saliency computation."""
+    e = config["explain"]
+    return {
+        **explain_method_params(wildcards),
+        "clip_percentile": e["clip_percentile"],
+        "normalisation": e["normalisation"],
+        "zero_maps": e["zero_maps"],
     }
 
 
@@ -106,6 +117,15 @@ def effects_inputs(wildcards):
     }
 
 
+def effects_params(wildcards):
+    """Every effects setting that changes effects.nc (not the figures' aggregation)."""
+    e = config["effects"]
+    return {
+        **{k: v for k, v in e.items() if k not in ("aggregation", "sensitivity")},
+        "seed": config["seed"],
+    }
+
+
 def all_outputs():
     out = []
     for d in DATASETS:
@@ -122,11 +142,19 @@ def all_outputs():
             result(d, "effects.nc"),
             result(d, "figures/effect_correlations.png"),
             result(d, "figures/ite_by_bucket.png"),
+            result(d, "tables/effects_cate.csv"),
+            result(d, "tables/effects_ate.csv"),
+            result(d, "figures/ite_by_hparam.png"),
             result(d, "figures/ite_scatter.png"),
             result(d, "figures/mediation.png"),
+            result(d, "tables/effects_sensitivity.csv"),
+            result(d, "figures/effects_sensitivity.png"),
+            result(d, "figures/kernel_heatmaps.png"),
+            result(d, "figures/kernel_comparison.png"),
             result(d, "figures/predictions_by_optimizer.png"),
             result(d, "meta_model.nc"),
         ]
+    out.append("results/figures/effect_correlations_by_dataset.png")
     for d in config["tracer"]["datasets"]:
         out += [
             result(d, "tracer/target_model.nc"),

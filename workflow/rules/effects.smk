@@ -9,11 +9,21 @@ rule effects:
         code=package_code("effects.py"),
     output:
         effects="results/{dataset}/effects.nc",
+        cate=report(
+            "results/{dataset}/tables/effects_cate.csv",
+            caption="../report/effects_cate.rst",
+            category="Model-zoo study",
+            subcategory="3 treatment effects ({dataset})",
+        ),
+        ate=report(
+            "results/{dataset}/tables/effects_ate.csv",
+            caption="../report/effects_ate.rst",
+            category="Model-zoo study",
+            subcategory="3 treatment effects ({dataset})",
+        ),
     params:
-        kernel=config["effects"]["kernel"],
-        cap=config["effects"]["max_models_per_group"],
+        effects=effects_params,
         methods=config["explain"]["methods"],
-        seed=config["seed"],
     threads: 8
     log:
         "logs/{dataset}/effects.log",
@@ -42,6 +52,12 @@ rule effect_figures:
             category="Model-zoo study",
             subcategory="3 treatment effects ({dataset})",
         ),
+        ite_by_hparam=report(
+            "results/{dataset}/figures/ite_by_hparam.png",
+            caption="../report/ite_by_hparam.rst",
+            category="Model-zoo study",
+            subcategory="3 treatment effects ({dataset})",
+        ),
         scatter=report(
             "results/{dataset}/figures/ite_scatter.png",
             caption="../report/ite_scatter.rst",
@@ -56,7 +72,7 @@ rule effect_figures:
         ),
     params:
         hparam="optimizer",
-        stat="pearson",
+        aggregation=config["effects"]["aggregation"],
     log:
         "logs/{dataset}/effect_figures.log",
     benchmark:
@@ -65,3 +81,97 @@ rule effect_figures:
         "../../envs/causalxai.yaml"
     script:
         "../scripts/effect_figures.py"
+
+
+rule effects_sensitivity:
+    input:
+        unpack(effects_inputs),
+        code=package_code("effects_sensitivity.py"),
+    output:
+        table=report(
+            "results/{dataset}/tables/effects_sensitivity.csv",
+            caption="../report/effects_sensitivity_table.rst",
+            category="Model-zoo study",
+            subcategory="4 sensitivity ({dataset})",
+        ),
+        figure=report(
+            "results/{dataset}/figures/effects_sensitivity.png",
+            caption="../report/effects_sensitivity.rst",
+            category="Model-zoo study",
+            subcategory="4 sensitivity ({dataset})",
+        ),
+    params:
+        effects=effects_params,
+        explain=lambda wildcards: {
+            k: config["explain"][k] for k in ("clip_percentile", "zero_maps")
+        },
+        sensitivity=config["effects"]["sensitivity"],
+        methods=config["explain"]["methods"],
+    threads: 8
+    log:
+        "logs/{dataset}/effects_sensitivity.log",
+    benchmark:
+        "results/benchmarks/{dataset}/effects_sensitivity.tsv"
+    conda:
+        "../../envs/causalxai.yaml"
+    script:
+        "../scripts/effects_sensitivity.py"
+
+
+rule kernel_figures:
+    input:
+        unpack(effects_inputs),
+        images="results/{dataset}/images.nc",
+        code=package_code("kernel_figures.py"),
+    output:
+        heatmaps=report(
+            "results/{dataset}/figures/kernel_heatmaps.png",
+            caption="../report/kernel_heatmaps.rst",
+            category="Model-zoo study",
+            subcategory="3 treatment effects ({dataset})",
+        ),
+        comparison=report(
+            "results/{dataset}/figures/kernel_comparison.png",
+            caption="../report/kernel_comparison.rst",
+            category="Model-zoo study",
+            subcategory="3 treatment effects ({dataset})",
+        ),
+    params:
+        methods=config["explain"]["methods"],
+        fig7={"hparam": "dropout", "value": "0", "image": 0},
+        fig8_hparam="optimizer",
+        cap=config["effects"]["max_models_per_group"],
+        log_rounding=config["effects"]["log_rounding"],
+        seed=config["seed"],
+    log:
+        "logs/{dataset}/kernel_figures.log",
+    benchmark:
+        "results/benchmarks/{dataset}/kernel_figures.tsv"
+    conda:
+        "../../envs/causalxai.yaml"
+    script:
+        "../scripts/kernel_figures.py"
+
+
+rule effect_datasets_figure:
+    input:
+        effects=expand("results/{dataset}/effects.nc", dataset=DATASETS),
+        code=package_code("effect_datasets_figure.py"),
+    output:
+        figure=report(
+            "results/figures/effect_correlations_by_dataset.png",
+            caption="../report/effect_correlations_by_dataset.rst",
+            category="Model-zoo study",
+            subcategory="3 treatment effects (all data sets)",
+        ),
+    params:
+        datasets=DATASETS,
+        aggregation=config["effects"]["aggregation"],
+    log:
+        "logs/effect_datasets_figure.log",
+    benchmark:
+        "results/benchmarks/effect_datasets_figure.tsv"
+    conda:
+        "../../envs/causalxai.yaml"
+    script:
+        "../scripts/effect_datasets_figure.py"

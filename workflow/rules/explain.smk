@@ -61,7 +61,7 @@ rule explain_gather:
     output:
         explanations="results/{dataset}/explanations/{method}.nc",
     params:
-        explain=explain_method_params,
+        explain=explain_gather_params,
     log:
         "logs/{dataset}/explain/{method}.gather.log",
     benchmark:

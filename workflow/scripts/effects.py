@@ -1,4 +1,5 @@
-"""Rule effects: ITE_Y and ITE_E per hyperparameter, value, bucket and image; correlations."""
+"""Rule effects: ITE_Y and ITE_E per hyperparameter, value, bucket and image, with intervals,
+placebo and permutation null; correlations; CATE and ATE tables."""
 import logging
 import sys
 import time
@@ -10,17 +11,24 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src")) 
 
 import torch  # noqa: E402
 
-from causalxai.effects.table import compute_effects  # noqa: E402
-from causalxai.io import open as open_result, write_dataset  # noqa: E402
+from causalxai.effects.summary import cate_table  # noqa: E402
+from causalxai.effects.table import EffectsSettings, compute_effects  # noqa: E402
+from causalxai.io import atomic_path, open as open_result, write_dataset  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 p = snakemake.params  # noqa: F821
 inp = snakemake.input  # noqa: F821
+out = snakemake.output  # noqa: F821
+settings = EffectsSettings.from_config(p.effects, p.effects["seed"])
 t0 = time.time()
 ds = compute_effects(
     open_result(inp.zoo), open_result(inp.buckets), open_result(inp.predictions),
-    {m: open_result(inp[f"E_{m}"]) for m in p.methods},
-    kernel=p.kernel, cap=p.cap, seed=p.seed,
+    {m: open_result(inp[f"E_{m}"], variables=["E", "degenerate"]) for m in p.methods},
+    settings,
 )
-logging.info("effects in %.1f s; %d empty cells", time.time() - t0, ds.attrs["n_empty_cells"])
-write_dataset(ds, snakemake.output.effects, step="effects", config={"kernel": p.kernel, "cap": p.cap, "methods": p.methods}, seed=p.seed)  # noqa: F821
+logging.info("effects in %.1f s; %d empty and %d small cells; dropped maps %s", time.time() - t0,
+             ds.attrs["n_empty_cells"], ds.attrs["n_small_cells"], ds["n_dropped_maps"].values.tolist())
+write_dataset(ds, out.effects, step="effects", config={**p.effects, "methods": p.methods}, seed=p.effects["seed"])
+for name, path in (("cate", out.cate), ("ate", out.ate)):
+    with atomic_path(path) as tmp:
+        cate_table(ds, ate=name == "ate").to_csv(tmp, index=False, float_format="%.6g")

@@ -1,4 +1,4 @@
-"""Rule explain_shard: one method's saliency maps for one shard of the zoo's models."""
+"""Rule explain_shard: one method's raw saliency maps for one shard of the zoo's models."""
 import logging
 import sys
 import time
@@ -20,7 +20,7 @@ models = model_shard(zoo.sizes["model"], cfg["shards"], snakemake.params.shard) 
 t0 = time.time()
 ds = explain_zoo(
     zoo, open_result(snakemake.input.images), open_result(snakemake.input.predictions),  # noqa: F821
-    cfg["method"], ExplainSettings.from_config(cfg), models,
+    cfg["method"], ExplainSettings.from_config(cfg), models, normalise=False,
 )
 logging.info("%s: %d models explained in %.1f s", cfg["method"], models.size, time.time() - t0)
 write_dataset(ds, snakemake.output.shard, step="explain_shard", config={**cfg, "shard": snakemake.params.shard}, seed=cfg["seed"])  # noqa: F821

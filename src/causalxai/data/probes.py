@@ -1,9 +1,19 @@
 """Probe images: the inputs every model of the zoo is explained on (paper 000 §3.1).
 
-The paper explains 100 class-balanced test images per model, the same images for all
-models. :func:`select_probe_images` draws them from the test split of a ``dataset.nc``
-(seeded): ``n_images // n_classes`` per class, the remainder one each to the lowest
-class labels.
+Every model is explained on the same class-balanced probe images (paper 000 §3.1; its
+public code, ``utils.py:extract_new_covariates_and_targets``, draws them class-balanced
+from the data set's *train* split with ``USE_IDENTICAL_SAMPLES_OVER_BASE_MODELS``).
+:func:`select_probe_images` draws them from the *test* split of a ``dataset.nc`` (seeded):
+``n_images // n_classes`` per class, the remainder one each to the lowest class labels.
+
+Why the test split, unlike the public code: in a zoo, ``train_fraction`` decides which
+training images a model saw. A probe image from the train split was memorised by some
+models (those whose subset held it; every model with ``train_fraction = 1``) and not by
+others, so the treatment effect of ``train_fraction`` (and of everything that changes
+memorisation: dropout, l2reg, the number of steps) on Y and E would mix "trained on this
+very image" into the effect of the hyperparameter. Held-out images are unseen by every
+model alike. Set aside by the Small CNN Zoo's own split, they also match its test accuracy,
+by which the buckets are formed.
 """
 
 from __future__ import annotations

@@ -1,149 +1,298 @@
-"""Effects of every (value, bucket) cell for Y and E, and how they correlate (paper 000 §3.2).
+"""Eq. (4) for many cells, bootstrap replicates and permutations at once (paper 000 §2.2).
 
-:func:`cell_effects` evaluates eq. (4) (:func:`causalxai.effects.ite.ite`) for each
-treatment group of :func:`causalxai.effects.groups.treatment_groups`, for all probe
-images at once. :func:`bucket_correlations` summarises, per bucket, how the effects on
-an explanation E follow those on the prediction Y: Pearson and Spearman correlation over
-all (hyperparameter value, image) entries of the bucket (paper Fig. 3, right). The
-reference method Identity (E := Y) gives 1 by construction.
+Every estimate of the effects step is a weighted form of :func:`causalxai.effects.ite.ite`.
+For a cell with treated models ``T`` and control models ``C`` (indices into a block of
+models whose linear Gram matrix is known), and non-negative weights ``w`` per model, image
+and *column* (a column is one evaluation: the point estimate, a bootstrap replicate or a
+permutation of the labels),
+
+    eq4(w) = Σ_T w_a k_aa / Σ_T w_a + Σ_C w_b k_bb / Σ_C w_b − 2 Σ_{T×C} w_a w_b k_ab / (Σ_T w_a Σ_C w_b).
+
+All weights 1 give eq. (4) exactly; a model whose map was dropped (NaN) has weight 0 for
+that image; a bootstrap replicate weights each model by how often it was drawn (a resample
+of models is a weighting of the Gram matrix's rows and columns, so no Gram matrix is
+recomputed); a permutation moves the 0/1 weights between ``T`` and ``C``. The unbiased
+MMD² (``mmd_unbiased``) replaces the two self terms by the means over distinct pairs of
+draws within each group, ``(wᵀKw − Σ w_a k_aa) / ((Σw)² − Σw)``.
+
+Columns are evaluated together as one batched matrix product per cell,
+``(I, n_T, n_C) @ (I, n_C, J)``: the hot path has no Python loop over models, replicates
+or permutations.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy import stats
 
-from causalxai.effects.groups import TreatmentGroup
-from causalxai.effects.ite import ite
+from causalxai.effects.bandwidth import fixed_gamma, median_gamma
+from causalxai.effects.ite import KERNELS
 
-__all__ = ["cell_effects", "BucketGrams", "bucket_cell_effects", "bucket_correlations"]
+__all__ = ["KernelSpec", "Block", "BucketKernel", "kernel_from_gram", "self_kernel", "weighted_effect"]
 
 
-def cell_effects(outputs: np.ndarray | torch.Tensor, groups: Sequence[TreatmentGroup], kernel: str = "rbf") -> np.ndarray:
-    """ITE ``(n_groups, n_images)`` of every group on every image.
+@dataclass(frozen=True)
+class KernelSpec:
+    """Kernel, RBF bandwidth rule and estimator of the effects (config ``effects``)."""
+
+    kernel: str = "rbf"
+    bandwidth: str = "fixed"
+    estimator: str = "eq4"
+
+    def __post_init__(self) -> None:
+        from causalxai.effects.bandwidth import BANDWIDTHS
+        from causalxai.effects.ite import ESTIMATORS
+
+        if self.kernel not in KERNELS:
+            raise ValueError(f"effects.kernel {self.kernel!r} is unknown: choose from {list(KERNELS)}")
+        if self.bandwidth not in BANDWIDTHS:
+            raise ValueError(f"effects.bandwidth {self.bandwidth!r} is unknown: choose from {list(BANDWIDTHS)}")
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"effects.estimator {self.estimator!r} is unknown: choose from {list(ESTIMATORS)}")
+
+
+@dataclass
+class Block:
+    """The linear Gram matrix of a set of models' outputs, per image.
+
+    Attributes:
+        gram: ``(I, n, n)`` float64, ``o_a · o_b``.
+        sq: ``(I, n)`` squared norms (the diagonal).
+        valid: ``(I, n)`` float64, 1 where the model's output for the image is finite.
+        dim: the outputs' dimension ``d``.
+    """
+
+    gram: torch.Tensor
+    sq: torch.Tensor
+    valid: torch.Tensor
+    dim: int
+
+    @classmethod
+    def from_outputs(cls, outputs: np.ndarray, image_chunk: int = 16) -> "Block":
+        """From outputs ``(n, I, ...)`` (flattened per image); NaN outputs become invalid zeros."""
+        o = np.asarray(outputs)
+        o = o.reshape(o.shape[0], o.shape[1], -1)
+        valid = np.isfinite(o).all(-1)  # (n, I)
+        n, n_img, d = o.shape
+        gram = torch.empty((n_img, n, n), dtype=torch.float64)
+        for start in range(0, n_img, image_chunk):  # float64 a few images at a time
+            x = torch.as_tensor(np.nan_to_num(o[:, start : start + image_chunk]), dtype=torch.float64).transpose(0, 1)
+            gram[start : start + image_chunk] = x @ x.transpose(-1, -2)
+        sq = torch.diagonal(gram, dim1=-2, dim2=-1).clone()
+        return cls(gram, sq, torch.as_tensor(valid.T, dtype=torch.float64), d)
+
+    def sub(self, idx: np.ndarray) -> "Block":
+        """The block of models ``idx`` (positions in this block)."""
+        i = torch.as_tensor(np.asarray(idx, dtype=np.int64))
+        return Block(self.gram[:, i][:, :, i], self.sq[:, i], self.valid[:, i], self.dim)
+
+    def sq_dist(self) -> torch.Tensor:
+        """Squared distances ``(I, n, n)``."""
+        return (self.sq[:, :, None] + self.sq[:, None, :] - 2 * self.gram).clamp_min(0)
+
+    def pair_distances(self) -> torch.Tensor:
+        """Squared distances of distinct pairs ``(I, n(n−1)/2)``, NaN where either output is invalid."""
+        n = self.sq.shape[-1]
+        iu = torch.triu_indices(n, n, offset=1)
+        d = self.sq_dist()[:, iu[0], iu[1]]
+        ok = (self.valid[:, iu[0]] * self.valid[:, iu[1]]) > 0
+        return torch.where(ok, d, torch.full_like(d, float("nan")))
+
+    def scale(self) -> torch.Tensor:
+        """Mean squared norm of the valid outputs, per image ``(I,)`` (for the median's zero test)."""
+        return (self.sq * self.valid).sum(-1) / self.valid.sum(-1).clamp_min(1)
+
+
+def kernel_from_gram(block: Block, spec: KernelSpec, gamma: torch.Tensor | float | None) -> torch.Tensor:
+    """The kernel matrix ``(I, n, n)`` of a block (``gamma``: a number, ``(I,)`` or None for ``1/d``)."""
+    g = block.gram
+    if spec.kernel == "linear":
+        return g
+    if spec.kernel == "poly":
+        return (g / block.dim + 1) ** 3
+    if spec.kernel == "cosine":
+        r = block.sq.sqrt()
+        den = r[:, :, None] * r[:, None, :]
+        return torch.where(den > 0, g / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(g))
+    gm = torch.as_tensor(fixed_gamma(block.dim) if gamma is None else gamma, dtype=torch.float64)
+    gm = gm.reshape(-1, 1, 1) if gm.ndim else gm
+    gsq = gm.reshape(-1, 1) * block.sq if gm.ndim else gm * block.sq
+    # exp(-γ (|a|² + |b|² − 2 a·b)), in place on one copy of the Gram matrix
+    k = g * (2 * gm)
+    k -= gsq[:, :, None]
+    k -= gsq[:, None, :]
+    return k.clamp_(max=0).exp_()
+
+
+def self_kernel(block: Block, spec: KernelSpec) -> torch.Tensor:
+    """``k(a, a)`` for each model and image ``(I, n)``."""
+    sq = block.sq
+    if spec.kernel == "rbf":
+        return torch.ones_like(sq)
+    if spec.kernel == "linear":
+        return sq
+    if spec.kernel == "poly":
+        return (sq / block.dim + 1) ** 3
+    return (sq > 0).to(sq.dtype)
+
+
+def weighted_effect(
+    k_tc: torch.Tensor,
+    self_t: torch.Tensor,
+    self_c: torch.Tensor,
+    wt: torch.Tensor,
+    wc: torch.Tensor,
+    estimator: str = "eq4",
+    k_tt: torch.Tensor | None = None,
+    k_cc: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The weighted estimate of the module docstring for every image and column: ``(I, J)``.
 
     Args:
-        outputs: per model and image the output compared, ``(M, I, ...)``: Y (softmax
-            vector) or E (a map; flattened here).
-        groups: treatment groups (indices into the model axis).
-        kernel: see :mod:`causalxai.effects.ite`.
+        k_tc: kernel between treated and control ``(I, n_t, n_c)``.
+        self_t, self_c: ``k(a, a)`` ``(I, n_t)``, ``(I, n_c)``.
+        wt, wc: weights ``(I, n_t, J)``, ``(I, n_c, J)``.
+        estimator: ``eq4`` or ``mmd_unbiased`` (then ``k_tt``, ``k_cc`` are needed).
+
+    Returns:
+        NaN where a group has no weight (fewer than two draws for ``mmd_unbiased``).
     """
-    o = torch.as_tensor(np.asarray(outputs)).to(torch.float64)
-    o = o.reshape(o.shape[0], o.shape[1], -1).transpose(0, 1)  # (I, M, d)
-    out = np.empty((len(groups), o.shape[0]))
-    for k, g in enumerate(groups):
-        out[k] = ite(o[:, torch.as_tensor(g.treated)], o[:, torch.as_tensor(g.control)], kernel).numpy()
-    return out
+    st, sc = wt.sum(1), wc.sum(1)
+    cross = ((k_tc @ wc) * wt).sum(1)
+    with np.errstate(all="ignore"):
+        if estimator == "eq4":
+            ok = (st > 0) & (sc > 0)
+            st1, sc1 = torch.where(ok, st, 1.0), torch.where(ok, sc, 1.0)
+            out = (self_t[..., None] * wt).sum(1) / st1 + (self_c[..., None] * wc).sum(1) / sc1 - 2 * cross / (st1 * sc1)
+        else:
+            if k_tt is None or k_cc is None:
+                raise ValueError("mmd_unbiased needs the within-group kernels k_tt and k_cc")
+            pt, pc = st * st - st, sc * sc - sc
+            ok = (pt > 0) & (pc > 0)
+            pt1, pc1 = torch.where(ok, pt, 1.0), torch.where(ok, pc, 1.0)
+            st1, sc1 = torch.where(ok, st, 1.0), torch.where(ok, sc, 1.0)
+            within_t = ((k_tt @ wt) * wt).sum(1) - (self_t[..., None] * wt).sum(1)
+            within_c = ((k_cc @ wc) * wc).sum(1) - (self_c[..., None] * wc).sum(1)
+            out = within_t / pt1 + within_c / pc1 - 2 * cross / (st1 * sc1)
+    return torch.where(ok, out, torch.full_like(out, float("nan")))
 
 
-def _kernel_from_gram(g: torch.Tensor, na: torch.Tensor, nb: torch.Tensor, kernel: str, d: int, s2=None) -> torch.Tensor:
-    """Kernel block from the linear Gram block ``g (I, n, m)`` and squared norms."""
-    if kernel == "linear":
-        return g
-    if kernel == "poly":
-        return (g / d + 1) ** 3
-    if kernel == "cosine":
-        ra, rb = na.sqrt(), nb.sqrt()
-        den = ra[..., :, None] * rb[..., None, :]
-        return torch.where(den > 0, g / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(g))
-    sq = (na[..., :, None] + nb[..., None, :] - 2 * g).clamp_min(0)
-    return torch.exp(-sq / (2 * s2[..., None, None]))
+class BucketKernel:
+    """The kernel of one output over one bucket's models, shared by all the bucket's cells.
 
-
-def _self_from_sq(sq: torch.Tensor, kernel: str, d: int) -> torch.Tensor:
-    """Mean of ``k(a, a)`` over a group, from its squared norms ``(I, n)``."""
-    if kernel == "rbf":
-        return torch.ones(sq.shape[:-1], dtype=sq.dtype)
-    if kernel == "linear":
-        return sq.mean(-1)
-    if kernel == "poly":
-        return ((sq / d + 1) ** 3).mean(-1)
-    return (sq > 0).to(sq.dtype).mean(-1)  # cosine
-
-
-class BucketGrams:
-    """Per bucket, the linear Gram matrix ``(I, n_b, n_b)`` of its models' outputs.
-
-    Computed once per output (Y or one method's E) and shared by every hyperparameter's
-    cells: the bucket's models are the same whichever treatment is studied.
+    With the ``fixed`` or ``median_bucket`` bandwidth (or a kernel without one) the kernel
+    matrix is computed once; with ``median_cell`` each cell computes its own from the
+    shared squared distances. :meth:`cell` evaluates a cell's columns.
     """
 
-    def __init__(self, outputs: np.ndarray | torch.Tensor, buckets: np.ndarray):
-        o = torch.as_tensor(np.asarray(outputs)).to(torch.float64)
-        o = o.reshape(o.shape[0], o.shape[1], -1)
-        self.dim = o.shape[-1]
-        self.n_images = o.shape[1]
-        self.buckets = np.asarray(buckets)
-        self.pos = np.full(self.buckets.size, -1)
-        self.grams: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        for b in np.unique(self.buckets):
-            members = np.flatnonzero(self.buckets == b)
-            self.pos[members] = np.arange(members.size)
-            x = o[torch.as_tensor(members)].transpose(0, 1)  # (I, n_b, d)
-            gram = x @ x.transpose(-1, -2)
-            self.grams[int(b)] = (gram, torch.diagonal(gram, dim1=-2, dim2=-1).clone())
+    def __init__(self, block: Block, spec: KernelSpec, gamma: torch.Tensor | float | None = None,
+                 cache: dict | None = None):
+        """``cache``: a dict shared by the kernels of one block (e.g. both estimators), which
+        keeps each cell's ``median_cell`` bandwidth so it is computed once."""
+        self.block, self.spec = block, spec
+        self.cache = {} if cache is None else cache
+        self.per_cell = spec.kernel == "rbf" and spec.bandwidth == "median_cell"
+        self.k = None if self.per_cell else kernel_from_gram(block, spec, gamma)
+        self.sqd = block.sq_dist() if self.per_cell else None
+        self.kself = self_kernel(block, spec)
+        self.n = block.sq.shape[-1]
 
+    def _take(self, m: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """``m[:, rows][:, :, cols]`` as one gather of exactly the entries needed."""
+        return m[:, rows[:, None], cols[None, :]]
 
-def bucket_cell_effects(
-    outputs: np.ndarray | torch.Tensor | BucketGrams,
-    groups: Sequence[TreatmentGroup],
-    buckets: np.ndarray,
-    kernel: str = "rbf",
-) -> np.ndarray:
-    """Same as :func:`cell_effects`, from one Gram matrix per bucket.
-
-    The linear Gram matrix of each bucket's models (per image) is computed once
-    (:class:`BucketGrams`, which may be passed in to share it between calls); every cell
-    of the bucket then reads its treated/control blocks from it (the RBF bandwidth still
-    comes from the cell's own pooled models). This turns ``cells × pairs × d`` work into
-    ``buckets × models² × d``.
-    """
-    from causalxai.effects.ite import KERNELS
-    from causalxai.explain.postprocess import percentile
-
-    if kernel not in KERNELS:
-        raise ValueError(f"effects.kernel {kernel!r} is unknown: choose from {list(KERNELS)}")
-    bg = outputs if isinstance(outputs, BucketGrams) else BucketGrams(outputs, buckets)
-    d = bg.dim
-    out = np.empty((len(groups), bg.n_images))
-    for k, group in enumerate(groups):
-        gram, sq = bg.grams[group.bucket]
-        t, c = torch.as_tensor(bg.pos[group.treated]), torch.as_tensor(bg.pos[group.control])
-        s2 = None
-        if kernel == "rbf":
-            u = torch.cat([t, c])
-            duu = (sq[:, u][:, :, None] + sq[:, u][:, None, :] - 2 * gram[:, u][:, :, u]).clamp_min(0)
+    def _cell_gamma(self, u: torch.Tensor) -> torch.Tensor:
+        """``median_cell``: γ per image from the distinct valid pairs of the models ``u`` (cached)."""
+        key = torch.sort(u).values.numpy().tobytes()  # the median does not depend on the order
+        if key not in self.cache:
             iu = torch.triu_indices(u.numel(), u.numel(), offset=1)
-            if iu.shape[1]:
-                med = percentile(duu[:, iu[0], iu[1]], 50.0)[:, 0]
-                scale = sq[:, u].mean(-1)
-                s2 = torch.where(med > 1e-12 * scale, med, torch.ones_like(med))
+            d = self.sqd[:, u[iu[0]], u[iu[1]]]  # the distinct pairs only
+            vu = self.block.valid.index_select(1, u)
+            ok = (vu[:, iu[0]] * vu[:, iu[1]]) > 0
+            scale = (self.block.sq.index_select(1, u) * vu).sum(-1) / vu.sum(-1).clamp_min(1)
+            self.cache[key] = median_gamma(torch.where(ok, d, torch.full_like(d, float("nan"))), scale)
+        return self.cache[key]
+
+    def _bucket_kernel(self, u: torch.Tensor) -> torch.Tensor:
+        """The kernel over the whole bucket, in its own order: the shared one, or (``median_cell``)
+        the one of the cell ``u`` that holds every model of the bucket (cached: all such cells share it)."""
+        if not self.per_cell:
+            return self.k
+        key = ("k", torch.sort(u).values.numpy().tobytes())
+        if key not in self.cache:
+            self.cache[key] = torch.exp(-self._cell_gamma(u)[:, None, None] * self.sqd)
+        return self.cache[key]
+
+    def _cell_kernel(self, u: torch.Tensor) -> torch.Tensor:
+        """``(I, n_u, n_u)`` over bucket positions ``u`` (a cell of part of the bucket)."""
+        if not self.per_cell:
+            return self._take(self.k, u, u)
+        return torch.exp(-self._cell_gamma(u)[:, None, None] * self._take(self.sqd, u, u))
+
+    def cell(
+        self, treated: np.ndarray, control: np.ndarray, columns: np.ndarray, permutations: np.ndarray | None = None,
+        estimators: tuple[str, ...] | None = None,
+    ):
+        """One cell's estimates for weighted columns and for label permutations.
+
+        Args:
+            treated, control: positions of the cell's models in the bucket.
+            columns: model weights ``(J, n)`` over the bucket (row 0 all ones: the point
+                estimate; bootstrap counts after it), multiplied by each image's validity.
+            permutations: ``(P, n_t + n_c)`` 0/1 over the cell's models (treated first),
+                the models a permutation treats; or None.
+            estimators: evaluate these estimators on the same kernel blocks and return a
+                list of results, one per estimator (default: the spec's, one result).
+
+        Returns:
+            ``(J, I)`` estimates and ``(P, I)`` permutation estimates (or None).
+        """
+        ests = [self.spec.estimator] if estimators is None else list(estimators)
+        mmd = "mmd_unbiased" in ests
+        t = torch.as_tensor(np.asarray(treated, np.int64))
+        c = torch.as_tensor(np.asarray(control, np.int64))
+        u = torch.cat([t, c])
+        nt = t.numel()
+        valid = self.block.valid
+        cols = torch.as_tensor(np.asarray(columns, dtype=np.float64))
+        # the cell's kernel blocks, gathered once for every estimator: the whole cell's when
+        # permutations need it, else only the treated x control (and within-group) blocks
+        permute = permutations is not None and len(permutations) > 0
+        k_uu = self._cell_kernel(u) if permute and u.numel() < self.n else None
+        if k_uu is not None:
+            k_tc = k_uu[:, :nt, nt:]
+            k_tt, k_cc = (k_uu[:, :nt, :nt], k_uu[:, nt:, nt:]) if mmd else (None, None)
+        elif permute or not self.per_cell:
+            k_b = self._bucket_kernel(u) if permute else self.k
+            k_tc = self._take(k_b, t, c)
+            k_tt, k_cc = (self._take(k_b, t, t), self._take(k_b, c, c)) if mmd else (None, None)
+        else:  # median_cell without permutations: exp of the blocks needed only
+            g = self._cell_gamma(u)[:, None, None]
+            k_tc = torch.exp(-g * self._take(self.sqd, t, c))
+            k_tt, k_cc = (torch.exp(-g * self._take(self.sqd, t, t)),
+                          torch.exp(-g * self._take(self.sqd, c, c))) if mmd else (None, None)
+        wt = valid.index_select(1, t)[:, :, None] * cols.index_select(1, t).T[None]
+        wc = valid.index_select(1, c)[:, :, None] * cols.index_select(1, c).T[None]
+        st, sc = self.kself.index_select(1, t), self.kself.index_select(1, c)
+        if permute:
+            z = torch.as_tensor(np.asarray(permutations, dtype=np.float64))
+            if k_uu is None:  # the cell holds every model of the bucket: use the bucket's kernel as it is
+                k_p, su, vu = k_b, self.kself, valid
+                zb = torch.zeros((z.shape[0], self.n), dtype=z.dtype)
+                zb[:, u] = z
+                z = zb
             else:
-                s2 = torch.ones(bg.n_images, dtype=gram.dtype)
-        ktc = _kernel_from_gram(gram[:, t][:, :, c], sq[:, t], sq[:, c], kernel, d, s2)
-        effect = _self_from_sq(sq[:, t], kernel, d) + _self_from_sq(sq[:, c], kernel, d) - 2 * ktc.mean(dim=(-1, -2))
-        out[k] = effect.numpy()
-    return out
-
-
-def bucket_correlations(
-    ite_y: np.ndarray, ite_e: np.ndarray, cell_bucket: np.ndarray, n_buckets: int
-) -> np.ndarray:
-    """Pearson and Spearman correlation ``(n_buckets, 2)`` of ITE_Y and ITE_E per bucket.
-
-    ``ite_y``/``ite_e`` are ``(cells, images)`` with each cell's bucket in ``cell_bucket``.
-    A bucket with fewer than 3 entries, or a constant ITE, gets NaN (undefined), never a
-    made-up number.
-    """
-    out = np.full((n_buckets, 2), np.nan)
-    for b in range(n_buckets):
-        y = ite_y[cell_bucket == b].ravel()
-        e = ite_e[cell_bucket == b].ravel()
-        if y.size < 3 or np.ptp(y) == 0 or np.ptp(e) == 0:
-            continue
-        out[b, 0] = stats.pearsonr(y, e).statistic
-        out[b, 1] = stats.spearmanr(y, e).statistic
-    return out
+                k_p, su, vu = k_uu, self.kself.index_select(1, u), valid.index_select(1, u)
+            pt = vu[:, :, None] * z.T[None]
+            pc = vu[:, :, None] * (1 - z).T[None]
+        out = []
+        for e in ests:
+            m = e == "mmd_unbiased"
+            est = weighted_effect(k_tc, st, sc, wt, wc, e, k_tt if m else None, k_cc if m else None).T
+            perm = None
+            if permute:
+                perm = weighted_effect(k_p, su, su, pt, pc, e, k_p if m else None, k_p if m else None).T
+            out.append((est, perm))
+        return out if estimators is not None else out[0]

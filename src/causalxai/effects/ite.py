@@ -1,4 +1,4 @@
-"""Kernelised individual treatment effects, paper 000 eq. (4).
+"""Kernelised individual treatment effects, paper 000 eq. (4): the reference definition.
 
 For a probe image ``x``, a hyperparameter ``h_i`` and one of its values ``n``, the effect
 of ``h_i = n`` with respect to ``h_i ≠ n`` is the mean, over pairs of models ``(a, b)``
@@ -13,22 +13,40 @@ flattened map). Averaging over all pairs marginalises the other hyperparameters 
 outer expectation of eq. 4, the zoo drawing them independently). The second line is
 exact and lets all pairs be evaluated as three Gram blocks, for all images at once.
 
-Kernels (paper Fig. 8 compares them): ``rbf`` ``k = exp(−‖a − b‖² / (2 s²))`` with the
-median heuristic ``s² = median`` of the squared distances between distinct outputs of the
-pooled treated and control models, per image (``s² = 1`` if they are all equal);
-``linear`` ``k = a·b``; ``poly`` ``k = (a·b / d + 1)³`` (scikit-learn's defaults);
-``cosine`` ``k = a·b / (‖a‖‖b‖)`` (0 for a zero vector). Computed in float64.
+Because eq. (4) pairs every treated with every control model and ``k(a, a)`` enters,
+it is > 0 even when ``h`` has no effect at all: it contains the spread of the outputs
+within the groups. ``estimator="mmd_unbiased"`` is the unbiased estimate of the squared
+maximum mean discrepancy instead (Gretton et al. 2012, eq. 3), ``E k(a, a') + E k(b, b')
+− 2 E k(a, b)`` over distinct pairs within each group, whose expectation is 0 under no
+effect (it can be negative).
+
+Kernels (paper Fig. 8 compares them): ``rbf`` ``k = exp(−γ ‖a − b‖²)``; ``linear``
+``k = a·b``; ``poly`` ``k = (a·b / d + 1)³`` (scikit-learn's defaults); ``cosine``
+``k = a·b / (‖a‖‖b‖)`` (0 for a zero vector). The RBF bandwidth ``γ`` follows one of the
+rules of :mod:`causalxai.effects.bandwidth`; by default the public code's fixed
+``γ = 1 / d`` (scikit-learn's ``rbf_kernel`` default). Computed in float64.
+
+:func:`ite` is the single-cell reference; :mod:`causalxai.effects.estimate` evaluates the
+same quantity for many cells, bootstrap replicates and permutations at once.
 """
 
 from __future__ import annotations
 
 import torch
 
-from causalxai.explain.postprocess import percentile
+from causalxai.effects.bandwidth import fixed_gamma, median_gamma
 
-__all__ = ["KERNELS", "gram", "median_sq_distance", "ite"]
+__all__ = ["KERNELS", "ESTIMATORS", "gram", "ite"]
 
 KERNELS = ("rbf", "linear", "poly", "cosine")
+ESTIMATORS = ("eq4", "mmd_unbiased")
+
+
+def _check(kernel: str, estimator: str = "eq4") -> None:
+    if kernel not in KERNELS:
+        raise ValueError(f"effects.kernel {kernel!r} is unknown: choose from {list(KERNELS)}")
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"effects.estimator {estimator!r} is unknown: choose from {list(ESTIMATORS)}")
 
 
 def _sq_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -36,69 +54,68 @@ def _sq_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return d.clamp_min(0)
 
 
-def median_sq_distance(x: torch.Tensor) -> torch.Tensor:
-    """Median squared distance between distinct rows, per leading batch: ``(I,)``.
+def gram(a: torch.Tensor, b: torch.Tensor, kernel: str, gamma: torch.Tensor | float | None = None) -> torch.Tensor:
+    """Kernel matrix ``(I, n, m)`` between rows of ``a (I, n, d)`` and ``b (I, m, d)``.
 
-    ``x`` is ``(I, n, d)``; pairs ``i < j`` only. Returns 1 where every distance is 0 or
-    ``n < 2`` (distances below 1e-12 of the mean squared norm count as 0: rounding of
-    identical outputs), so that the RBF kernel stays defined.
+    ``gamma`` (RBF only): a number or one value per image ``(I,)``; ``None`` is the fixed
+    ``1 / d``.
     """
-    n = x.shape[-2]
-    if n < 2:
-        return torch.ones(x.shape[:-2], dtype=x.dtype, device=x.device)
-    d = _sq_dist(x, x)
-    iu = torch.triu_indices(n, n, offset=1, device=x.device)
-    med = percentile(d[..., iu[0], iu[1]], 50.0)[..., 0]  # as numpy.median (mean of the middle two)
-    # distances at rounding level (identical outputs) count as zero
-    scale = (x * x).sum(-1).mean(-1)
-    return torch.where(med > 1e-12 * scale, med, torch.ones_like(med))
-
-
-def gram(a: torch.Tensor, b: torch.Tensor, kernel: str, s2: torch.Tensor | None = None) -> torch.Tensor:
-    """Kernel matrix ``(I, n, m)`` between rows of ``a (I, n, d)`` and ``b (I, m, d)``."""
+    _check(kernel)
     if kernel == "rbf":
-        if s2 is None:
-            raise ValueError("the rbf kernel needs a bandwidth s2")
-        return torch.exp(-_sq_dist(a, b) / (2 * s2[..., None, None]))
+        g = fixed_gamma(a.shape[-1]) if gamma is None else gamma
+        g = torch.as_tensor(g, dtype=a.dtype)
+        if g.ndim:
+            g = g[..., None, None]
+        return torch.exp(-g * _sq_dist(a, b))
     if kernel == "linear":
         return a @ b.transpose(-1, -2)
     if kernel == "poly":
         return (a @ b.transpose(-1, -2) / a.shape[-1] + 1) ** 3
-    if kernel == "cosine":
-        na = a.norm(dim=-1, keepdim=True)
-        nb = b.norm(dim=-1, keepdim=True)
-        an = torch.where(na > 0, a / torch.where(na > 0, na, torch.ones_like(na)), torch.zeros_like(a))
-        bn = torch.where(nb > 0, b / torch.where(nb > 0, nb, torch.ones_like(nb)), torch.zeros_like(b))
-        return an @ bn.transpose(-1, -2)
-    raise ValueError(f"effects.kernel {kernel!r} is unknown: choose from {list(KERNELS)}")
+    na = a.norm(dim=-1, keepdim=True)
+    nb = b.norm(dim=-1, keepdim=True)
+    an = torch.where(na > 0, a / torch.where(na > 0, na, torch.ones_like(na)), torch.zeros_like(a))
+    bn = torch.where(nb > 0, b / torch.where(nb > 0, nb, torch.ones_like(nb)), torch.zeros_like(b))
+    return an @ bn.transpose(-1, -2)
 
 
-def _self_kernel(a: torch.Tensor, kernel: str) -> torch.Tensor:
-    """``k(a_i, a_i)`` for each row: ``(I, n)``."""
-    if kernel == "rbf":
-        return torch.ones(a.shape[:-1], dtype=a.dtype, device=a.device)
-    sq = (a * a).sum(-1)
-    if kernel == "linear":
-        return sq
-    if kernel == "poly":
-        return (sq / a.shape[-1] + 1) ** 3
-    if kernel == "cosine":
-        return (sq > 0).to(a.dtype)
-    raise ValueError(f"effects.kernel {kernel!r} is unknown: choose from {list(KERNELS)}")
+def ite(
+    treated: torch.Tensor,
+    control: torch.Tensor,
+    kernel: str = "rbf",
+    gamma: torch.Tensor | float | str | None = None,
+    estimator: str = "eq4",
+) -> torch.Tensor:
+    """Eq. (4) (or the unbiased MMD²) for every image at once: ``(I,)``.
 
+    Args:
+        treated, control: outputs ``(I, n, d)`` and ``(I, m, d)`` of the two groups.
+        kernel: one of :data:`KERNELS`.
+        gamma: RBF bandwidth: a number or ``(I,)``; ``None`` the fixed ``1 / d``;
+            ``"median_cell"`` the median heuristic on the pooled groups, per image.
+        estimator: ``eq4`` (the paper's) or ``mmd_unbiased``.
 
-def ite(treated: torch.Tensor, control: torch.Tensor, kernel: str = "rbf") -> torch.Tensor:
-    """Eq. (4) for every image at once: ``(I,)`` from ``treated (I, n, d)``, ``control (I, m, d)``.
-
-    Both groups need at least one model.
+    Both groups need at least one model (two for ``mmd_unbiased``).
     """
-    if treated.shape[-2] < 1 or control.shape[-2] < 1:
-        raise ValueError("a treatment effect needs at least one treated and one control model")
+    _check(kernel, estimator)
+    need = 2 if estimator == "mmd_unbiased" else 1
+    if treated.shape[-2] < need or control.shape[-2] < need:
+        raise ValueError(f"a treatment effect ({estimator}) needs at least {need} treated and {need} control models")
     t = treated.to(torch.float64)
     c = control.to(torch.float64)
-    s2 = median_sq_distance(torch.cat([t, c], dim=-2)) if kernel == "rbf" else None
-    return (
-        _self_kernel(t, kernel).mean(-1)
-        + _self_kernel(c, kernel).mean(-1)
-        - 2 * gram(t, c, kernel, s2).mean(dim=(-1, -2))
-    )
+    if isinstance(gamma, str):
+        if gamma != "median_cell":
+            raise ValueError(f"gamma {gamma!r}: give a number, None (fixed 1/d) or 'median_cell'")
+        u = torch.cat([t, c], dim=-2)
+        n = u.shape[-2]
+        iu = torch.triu_indices(n, n, offset=1)
+        gamma = median_gamma(_sq_dist(u, u)[..., iu[0], iu[1]])
+    k_tt, k_cc, k_tc = gram(t, t, kernel, gamma), gram(c, c, kernel, gamma), gram(t, c, kernel, gamma)
+    cross = k_tc.mean(dim=(-1, -2))
+    if estimator == "eq4":
+        return torch.diagonal(k_tt, dim1=-2, dim2=-1).mean(-1) + torch.diagonal(k_cc, dim1=-2, dim2=-1).mean(-1) - 2 * cross
+
+    def within(k: torch.Tensor) -> torch.Tensor:
+        n = k.shape[-1]
+        return (k.sum(dim=(-1, -2)) - torch.diagonal(k, dim1=-2, dim2=-1).sum(-1)) / (n * (n - 1))
+
+    return within(k_tt) + within(k_cc) - 2 * cross

@@ -36,7 +36,16 @@ from causalxai.explain.saliency import METHODS, grad_cam, gradient, integrated_g
 from causalxai.zoo.dataset import zoo_params
 from causalxai.zoo.train import resolve_device
 
-__all__ = ["EFFECTS", "ExplainSettings", "class_permutations", "model_shard", "predict_zoo", "explain_zoo", "gather"]
+__all__ = [
+    "EFFECTS",
+    "ExplainSettings",
+    "class_permutations",
+    "model_shard",
+    "predict_zoo",
+    "explain_zoo",
+    "normalise_explanations",
+    "gather",
+]
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -51,6 +60,8 @@ class ExplainSettings:
     ig_steps: int = 25
     ig_rule: str = "pair"
     clip_percentile: float = 99.0
+    normalisation: str = "paper"
+    zero_maps: str = "drop"
     chunk_size: int | str = "auto"
     device: str = "auto"
     dtype: str = "float32"
@@ -61,7 +72,8 @@ class ExplainSettings:
         """From the workflow's params: the config's ``explain`` keys, flattened per method
         (``samples``/``noise`` for SmoothGrad, ``steps``/``rule`` for IG)."""
         method = cfg.get("method")
-        kw = {k: cfg[k] for k in ("output", "chunk_size", "device", "dtype", "seed", "clip_percentile") if k in cfg}
+        keys = ("output", "chunk_size", "device", "dtype", "seed", "clip_percentile", "normalisation", "zero_maps")
+        kw = {k: cfg[k] for k in keys if k in cfg}
         if method == "smoothgrad":
             kw.update(smoothgrad_samples=int(cfg["samples"]), smoothgrad_noise=float(cfg["noise"]))
         if method == "integrated_gradients":
@@ -159,8 +171,10 @@ def explain_zoo(
     method: str,
     settings: ExplainSettings,
     models: Sequence[int] | np.ndarray | None = None,
+    normalise: bool = True,
 ) -> xr.Dataset:
-    """``E(model, effect, image, y, x)``: post-processed saliency maps of one method.
+    """Saliency maps of one method: raw ``attribution(model, effect, image, y, x)`` and,
+    with ``normalise``, the post-processed ``E`` and ``degenerate`` (:func:`normalise_explanations`).
 
     ``effect="total"`` explains each model's predicted class, ``effect="direct"`` the
     permuted class ``target_direct`` (see the module docstring).
@@ -168,8 +182,9 @@ def explain_zoo(
     Args:
         zoo, images, predictions: ``zoo.nc``, ``images.nc`` and ``predictions.nc``.
         method: one of :data:`causalxai.explain.saliency.METHODS`.
-        settings: method settings, chunk size, device, dtype, seed.
+        settings: method settings, normalisation, chunk size, device, dtype, seed.
         models: the zoo's model indices to explain (a shard; sorted here); all by default.
+        normalise: add ``E`` and ``degenerate`` (a shard job leaves this to the gather).
     """
     if method not in METHODS:
         raise ValueError(f"explain.methods: unknown method {method!r}; choose from {list(METHODS)}")
@@ -187,19 +202,56 @@ def explain_zoo(
         for k, target_all in enumerate(targets):
             target = torch.tensor(target_all[sel], device=device)
             maps = _saliency(method, params, x, a, target, settings, device)
-            maps = normalize_maps(maps[:, :, 0], signed=method != "grad_cam", clip_percentile=settings.clip_percentile)
-            out[np.searchsorted(models, sel), k] = maps.float().cpu().numpy()
+            out[np.searchsorted(models, sel), k] = maps[:, :, 0].float().cpu().numpy()
     ds = xr.Dataset(
-        {"E": (("model", "effect", "image", "y", "x"), out)},
+        {"attribution": (("model", "effect", "image", "y", "x"), out)},
         coords={"model": zoo["model"].values[models], "effect": list(EFFECTS), "image": images["image"].values},
         attrs={"method": method},
     )
-    ds["E"].attrs["description"] = (
-        f"{method} saliency of each model's predicted class (effect=total) or of a randomly permuted "
-        f"class (effect=direct), clipped above its {settings.clip_percentile:g}th percentile and "
-        "normalised to [0, 1] (paper 000 App. A.3)"
+    ds["attribution"].attrs["description"] = (
+        f"raw {method} attribution of each model's predicted class (effect=total) or of a randomly "
+        "permuted class (effect=direct), before App. A.3's normalisation"
     )
-    return ds
+    return normalise_explanations(ds, method, settings) if normalise else ds
+
+
+def normalise_explanations(ds: xr.Dataset, method: str, settings: ExplainSettings) -> xr.Dataset:
+    """Add ``E`` (the maps normalised to [0, 1], paper 000 App. A.3) and ``degenerate``.
+
+    The rule is ``settings.normalisation`` (:mod:`causalxai.explain.postprocess`); maps of
+    zero scale are NaN in ``E`` with ``zero_maps: drop``. ``degenerate(model, effect,
+    image)`` marks them and the attribute ``n_degenerate`` counts them per effect.
+    """
+    raw = np.asarray(ds["attribution"].values)
+    maps = np.empty(raw.shape, dtype=np.float32)
+    degenerate = np.empty(raw.shape[:3], dtype=bool)
+    for start in range(0, raw.shape[0], 256):  # a block of models at a time: memory O(block)
+        block = slice(start, start + 256)
+        m, d = normalize_maps(
+            torch.as_tensor(raw[block]), signed=method != "grad_cam", clip_percentile=settings.clip_percentile,
+            rule=settings.normalisation, zero_maps=settings.zero_maps,
+        )
+        maps[block], degenerate[block] = m.numpy(), d.numpy()
+    out = ds.copy()
+    dims = ("model", "effect", "image")
+    out["E"] = (dims + ("y", "x"), maps)
+    out["degenerate"] = (dims, degenerate)
+    counts = degenerate.sum(axis=(0, 2))
+    out.attrs.update({
+        "method": method,
+        "normalisation": settings.normalisation,
+        "zero_maps": settings.zero_maps,
+        "n_degenerate": {eff: int(n) for eff, n in zip(EFFECTS, counts)},
+    })
+    rule = {"paper": "clipped to the 99th percentile of |x| in both tails, scaled to [-1, 1], negatives set to 0",
+            "public_code": "the public code's PAIR visualisation (signed maps diverging around 0.5; Grad-CAM "
+                           "(|x| - min) / (p99 - min))"}[settings.normalisation]
+    out["E"].attrs["description"] = (
+        f"{method} saliency normalised to [0, 1] (paper 000 App. A.3, rule {settings.normalisation}: {rule}); "
+        + ("NaN: a map of zero scale, dropped" if settings.zero_maps == "drop" else "zero-scale maps kept")
+    )
+    out["degenerate"].attrs["description"] = "the map has zero scale (all zero, or p99 of |x| is 0): no normalised form"
+    return out
 
 
 def _saliency(method: str, params, x: torch.Tensor, act: str, target: torch.Tensor,

@@ -3,7 +3,9 @@
 The paper stratifies the zoo into buckets by percentile of test accuracy (default
 0-20, 20-40, 40-60, 60-80, 80-90, 90-95, 95-99, 99-100) and estimates treatment effects
 within each bucket. A model's percentile is its rank: models are sorted by accuracy
-(ties broken by model index, so the assignment is deterministic) and model ``r`` of
+(ties broken by a seeded random permutation, so which of several equally accurate models
+lands on which side of an edge depends neither on the order of the zoo's files nor on its
+hyperparameters; without a seed, by model index) and model ``r`` of
 ``N`` lies at percentile ``100 r / N``; it falls in bucket ``b`` when
 ``edges[b] <= 100 r / N < edges[b+1]``. Ranks rather than accuracy thresholds keep
 bucket sizes proportional to their percentile width even where many models share an
@@ -41,14 +43,18 @@ def bucket_labels(edges: Sequence[float]) -> list[str]:
     return [f"{fmt(a)}-{fmt(b)}" for a, b in zip(e[:-1], e[1:])]
 
 
-def assign_buckets(accuracy: np.ndarray, edges: Sequence[float]) -> np.ndarray:
-    """Bucket index ``(n_models,)`` of each model by its accuracy's percentile rank."""
+def assign_buckets(accuracy: np.ndarray, edges: Sequence[float], seed: int | None = None) -> np.ndarray:
+    """Bucket index ``(n_models,)`` of each model by its accuracy's percentile rank.
+
+    Ties in accuracy are broken by a permutation seeded with ``seed`` (by model index if None).
+    """
     e = validate_edges(edges)
     acc = np.asarray(accuracy, dtype=float)
     if not np.isfinite(acc).all():
         raise ValueError("accuracies must be finite to bucket them")
     n = acc.size
-    order = np.lexsort((np.arange(n), acc))
+    tie = np.arange(n) if seed is None else np.random.default_rng([int(seed), 0x71E5]).permutation(n)
+    order = np.lexsort((tie, acc))
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n)
     pct = 100.0 * rank / n
@@ -77,18 +83,21 @@ def boundary_table(accuracy: np.ndarray, bucket: np.ndarray, edges: Sequence[flo
     return pd.DataFrame(rows)
 
 
-def make_buckets(zoo: xr.Dataset, edges: Sequence[float], metric: str = "test_accuracy") -> xr.Dataset:
+def make_buckets(
+    zoo: xr.Dataset, edges: Sequence[float], metric: str = "test_accuracy", seed: int | None = None
+) -> xr.Dataset:
     """``buckets.nc``: ``bucket(model)`` and the boundary table on dim ``bucket_label``.
 
     Args:
         zoo: a ``zoo.nc`` dataset.
         edges: percentile edges, strictly increasing from 0 to 100.
         metric: the zoo variable to bucket by (``test_accuracy`` in the paper).
+        seed: seeds the permutation that breaks ties in accuracy (None: model index).
     """
     if metric not in zoo:
         raise ValueError(f"buckets.metric: the zoo has no variable {metric!r}; use one of {sorted(zoo.data_vars)}")
     acc = zoo[metric].values
-    bucket = assign_buckets(acc, edges)
+    bucket = assign_buckets(acc, edges, seed)
     table = boundary_table(acc, bucket, edges)
     labels = table["bucket"].to_list()
     ds = xr.Dataset(
@@ -101,5 +110,5 @@ def make_buckets(zoo: xr.Dataset, edges: Sequence[float], metric: str = "test_ac
     for col in table.columns.drop("bucket"):
         ds[col] = ("bucket_label", table[col].to_numpy())
     ds["bucket"].attrs["description"] = "index into bucket_label of the model's accuracy-percentile bucket"
-    ds.attrs.update({"metric": metric, "edges": [float(x) for x in validate_edges(edges)], "dataset": zoo.attrs.get("dataset", "")})
+    ds.attrs.update({"tie_break": "model index" if seed is None else f"seeded permutation ({seed})", "metric": metric, "edges": [float(x) for x in validate_edges(edges)], "dataset": zoo.attrs.get("dataset", "")})
     return ds

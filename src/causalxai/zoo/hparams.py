@@ -95,11 +95,12 @@ def sample_hparams(n_models: int, spec: Mapping[str, Any], seed: int) -> pd.Data
     return pd.DataFrame(cols)
 
 
-def round_to_markers(values: np.ndarray, markers: list[float]) -> np.ndarray:
-    """Round each value to its nearest marker (in log space when all markers are > 0)."""
+def round_to_markers(values: np.ndarray, markers: list[float], log: bool = True) -> np.ndarray:
+    """Round each value to its nearest marker: in log space when ``log`` and all markers and
+    values are > 0, linearly otherwise."""
     v = np.asarray(values, dtype=float)
     m = np.asarray(markers, dtype=float)
-    if np.all(m > 0) and np.all(v > 0):
+    if log and np.all(m > 0) and np.all(v > 0):
         d = np.abs(np.log(v)[:, None] - np.log(m)[None, :])
     else:
         d = np.abs(v[:, None] - m[None, :])
