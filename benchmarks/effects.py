@@ -1,13 +1,16 @@
-"""Benchmark: the effects step (paper 000 eq. 4, total and direct) vs a naive per-cell loop.
+"""Benchmark: the effects step (paper 000 eq. 4, total and direct, bootstrap and permutation
+null) vs a naive per-cell, per-replicate loop.
 
-The effects step of the embedded default estimates, for every hyperparameter, value,
-accuracy bucket and probe image, eq. (4) with the RBF kernel for Y and for each method's
-total and direct maps (Identity + 4 methods, 100 images of 28x28), then correlates them.
-Here it runs on synthetic outputs of exactly the default's shapes and zoo, so it needs
-no earlier step. The naive way is what a user would write from the equation: for each
-(hyperparameter, value, bucket) cell, each output and each image, a float64 NumPy kernel
-matrix of the treated and control models (median-heuristic bandwidth). The naive loop is
-timed on a subset of cells and both are given as cells per second, in one run.
+The effects step of the embedded default estimates, for every hyperparameter (and the
+placebo), value, accuracy bucket (and the bucket of all models) and probe image, eq. (4)
+with the RBF kernel (fixed γ = 1/d) for Y and for each method's total and direct maps
+(Identity + 4 methods, 100 images of 28x28): the point estimate, B bootstrap replicates
+and P label permutations, then every correlation per replicate. Here it runs on synthetic
+outputs of exactly the default's shapes and zoo, so it needs no earlier step. The naive way
+is what a user would write from the equation: for each cell, output, image and replicate
+(a resample of the models, or a relabelling), a float64 NumPy kernel matrix of the
+treated and control models. It is timed on a few cells and replicates; both are given as
+evaluations (cell × replicate) per second, in one run.
 
     python benchmarks/effects.py                      # the embedded default (600 models)
     python benchmarks/effects.py --models 2000 --naive-cells 4
@@ -25,10 +28,10 @@ import torch
 import xarray as xr
 
 from causalxai.effects.groups import treatment_groups, treatment_levels
-from causalxai.effects.table import compute_effects
+from causalxai.effects.table import EffectsSettings, compute_effects
 from causalxai.zoo.buckets import make_buckets
 from causalxai.zoo.dataset import make_zoo_dataset
-from causalxai.zoo.hparams import HPARAMS, sample_hparams
+from causalxai.zoo.hparams import sample_hparams
 from causalxai.zoo.network import zoo_layout
 
 METHODS = ["gradient", "smoothgrad", "integrated_gradients", "grad_cam"]
@@ -57,18 +60,21 @@ def synthetic(n_models: int, n_images: int, side: int, seed: int = 0):
     return zoo, buckets, pred, expl
 
 
-def naive_cell(outputs: list[np.ndarray], treated: np.ndarray, control: np.ndarray) -> None:
-    """Eq. (4) as written, per output and per image, in float64 NumPy."""
-    for out in outputs:
-        for img in range(out.shape[1]):
-            a = out[treated, img].reshape(treated.size, -1).astype(np.float64)
-            b = out[control, img].reshape(control.size, -1).astype(np.float64)
-            u = np.concatenate([a, b])
-            d2 = ((u[:, None] - u[None]) ** 2).sum(-1)
-            s2 = np.median(d2[np.triu_indices(len(u), 1)])
-            k = np.exp(-d2 / (2 * s2))
-            n = a.shape[0]
-            _ = k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
+def naive_cell(outputs: list[np.ndarray], treated: np.ndarray, control: np.ndarray, replicates: int,
+               rng: np.random.Generator) -> None:
+    """Eq. (4) as written, per output, image and bootstrap resample, in float64 NumPy."""
+    for _ in range(replicates):
+        t = rng.choice(treated, treated.size)  # a resample (the naive bootstrap recomputes everything)
+        c = rng.choice(control, control.size)
+        for out in outputs:
+            for img in range(out.shape[1]):
+                a = out[t, img].reshape(t.size, -1).astype(np.float64)
+                b = out[c, img].reshape(c.size, -1).astype(np.float64)
+                u = np.concatenate([a, b])
+                d2 = ((u[:, None] - u[None]) ** 2).sum(-1)
+                k = np.exp(-d2 / a.shape[1])
+                n = a.shape[0]
+                _ = np.diag(k)[:n].mean() + np.diag(k)[n:].mean() - 2 * k[:n, n:].mean()
 
 
 def main() -> None:
@@ -78,30 +84,41 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=28)
     ap.add_argument("--cap", type=int, default=100)
     ap.add_argument("--naive-cells", type=int, default=3, help="cells the naive loop is timed on")
+    ap.add_argument("--naive-replicates", type=int, default=2, help="replicates per cell of the naive loop")
+    ap.add_argument("--bootstrap", type=int, default=200)
+    ap.add_argument("--permutations", type=int, default=100)
     args = ap.parse_args()
     zoo, buckets, pred, expl = synthetic(args.models, args.images, args.size)
-    t0 = time.perf_counter()
-    ds = compute_effects(zoo, buckets, pred, expl, kernel="rbf", cap=args.cap, seed=0)
-    t_vec = time.perf_counter() - t0
+    rows = []
+    for b, p in ((0, 0), (args.bootstrap, args.permutations)):
+        t0 = time.perf_counter()
+        ds = compute_effects(zoo, buckets, pred, expl, EffectsSettings(cap=args.cap, bootstrap=b, permutations=p))
+        rows.append((b, p, time.perf_counter() - t0))
     n_cells = int(((ds["n_treated"] > 0) & (ds["n_control"] > 0)).sum())
+    columns = 1 + args.bootstrap + args.permutations
     outputs = [pred["prob"].values, pred["prob_direct"].values]
     outputs += [e["E"].values[:, k] for e in expl.values() for k in range(2)]
     lv, labels = treatment_levels("optimizer", zoo["optimizer"].values)
     groups = treatment_groups(lv, len(labels), buckets["bucket"].values, buckets.sizes["bucket_label"], args.cap, 0)
     pick = np.random.default_rng(1).choice(len(groups), min(args.naive_cells, len(groups)), replace=False)
     groups = [groups[i] for i in pick]  # a random sample of the cells: a fair estimate of the naive rate
+    rng = np.random.default_rng(2)
     t0 = time.perf_counter()
     for g in groups:
-        naive_cell(outputs, g.treated, g.control)
+        naive_cell(outputs, g.treated, g.control, args.naive_replicates, rng)
     t_naive = time.perf_counter() - t0
-    rate_vec, rate_naive = n_cells / t_vec, len(groups) / t_naive
-    print(f"effects step (eq. 4, RBF, total + direct, Identity + {len(METHODS)} methods), {args.models} models, "
-          f"{args.images} images {args.size}x{args.size}, {len(ds['hparam'])} hyperparameters, "
-          f"CPU ({torch.get_num_threads()} threads)")
-    print(f"{'way':<40}{'cells':>7}{'seconds':>10}{'cells/s':>10}")
-    print(f"{'naive NumPy loop (random cells)':<40}{len(groups):>7}{t_naive:>10.2f}{rate_naive:>10.3f}")
-    print(f"{'compute_effects (shared bucket Grams)':<40}{n_cells:>7}{t_vec:>10.2f}{rate_vec:>10.3f}")
-    print(f"speed-up: {rate_vec / rate_naive:.1f}x (naive: estimated {n_cells / rate_naive:.0f} s for every cell); "
+    rate_naive = len(groups) * args.naive_replicates / t_naive
+    rate_vec = n_cells * columns / rows[-1][2]
+    print(f"effects step (eq. 4, RBF fixed gamma, total + direct, Identity + {len(METHODS)} methods), {args.models} "
+          f"models, {args.images} images {args.size}x{args.size}, {len(ds['hparam'])} hyperparameters incl. the "
+          f"placebo, {ds.sizes['bucket']} buckets, CPU ({torch.get_num_threads()} threads)")
+    print(f"{'way':<44}{'cells':>7}{'columns':>9}{'seconds':>10}{'evals/s':>10}")
+    print(f"{'naive NumPy loop (random cells, resamples)':<44}{len(groups):>7}{args.naive_replicates:>9}"
+          f"{t_naive:>10.2f}{rate_naive:>10.2f}")
+    for b, p, t in rows:
+        print(f"{f'compute_effects (B={b}, P={p})':<44}{n_cells:>7}{1 + b + p:>9}{t:>10.2f}{n_cells * (1 + b + p) / t:>10.1f}")
+    print(f"speed-up: {rate_vec / rate_naive:.0f}x (naive: estimated {n_cells * columns / rate_naive / 3600:.1f} h for "
+          f"every cell and column); the bootstrap and null cost {rows[-1][2] / rows[0][2]:.1f}x the point estimate; "
           f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

@@ -3,10 +3,9 @@ counts as replicated models, NaN outputs as dropped models, permutations as rela
 
 import numpy as np
 import pytest
-import torch
 
 from causalxai.effects.estimate import Block, BucketKernel, KernelSpec
-from test_ite import numpy_ite
+from test_ite import _k, numpy_ite
 
 RNG = np.random.default_rng(0)
 N, I, D = 12, 3, 8
@@ -31,8 +30,27 @@ def _reference(t, c, counts, kernel, gamma, estimator, cell=None):
         b = np.concatenate([np.repeat(OUT[[m], i], counts[m], axis=0) for m in c])
         a, b = a[np.isfinite(a).all(-1)], b[np.isfinite(b).all(-1)]
         g = _cell_gamma(*(cell or (t, c)), i) if gamma == "median_cell" else gamma
-        rows.append(numpy_ite(a, b, kernel, g, estimator))
+        if estimator == "eq4" or (counts[t] <= 1).all() and (counts[c] <= 1).all():
+            rows.append(numpy_ite(a, b, kernel, g, estimator))
+        else:  # the unbiased MMD² of a resample: within-group pairs of distinct models, weighted
+            rows.append(_weighted_mmd(t, c, counts, i, kernel, g))
     return np.array(rows)
+
+
+def _weighted_mmd(t, c, counts, i, kernel, gamma):
+    g = 1 / D if gamma is None else gamma
+
+    def within(models):
+        ms = [m for m in models if counts[m] and np.isfinite(OUT[m, i]).all()]
+        num = sum(counts[a] * counts[b] * _k(OUT[a, i], OUT[b, i], kernel, g) for a in ms for b in ms if a != b)
+        den = sum(counts[a] * counts[b] for a in ms for b in ms if a != b)
+        return num / den if den else np.nan  # fewer than two distinct models drawn
+
+    tt = [m for m in t if np.isfinite(OUT[m, i]).all()]
+    cc = [m for m in c if np.isfinite(OUT[m, i]).all()]
+    cross = sum(counts[a] * counts[b] * _k(OUT[a, i], OUT[b, i], kernel, g) for a in tt for b in cc)
+    cross /= sum(counts[a] for a in tt) * sum(counts[b] for b in cc)
+    return within(t) + within(c) - 2 * cross
 
 
 @pytest.mark.parametrize("estimator", ["eq4", "mmd_unbiased"])

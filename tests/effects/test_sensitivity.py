@@ -4,7 +4,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 import xarray as xr
 
 from causalxai.effects.sensitivity import SensitivityGrid, sensitivity_table

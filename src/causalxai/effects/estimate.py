@@ -12,8 +12,10 @@ All weights 1 give eq. (4) exactly; a model whose map was dropped (NaN) has weig
 that image; a bootstrap replicate weights each model by how often it was drawn (a resample
 of models is a weighting of the Gram matrix's rows and columns, so no Gram matrix is
 recomputed); a permutation moves the 0/1 weights between ``T`` and ``C``. The unbiased
-MMD² (``mmd_unbiased``) replaces the two self terms by the means over distinct pairs of
-draws within each group, ``(wᵀKw − Σ w_a k_aa) / ((Σw)² − Σw)``.
+MMD² (``mmd_unbiased``) replaces the two self terms by the weighted means over pairs of
+distinct models within each group, ``(wᵀKw − Σ w_a² k_aa) / ((Σw)² − Σ w_a²)`` (with 0/1
+weights the U-statistic; a model the bootstrap draws twice is not paired with itself, which
+would pull the replicates towards k(a, a) and bias them upwards).
 
 Columns are evaluated together as one batched matrix product per cell,
 ``(I, n_T, n_C) @ (I, n_C, J)``: the hot path has no Python loop over models, replicates
@@ -157,7 +159,7 @@ def weighted_effect(
         estimator: ``eq4`` or ``mmd_unbiased`` (then ``k_tt``, ``k_cc`` are needed).
 
     Returns:
-        NaN where a group has no weight (fewer than two draws for ``mmd_unbiased``).
+        NaN where a group has no weight (fewer than two distinct models for ``mmd_unbiased``).
     """
     st, sc = wt.sum(1), wc.sum(1)
     cross = ((k_tc @ wc) * wt).sum(1)
@@ -169,12 +171,13 @@ def weighted_effect(
         else:
             if k_tt is None or k_cc is None:
                 raise ValueError("mmd_unbiased needs the within-group kernels k_tt and k_cc")
-            pt, pc = st * st - st, sc * sc - sc
+            # pairs of distinct models only: a model drawn twice by the bootstrap is not a pair
+            pt, pc = st * st - (wt * wt).sum(1), sc * sc - (wc * wc).sum(1)
             ok = (pt > 0) & (pc > 0)
             pt1, pc1 = torch.where(ok, pt, 1.0), torch.where(ok, pc, 1.0)
             st1, sc1 = torch.where(ok, st, 1.0), torch.where(ok, sc, 1.0)
-            within_t = ((k_tt @ wt) * wt).sum(1) - (self_t[..., None] * wt).sum(1)
-            within_c = ((k_cc @ wc) * wc).sum(1) - (self_c[..., None] * wc).sum(1)
+            within_t = ((k_tt @ wt) * wt).sum(1) - (self_t[..., None] * wt * wt).sum(1)
+            within_c = ((k_cc @ wc) * wc).sum(1) - (self_c[..., None] * wc * wc).sum(1)
             out = within_t / pt1 + within_c / pc1 - 2 * cross / (st1 * sc1)
     return torch.where(ok, out, torch.full_like(out, float("nan")))
 

@@ -110,5 +110,8 @@ def make_buckets(
     for col in table.columns.drop("bucket"):
         ds[col] = ("bucket_label", table[col].to_numpy())
     ds["bucket"].attrs["description"] = "index into bucket_label of the model's accuracy-percentile bucket"
-    ds.attrs.update({"tie_break": "model index" if seed is None else f"seeded permutation ({seed})", "metric": metric, "edges": [float(x) for x in validate_edges(edges)], "dataset": zoo.attrs.get("dataset", "")})
+    ds.attrs.update({
+        "metric": metric, "edges": [float(x) for x in validate_edges(edges)], "dataset": zoo.attrs.get("dataset", ""),
+        "tie_break": "model index" if seed is None else f"seeded permutation ({seed})",
+    })
     return ds
