@@ -29,10 +29,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from causalxai.effects.bandwidth import fixed_gamma, median_gamma
-from causalxai.effects.ite import KERNELS
+from causalxai.effects.bandwidth import BANDWIDTHS, fixed_gamma, median_gamma
 
-__all__ = ["KernelSpec", "Block", "BucketKernel", "kernel_from_gram", "self_kernel", "weighted_effect"]
+__all__ = ["KERNELS", "ESTIMATORS", "KernelSpec", "Block", "BucketKernel", "kernel_from_gram", "self_kernel",
+           "weighted_effect"]
+
+KERNELS = ("rbf", "linear", "poly", "cosine")
+ESTIMATORS = ("eq4", "mmd_unbiased")
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,6 @@ class KernelSpec:
     estimator: str = "eq4"
 
     def __post_init__(self) -> None:
-        from causalxai.effects.bandwidth import BANDWIDTHS
-        from causalxai.effects.ite import ESTIMATORS
-
         if self.kernel not in KERNELS:
             raise ValueError(f"effects.kernel {self.kernel!r} is unknown: choose from {list(KERNELS)}")
         if self.bandwidth not in BANDWIDTHS:
@@ -94,17 +94,25 @@ class Block:
         """Squared distances ``(I, n, n)``."""
         return (self.sq[:, :, None] + self.sq[:, None, :] - 2 * self.gram).clamp_min(0)
 
-    def pair_distances(self) -> torch.Tensor:
-        """Squared distances of distinct pairs ``(I, n(n−1)/2)``, NaN where either output is invalid."""
-        n = self.sq.shape[-1]
-        iu = torch.triu_indices(n, n, offset=1)
-        d = self.sq_dist()[:, iu[0], iu[1]]
-        ok = (self.valid[:, iu[0]] * self.valid[:, iu[1]]) > 0
-        return torch.where(ok, d, torch.full_like(d, float("nan")))
+    def median_gamma(self, sqd: torch.Tensor | None = None, u: torch.Tensor | None = None,
+                     pooled: bool = False) -> torch.Tensor:
+        """The median-heuristic γ over the distinct pairs of valid outputs, per image ``(I,)``,
+        or one value over all images (``pooled``).
 
-    def scale(self) -> torch.Tensor:
-        """Mean squared norm of the valid outputs, per image ``(I,)`` (for the median's zero test)."""
-        return (self.sq * self.valid).sum(-1) / self.valid.sum(-1).clamp_min(1)
+        Args:
+            sqd: the block's squared distances, if already computed.
+            u: only the pairs among these positions.
+        """
+        u = torch.arange(self.sq.shape[-1]) if u is None else u
+        iu = torch.triu_indices(u.numel(), u.numel(), offset=1)
+        a, b = u[iu[0]], u[iu[1]]
+        d = (self.sq_dist() if sqd is None else sqd)[:, a, b]  # the distinct pairs only
+        d = torch.where((self.valid[:, a] * self.valid[:, b]) > 0, d, torch.full_like(d, float("nan")))
+        vu, squ = self.valid[:, u], self.sq[:, u]
+        scale = (squ * vu).sum(-1) / vu.sum(-1).clamp_min(1)  # typical squared norm: the median's zero test
+        if pooled:
+            return median_gamma(d.reshape(1, -1), scale.mean()[None])[0]
+        return median_gamma(d, scale)
 
 
 def kernel_from_gram(block: Block, spec: KernelSpec, gamma: torch.Tensor | float | None) -> torch.Tensor:
@@ -210,12 +218,7 @@ class BucketKernel:
         """``median_cell``: γ per image from the distinct valid pairs of the models ``u`` (cached)."""
         key = torch.sort(u).values.numpy().tobytes()  # the median does not depend on the order
         if key not in self.cache:
-            iu = torch.triu_indices(u.numel(), u.numel(), offset=1)
-            d = self.sqd[:, u[iu[0]], u[iu[1]]]  # the distinct pairs only
-            vu = self.block.valid.index_select(1, u)
-            ok = (vu[:, iu[0]] * vu[:, iu[1]]) > 0
-            scale = (self.block.sq.index_select(1, u) * vu).sum(-1) / vu.sum(-1).clamp_min(1)
-            self.cache[key] = median_gamma(torch.where(ok, d, torch.full_like(d, float("nan"))), scale)
+            self.cache[key] = self.block.median_gamma(self.sqd, u)
         return self.cache[key]
 
     def _bucket_kernel(self, u: torch.Tensor) -> torch.Tensor:

@@ -26,32 +26,25 @@ Kernels (paper Fig. 8 compares them): ``rbf`` ``k = exp(−γ ‖a − b‖²)``
 rules of :mod:`causalxai.effects.bandwidth`; by default the public code's fixed
 ``γ = 1 / d`` (scikit-learn's ``rbf_kernel`` default). Computed in float64.
 
-:func:`ite` is the single-cell reference; :mod:`causalxai.effects.estimate` evaluates the
-same quantity for many cells, bootstrap replicates and permutations at once.
+:func:`ite` is the single-cell entry (all weights 1) of :mod:`causalxai.effects.estimate`,
+which holds the kernels and evaluates the same quantity for many cells, bootstrap replicates
+and permutations at once; the tests check both against pair-by-pair NumPy loops.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from causalxai.effects.bandwidth import fixed_gamma, median_gamma
+from causalxai.effects.estimate import ESTIMATORS, KERNELS, Block, BucketKernel, KernelSpec, kernel_from_gram
 
 __all__ = ["KERNELS", "ESTIMATORS", "gram", "ite"]
 
-KERNELS = ("rbf", "linear", "poly", "cosine")
-ESTIMATORS = ("eq4", "mmd_unbiased")
 
-
-def _check(kernel: str, estimator: str = "eq4") -> None:
-    if kernel not in KERNELS:
-        raise ValueError(f"effects.kernel {kernel!r} is unknown: choose from {list(KERNELS)}")
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"effects.estimator {estimator!r} is unknown: choose from {list(ESTIMATORS)}")
-
-
-def _sq_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    d = (a * a).sum(-1)[..., :, None] + (b * b).sum(-1)[..., None, :] - 2 * a @ b.transpose(-1, -2)
-    return d.clamp_min(0)
+def _block(*groups: torch.Tensor) -> Block:
+    """The Gram block of the groups' outputs ``(I, n_k, d)``, concatenated along the models."""
+    u = torch.cat([g.to(torch.float64) for g in groups], dim=-2)
+    return Block.from_outputs(u.transpose(0, 1).detach().cpu().numpy())
 
 
 def gram(a: torch.Tensor, b: torch.Tensor, kernel: str, gamma: torch.Tensor | float | None = None) -> torch.Tensor:
@@ -60,22 +53,8 @@ def gram(a: torch.Tensor, b: torch.Tensor, kernel: str, gamma: torch.Tensor | fl
     ``gamma`` (RBF only): a number or one value per image ``(I,)``; ``None`` is the fixed
     ``1 / d``.
     """
-    _check(kernel)
-    if kernel == "rbf":
-        g = fixed_gamma(a.shape[-1]) if gamma is None else gamma
-        g = torch.as_tensor(g, dtype=a.dtype)
-        if g.ndim:
-            g = g[..., None, None]
-        return torch.exp(-g * _sq_dist(a, b))
-    if kernel == "linear":
-        return a @ b.transpose(-1, -2)
-    if kernel == "poly":
-        return (a @ b.transpose(-1, -2) / a.shape[-1] + 1) ** 3
-    na = a.norm(dim=-1, keepdim=True)
-    nb = b.norm(dim=-1, keepdim=True)
-    an = torch.where(na > 0, a / torch.where(na > 0, na, torch.ones_like(na)), torch.zeros_like(a))
-    bn = torch.where(nb > 0, b / torch.where(nb > 0, nb, torch.ones_like(nb)), torch.zeros_like(b))
-    return an @ bn.transpose(-1, -2)
+    n = a.shape[-2]
+    return kernel_from_gram(_block(a, b), KernelSpec(kernel), gamma)[:, :n, n:]
 
 
 def ite(
@@ -94,28 +73,17 @@ def ite(
             ``"median_cell"`` the median heuristic on the pooled groups, per image.
         estimator: ``eq4`` (the paper's) or ``mmd_unbiased``.
 
-    Both groups need at least one model (two for ``mmd_unbiased``).
+    Both groups need at least one model (two for ``mmd_unbiased``). The single-cell entry
+    of :class:`causalxai.effects.estimate.BucketKernel`, all weights 1.
     """
-    _check(kernel, estimator)
+    if isinstance(gamma, str) and gamma != "median_cell":
+        raise ValueError(f"gamma {gamma!r}: give a number, None (fixed 1/d) or 'median_cell'")
+    median = isinstance(gamma, str)
+    spec = KernelSpec(kernel, "median_cell" if median else "fixed", estimator)
     need = 2 if estimator == "mmd_unbiased" else 1
-    if treated.shape[-2] < need or control.shape[-2] < need:
+    n_t, n_c = treated.shape[-2], control.shape[-2]
+    if n_t < need or n_c < need:
         raise ValueError(f"a treatment effect ({estimator}) needs at least {need} treated and {need} control models")
-    t = treated.to(torch.float64)
-    c = control.to(torch.float64)
-    if isinstance(gamma, str):
-        if gamma != "median_cell":
-            raise ValueError(f"gamma {gamma!r}: give a number, None (fixed 1/d) or 'median_cell'")
-        u = torch.cat([t, c], dim=-2)
-        n = u.shape[-2]
-        iu = torch.triu_indices(n, n, offset=1)
-        gamma = median_gamma(_sq_dist(u, u)[..., iu[0], iu[1]])
-    k_tt, k_cc, k_tc = gram(t, t, kernel, gamma), gram(c, c, kernel, gamma), gram(t, c, kernel, gamma)
-    cross = k_tc.mean(dim=(-1, -2))
-    if estimator == "eq4":
-        return torch.diagonal(k_tt, dim1=-2, dim2=-1).mean(-1) + torch.diagonal(k_cc, dim1=-2, dim2=-1).mean(-1) - 2 * cross
-
-    def within(k: torch.Tensor) -> torch.Tensor:
-        n = k.shape[-1]
-        return (k.sum(dim=(-1, -2)) - torch.diagonal(k, dim1=-2, dim2=-1).sum(-1)) / (n * (n - 1))
-
-    return within(k_tt) + within(k_cc) - 2 * cross
+    kern = BucketKernel(_block(treated, control), spec, None if median else gamma)
+    est, _ = kern.cell(np.arange(n_t), np.arange(n_t, n_t + n_c), np.ones((1, n_t + n_c)))
+    return est[0]

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from causalxai.effects.groups import LOG_ROUNDED, treatment_levels
+from causalxai.effects.groups import LOG_ROUNDED, treatment_groups, treatment_levels
 from causalxai.effects.ite import KERNELS, gram, ite
 
 __all__ = ["kernel_examples", "kernel_comparison"]
@@ -113,33 +113,18 @@ def kernel_comparison(
     log_rounding=LOG_ROUNDED,
 ) -> pd.DataFrame:
     """Fig. 8's data: rows (kernel, method, value, image, ite) for every value of ``hparam``
-    (treated: the value, control: the others, over all models, each capped at ``cap`` by a
-    seeded subsample shared by every kernel and method). Maps that are NaN are left out of
-    their image's groups."""
+    (treated: the value, control: the others, over all models, each capped at ``cap`` by the
+    seeded subsample of :func:`causalxai.effects.groups.treatment_groups`, shared by every
+    kernel and method). Maps that are NaN are left out of their image's groups."""
     lv, labels = treatment_levels(hparam, zoo[hparam].values, log_rounding)
-    rng = np.random.default_rng([seed, 0xF168])
+    groups = treatment_groups(lv, len(labels), np.zeros(lv.size, int), 1, cap, [seed, 0xF168])
+    maps = {m: np.asarray(ds["E"].sel({"effect": "total"}).values) for m, ds in explanations.items()}
     rows = []
-    for v, label in enumerate(labels):
-        t, c = np.flatnonzero(lv == v), np.flatnonzero(lv != v)
-        if not (t.size and c.size):
-            continue
-        t = np.sort(rng.choice(t, min(cap, t.size), replace=False))
-        c = np.sort(rng.choice(c, min(cap, c.size), replace=False))
-        for m, ds in explanations.items():
-            e = np.asarray(ds["E"].sel({"effect": "total"}).values)
+    for g in groups:
+        for m, e in maps.items():
             e = e.reshape(e.shape[0], e.shape[1], -1)
-            et, ec = e[t].transpose(1, 0, 2), e[c].transpose(1, 0, 2)  # (I, n, d)
-            if np.isfinite(et).all() and np.isfinite(ec).all():  # all images at once
-                for kern in kernels:
-                    values = ite(torch.as_tensor(et), torch.as_tensor(ec), kern).numpy()
-                    rows += [{"kernel": kern, "method": m, "value": label, "image": i, "ite": float(x)}
-                             for i, x in enumerate(values)]
-                continue
-            for i in range(e.shape[1]):  # dropped maps: each image its own groups
-                a, b = et[i][np.isfinite(et[i]).all(-1)], ec[i][np.isfinite(ec[i]).all(-1)]
-                if not (len(a) and len(b)):
-                    continue
-                for kern in kernels:
-                    rows.append({"kernel": kern, "method": m, "value": label, "image": i,
-                                 "ite": float(ite(torch.as_tensor(a[None]), torch.as_tensor(b[None]), kern)[0])})
+            t, c = torch.as_tensor(e[g.treated].transpose(1, 0, 2)), torch.as_tensor(e[g.control].transpose(1, 0, 2))
+            for kern in kernels:  # every image at once; a NaN map drops out of its image
+                rows += [{"kernel": kern, "method": m, "value": labels[g.value], "image": i, "ite": float(x)}
+                         for i, x in enumerate(ite(t, c, kern).numpy())]
     return pd.DataFrame(rows, columns=["kernel", "method", "value", "image", "ite"])

@@ -11,7 +11,6 @@ level of no effect.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -25,44 +24,32 @@ def cate_table(effects: xr.Dataset, ate: bool = False) -> pd.DataFrame:
     null_mean, n_treated, n_control, small_cell``; ``output`` is ``Y`` or a method.
     Cells without models (values a hyperparameter does not have) are left out.
     """
-    buckets = [str(b) for b in effects["bucket"].values]
-    if ate:
-        from causalxai.effects.table import GLOBAL_BUCKET
+    from causalxai.effects.table import GLOBAL_BUCKET
 
-        keep = [GLOBAL_BUCKET] if GLOBAL_BUCKET in buckets else buckets[-1:] if len(buckets) == 1 else []
-    else:
-        keep = buckets
-    rows = []
-    ite_null = {"Y": effects["ite_y_null"].mean("image", skipna=True)}
-    for eff in effects["effect"].values:
-        for m in effects["method"].values:
-            ite_null[(str(eff), str(m))] = effects["ite_e_null"].sel({"effect": eff, "method": m}).mean("image", skipna=True)
-    outputs = [("Y", "total", effects["cate_y"], effects["cate_y_ci"], ite_null["Y"])]
-    for eff in effects["effect"].values:
-        for m in effects["method"].values:
-            if str(m) == "identity" and str(eff) == "total":
-                continue  # that is Y
-            sel = {"effect": eff, "method": m}
-            outputs.append((str(m), str(eff), effects["cate_e"].sel(sel), effects["cate_e_ci"].sel(sel),
-                            ite_null[(str(eff), str(m))]))
-    kinds = dict(zip(effects["hparam"].values.tolist(), effects["hparam_kind"].values.tolist()))
-    for h in effects["hparam"].values:
-        for v in effects["value"].values:
-            label = str(effects["value_label"].sel(hparam=h, value=v).values)
-            if not label:
-                continue
-            for b in keep:
-                at = {"hparam": h, "value": v, "bucket": b}
-                nt, nc = int(effects["n_treated"].sel(at)), int(effects["n_control"].sel(at))
-                if nt == 0 or nc == 0:
-                    continue
-                for out, eff, est, ci, nul in outputs:
-                    lo, hi = np.asarray(ci.sel(at).values, dtype=float)
-                    rows.append({
-                        "hparam": str(h), "hparam_kind": kinds[h], "value": label, "bucket": b, "output": out,
-                        "effect": eff, "estimate": float(est.sel(at)), "lower": lo, "upper": hi,
-                        "null_mean": float(nul.sel(at)), "n_treated": nt, "n_control": nc,
-                        "small_cell": bool(effects["small_cell"].sel(at)),
-                    })
-    return pd.DataFrame(rows, columns=["hparam", "hparam_kind", "value", "bucket", "output", "effect", "estimate",
-                                       "lower", "upper", "null_mean", "n_treated", "n_control", "small_cell"])
+    buckets = [str(b) for b in effects["bucket"].values]
+    keep = buckets if not ate else [GLOBAL_BUCKET] if GLOBAL_BUCKET in buckets else buckets[-1:] if len(buckets) == 1 else []
+    ds = effects.sel({"bucket": keep})
+    cell = ["hparam", "value", "bucket"]
+    # Y (Identity's total effect) as one more "method" of effect total, then every (effect, method)
+    y = xr.Dataset({"estimate": ds["cate_y"], "lower": ds["cate_y_ci"].sel(bound="lower", drop=True),
+                    "upper": ds["cate_y_ci"].sel(bound="upper", drop=True),
+                    "null_mean": ds["ite_y_null"].mean("image", skipna=True)})
+    e = xr.Dataset({"estimate": ds["cate_e"], "lower": ds["cate_e_ci"].sel(bound="lower", drop=True),
+                    "upper": ds["cate_e_ci"].sel(bound="upper", drop=True),
+                    "null_mean": ds["ite_e_null"].mean("image", skipna=True)})
+    frame_y = y.to_dataframe().reset_index().assign(output="Y", effect="total")
+    frame_e = e.to_dataframe().reset_index().rename(columns={"method": "output"})
+    frame_e = frame_e[~((frame_e["output"] == "identity") & (frame_e["effect"] == "total"))]  # that is Y
+    cells = xr.Dataset({"n_treated": ds["n_treated"], "n_control": ds["n_control"], "small_cell": ds["small_cell"],
+                        "label": ds["value_label"], "kind": ds["hparam_kind"]}).to_dataframe().reset_index()
+    cells = cells[(cells["label"] != "") & (cells["n_treated"] > 0) & (cells["n_control"] > 0)]
+    out = pd.concat([frame_y, frame_e], ignore_index=True).merge(cells, on=cell)
+    rank_h = {h: i for i, h in enumerate(effects["hparam"].values)}
+    rank_b = {b: i for i, b in enumerate(keep)}
+    out = out.assign(_h=out["hparam"].map(rank_h), _b=out["bucket"].map(rank_b))
+    out = out.sort_values(["_h", "value", "_b"], kind="stable")  # hparam, value, bucket; outputs as listed
+    out = out.assign(value=out["label"], hparam_kind=out["kind"], hparam=out["hparam"].astype(str),
+                     bucket=out["bucket"].astype(str))
+    columns = ["hparam", "hparam_kind", "value", "bucket", "output", "effect", "estimate", "lower", "upper",
+               "null_mean", "n_treated", "n_control", "small_cell"]
+    return out[columns].reset_index(drop=True)

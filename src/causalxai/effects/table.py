@@ -50,7 +50,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from causalxai.effects.bandwidth import MEDIAN_MODELS, median_gamma
+from causalxai.effects.bandwidth import MEDIAN_MODELS
 from causalxai.effects.correlation import hparam_mean, correlations
 from causalxai.effects.estimate import Block, BucketKernel, KernelSpec
 from causalxai.effects.groups import LOG_ROUNDED, PLACEBO, placebo_levels, treatment_groups, treatment_levels
@@ -382,7 +382,7 @@ def _median_bucket_gamma(blk: Block | None, read: Callable, key, members: np.nda
     if n > MEDIAN_MODELS:
         sub = np.sort(np.random.default_rng(seed).choice(n, MEDIAN_MODELS, replace=False))
     sb = blk.sub(sub) if blk is not None else Block.from_outputs(read(key, members[sub]))
-    return float(median_gamma(sb.pair_distances().reshape(1, -1), sb.scale().mean()[None])[0])
+    return float(sb.median_gamma(pooled=True))
 
 
 def _assemble(arrays: dict[str, Any], zoo: xr.Dataset, predictions: xr.Dataset, settings: EffectsSettings) -> xr.Dataset:
