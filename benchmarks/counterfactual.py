@@ -1,7 +1,7 @@
 """Benchmark: counterfactuals from the trained GAN (paper 004 §3.5) vs a per-sample gradient
 search (Wachter et al. 2017), on the same samples, device and classifier, in one run.
 
-* **GAN** (:func:`causalxai.counterfactual.generate.counterfactuals`): one batched pass:
+* **GAN** (:func:`causalxai.counterfactual.counterfactuals.counterfactuals`): one batched pass:
   encode, K latent candidates, decode, classify, choose. Its training time is reported
   apart (it is paid once, not per sample).
 * **Wachter-style search** (what one writes without a generator): per sample, optimise
@@ -11,10 +11,10 @@ search (Wachter et al. 2017), on the same samples, device and classifier, in one
   ``λ`` is fixed (``--wachter-lam``; the original's outer loop raising λ is left out).
 
 Both get the same metrics (validity, proximity ℓ1/ℓ2, sparsity, plausibility against the
-training split: :mod:`causalxai.counterfactual.generate`) and the rate in samples per
+training split: :mod:`causalxai.counterfactual.counterfactuals`) and the rate in samples per
 second; the table ends with the speed ratio GAN / search.
 
-The samples are those of the workflow (:func:`~causalxai.counterfactual.generate.select_samples`:
+The samples are those of the workflow (:func:`~causalxai.counterfactual.counterfactuals.select_samples`:
 every misclassified test sample plus ``--n-correct`` correct ones). The classifier and the
 GAN are trained here on the embedded digits unless given:
 
@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 
 from causalxai.counterfactual.gan import load_gan, nearest_neighbours, train_counterfactual_gan
-from causalxai.counterfactual.generate import candidate_metrics, counterfactuals, select_samples
-from causalxai.data.datasets import load_digits
-from causalxai.tracer.target import dataset_tensors, load_target_model, train_target_model
+from causalxai.counterfactual.counterfactuals import candidate_metrics, counterfactuals, select_samples
+from causalxai.data.dataset import load_digits
+from causalxai.tracer.target_model import dataset_tensors, load_target_model, train_target_model
 from causalxai.zoo.train import resolve_device
 
 

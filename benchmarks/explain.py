@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel, Saliency
 from sklearn.datasets import load_digits
 
-from causalxai.explain.saliency import grad_cam, gradient, integrated_gradients, predict, smoothgrad
+from causalxai.attribution.saliency import grad_cam, gradient, integrated_gradients, predict, smoothgrad
 from causalxai.zoo.network import ZooCNN, unflatten, zoo_layout
 
 

@@ -3,7 +3,7 @@
 One 28×28 digit (the embedded default's test image 0) through the untrained AlexNet of
 Table 2 (``alexnet28``, ``torch.manual_seed(0)``), 3×3 patches with stride 1 (676
 interventions + the original), every observed layer recorded; then the CKA of every layer
-pair, the layer groups at ε = 0.05 (:mod:`causalxai.tracer.groups`), the KL and sign per
+pair, the layer groups at ε = 0.05 (:mod:`causalxai.tracer.nodes`), the KL and sign per
 layer and intervention, and ACE with per-pixel attributions (:mod:`causalxai.tracer.ace`).
 
 The vectorised way is :func:`causalxai.tracer.analysis.analyse_samples` (batched forwards,
@@ -39,10 +39,10 @@ import scipy.stats
 import torch
 import xarray as xr
 
-from causalxai.data.datasets import load_digits
+from causalxai.data.dataset import load_digits
 from causalxai.tracer.ace import ace_dataset, output_layers
 from causalxai.tracer.analysis import analyse_samples
-from causalxai.tracer.groups import binary_matrix, layer_groups
+from causalxai.tracer.nodes import binary_matrix, layer_groups
 from causalxai.tracer.model import alexnet28, observed_layers
 
 EIGHT = ["relu1", "relu2", "relu3", "relu4", "relu5", "relu6", "relu7", "fc3"]  # §4.1: eight activation outputs

@@ -59,10 +59,10 @@ def test_real_scripts():
     scripts = ROOT / "workflow" / "scripts"
     src = package_root() / "causalxai"
     meta = {str(Path(p).relative_to(src)) for p in module_files(scripts / "meta_model.py")}
-    assert "zoo/meta_model.py" in meta and "io.py" in meta
-    assert not any(p.startswith(("tracer/", "counterfactual/", "effects/")) for p in meta)
-    groups = {str(Path(p).relative_to(src)) for p in module_files(scripts / "tracer_cka_groups.py")}
-    assert "tracer/groups.py" in groups and "tracer/cka.py" not in groups
+    assert "study/meta_model.py" in meta and "io.py" in meta
+    assert not any(p.startswith(("tracer/", "counterfactual/", "study/effects.py")) for p in meta)
+    groups = {str(Path(p).relative_to(src)) for p in module_files(scripts / "causal_nodes.py")}
+    assert "tracer/nodes.py" in groups and "tracer/cka.py" not in groups
     # every workflow script imports at least the module it is named after
     for script in scripts.glob("*.py"):
         assert module_files(script), script.name

@@ -129,7 +129,7 @@ def test_check_config_rejects(key, value, needle):
 
 def test_builtin_architectures_agree_with_the_target_module():
     from causalxai.config import BUILTIN_ARCHITECTURES
-    from causalxai.tracer.target import BUILTIN
+    from causalxai.tracer.target_model import BUILTIN
 
     assert set(BUILTIN_ARCHITECTURES) == set(BUILTIN)
 

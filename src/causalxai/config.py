@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from causalxai.zoo.buckets import assign_buckets, bucket_labels, validate_edges
+from causalxai.study.buckets import assign_buckets, bucket_labels, validate_edges
 from causalxai.zoo.hparams import CONTINUOUS
 
 __all__ = ["ConfigError", "check_config"]
@@ -26,7 +26,7 @@ class ConfigError(ValueError):
     """A config value that passes the schema but cannot work."""
 
 
-#: the architectures tracer.model.architecture knows by name (causalxai.tracer.target.BUILTIN)
+#: the architectures tracer.model.architecture knows by name (causalxai.tracer.target_model.BUILTIN)
 BUILTIN_ARCHITECTURES = ("alexnet28",)
 
 

@@ -40,7 +40,7 @@ CONFIG = {
     "tracer": {"model": {"epochs": 1}, "n_samples": 2, "interventions": {"patch": 7, "stride": 7},
                "figures": {"samples": 1}},
 }
-TARGETS = ["results/digits/effects.nc", "results/digits/tracer/cka.nc"]
+TARGETS = ["results/digits/effects.nc", "results/digits/tracer/causal_nodes.nc"]
 GPU_RULES = {"zoo_train", "predictions", "explain_shard", "target_model", "interventions"}  # resources: gpu=1
 
 pytestmark = pytest.mark.workflow

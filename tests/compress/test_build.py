@@ -130,7 +130,7 @@ def test_bad_compositions_and_models(alexnet):
 
 
 def test_save_and_load_round_trip(tmp_path, monkeypatch):
-    import causalxai.tracer.target as target
+    import causalxai.tracer.target_model as target
 
     def tiny(in_channels=1, n_classes=3, image_size=8):
         return nn.Sequential(OrderedDict([

@@ -12,7 +12,7 @@ from torch import nn
 
 from causalxai.tracer.ace import ace_dataset, binary_mask, output_layers
 from causalxai.tracer.analysis import analyse_samples
-from causalxai.tracer.groups import binary_matrix, layer_groups
+from causalxai.tracer.nodes import binary_matrix, layer_groups
 
 LAYERS = ["a", "b", "c"]
 

@@ -174,7 +174,7 @@ def test_the_placebo_is_a_null_on_the_tiny_config(finished_run):
     is not (its placebo ITE is the permutation level of no effect, well above 0)."""
     from dataclasses import replace
 
-    from causalxai.effects.table import EffectsSettings, compute_effects
+    from causalxai.study.effects import EffectsSettings, compute_effects
 
     work, _ = finished_run
     res = work / "results" / "digits"
@@ -216,7 +216,7 @@ def test_tracer_outputs_are_read_back(finished_run):
     assert np.bincount(inter["label"].values).tolist() == [1] * 10
     cka = inter["cka"].values
     assert np.isfinite(cka).all() and np.allclose(np.diagonal(cka, axis1=1, axis2=2), 1)
-    nodes = io.open(res / "tracer" / "cka.nc")
+    nodes = io.open(res / "tracer" / "causal_nodes.nc")
     assert (nodes["n_groups"] >= 1).all() and (nodes["n_groups"] <= 8).all()
     sweep = nodes["n_groups_sweep"].values
     assert (np.diff(sweep, axis=1) <= 0).all() and (sweep[:, -1] == 1).all()  # eps = 1: one node
@@ -342,7 +342,7 @@ def test_changing_eps_reruns_only_the_grouping_and_its_dependants(finished_run, 
     assert dry.returncode == 0, dry.stderr[-3000:]
     jobs = planned_jobs(dry.stdout + dry.stderr)
     assert {k: v for k, v in jobs.items() if k != "all"} == {
-        "cka_groups": 1, "ace": 1, "mechanisms": 1, "tracer_figures": 1, "tracer_sample_figures": 1, "compress": 1,
+        "causal_nodes": 1, "ace": 1, "mechanisms": 1, "tracer_figures": 1, "tracer_sample_figures": 1, "compress": 1,
         "counterfactuals": 1}, jobs
 
 

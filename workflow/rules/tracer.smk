@@ -10,7 +10,7 @@ wildcard_constraints:
 rule target_model:
     input:
         dataset="results/{dataset}/dataset.nc",
-        code=package_code("tracer_target_model.py"),
+        code=package_code("target_model.py"),
     output:
         weights="results/{dataset}/tracer/target_model.pt",
         summary="results/{dataset}/tracer/target_model.nc",
@@ -34,14 +34,14 @@ rule target_model:
     conda:
         "../../envs/causalxai.yaml"
     script:
-        "../scripts/tracer_target_model.py"
+        "../scripts/target_model.py"
 
 
 rule interventions:
     input:
         weights="results/{dataset}/tracer/target_model.pt",
         dataset="results/{dataset}/dataset.nc",
-        code=package_code("tracer_interventions.py"),
+        code=package_code("interventions.py"),
     output:
         interventions="results/{dataset}/tracer/interventions.nc",
     params:
@@ -61,33 +61,33 @@ rule interventions:
     conda:
         "../../envs/causalxai.yaml"
     script:
-        "../scripts/tracer_interventions.py"
+        "../scripts/interventions.py"
 
 
-rule cka_groups:
+rule causal_nodes:
     input:
         interventions="results/{dataset}/tracer/interventions.nc",
-        code=package_code("tracer_cka_groups.py"),
+        code=package_code("causal_nodes.py"),
     output:
-        cka="results/{dataset}/tracer/cka.nc",
+        nodes="results/{dataset}/tracer/causal_nodes.nc",
     params:
         eps=config["tracer"]["cka"]["eps"],
         eps_sweep=config["tracer"]["cka"]["eps_sweep"],
     log:
-        "logs/{dataset}/tracer/cka_groups.log",
+        "logs/{dataset}/tracer/causal_nodes.log",
     benchmark:
-        "results/benchmarks/{dataset}/tracer/cka_groups.tsv"
+        "results/benchmarks/{dataset}/tracer/causal_nodes.tsv"
     conda:
         "../../envs/causalxai.yaml"
     script:
-        "../scripts/tracer_cka_groups.py"
+        "../scripts/causal_nodes.py"
 
 
 rule ace:
     input:
         interventions="results/{dataset}/tracer/interventions.nc",
-        cka="results/{dataset}/tracer/cka.nc",
-        code=package_code("tracer_ace.py"),
+        nodes="results/{dataset}/tracer/causal_nodes.nc",
+        code=package_code("ace.py"),
     output:
         ace="results/{dataset}/tracer/ace.nc",
     params:
@@ -99,14 +99,14 @@ rule ace:
     conda:
         "../../envs/causalxai.yaml"
     script:
-        "../scripts/tracer_ace.py"
+        "../scripts/ace.py"
 
 
 rule mechanisms:
     input:
         interventions="results/{dataset}/tracer/interventions.nc",
-        cka="results/{dataset}/tracer/cka.nc",
-        code=package_code("tracer_mechanisms.py"),
+        nodes="results/{dataset}/tracer/causal_nodes.nc",
+        code=package_code("mechanisms.py"),
     output:
         mechanisms="results/{dataset}/tracer/mechanisms.nc",
         table=report(
@@ -122,14 +122,14 @@ rule mechanisms:
     conda:
         "../../envs/causalxai.yaml"
     script:
-        "../scripts/tracer_mechanisms.py"
+        "../scripts/mechanisms.py"
 
 
 rule reliability:
     input:
         weights="results/{dataset}/tracer/target_model.pt",
         dataset="results/{dataset}/dataset.nc",
-        code=package_code("tracer_reliability.py"),
+        code=package_code("reliability.py"),
     output:
         reliability="results/{dataset}/tracer/reliability.nc",
         table=report(
@@ -154,12 +154,12 @@ rule reliability:
     conda:
         "../../envs/causalxai.yaml"
     script:
-        "../scripts/tracer_reliability.py"
+        "../scripts/reliability.py"
 
 
 rule tracer_figures:
     input:
-        cka="results/{dataset}/tracer/cka.nc",
+        nodes="results/{dataset}/tracer/causal_nodes.nc",
         mechanisms="results/{dataset}/tracer/mechanisms.nc",
         reliability="results/{dataset}/tracer/reliability.nc",
         code=package_code("tracer_figures.py"),
@@ -201,7 +201,7 @@ rule tracer_figures:
 rule tracer_sample_figures:
     input:
         interventions="results/{dataset}/tracer/interventions.nc",
-        cka="results/{dataset}/tracer/cka.nc",
+        nodes="results/{dataset}/tracer/causal_nodes.nc",
         ace="results/{dataset}/tracer/ace.nc",
         code=package_code("tracer_sample_figures.py"),
     output:

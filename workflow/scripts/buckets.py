@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src")) 
 
 from causalxai.io import atomic_path, open as open_result, write_dataset  # noqa: E402
 from causalxai.plots.buckets import plot_accuracy_buckets  # noqa: E402
-from causalxai.zoo.buckets import make_buckets  # noqa: E402
+from causalxai.study.buckets import make_buckets  # noqa: E402
 
 p = snakemake.params  # noqa: F821
 zoo = open_result(snakemake.input.zoo)  # noqa: F821

@@ -15,7 +15,7 @@ from causalxai.compress.measure import METRICS, compress_dataset  # noqa: E402
 from causalxai.io import atomic_path, open as open_result, write_dataset  # noqa: E402
 from causalxai.plots.compress import plot_compression  # noqa: E402
 from causalxai.tracer.model import observed_layers  # noqa: E402
-from causalxai.tracer.target import dataset_tensors, load_target_model  # noqa: E402
+from causalxai.tracer.target_model import dataset_tensors, load_target_model  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 p = snakemake.params  # noqa: F821

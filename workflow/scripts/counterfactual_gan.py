@@ -11,7 +11,7 @@ import torch  # noqa: E402
 
 from causalxai.counterfactual.gan import history_dataset, save_gan, train_counterfactual_gan  # noqa: E402
 from causalxai.io import open as open_result, write_dataset  # noqa: E402
-from causalxai.tracer.target import dataset_tensors, load_target_model  # noqa: E402
+from causalxai.tracer.target_model import dataset_tensors, load_target_model  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 p = snakemake.params  # noqa: F821

@@ -12,16 +12,16 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src")) 
 import torch  # noqa: E402
 
 from causalxai.counterfactual.gan import load_gan  # noqa: E402
-from causalxai.counterfactual.generate import (  # noqa: E402
+from causalxai.counterfactual.counterfactuals import (  # noqa: E402
     counterfactual_table,
     counterfactuals,
     select_samples,
     tracer_comparison,
 )
 from causalxai.io import atomic_path, open as open_result, write_dataset  # noqa: E402
-from causalxai.plots.counterfactual import plot_counterfactuals  # noqa: E402
+from causalxai.plots.counterfactuals import plot_counterfactuals  # noqa: E402
 from causalxai.tracer.model import observed_layers  # noqa: E402
-from causalxai.tracer.target import dataset_tensors, load_target_model  # noqa: E402
+from causalxai.tracer.target_model import dataset_tensors, load_target_model  # noqa: E402
 from causalxai.zoo.train import resolve_device  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821

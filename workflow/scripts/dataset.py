@@ -7,7 +7,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 logging.basicConfig(stream=sys.stderr, level=logging.INFO)
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
 
-from causalxai.data.datasets import load_dataset  # noqa: E402
+from causalxai.data.dataset import load_dataset  # noqa: E402
 from causalxai.io import write_dataset  # noqa: E402
 
 p = snakemake.params  # noqa: F821

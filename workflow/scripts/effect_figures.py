@@ -6,7 +6,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
 
 from causalxai.io import open as open_result  # noqa: E402
-from causalxai.plots.effects import (  # noqa: E402
+from causalxai.plots.effect_figures import (  # noqa: E402
     plot_correlations,
     plot_ite_by_bucket,
     plot_ite_by_hparam,

@@ -11,8 +11,8 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src")) 
 
 import torch  # noqa: E402
 
-from causalxai.effects.summary import cate_table  # noqa: E402
-from causalxai.effects.table import EffectsSettings, compute_effects  # noqa: E402
+from causalxai.study.estimators.summary import cate_table  # noqa: E402
+from causalxai.study.effects import EffectsSettings, compute_effects  # noqa: E402
 from causalxai.io import atomic_path, open as open_result, write_dataset  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821

@@ -11,11 +11,11 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src")) 
 
 import torch  # noqa: E402
 
-from causalxai.effects.sensitivity import SensitivityGrid, sensitivity_table  # noqa: E402
-from causalxai.effects.table import EffectsSettings  # noqa: E402
-from causalxai.explain.suite import ExplainSettings  # noqa: E402
+from causalxai.study.effects_sensitivity import SensitivityGrid, sensitivity_table  # noqa: E402
+from causalxai.study.effects import EffectsSettings  # noqa: E402
+from causalxai.study.explain import ExplainSettings  # noqa: E402
 from causalxai.io import atomic_path, open as open_result  # noqa: E402
-from causalxai.plots.sensitivity import plot_sensitivity  # noqa: E402
+from causalxai.plots.effects_sensitivity import plot_sensitivity  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 p = snakemake.params  # noqa: F821

@@ -7,7 +7,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 logging.basicConfig(stream=sys.stderr, level=logging.INFO)
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
 
-from causalxai.explain.suite import ExplainSettings, gather, normalise_explanations  # noqa: E402
+from causalxai.study.explain import ExplainSettings, gather, normalise_explanations  # noqa: E402
 from causalxai.io import open as open_result, write_dataset  # noqa: E402
 
 cfg = dict(snakemake.params.explain)  # noqa: F821

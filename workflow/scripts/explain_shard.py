@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src")) 
 
 import torch  # noqa: E402
 
-from causalxai.explain.suite import ExplainSettings, explain_zoo, model_shard  # noqa: E402
+from causalxai.study.explain import ExplainSettings, explain_zoo, model_shard  # noqa: E402
 from causalxai.io import open as open_result, write_dataset  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821

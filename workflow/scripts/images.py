@@ -5,7 +5,7 @@ from pathlib import Path
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
 
-from causalxai.data.probes import select_probe_images  # noqa: E402
+from causalxai.data.images import select_probe_images  # noqa: E402
 from causalxai.io import open as open_result, write_dataset  # noqa: E402
 
 p = snakemake.params  # noqa: F821

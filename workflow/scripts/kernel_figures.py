@@ -6,9 +6,9 @@ from pathlib import Path
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
 
-from causalxai.effects.kernels import kernel_comparison, kernel_examples  # noqa: E402
+from causalxai.study.kernel_figures import kernel_comparison, kernel_examples  # noqa: E402
 from causalxai.io import open as open_result  # noqa: E402
-from causalxai.plots.kernels import plot_kernel_comparison, plot_kernel_examples  # noqa: E402
+from causalxai.plots.kernel_figures import plot_kernel_comparison, plot_kernel_examples  # noqa: E402
 
 p = snakemake.params  # noqa: F821
 inp = snakemake.input  # noqa: F821

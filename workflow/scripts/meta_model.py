@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src")) 
 import torch  # noqa: E402
 
 from causalxai.io import open as open_result, write_dataset  # noqa: E402
-from causalxai.zoo.meta_model import fit_meta_model  # noqa: E402
+from causalxai.study.meta_model import fit_meta_model  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 p = snakemake.params  # noqa: F821

@@ -6,7 +6,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
 
 from causalxai.io import open as open_result  # noqa: E402
-from causalxai.plots.predictions import plot_prediction_distributions  # noqa: E402
+from causalxai.plots.prediction_figure import plot_prediction_distributions  # noqa: E402
 
 inp = snakemake.input  # noqa: F821
 plot_prediction_distributions(

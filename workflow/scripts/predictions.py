@@ -7,7 +7,8 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src")) 
 
 import torch  # noqa: E402
 
-from causalxai.explain.suite import ExplainSettings, predict_zoo  # noqa: E402
+from causalxai.study.explain import ExplainSettings
+from causalxai.study.predictions import predict_zoo  # noqa: E402
 from causalxai.io import open as open_result, write_dataset  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821

@@ -9,10 +9,10 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO)
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
 
 from causalxai.io import open as open_result  # noqa: E402
-from causalxai.plots.tracer import plot_causal_graph, plot_contributions  # noqa: E402
+from causalxai.plots.tracer_sample_figures import plot_causal_graph, plot_contributions  # noqa: E402
 
 inp, out = snakemake.input, snakemake.output  # noqa: F821
-nodes = open_result(inp.cka)
+nodes = open_result(inp.nodes)
 position = snakemake.params.position  # noqa: F821
 if position >= nodes.sizes["sample"]:
     raise ValueError(f"tracer.figures.samples asks for sample position {position}, but only "

@@ -398,7 +398,7 @@ def save_compressed_models(
 
 def load_compressed_models(path: str | os.PathLike[str]) -> dict[str, nn.Sequential]:
     """The models written by :func:`save_compressed_models`, in eval mode on the CPU."""
-    from causalxai.tracer.target import build_classifier
+    from causalxai.tracer.target_model import build_classifier
 
     path = Path(path)
     try:

@@ -49,7 +49,7 @@ nearest-neighbour term.
 * **Validity term** (not in the paper): ``cls_weight · CE(f(x*), y*)`` with ``f`` the
   frozen classifier. Default 0, i.e. the paper's loss; validity comes from the
   nearest-neighbour term (``x*`` is pulled towards a real image of the target class) and
-  from choosing among latent candidates (:mod:`causalxai.counterfactual.generate`).
+  from choosing among latent candidates (:mod:`causalxai.counterfactual.counterfactuals`).
   ``history['validity']`` reports, after each epoch, the share of counterfactuals of a
   fixed seeded batch of ``n_eval`` training images (targets drawn as above) that the
   classifier assigns to their target, and ``loss_cls`` their cross-entropy (the training

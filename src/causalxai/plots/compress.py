@@ -2,7 +2,7 @@
 
 ``compress.nc`` (dim ``model``: ``original``, ``C1``, …) holds ``n_params``,
 ``test_accuracy``, ``compression`` (share of the original's parameters removed),
-``n_nodes``, ``coverage`` and the cost figures. As in :mod:`causalxai.plots.tracer`,
+``n_nodes``, ``coverage`` and the cost figures. As in :mod:`causalxai.plots.tracer_figures`,
 :func:`compression_frame` returns the plotted numbers and :func:`plot_compression` writes
 the PNG atomically and returns the closed figure.
 """

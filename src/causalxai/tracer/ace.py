@@ -1,6 +1,6 @@
 """Average causal effects per causal node and feature attributions (paper 004 Def. 5, App. B):
 ``ace.nc`` from ``interventions.nc`` (:mod:`causalxai.tracer.analysis`) and the layer groups
-of ``cka.nc`` (:mod:`causalxai.tracer.groups`).
+of ``causal_nodes.nc`` (:mod:`causalxai.tracer.nodes`).
 
 For sample ``x``, causal node (layer group) ``g`` and intervention ``x'``:
 
@@ -101,7 +101,7 @@ def _pair(v: Any) -> tuple[int, int]:
 
 def _aligned_groups(interventions: xr.Dataset, groups: xr.DataArray) -> np.ndarray:
     if not isinstance(groups, xr.DataArray) or set(groups.dims) != {"sample", "layer"}:
-        raise ValueError("ace_dataset: groups must be a DataArray (sample, layer) of group ids, as cka.nc's 'group'")
+        raise ValueError("ace_dataset: groups must be a DataArray (sample, layer) of group ids, as causal_nodes.nc's 'group'")
     g = groups
     if "sample" in g.coords:
         missing = sorted(set(interventions["sample"].values.tolist()) - set(g["sample"].values.tolist()))
@@ -135,7 +135,7 @@ def ace_dataset(
     Args:
         interventions: :func:`~causalxai.tracer.analysis.analyse_samples`' dataset (needs
             ``kl``, ``sign`` and the attrs ``patch_size``, ``stride``, ``height``, ``width``).
-        groups: ``group (sample, layer)`` ids ``0 … G−1`` in layer order (cka.nc); aligned by
+        groups: ``group (sample, layer)`` ids ``0 … G−1`` in layer order (causal_nodes.nc); aligned by
             the ``sample``/``layer`` coordinates when it has them.
         mask_threshold: :func:`binary_mask`'s threshold for the explanation mask.
         top_k: how many top features per node (at most ``height·width``).

@@ -1,7 +1,7 @@
 """Global mechanisms: how many samples each causal mechanism explains (paper 004 §4.3, App. E, Fig. 11).
 
 TRACER's local analysis of one sample partitions the observed layers into causal nodes
-(layer groups, :mod:`causalxai.tracer.groups`). Over a class-balanced sample of inputs
+(layer groups, :mod:`causalxai.tracer.nodes`). Over a class-balanced sample of inputs
 (:func:`class_balanced_samples`; App. E: "random sampling within all classes") the same
 partition recurs: a **mechanism** is one distinct partition of the layers, identified by
 its *composition*, e.g. ``"relu1+relu2|relu3+relu4+relu5|relu6+relu7+fc3"`` (groups in

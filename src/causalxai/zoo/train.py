@@ -338,7 +338,7 @@ def build_trained_zoo(dataset: xr.Dataset, cfg: Mapping[str, Any], progress: boo
 
     Args:
         dataset: preprocessed images with ``split`` and ``label`` (see
-            :func:`causalxai.data.datasets.load_dataset`).
+            :func:`causalxai.data.dataset.load_dataset`).
         cfg: ``n_models``, ``seed``, ``device``, ``epochs``, ``batch_size``,
             ``chunk_size`` and ``hparams`` (the config's ``zoo.train`` plus the rest).
     """

@@ -1,0 +1,379 @@
+"""Figures of the TRACER steps (rule ``tracer_figures``; paper 004 Fig. 3, 11, 12 and App. G), read from
+their netCDF files; one sample's figures (Fig. 2, 5) are in :mod:`causalxai.plots.tracer_sample_figures`.
+
+As in :mod:`causalxai.plots.effect_figures`, each ``plot_*`` function draws from small ``*_frame``
+helpers that return the plotted numbers (so what a figure shows can be checked against the
+dataset), writes a PNG atomically and returns the (closed) figure for inspection.
+
+Inputs (dims in brackets):
+
+* ``interventions.nc``: ``image (sample, y, x)`` in [-1, 1], ``label (sample)``, ``pred (sample)``,
+  ``cka (sample, layer_i, layer_j)``.
+* ``causal_nodes.nc``: ``cka (sample, layer_i, layer_j)``, ``group (sample, layer)`` (ids 0..G-1 in layer
+  order), ``n_groups (sample)``, ``link (sample, group_a, group_b)`` (bool, from the earlier to the
+  later group, padded with False), ``group_sweep (sample, eps, layer)``, ``n_groups_sweep (sample,
+  eps)``; attribute ``eps`` (the chosen ε).
+* ``ace.nc``: ``attribution (sample, group, y, x)``, ``ace (sample, group)`` (both NaN for padded
+  groups), ``mask (sample, y, x)``, ``output_layer (sample, group)``.
+* ``mechanisms.nc``: dim ``mechanism``; ``n_nodes``, ``composition`` ("conv1+relu1|conv2|…"),
+  ``n_samples``, ``share``, ``coverage`` (cumulative share).
+* ``reliability.nc``: ``score (method, trial)``, ``mean (method)``, ``std (method)``.
+
+A sample that is not in a dataset raises :class:`ValueError` naming it and the available ones.
+"""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+import xarray as xr  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
+
+from causalxai.plots._figure import DPI, save_figure as _save  # noqa: E402,F401
+
+__all__ = [
+    "compact_group",
+    "coverage_frame",
+    "eps_sweep_frame",
+    "plot_cka",
+    "plot_coverage",
+    "plot_eps_sweep",
+    "plot_reliability",
+    "reliability_frame",
+    "short_composition",
+]
+
+MAX_CKA_PANELS = 4
+MAX_WIDTH = 30.0  # inches: keeps every PNG under 3,600 px wide at DPI 120
+MAX_COVERAGE_LABELS = 12
+METHOD_NAMES = {
+    "tracer": "TRACER",
+    "gradient": "Gradient",
+    "smoothgrad": "SmoothGrad",
+    "integrated_gradients": "Integrated Gradients",
+    "grad_cam": "Grad-CAM",
+    "lime": "LIME",
+    "kernel_shap": "KernelSHAP",
+    "lrp": "LRP",
+}
+TRACER_COLOR = "#d62728"
+OTHER_COLOR = "#9aa5b1"
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _strs(values) -> list[str]:
+    return [str(v) for v in np.asarray(values).tolist()]
+
+
+
+
+def _need(ds: xr.Dataset, names, what: str) -> None:
+    missing = [n for n in names if n not in ds.variables]
+    if missing:
+        have = ", ".join(sorted(map(str, ds.data_vars))) or "none"
+        raise ValueError(f"{what} lacks {', '.join(missing)} (it holds: {have}); is it the output of the right step?")
+
+
+def _sample_ids(ds: xr.Dataset) -> list:
+    return np.asarray(ds["sample"].values).tolist() if "sample" in ds.coords else list(range(ds.sizes.get("sample", 0)))
+
+
+def _check_sample(ds: xr.Dataset, sample, what: str) -> dict:
+    """The ``.sel`` indexer of ``sample``; a ValueError naming it and the available ones if absent."""
+    ids = _sample_ids(ds)
+    if sample not in ids:
+        shown = ", ".join(map(str, ids[:20])) + (f", … ({len(ids)} in all)" if len(ids) > 20 else "")
+        raise ValueError(f"sample {sample!r} is not in {what}; available samples: {shown or 'none'}")
+    return {"sample": sample} if "sample" in ds.coords else {"sample": ids.index(sample)}
+
+
+def _name(method: str) -> str:
+    return METHOD_NAMES.get(method, method)
+
+
+def compact_group(names: list[str], max_names: int = 3) -> str:
+    """Member layer names of a causal node joined by '+'; long runs keep the first and last."""
+    names = [str(n) for n in names]
+    if len(names) <= max_names:
+        return "+".join(names)
+    return f"{names[0]}+…+{names[-1]} ({len(names)})"
+
+
+def short_composition(composition: str, max_groups: int = 4) -> str:
+    """A mechanism's composition ("conv1+relu1|conv2|…") shortened for a tick label:
+    a node of several layers becomes "first…last", and long chains keep 2 nodes, "…", the last."""
+    parts = [p for p in str(composition).split("|") if p]
+    nodes = []
+    for p in parts:
+        members = p.split("+")
+        nodes.append(members[0] if len(members) == 1 else f"{members[0]}…{members[-1]}")
+    if len(nodes) > max_groups:
+        nodes = [*nodes[:2], "…", nodes[-1]]
+    return " | ".join(nodes)
+
+
+def _cka_matrix(cka_ds: xr.Dataset, sel: dict) -> tuple[np.ndarray, list[str]]:
+    cka = cka_ds["cka"].sel(sel).transpose("layer_i", "layer_j")
+    names = _strs(cka["layer_i"].values) if "layer_i" in cka.coords else _strs(cka_ds["layer"].values)
+    return np.asarray(cka.values, dtype=float), names
+
+
+def _heatmap(ax, matrix: np.ndarray, names: list[str], cbar: bool = True, cbar_ax=None) -> None:
+    annot = matrix.shape[0] <= 10
+    sns.heatmap(matrix, ax=ax, vmin=0.0, vmax=1.0, cmap="viridis", square=True, cbar=cbar, cbar_ax=cbar_ax,
+                xticklabels=names, yticklabels=names, annot=annot, fmt=".2f",
+                annot_kws={"fontsize": 6}, cbar_kws={"label": "linear CKA"} if cbar else None)
+    ax.tick_params(labelsize=7)
+    ax.set_xticklabels(ax.get_xticklabels(), rotation=90)
+    ax.set_yticklabels(ax.get_yticklabels(), rotation=0)
+
+
+def _group_runs(groups: np.ndarray) -> list[tuple[int, int, int]]:
+    """(group id, first layer index, number of layers) of each group, in layer order."""
+    runs = []
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        runs.append((int(g), int(idx[0]), int(idx.size)))
+    return sorted(runs, key=lambda r: r[1])
+
+
+# --- frames --------------------------------------------------------------------------------
+
+
+
+
+def eps_sweep_frame(cka_ds: xr.Dataset) -> pd.DataFrame:
+    """Number of causal nodes per (sample, ε) (App. G): rows (sample, eps, n_groups)."""
+    _need(cka_ds, ["n_groups_sweep"], "causal_nodes.nc")
+    da = cka_ds["n_groups_sweep"].transpose("sample", "eps")
+    idx = pd.MultiIndex.from_product([_sample_ids(cka_ds), np.asarray(da["eps"].values, dtype=float).tolist()],
+                                     names=["sample", "eps"])
+    return pd.DataFrame({"n_groups": np.asarray(da.values).astype(int).ravel()}, index=idx).reset_index()
+
+
+
+
+def coverage_frame(mech_ds: xr.Dataset) -> pd.DataFrame:
+    """One row per mechanism in the dataset's order: (mechanism, n_nodes, composition,
+    label, n_samples, share, coverage); ``label`` is the tick label of Fig. 11."""
+    _need(mech_ds, ["n_nodes", "composition", "n_samples", "share", "coverage"], "mechanisms.nc")
+    n = mech_ds.sizes["mechanism"]
+    mech = np.asarray(mech_ds["mechanism"].values).tolist() if "mechanism" in mech_ds.coords else list(range(n))
+    df = pd.DataFrame({
+        "mechanism": mech,
+        "n_nodes": np.asarray(mech_ds["n_nodes"].values).astype(int),
+        "composition": _strs(mech_ds["composition"].values),
+        "n_samples": np.asarray(mech_ds["n_samples"].values).astype(int),
+        "share": np.asarray(mech_ds["share"].values, dtype=float),
+        "coverage": np.asarray(mech_ds["coverage"].values, dtype=float),
+    })
+    df.insert(3, "label", [f"{k} node{'s' if k != 1 else ''}\n" + short_composition(c).replace(" | ", "\n")
+                           for k, c in zip(df["n_nodes"], df["composition"])])
+    return df
+
+
+def reliability_frame(rel_ds: xr.Dataset) -> pd.DataFrame:
+    """One row per method in the dataset's order: (method, name, mean, std, n_trials),
+    ``n_trials`` counting finite scores; NaN kept (a method that did not run)."""
+    _need(rel_ds, ["mean", "std"], "reliability.nc")
+    methods = _strs(rel_ds["method"].values)
+    if "score" in rel_ds:
+        n = np.isfinite(np.asarray(rel_ds["score"].transpose("method", ...).values, dtype=float)).sum(axis=-1)
+    else:
+        n = np.zeros(len(methods), dtype=int)
+    return pd.DataFrame({
+        "method": methods,
+        "name": [_name(m) for m in methods],
+        "mean": np.asarray(rel_ds["mean"].values, dtype=float),
+        "std": np.asarray(rel_ds["std"].values, dtype=float),
+        "n_trials": np.asarray(n).astype(int),
+    })
+
+
+# --- figures -------------------------------------------------------------------------------
+
+
+
+
+
+
+def plot_cka(cka_ds: xr.Dataset, path: str | os.PathLike[str], samples=None) -> Figure:
+    """CKA heat maps (vmin 0, vmax 1) of up to four samples side by side, one shared colour bar;
+    ``samples`` defaults to the first four of the dataset."""
+    _need(cka_ds, ["cka"], "the CKA dataset")
+    ids = _sample_ids(cka_ds)
+    if samples is None:
+        samples = ids[:MAX_CKA_PANELS]
+    elif np.ndim(samples) == 0:
+        samples = [samples]
+    samples = list(samples)
+    if not 1 <= len(samples) <= MAX_CKA_PANELS:
+        raise ValueError(f"plot_cka draws 1 to {MAX_CKA_PANELS} samples, got {len(samples)}: {samples}")
+    sels = [_check_sample(cka_ds, s, "the CKA dataset") for s in samples]
+    sns.set_theme(style="white")
+    n = len(samples)
+    n_layers = cka_ds.sizes["layer_i"]
+    side = min(2.6 + 0.22 * n_layers, (MAX_WIDTH - 0.8) / n)
+    fig = plt.figure(figsize=(side * n + 0.8, side + 0.6))
+    grid = fig.add_gridspec(1, n + 1, width_ratios=[1.0] * n + [0.05])
+    cax = fig.add_subplot(grid[0, n])
+    for k, (s, sel) in enumerate(zip(samples, sels)):
+        ax = fig.add_subplot(grid[0, k])
+        matrix, names = _cka_matrix(cka_ds, sel)
+        _heatmap(ax, matrix, names, cbar=k == 0, cbar_ax=cax if k == 0 else None)
+        title = f"sample {s}"
+        if "n_groups" in cka_ds:
+            ng = int(cka_ds["n_groups"].sel(sel))
+            title += f": {ng} node{'s' if ng != 1 else ''}"
+        ax.set_title(title, fontsize=10)
+        if k:
+            ax.set_yticklabels([])
+    fig.suptitle("linear CKA between layer activations over the interventions")
+    fig.tight_layout()
+    return _save(fig, path, bbox_inches="tight")
+
+
+def plot_eps_sweep(cka_ds: xr.Dataset, path: str | os.PathLike[str]) -> Figure:
+    """Paper 004 App. G (Fig. 12): left the number of causal nodes per ε (one thin line per
+    sample, the mean with the min–max range over samples); right the group of every layer at
+    each ε for the first sample (one row per ε). ε are evenly spaced on the axis."""
+    _need(cka_ds, ["group_sweep", "n_groups_sweep"], "causal_nodes.nc")
+    df = eps_sweep_frame(cka_ds)
+    eps = np.asarray(cka_ds["eps"].values, dtype=float)
+    x = np.arange(eps.size)
+    table = df.pivot(index="sample", columns="eps", values="n_groups").reindex(columns=eps.tolist())
+    table = table.reindex(_sample_ids(cka_ds))
+    chosen = cka_ds.attrs.get("eps")
+    sns.set_theme(style="whitegrid")
+    n_layers = cka_ds.sizes["layer"]
+    fig, (ax, ax_s) = plt.subplots(1, 2, figsize=(min(MAX_WIDTH, 5.0 + max(4.0, 0.45 * n_layers)), 4.2),
+                                   gridspec_kw={"width_ratios": [1.0, max(1.0, 0.09 * n_layers)]})
+    for s, row in table.iterrows():
+        ax.plot(x, row.values.astype(float), color="0.55", lw=0.6, alpha=0.5, gid=f"sample {s}")
+    values = table.values.astype(float)
+    ax.fill_between(x, values.min(axis=0), values.max(axis=0), color="C0", alpha=0.18, label="range over samples")
+    ax.plot(x, values.mean(axis=0), color="C0", marker="o", lw=2.0, label=f"mean over {len(table)} samples",
+            gid="mean")
+    if chosen is not None and np.isclose(eps, float(chosen)).any():
+        ax.axvline(x[np.isclose(eps, float(chosen))][0], color="C3", ls="--", lw=1.0,
+                   label=f"chosen ε = {float(chosen):g}")
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{e:g}" for e in eps])
+    ax.set_xlabel("ε (layers merge when CKA ≥ 1 − ε)")
+    ax.set_ylabel("number of causal nodes")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(bottom=0)
+    ax.legend(frameon=False, fontsize=8)
+    ax.set_title("causal nodes vs ε", fontsize=10)
+
+    first = _sample_ids(cka_ds)[0]
+    strip = np.asarray(cka_ds["group_sweep"].sel(_check_sample(cka_ds, first, "causal_nodes.nc"))
+                       .transpose("eps", "layer").values).astype(int)
+    n_colors = max(int(strip.max()) + 1, 1)
+    cmap = ListedColormap(sns.color_palette("tab20", 20)[: min(n_colors, 20)] if n_colors <= 20
+                          else sns.color_palette("husl", n_colors))
+    ax_s.imshow(strip, cmap=cmap, vmin=-0.5, vmax=n_colors - 0.5, aspect="auto", interpolation="nearest")
+    if strip.size <= 400:
+        for (i, j), g in np.ndenumerate(strip):
+            ax_s.text(j, i, f"G{g + 1}", ha="center", va="center", fontsize=6)
+    ax_s.set_xticks(range(n_layers))
+    ax_s.set_xticklabels(_strs(cka_ds["layer"].values), rotation=90, fontsize=7)
+    ax_s.set_yticks(range(eps.size))
+    ax_s.set_yticklabels([f"ε = {e:g}" for e in eps], fontsize=8)
+    if chosen is not None:
+        for lab, e in zip(ax_s.get_yticklabels(), eps):
+            if np.isclose(e, float(chosen)):
+                lab.set_fontweight("bold")
+    ax_s.grid(False)
+    ax_s.set_title(f"layer groups of sample {first}", fontsize=10)
+    fig.suptitle("impact of ε on the causal graph (paper 004 App. G)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+
+
+def plot_coverage(mech_ds: xr.Dataset, path: str | os.PathLike[str]) -> Figure:
+    """Paper 004 Fig. 11: one bar per distinct mechanism (its number of causal nodes and
+    shortened composition below it) with the share of samples it explains, and on a twin axis
+    the cumulative coverage."""
+    df = coverage_frame(mech_ds)
+    x = np.arange(len(df))
+    sns.set_theme(style="whitegrid")
+    fig, ax = plt.subplots(figsize=(min(MAX_WIDTH, max(5.5, 1.6 * len(df) + 2.0)), 5.2))
+    bars = ax.bar(x, df["share"].values, color="C0", alpha=0.85, label="share of samples")
+    for rect, share, n in zip(bars, df["share"], df["n_samples"]):
+        if np.isfinite(share):
+            ax.annotate(f"{share:.1%}\n(n={n})", (rect.get_x() + rect.get_width() / 2, rect.get_height()),
+                        ha="center", va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points")
+    ax.set_xticks(x)
+    many = len(df) > MAX_COVERAGE_LABELS  # then only the number of nodes fits under a bar
+    labels = [lab.split("\n")[0] for lab in df["label"]] if many else df["label"].tolist()
+    ax.set_xticklabels(labels, fontsize=7, rotation=0 if len(df) <= 4 else 30,
+                       ha="center" if len(df) <= 4 else "right")
+    ax.set_ylabel("share of samples")
+    ax.set_ylim(0, 1.12)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("causal mechanism (number of nodes, composition)")
+    ax2 = ax.twinx()
+    ax2.plot(x, df["coverage"].values, color="C3", marker="o", lw=1.8, label="cumulative coverage")
+    ax2.set_ylim(0, 1.12)
+    ax2.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax2.set_ylabel("cumulative coverage")
+    ax2.grid(False)
+    handles = [bars, *ax2.get_lines()]
+    ax.legend(handles, [h.get_label() for h in handles], loc="center right", frameon=False, fontsize=8)
+    total = int(df["n_samples"].sum())
+    fig.suptitle(f"generalisation of causal mechanisms over {total} samples")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_reliability(rel_ds: xr.Dataset, path: str | os.PathLike[str]) -> Figure:
+    """Paper 004 Fig. 3: one bar per explanation method, the mean reliability score (share of
+    predictions that change when a fraction of the method's mask is perturbed) with ± std
+    error bars and the trials as dots; TRACER highlighted. A method without scores is "n/a"."""
+    df = reliability_frame(rel_ds)
+    x = np.arange(len(df))
+    colors = [TRACER_COLOR if m == "tracer" else OTHER_COLOR for m in df["method"]]
+    sns.set_theme(style="whitegrid")
+    fig, ax = plt.subplots(figsize=(max(5.5, 0.85 * len(df) + 2.0), 4.2))
+    bars = ax.bar(x, np.nan_to_num(df["mean"].values, nan=0.0), color=colors, edgecolor="0.2", linewidth=0.6)
+    ax.errorbar(x, df["mean"].values, yerr=df["std"].values, fmt="none", ecolor="0.15", capsize=4, lw=1.0,
+                gid="std")
+    if "score" in rel_ds:
+        score = np.asarray(rel_ds["score"].transpose("method", ...).values, dtype=float)
+        for i, s in enumerate(score):
+            s = s[np.isfinite(s)]
+            jitter = np.linspace(-0.18, 0.18, s.size) if s.size > 1 else np.zeros(s.size)
+            ax.scatter(x[i] + jitter, s, s=7, color="0.1", alpha=0.5, zorder=3, linewidths=0)
+    for i, m in enumerate(df["mean"]):
+        if not np.isfinite(m):
+            bars[i].set_visible(False)
+            ax.text(x[i], 0.02, "n/a", ha="center", va="bottom", fontsize=8, color="0.3")
+    ax.set_xticks(x)
+    ax.set_xticklabels(df["name"].tolist(), rotation=30, ha="right")
+    for lab, m in zip(ax.get_xticklabels(), df["method"]):
+        if m == "tracer":
+            lab.set_fontweight("bold")
+            lab.set_color(TRACER_COLOR)
+    top = np.nanmax(np.concatenate([(df["mean"] + df["std"].fillna(0)).values, [1.0]]))
+    ax.set_ylim(0, max(1.0, float(top)) * 1.05)
+    ax.set_ylabel("reliability score\n(share of changed predictions)")
+    trials = int(df["n_trials"].max()) if len(df) else 0
+    p = rel_ds.attrs.get("p", rel_ds.attrs.get("fraction"))
+    what = f"mean ± std over {trials} trials" + (f", p = {float(p):g}" if p is not None else "")
+    ax.set_title(f"reliability of explanation methods ({what})", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,501 @@
+"""The effects step: ITE_Y and ITE_E for every hyperparameter, value, bucket and image, with
+bootstrap intervals, a placebo and permutation p-values; their correlations; the split into
+direct and mediated effects (paper 000 eq. 4, Fig. 2-4, 16).
+
+``effects.nc`` holds (dims in brackets; ``bound`` = lower, upper of a percentile bootstrap
+interval at ``ci_level``):
+
+* ``ite_y[hparam, value, bucket, image]``: the effect of ``hparam = value`` (w.r.t. every
+  other value, within the bucket) on the prediction Y; ``ite_e[effect, method, ...]`` the
+  same on each explanation E, ``identity`` (E := Y) the reference method. ``effect =
+  total`` uses the maps of each model's predicted class, ``direct`` those of a randomly
+  permuted class (H → Y → E severed, :mod:`causalxai.study.explain`);
+  ``ite_e_mediated`` = total − direct;
+* the null: ``ite_y_null``/``ite_e_null``, the mean ITE over label permutations within the
+  cell (what eq. (4) gives for "no effect": it is not 0), and ``p_value_y``/``p_value_e``,
+  the permutation p-values (:mod:`causalxai.study.estimators.resample`); the hyperparameter
+  ``placebo`` (``hparam_kind = placebo``), drawn at random per model, carried through
+  everything like a real one and left out of ``corr`` and ``corr_mean``;
+* ``n_treated``/``n_control[hparam, value, bucket]`` (after the cap); ``small_cell``: fewer
+  than ``min_models`` treated or control models, left out of every correlation (counted in
+  ``n_small_cells``); ``n_empty_cells`` counts the real cells (values the hyperparameter
+  has) without a treated or a control model;
+* ``cate_y[hparam, value, bucket]``, ``cate_e[effect, method, ...]``: the conditional
+  average effect over the probe images, with ``cate_y_ci``/``cate_e_ci``; the bucket
+  ``0-100`` (all models, ``global_bucket``) gives the average effect (ATE);
+* ``corr[effect, method, bucket, stat]``: Pearson and Spearman correlation of ITE_Y and
+  ITE_E pooled over the bucket's (hyperparameter, value, image) entries; ``corr_hparam``
+  per hyperparameter; ``corr_mean`` their mean over the real hyperparameters, the paper's
+  aggregation, with ``corr_mean_band`` (std / √n) (:mod:`causalxai.study.estimators.correlation`);
+* ``corr_mediated`` = corr(total) − corr(direct) (Fig. 4, second column) and
+  ``gap_to_identity`` = Identity's minus the method's (third column); ``corr_mean_mediated``
+  and ``gap_to_identity_mean`` the same for ``corr_mean``;
+* an interval ``<name>_ci[..., bound]`` for every correlation, mediated part and gap, and
+  for every CATE.
+
+A bucket's resample (a bootstrap replicate) is shared by every hyperparameter, output and
+effect, so differences and correlations are computed within one replicate. The settings
+(:class:`EffectsSettings`) are recorded in the attributes. Hyperparameters with a single
+value in the zoo (e.g. ``b_init``) have no control group and are left out. Select a method
+with ``ds.sel({"method": "gradient"})`` (``method=`` is a keyword of ``sel`` itself).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+import xarray as xr
+
+from causalxai.study.estimators.bandwidth import MEDIAN_MODELS
+from causalxai.study.estimators.correlation import hparam_mean, correlations
+from causalxai.study.estimators.estimate import Block, BucketKernel, KernelSpec
+from causalxai.study.estimators.treatments import LOG_ROUNDED, PLACEBO, placebo_levels, treatment_groups, treatment_levels
+from causalxai.study.estimators.resample import bootstrap_counts, p_values, percentile_interval, permutation_indicators
+from causalxai.study.explain import EFFECTS
+from causalxai.zoo.hparams import HPARAMS
+
+__all__ = ["EffectsSettings", "GLOBAL_BUCKET", "compute_effects", "compute_effects_grid"]
+
+#: label of the bucket of all models (the global analysis, paper 000 §3)
+GLOBAL_BUCKET = "0-100"
+#: a bucket whose Gram matrix (images × models² float64) fits in this many bytes shares it
+#: between its cells; larger buckets are evaluated cell by cell (same numbers)
+GRAM_BYTES = 512 * 2**20
+
+
+@dataclass(frozen=True)
+class EffectsSettings:
+    """Every choice of the effects step (config ``effects``), recorded in ``effects.nc``.
+
+    Attributes:
+        kernel, bandwidth, estimator: see :class:`causalxai.study.estimators.estimate.KernelSpec`.
+        cap: at most this many treated and control models per cell (seeded); None: all.
+        pool: per image, a seeded subsample of this many of the bucket's models is split
+            into treated and control (the public code's 100); None: every model. The cap
+            is not applied when pooling.
+        min_models: cells with fewer treated or control models are flagged small.
+        bootstrap: replicates B of the bootstrap over models (0: no intervals).
+        permutations: label permutations per cell for the p-values (0: none).
+        ci_level: coverage of the percentile intervals.
+        placebo_levels: levels of the placebo hyperparameter.
+        global_bucket: add the bucket ``0-100`` of all models.
+        log_rounding: continuous hyperparameters rounded to markers in log space.
+        seed: seeds the caps, the placebo, the bootstrap and the permutations.
+    """
+
+    kernel: str = "rbf"
+    bandwidth: str = "fixed"
+    estimator: str = "eq4"
+    cap: int | None = 100
+    pool: int | None = None
+    min_models: int = 5
+    bootstrap: int = 200
+    permutations: int = 100
+    ci_level: float = 0.95
+    placebo_levels: int = 3
+    global_bucket: bool = True
+    log_rounding: tuple[str, ...] = field(default=LOG_ROUNDED)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        KernelSpec(self.kernel, self.bandwidth, self.estimator)
+        for name, low in (("min_models", 1), ("bootstrap", 0), ("permutations", 0), ("placebo_levels", 2)):
+            if int(getattr(self, name)) < low:
+                raise ValueError(f"effects.{name} must be at least {low}, got {getattr(self, name)}")
+        if self.cap is not None and self.cap < 1:
+            raise ValueError(f"effects.max_models_per_group must be at least 1, got {self.cap}")
+        if self.pool is not None and self.pool < 2:
+            raise ValueError(f"effects.pool must be at least 2 models, got {self.pool}")
+        object.__setattr__(self, "log_rounding", tuple(self.log_rounding))
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], seed: int) -> "EffectsSettings":
+        """From the config's ``effects`` section (the rule's params) and the seed."""
+        keys = {"kernel", "bandwidth", "estimator", "pool", "min_models", "bootstrap", "permutations", "ci_level",
+                "placebo_levels", "global_bucket", "log_rounding"}
+        kw = {k: cfg[k] for k in keys if k in cfg}
+        if "max_models_per_group" in cfg:
+            kw["cap"] = cfg["max_models_per_group"]
+        return cls(**kw, seed=int(seed))
+
+    @property
+    def spec(self) -> KernelSpec:
+        return KernelSpec(self.kernel, self.bandwidth, self.estimator)
+
+    def attrs(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["max_models_per_group"] = out.pop("cap")
+        out["log_rounding"] = list(self.log_rounding)
+        return out
+
+
+def _check_inputs(buckets: xr.Dataset, predictions: xr.Dataset, explanations: Mapping[str, xr.Dataset]) -> None:
+    bucket = np.asarray(buckets["bucket"].values)
+    sizes = np.bincount(bucket, minlength=buckets.sizes["bucket_label"])
+    if (sizes < 2).any():
+        few = ", ".join(f"{str(lab)!r}: {n}" for lab, n in zip(buckets["bucket_label"].values, sizes) if n < 2)
+        raise ValueError(
+            f"buckets with fewer than 2 models ({few}): eq. (4) compares a treated with a control model "
+            "within a bucket, so such a bucket has no effect at all; widen buckets.edges or add models (zoo.n_models)"
+        )
+    for key in ("prob", "prob_direct"):
+        if key not in predictions:
+            raise ValueError(f"predictions.nc has no {key!r}: it was made by an older version; delete it and re-run")
+    for m, e in explanations.items():
+        if "E" not in e or "effect" not in e["E"].dims or list(e["effect"].values) != list(EFFECTS):
+            raise ValueError(f"explanations/{m}.nc has no E with an effect dimension {list(EFFECTS)}: "
+                             "it was made by an older version; delete it and re-run")
+
+
+def _output_reader(predictions: xr.Dataset, explanations: Mapping[str, xr.Dataset]) -> Callable:
+    """``read((effect, method), model indices) -> (n, I, ...)``: only those models' outputs
+    (a lazily opened file reads only them)."""
+    arrays = {("total", "identity"): predictions["prob"], ("direct", "identity"): predictions["prob_direct"]}
+    for m, e in explanations.items():
+        for eff in EFFECTS:
+            arrays[(eff, m)] = e["E"].sel({"effect": eff}, drop=True)
+
+    def read(key, idx: np.ndarray) -> np.ndarray:
+        da = arrays[key]
+        return np.asarray(da.isel({"model": np.asarray(idx, dtype=np.int64)}).values, dtype=np.float64)
+
+    return read
+
+
+def _dropped(explanations: Mapping[str, xr.Dataset], methods: list[str]) -> np.ndarray:
+    """``(effect, method)``: (model, image) maps that are NaN (dropped) in the inputs."""
+    out = np.zeros((len(EFFECTS), len(methods)), dtype=np.int64)
+    for k, m in enumerate(methods):
+        if m == "identity":
+            continue
+        e = explanations[m]
+        for i, eff in enumerate(EFFECTS):
+            if "degenerate" in e and e.attrs.get("zero_maps", "drop") == "drop":
+                out[i, k] = int(np.asarray(e["degenerate"].sel({"effect": eff}).values).sum())
+            else:
+                maps = np.asarray(e["E"].sel({"effect": eff}).values)
+                out[i, k] = int(np.isnan(maps.reshape(*maps.shape[:2], -1)).any(-1).sum())
+    return out
+
+
+def compute_effects(
+    zoo: xr.Dataset,
+    buckets: xr.Dataset,
+    predictions: xr.Dataset,
+    explanations: Mapping[str, xr.Dataset],
+    settings: EffectsSettings = EffectsSettings(),
+) -> xr.Dataset:
+    """Build ``effects.nc`` (see the module docstring) from the earlier steps' results.
+
+    Args:
+        zoo, buckets, predictions: ``zoo.nc`` (hyperparameters), ``buckets.nc`` and
+            ``predictions.nc`` (``prob``, ``prob_direct``).
+        explanations: per method a dataset with ``E(model, effect, image, y, x)``
+            (``effect`` = total, direct); NaN maps drop out of their (model, image).
+        settings: the estimator's choices.
+    """
+    return compute_effects_grid(zoo, buckets, predictions, explanations, settings, [settings.spec])[0]
+
+
+@dataclass
+class _Arrays:
+    """What one kernel spec's evaluation fills (see :func:`compute_effects_grid`)."""
+
+    ite: np.ndarray
+    null: np.ndarray
+    pval: np.ndarray
+    cate: np.ndarray
+    cate_ci: np.ndarray
+    corr_rep: np.ndarray
+
+    @classmethod
+    def empty(cls, shape_e: tuple[int, ...], n_i: int, n_groups: int, n_j: int) -> "_Arrays":
+        ite = np.full(shape_e + (n_i,), np.nan)
+        n_e, n_m, _, _, n_bt = shape_e
+        return cls(ite, ite.copy(), ite.copy(), np.full(shape_e, np.nan), np.full(shape_e + (2,), np.nan),
+                   np.full((n_e, n_m, n_bt, n_groups, n_j, 2), np.nan))
+
+
+def compute_effects_grid(
+    zoo: xr.Dataset,
+    buckets: xr.Dataset,
+    predictions: xr.Dataset,
+    explanations: Mapping[str, xr.Dataset],
+    settings: EffectsSettings,
+    specs: list[KernelSpec],
+) -> list[xr.Dataset]:
+    """:func:`compute_effects` for several kernels, bandwidth rules or estimators at once.
+
+    The groups, resamples and permutations (``settings``) are shared and each bucket's
+    outputs are read and their Gram matrix computed once for all ``specs``; returns one
+    ``effects.nc`` per spec (its attributes name the spec).
+    """
+    s = settings
+    _check_inputs(buckets, predictions, explanations)
+    bucket = np.asarray(buckets["bucket"].values)
+    n_models = bucket.size
+    labels_b = [str(v) for v in buckets["bucket_label"].values]
+    add_global = s.global_bucket and len(labels_b) > 1
+    bucket_labels = labels_b + ([GLOBAL_BUCKET] if add_global else [])
+    n_b, n_bt = len(labels_b), len(bucket_labels)
+    methods = ["identity", *explanations]
+    keys = [(eff, m) for eff in EFFECTS for m in methods]
+    read = _output_reader(predictions, explanations)
+
+    levels_all: dict[str, tuple[np.ndarray, list[str]]] = {}
+    for name in HPARAMS:
+        lv, labels = treatment_levels(name, zoo[name].values, s.log_rounding)
+        if len(set(lv.tolist())) > 1:
+            levels_all[name] = (lv, labels)
+    if not levels_all:
+        raise ValueError("no hyperparameter takes two values in this zoo: there is no treatment to estimate")
+    n_real = len(levels_all)
+    levels_all[PLACEBO] = placebo_levels(n_models, s.placebo_levels, s.seed)
+    names = list(levels_all)
+    n_h = len(names)
+    n_v = max(len(labels) for _, labels in levels_all.values())
+    n_i = predictions.sizes["image"]
+    n_j = 1 + s.bootstrap
+    cap = None if s.pool is not None else s.cap
+
+    # cells per bucket: (hparam index, group)
+    cells: list[list[tuple[int, Any]]] = [[] for _ in range(n_bt)]
+    value_label = np.full((n_h, n_v), "", dtype=object)
+    for h, name in enumerate(names):
+        lv, labels = levels_all[name]
+        value_label[h, : len(labels)] = labels
+        for g in treatment_groups(lv, len(labels), bucket, n_b, cap, s.seed + h):
+            cells[g.bucket].append((h, g))
+        if add_global:
+            for g in treatment_groups(lv, len(labels), np.zeros(n_models, int), 1, cap, [s.seed, h, 0x61]):
+                cells[n_b].append((h, g))
+
+    n_t = np.zeros((n_h, n_v, n_bt), dtype=np.int64)
+    n_c = np.zeros_like(n_t)
+    shape_e = (len(EFFECTS), len(methods), n_h, n_v, n_bt)
+    out = [_Arrays.empty(shape_e, n_i, 1 + n_h, n_j) for _ in specs]  # groups: pooled, then each hyperparameter
+    by_kernel: dict[tuple[str, str], list[int]] = {}  # specs that share a kernel matrix: only the estimator differs
+    for j, spec in enumerate(specs):
+        by_kernel.setdefault((spec.kernel, spec.bandwidth if spec.kernel == "rbf" else "-"), []).append(j)
+
+    for b in range(n_bt):
+        if not cells[b]:
+            continue
+        members = np.arange(n_models) if b == n_b else np.flatnonzero(bucket == b)
+        n = members.size
+        pos = np.full(n_models, -1)
+        pos[members] = np.arange(n)
+        cols = bootstrap_counts(n, s.bootstrap, [s.seed, 0xB007, b])
+        pool = None
+        if s.pool is not None:
+            rng = np.random.default_rng([s.seed, 0x9001, b])
+            keep = np.argsort(rng.random((n_i, n)), axis=1)[:, : min(s.pool, n)]
+            pool = np.zeros((n_i, n))
+            np.put_along_axis(pool, keep, 1.0, axis=1)
+        cell_h = np.array([h for h, _ in cells[b]])
+        small = np.zeros(len(cells[b]), dtype=bool)
+        perms = []
+        for ci, (h, g) in enumerate(cells[b]):
+            n_t[h, g.value, b], n_c[h, g.value, b] = g.treated.size, g.control.size
+            small[ci] = min(g.treated.size, g.control.size) < s.min_models
+            u = g.treated.size + g.control.size
+            perms.append(permutation_indicators(g.treated.size, u, s.permutations, [s.seed, 0x9E53, b, ci])
+                         if s.permutations else None)
+        shared = n * n * n_i * 8 <= GRAM_BYTES
+        reps: list[dict[tuple[str, str], np.ndarray]] = [{} for _ in specs]
+        for key in keys:
+            i_e, k = EFFECTS.index(key[0]), methods.index(key[1])
+            blk = Block.from_outputs(read(key, members)) if shared else None
+            if blk is not None and pool is not None:
+                blk.valid = blk.valid * torch.as_tensor(pool)
+            median_b = None
+            cache: dict = {}  # each cell's median_cell bandwidth, for every spec of this output
+            for (kernel, bandwidth), idx_specs in by_kernel.items():
+                spec = specs[idx_specs[0]]
+                estimators = [specs[j].estimator for j in idx_specs]
+                gamma = None
+                if kernel == "rbf" and bandwidth == "median_bucket":
+                    if median_b is None:
+                        median_b = _median_bucket_gamma(blk, read, key, members, [s.seed, 0x3ED, b])
+                    gamma = median_b
+                r = {j: np.full((n_j, len(cells[b]), n_i), np.nan) for j in idx_specs}
+                bk = BucketKernel(blk, spec, gamma, cache) if blk is not None else None
+                for ci, (h, g) in enumerate(cells[b]):
+                    if bk is not None:
+                        results = bk.cell(pos[g.treated], pos[g.control], cols, perms[ci], estimators)
+                    else:  # a bucket too large to share: the cell's own models only
+                        idx = np.concatenate([g.treated, g.control])
+                        cb = Block.from_outputs(read(key, idx))
+                        if pool is not None:
+                            cb.valid = cb.valid * torch.as_tensor(pool[:, pos[idx]])
+                        nt = g.treated.size
+                        results = BucketKernel(cb, spec, gamma).cell(
+                            np.arange(nt), np.arange(nt, idx.size), cols[:, pos[idx]], perms[ci], estimators)
+                    at = (i_e, k, h, g.value, b)
+                    for j, (est, perm) in zip(idx_specs, results):
+                        arr, rj = out[j], r[j]
+                        rj[:, ci] = est.numpy()
+                        arr.ite[at] = rj[0, ci]
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore", RuntimeWarning)
+                            cate_r = np.nanmean(rj[:, ci], axis=-1)
+                            if perm is not None:
+                                pm = perm.numpy()
+                                arr.null[at] = np.nanmean(pm, axis=0)
+                                arr.pval[at] = p_values(rj[0, ci], pm)
+                        arr.cate[at] = cate_r[0]
+                        arr.cate_ci[at] = percentile_interval(cate_r[1:], s.ci_level)
+                for j in idx_specs:
+                    reps[j][key] = r[j]
+        # correlations of this bucket, every replicate at once
+        use = ~small
+        select = [use & (cell_h < n_real)] + [use & (cell_h == h) for h in range(n_h)]
+        for arr, rep in zip(out, reps):
+            y = rep[("total", "identity")]
+            for (eff, m), r in rep.items():
+                i_e, k = EFFECTS.index(eff), methods.index(m)
+                for gi, sel in enumerate(select):
+                    if sel.any():
+                        arr.corr_rep[i_e, k, b, gi] = correlations(y[:, sel].reshape(n_j, -1),
+                                                                   r[:, sel].reshape(n_j, -1))
+
+    common = dict(
+        names=names, n_real=n_real, n_v=n_v, methods=methods, bucket_labels=bucket_labels, value_label=value_label,
+        n_t=n_t, n_c=n_c, n_models_b=[int((bucket == b).sum()) for b in range(n_b)] + ([n_models] if add_global else []),
+        dropped=_dropped(explanations, methods),
+    )
+    results = []
+    for arr, spec in zip(out, specs):
+        st = replace(s, kernel=spec.kernel, bandwidth=spec.bandwidth, estimator=spec.estimator)
+        results.append(_assemble({**common, **vars(arr)}, zoo=zoo, predictions=predictions, settings=st))
+    return results
+
+
+def _median_bucket_gamma(blk: Block | None, read: Callable, key, members: np.ndarray, seed) -> float:
+    """``median_bucket``: γ from the distinct pairs of (a seeded subsample of) the bucket's models."""
+    n = members.size
+    sub = np.arange(n)
+    if n > MEDIAN_MODELS:
+        sub = np.sort(np.random.default_rng(seed).choice(n, MEDIAN_MODELS, replace=False))
+    sb = blk.sub(sub) if blk is not None else Block.from_outputs(read(key, members[sub]))
+    return float(sb.median_gamma(pooled=True))
+
+
+def _assemble(arrays: dict[str, Any], zoo: xr.Dataset, predictions: xr.Dataset, settings: EffectsSettings) -> xr.Dataset:
+    """The dataset of the module docstring from the arrays :func:`compute_effects` filled."""
+    v = arrays
+    s = settings
+    names, n_real, methods = v["names"], v["n_real"], v["methods"]
+    corr_rep = v["corr_rep"]  # (effect, method, bucket, group, replicate, stat)
+    n_t, n_c = v["n_t"], v["n_c"]
+
+    def ci(rep: np.ndarray, axis: int) -> np.ndarray:
+        return percentile_interval(np.take(rep, np.arange(1, rep.shape[axis]), axis=axis), s.ci_level, axis=axis)
+
+    corr = corr_rep[:, :, :, 0, 0]
+    corr_ci = ci(corr_rep[:, :, :, 0], axis=3)
+    corr_h = np.moveaxis(corr_rep[:, :, :, 1:, 0], 3, 2)  # (effect, method, hparam, bucket, stat)
+    corr_h_ci = np.moveaxis(ci(corr_rep[:, :, :, 1:], axis=4), 3, 2)
+    mean_rep, _ = hparam_mean(corr_rep[:, :, :, 1 : 1 + n_real], axis=3)  # (effect, method, bucket, rep, stat)
+    corr_mean = mean_rep[:, :, :, 0]
+    _, band = hparam_mean(corr_rep[:, :, :, 1 : 1 + n_real, 0], axis=3)
+    corr_mean_ci = ci(mean_rep, axis=3)
+
+    def mediation(rep: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(effect, method, bucket, rep, stat) -> mediated, its CI, gap, its CI."""
+        med = rep[0] - rep[1]
+        gap = med[:1] - med
+        return med[:, :, 0], ci(med, axis=2), gap[:, :, 0], ci(gap, axis=2)
+
+    med, med_ci, gap, gap_ci = mediation(corr_rep[:, :, :, 0])
+    med_m, med_m_ci, gap_m, gap_m_ci = mediation(mean_rep)
+
+    small = (np.minimum(n_t, n_c) < s.min_models) & (n_t > 0) & (n_c > 0)
+    real_value = v["value_label"] != ""
+    empty = ((n_t == 0) | (n_c == 0)) & real_value[:, :, None]
+    cell = ("hparam", "value", "bucket", "image")
+    ecell = ("effect", "method", *cell)
+    cstat = ("effect", "method", "bucket", "stat")
+    mstat = ("method", "bucket", "stat")
+    ite, null, pval = v["ite"], v["null"], v["pval"]
+    data = {
+        "ite_y": (cell, ite[0, 0]),
+        "ite_e": (ecell, ite),
+        "ite_e_mediated": (("method", *cell), ite[0] - ite[1]),
+        "ite_y_null": (cell, null[0, 0]),
+        "ite_e_null": (ecell, null),
+        "p_value_y": (cell, pval[0, 0]),
+        "p_value_e": (ecell, pval),
+        "n_treated": (cell[:3], n_t),
+        "n_control": (cell[:3], n_c),
+        "small_cell": (cell[:3], small),
+        "cate_y": (cell[:3], v["cate"][0, 0]),
+        "cate_y_ci": (cell[:3] + ("bound",), v["cate_ci"][0, 0]),
+        "cate_e": (ecell[:5], v["cate"]),
+        "cate_e_ci": (ecell[:5] + ("bound",), v["cate_ci"]),
+        "corr": (cstat, corr),
+        "corr_ci": (cstat + ("bound",), corr_ci),
+        "corr_hparam": (("effect", "method", "hparam", "bucket", "stat"), corr_h),
+        "corr_hparam_ci": (("effect", "method", "hparam", "bucket", "stat", "bound"), corr_h_ci),
+        "corr_mean": (cstat, corr_mean),
+        "corr_mean_band": (cstat, band),
+        "corr_mean_ci": (cstat + ("bound",), corr_mean_ci),
+        "corr_mediated": (mstat, med),
+        "corr_mediated_ci": (mstat + ("bound",), med_ci),
+        "gap_to_identity": (mstat, gap),
+        "gap_to_identity_ci": (mstat + ("bound",), gap_ci),
+        "corr_mean_mediated": (mstat, med_m),
+        "corr_mean_mediated_ci": (mstat + ("bound",), med_m_ci),
+        "gap_to_identity_mean": (mstat, gap_m),
+        "gap_to_identity_mean_ci": (mstat + ("bound",), gap_m_ci),
+        "bucket_n_models": (("bucket",), np.asarray(v["n_models_b"], dtype=np.int64)),
+        "n_dropped_maps": (("effect", "method"), v["dropped"]),
+    }
+    ds = xr.Dataset(
+        data,
+        coords={
+            "effect": list(EFFECTS),
+            "method": methods,
+            "hparam": names,
+            "value": np.arange(v["n_v"]),
+            "bucket": v["bucket_labels"],
+            "image": predictions["image"].values,
+            "stat": ["pearson", "spearman"],
+            "bound": ["lower", "upper"],
+            "value_label": (("hparam", "value"), v["value_label"].astype(str)),
+            "hparam_kind": (("hparam",), ["placebo" if h == PLACEBO else "real" for h in names]),
+        },
+        attrs={
+            "dataset": str(zoo.attrs.get("dataset", "")),
+            **s.attrs(),
+            "n_empty_cells": int(empty.sum()),
+            "n_small_cells": int(small[:n_real].sum()),
+        },
+    )
+    desc = {
+        "ite_y": "paper 000 eq. (4): mean kernel distance of Y between treated and control pairs",
+        "ite_e": "eq. (4) on E; effect=direct: maps of a permuted class, H -> Y -> E severed",
+        "ite_e_mediated": "ite_e total - direct: the effect of H on E mediated by Y",
+        "ite_y_null": "mean of the estimate over label permutations within the cell: its value for no effect",
+        "p_value_y": "one-sided permutation p-value of ite_y, (1 + #perm >= obs) / (1 + P)",
+        "small_cell": "fewer than min_models treated or control models: left out of the correlations",
+        "cate_y": "mean of ite_y over the probe images (the 0-100 bucket: the ATE)",
+        "corr": "correlation of ITE_Y and ITE_E pooled over the bucket's real (hparam, value, image) entries",
+        "corr_hparam": "correlation of ITE_Y and ITE_E over one hyperparameter's (value, image) entries",
+        "corr_mean": "mean of corr_hparam over the real hyperparameters (the paper's aggregation)",
+        "corr_mean_band": "std / sqrt(n) of corr_hparam over the real hyperparameters",
+        "corr_mediated": "corr total - corr direct (paper 000 Fig. 4, second column)",
+        "gap_to_identity": "corr_mediated of Identity minus the method's (Fig. 4, third column)",
+        "n_dropped_maps": "(model, image) maps that are NaN (zero-scale maps dropped) and left out",
+    }
+    for name, text in desc.items():
+        ds[name].attrs["description"] = text
+    for name in ds.data_vars:
+        if name.endswith("_ci"):
+            ds[name].attrs["description"] = f"{100 * s.ci_level:g} % percentile bootstrap interval of {name[:-3]} " \
+                                            f"({s.bootstrap} resamples of each bucket's models)"
+    return ds

@@ -1,0 +1,231 @@
+"""effects.nc from small synthetic results: eq. (4), correlations, intervals, the placebo and
+the permutation null against float64 NumPy/SciPy references and statistical properties."""
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from scipy import stats
+
+from causalxai.study.estimators.estimate import KernelSpec
+from causalxai.study.estimators.treatments import treatment_groups, treatment_levels
+from causalxai.study.effects import EffectsSettings, compute_effects, compute_effects_grid
+from causalxai.study.buckets import make_buckets
+from causalxai.zoo.dataset import make_zoo_dataset
+from causalxai.zoo.hparams import sample_hparams
+from causalxai.zoo.network import zoo_layout
+from tests.study.estimators.test_ite import numpy_ite
+
+FAST = EffectsSettings(bootstrap=20, permutations=20, min_models=2)
+
+
+def _inputs(m, i, side, seed, effect=0.0):
+    """A zoo of ``m`` models; ``effect`` > 0 makes Y and E depend on the optimizer."""
+    rng = np.random.default_rng(seed)
+    hp = sample_hparams(m, {}, seed=seed)
+    zoo = make_zoo_dataset(
+        np.zeros((m, 4970), np.float32), hp, pd.DataFrame({"test_accuracy": rng.uniform(size=m)}),
+        zoo_layout(1), dataset="toy", source="train", input_size=28,
+    )
+    buckets = make_buckets(zoo, [0, 50, 100])
+    shift = effect * (hp["optimizer"].values == "sgd")[:, None, None]
+    logits = rng.normal(size=(m, i, 10)) + 3 * shift * np.eye(10)[0]
+    prob = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    perm = rng.permuted(np.broadcast_to(np.arange(10), prob.shape), axis=-1)
+    prob_direct = np.empty_like(prob)
+    np.put_along_axis(prob_direct, perm, prob, axis=-1)
+    pred = xr.Dataset(
+        {"prob": (("model", "image", "class"), prob), "prob_direct": (("model", "image", "class"), prob_direct)},
+        coords={"image": np.arange(i)},
+    )
+    maps = rng.uniform(size=(m, 2, i, side, side)) + shift[:, :, :, None, None]
+    e = xr.Dataset({"E": (("model", "effect", "image", "y", "x"), maps)}, coords={"effect": ["total", "direct"]})
+    return zoo, buckets, pred, e
+
+
+@pytest.fixture(scope="module")
+def small():
+    zoo, buckets, pred, e = _inputs(40, 3, 4, seed=0)
+    return zoo, buckets, pred, e, compute_effects(zoo, buckets, pred, {"gradient": e}, replace(FAST, cap=10))
+
+
+def test_effects_table(small):
+    zoo, buckets, pred, e, ds = small
+    assert "b_init" not in ds["hparam"].values  # a single value: no treatment
+    assert ds["hparam"].values[-1] == "placebo" and ds["hparam_kind"].values.tolist().count("placebo") == 1
+    assert ds["ite_e"].dims == ("effect", "method", "hparam", "value", "bucket", "image")
+    assert list(ds["method"].values) == ["identity", "gradient"]
+    assert list(ds["bucket"].values) == ["0-50", "50-100", "0-100"]
+    assert ds["bucket_n_models"].values.tolist() == [20, 20, 40]
+    np.testing.assert_allclose(ds["corr"].sel({"effect": "total", "method": "identity"}).values, 1.0)
+    np.testing.assert_allclose(ds["corr_mean"].sel({"effect": "total", "method": "identity"}).values, 1.0)
+    assert np.isfinite(ds["corr"].values).all() and np.isfinite(ds["corr_ci"].values).all()
+    assert (ds["n_treated"].values <= 10).all()
+    real = ds["value_label"] != ""
+    empty = ((ds["n_treated"] == 0) | (ds["n_control"] == 0)) & real
+    assert ds.attrs["n_empty_cells"] == int(empty.sum())  # real cells only, not the padding
+    assert bool(ds["ite_y"].where((ds["n_treated"] == 0) | (ds["n_control"] == 0)).isnull().all())
+    assert ds["value_label"].sel(hparam="optimizer").values.tolist()[:3] == ["adam", "rmsprop", "sgd"]
+    for key in ("bandwidth", "estimator", "bootstrap", "permutations", "min_models", "ci_level", "max_models_per_group"):
+        assert key in ds.attrs, key
+    assert ds.attrs["bandwidth"] == "fixed" and ds.attrs["estimator"] == "eq4"
+    # the mediation quantities are the documented differences
+    xr.testing.assert_allclose(ds["ite_e_mediated"], ds["ite_e"].sel(effect="total", drop=True)
+                               - ds["ite_e"].sel(effect="direct", drop=True))
+    med = ds["corr"].sel(effect="total", drop=True) - ds["corr"].sel(effect="direct", drop=True)
+    xr.testing.assert_allclose(ds["corr_mediated"], med)
+    xr.testing.assert_allclose(ds["gap_to_identity"], (med.sel({"method": "identity"}, drop=True) - med).transpose(*med.dims))
+    np.testing.assert_allclose(ds["gap_to_identity"].sel({"method": "identity"}).values, 0.0)
+    np.testing.assert_allclose(ds["gap_to_identity_mean_ci"].sel({"method": "identity"}).values, 0.0)
+    # intervals bracket their estimates
+    for name in ("corr", "corr_mean", "corr_mediated", "gap_to_identity", "cate_y"):
+        lo, hi = ds[f"{name}_ci"].sel(bound="lower"), ds[f"{name}_ci"].sel(bound="upper")
+        assert bool((lo <= hi + 1e-12).where(np.isfinite(lo)).fillna(True).all()), name
+
+
+def test_ite_and_correlations_match_numpy_references(small):
+    zoo, buckets, pred, e, ds = small
+    names = list(ds["hparam"].values)
+    h = names.index("optimizer")
+    lv, labels = treatment_levels("optimizer", zoo["optimizer"].values)
+    groups = treatment_groups(lv, len(labels), buckets["bucket"].values, 2, 10, 0 + h)
+    glob = treatment_groups(lv, len(labels), np.zeros(40, int), 1, 10, [0, h, 0x61])
+    outs = {("total", "identity"): pred["prob"].values, ("direct", "identity"): pred["prob_direct"].values,
+            ("total", "gradient"): e["E"].sel(effect="total").values.reshape(40, 3, -1),
+            ("direct", "gradient"): e["E"].sel(effect="direct").values.reshape(40, 3, -1)}
+    for g, b in [(groups[0], groups[0].bucket), (groups[-1], groups[-1].bucket), (glob[1], 2)]:
+        for (eff, method), out in outs.items():
+            for img in range(3):
+                ref = numpy_ite(out[g.treated, img], out[g.control, img])  # RBF, fixed gamma = 1/d
+                got = ds["ite_e"].sel({"effect": eff, "method": method}).values[h, g.value, b, img]
+                np.testing.assert_allclose(got, ref, rtol=1e-10)
+        np.testing.assert_allclose(ds["cate_y"].values[h, g.value, b], ds["ite_y"].values[h, g.value, b].mean())
+    # pooled correlation: Pearson/Spearman over the bucket's real, non-small (value, image) entries
+    real = ds["hparam_kind"] == "real"
+    keep = (~ds["small_cell"]) & real
+    y = ds["ite_y"].where(keep).isel(bucket=1).values.ravel()
+    d = ds["ite_e"].sel({"effect": "direct", "method": "gradient"}).where(keep).isel(bucket=1).values.ravel()
+    ok = np.isfinite(y) & np.isfinite(d)
+    got = ds["corr"].sel({"effect": "direct", "method": "gradient"}).values[1]
+    np.testing.assert_allclose(got, [stats.pearsonr(y[ok], d[ok]).statistic, stats.spearmanr(y[ok], d[ok]).statistic],
+                               rtol=1e-10)
+    # hparam-averaged correlation: the mean of corr_hparam over the real hyperparameters
+    ch = ds["corr_hparam"].sel(hparam=ds["hparam"][real.values])
+    xr.testing.assert_allclose(ds["corr_mean"], ch.mean("hparam", skipna=True).transpose(*ds["corr_mean"].dims))
+    n = np.isfinite(ch).sum("hparam")
+    xr.testing.assert_allclose(ds["corr_mean_band"].where(n > 1),
+                               (ch.std("hparam", skipna=True) / np.sqrt(n)).where(n > 1).transpose(*ds["corr_mean"].dims))
+
+
+def test_dropped_maps_leave_their_image_only():
+    zoo, buckets, pred, e = _inputs(24, 2, 3, seed=5)
+    e["E"][3, :, 1] = np.nan  # model 3's maps on image 1 are dropped
+    s = replace(FAST, cap=None, bootstrap=0, permutations=0, global_bucket=False)
+    ds = compute_effects(zoo, buckets, pred, {"gradient": e}, s)
+    h = list(ds["hparam"].values).index("activation")
+    lv, labels = treatment_levels("activation", zoo["activation"].values)
+    g = next(g for g in treatment_groups(lv, 2, buckets["bucket"].values, 2, None, h) if 3 in np.r_[g.treated, g.control])
+    out = e["E"].sel(effect="total").values.reshape(24, 2, -1)
+    for img in range(2):
+        t = [m for m in g.treated if np.isfinite(out[m, img]).all()]
+        c = [m for m in g.control if np.isfinite(out[m, img]).all()]
+        np.testing.assert_allclose(ds["ite_e"].sel({"effect": "total", "method": "gradient"}).values[h, g.value, g.bucket, img],
+                                   numpy_ite(out[t, img], out[c, img]), rtol=1e-10)
+    assert int(ds["n_dropped_maps"].sel({"effect": "total", "method": "gradient"})) == 1
+
+
+def test_grid_paths_and_pooling_agree(monkeypatch):
+    import causalxai.study.effects as table
+
+    zoo, buckets, pred, e = _inputs(30, 2, 3, seed=3)
+    s = replace(FAST, cap=5)
+    specs = [KernelSpec("rbf", bw, est) for bw in ("fixed", "median_bucket", "median_cell") for est in ("eq4", "mmd_unbiased")]
+    grid = compute_effects_grid(zoo, buckets, pred, {"gradient": e}, s, specs)
+    for spec, ds in zip(specs, grid):
+        one = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(s, bandwidth=spec.bandwidth, estimator=spec.estimator))
+        xr.testing.assert_identical(ds, one)
+    # a bucket too large to share its Gram matrix is evaluated cell by cell: same numbers
+    monkeypatch.setattr(table, "GRAM_BYTES", 0)
+    large = compute_effects_grid(zoo, buckets, pred, {"gradient": e}, s, specs)
+    for a, b in zip(grid, large):
+        xr.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    monkeypatch.undo()
+    # pooling as many models as a bucket holds is no pooling
+    uncapped = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(FAST, cap=None))
+    pooled = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(FAST, pool=30))
+    xr.testing.assert_allclose(uncapped["ite_e"], pooled["ite_e"], rtol=1e-10)
+    fewer = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(FAST, pool=6))
+    assert not np.allclose(np.nan_to_num(fewer["ite_y"].values), np.nan_to_num(uncapped["ite_y"].values))
+
+
+def test_bootstrap_is_seeded_and_shrinks_with_the_bucket():
+    small = _inputs(40, 4, 3, seed=1, effect=1.0)
+    large = _inputs(320, 4, 3, seed=1, effect=1.0)
+    s = replace(FAST, bootstrap=60, permutations=0, cap=None, global_bucket=False)
+    a = compute_effects(*small[:3], {"gradient": small[3]}, s)
+    xr.testing.assert_identical(a, compute_effects(*small[:3], {"gradient": small[3]}, s))
+    other = compute_effects(*small[:3], {"gradient": small[3]}, replace(s, seed=9))
+    assert not np.allclose(a["cate_y_ci"].values, other["cate_y_ci"].values, equal_nan=True)
+    b = compute_effects(*large[:3], {"gradient": large[3]}, s)
+
+    def width(ds):
+        ci = ds["cate_e_ci"].sel({"effect": "total", "method": "gradient", "hparam": "optimizer"})
+        return float((ci.sel(bound="upper") - ci.sel(bound="lower")).mean())
+
+    assert width(b) < 0.6 * width(a)  # 8x the models: about 1/sqrt(8) the width
+
+
+def test_interval_endpoints_settle_as_replicates_grow():
+    zoo, buckets, pred, e = _inputs(60, 3, 3, seed=2, effect=1.0)
+
+    def spread(b):
+        ends = [compute_effects(zoo, buckets, pred, {"gradient": e},
+                                replace(FAST, bootstrap=b, permutations=0, seed=k, global_bucket=False))
+                ["cate_y_ci"].sel(hparam="optimizer").values for k in range(4)]
+        return float(np.nanmean(np.nanstd(np.stack(ends), axis=0)))
+
+    assert spread(200) < 0.8 * spread(15)
+
+
+def test_permutation_null_is_calibrated_and_detects_a_planted_effect():
+    zoo, buckets, pred, e = _inputs(80, 6, 3, seed=4, effect=1.5)
+    ds = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(FAST, permutations=100, bootstrap=0, cap=None))
+    real = [h for h, k in zip(ds["hparam"].values, ds["hparam_kind"].values) if k == "real" and h != "optimizer"]
+    null_p = ds["p_value_y"].sel(hparam=real + ["placebo"]).values
+    null_p = null_p[np.isfinite(null_p)]
+    assert 0.4 < null_p.mean() < 0.6 and (null_p < 0.05).mean() < 0.1  # no effect: uniform p-values
+    sgd = ds["p_value_y"].sel(hparam="optimizer", value=2).values
+    assert np.nanmax(sgd) < 0.05  # the planted effect of sgd is found on every image
+    # eq. (4) for no effect is the permutation level, not 0
+    pl = ds["ite_y"].sel(hparam="placebo")
+    assert float(pl.mean()) > 0 and abs(float((pl - ds["ite_y_null"].sel(hparam="placebo")).mean())) < 0.2 * float(pl.mean())
+
+
+def test_small_cells_are_flagged_and_left_out():
+    zoo, buckets, pred, e = _inputs(30, 2, 3, seed=6)
+    ds = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(FAST, min_models=100, global_bucket=False))
+    assert bool(ds["small_cell"].where(ds["n_treated"] > 0).fillna(True).all())
+    assert ds.attrs["n_small_cells"] > 0 and np.isnan(ds["corr"].values).all()
+    assert np.isfinite(ds["ite_y"].values).any()  # still estimated, just not correlated
+
+
+def test_old_files_are_refused():
+    zoo, buckets, pred, e = _inputs(20, 2, 3, seed=1)
+    with pytest.raises(ValueError, match="prob_direct"):
+        compute_effects(zoo, buckets, pred.drop_vars("prob_direct"), {"gradient": e})
+    old = xr.Dataset({"E": e["E"].sel(effect="total", drop=True)})
+    with pytest.raises(ValueError, match="explanations/gradient.nc"):
+        compute_effects(zoo, buckets, pred, {"gradient": old})
+    with pytest.raises(ValueError, match="effects.bandwidth"):
+        EffectsSettings(bandwidth="silverman")
+
+
+def test_a_bucket_too_small_for_any_pair_is_named():
+    zoo, buckets, pred, e = _inputs(20, 2, 3, seed=1)
+    b = np.zeros(20, dtype=np.int64)
+    b[np.argmax(zoo["test_accuracy"].values)] = 1  # the best model alone in the upper bucket
+    buckets = buckets.assign(bucket=("model", b))
+    with pytest.raises(ValueError, match=r"fewer than 2 models .*'50-100': 1.*buckets.edges"):
+        compute_effects(zoo, buckets, pred, {"gradient": e})

@@ -1,0 +1,82 @@
+"""The target model: built from its config name, trained, saved and loaded safely."""
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from torch import nn
+
+from causalxai.tracer import target_model as target
+from causalxai.tracer.target_model import build_classifier, from_raw, load_target_model, save_target_model, to_raw, train_target_model
+
+
+def tiny(in_channels=1, n_classes=10, image_size=28):
+    return nn.Sequential(nn.Conv2d(in_channels, 4, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 13 * 13, n_classes))
+
+
+@pytest.fixture()
+def dataset():
+    rng = np.random.default_rng(0)
+    n = 60
+    label = np.arange(n) % 10
+    img = rng.uniform(-1, 1, size=(n, 28, 28)).astype(np.float32)
+    img[np.arange(n), label, label] = 1.0  # a learnable cue
+    return xr.Dataset(
+        {"image": (("sample", "y", "x"), img), "label": ("sample", label)},
+        coords={"split": ("sample", np.where(np.arange(n) < 40, "train", "test"))},
+        attrs={"dataset": "toy", "n_classes": 10},
+    )
+
+
+def test_names_resolve_to_architectures(monkeypatch):
+    assert sum(p.numel() for p in build_classifier("alexnet28").parameters()) == 11_696_202
+    via_path = build_classifier("causalxai.tracer.model:alexnet28")
+    assert sum(p.numel() for p in via_path.parameters()) == 11_696_202
+    for bad, msg in [("vgg", "unknown"), ("no_such_pkg.mod:f", "cannot import"), ("causalxai.tracer.model:nope", "no callable")]:
+        with pytest.raises(ValueError, match="tracer.model.architecture"):
+            build_classifier(bad)
+
+
+def test_raw_space_round_trip():
+    x = torch.linspace(-1, 1, 11)
+    torch.testing.assert_close(from_raw(to_raw(x)), x)
+    assert to_raw(torch.tensor(-1.0)) == 0 and to_raw(torch.tensor(1.0)) == 1
+
+
+def test_train_save_load(dataset, tmp_path, monkeypatch):
+    monkeypatch.setitem(target.BUILTIN, "tiny", tiny)
+    model, kwargs, ds = train_target_model(dataset, architecture="tiny", epochs=3, batch_size=8, seed=1, device="cpu")
+    assert ds.sizes["epoch"] == 3 and 0 <= float(ds["test_accuracy"]) <= 1
+    assert int(ds["n_params"]) == sum(p.numel() for p in model.parameters())
+    assert list(ds["layer"].values) == ["0", "1", "2", "3"]
+    assert ds["output_shape"].values.tolist()[0] == "4x13x13"
+    # deterministic: same seed, same weights
+    again, _, _ = train_target_model(dataset, architecture="tiny", epochs=3, batch_size=8, seed=1, device="cpu")
+    for a, b in zip(model.parameters(), again.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    path = tmp_path / "m.pt"
+    save_target_model(model, "tiny", kwargs, path)
+    loaded = load_target_model(path)
+    x = torch.tensor(dataset["image"].values[:5, None])
+    torch.testing.assert_close(loaded(x), model(x))
+
+
+def test_bad_checkpoints_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setitem(target.BUILTIN, "tiny", tiny)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pt"):
+        load_target_model(junk)
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"architecture": "tiny", "kwargs": {}, "state_dict": {"0.weight": torch.zeros(1)}}, wrong)
+    with pytest.raises(ValueError, match="do not fit"):
+        load_target_model(wrong)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"architecture": "tiny", "kwargs": {}, "state_dict": Evil()}, evil)
+    with pytest.raises(ValueError, match="evil.pt"):
+        load_target_model(evil)  # weights_only refuses to unpickle arbitrary objects
