@@ -37,7 +37,7 @@ from causalxai.counterfactual.gan import load_gan, nearest_neighbours, train_cou
 from causalxai.counterfactual.counterfactuals import candidate_metrics, counterfactuals, select_samples
 from causalxai.data.dataset import load_digits
 from causalxai.tracer.target_model import dataset_tensors, load_target_model, train_target_model
-from causalxai.zoo.train import resolve_device
+from causalxai.runtime import resolve_device
 
 
 def wachter(model, x, target, *, lam, steps, lr):

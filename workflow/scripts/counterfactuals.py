@@ -22,7 +22,7 @@ from causalxai.io import atomic_path, open as open_result, write_dataset  # noqa
 from causalxai.plots.counterfactuals import plot_counterfactuals  # noqa: E402
 from causalxai.tracer.model import observed_layers  # noqa: E402
 from causalxai.tracer.target_model import dataset_tensors, load_target_model  # noqa: E402
-from causalxai.zoo.train import resolve_device  # noqa: E402
+from causalxai.runtime import resolve_device  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 p, inp, out = snakemake.params, snakemake.input, snakemake.output  # noqa: F821

@@ -16,7 +16,7 @@ from causalxai.tracer.analysis import analyse_samples  # noqa: E402
 from causalxai.tracer.mechanisms import class_balanced_samples  # noqa: E402
 from causalxai.tracer.model import observed_layers  # noqa: E402
 from causalxai.tracer.target_model import dataset_tensors, from_raw, load_target_model, to_raw  # noqa: E402
-from causalxai.zoo.train import resolve_device  # noqa: E402
+from causalxai.runtime import resolve_device  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 p = snakemake.params  # noqa: F821

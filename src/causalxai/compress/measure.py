@@ -39,7 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from causalxai.compress.build import compression_plan, compress_model, singleton_composition
 from causalxai.tracer.mechanisms import coverage_levels, parse_composition
 from causalxai.tracer.model import evaluate_classifier, layer_table, train_classifier
-from causalxai.zoo.train import resolve_device
+from causalxai.runtime import resolve_device
 
 __all__ = ["count_flops", "size_mb", "time_forward", "model_metrics", "compress_dataset", "METRICS"]
 

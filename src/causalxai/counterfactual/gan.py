@@ -86,7 +86,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from causalxai.io import atomic_path
-from causalxai.zoo.train import resolve_device
+from causalxai.runtime import resolve_device
 
 __all__ = [
     "FORMAT",

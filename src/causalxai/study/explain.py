@@ -35,7 +35,7 @@ import xarray as xr
 from causalxai.study.postprocess import normalize_maps
 from causalxai.attribution.saliency import METHODS, grad_cam, gradient, integrated_gradients, smoothgrad
 from causalxai.zoo.dataset import zoo_params
-from causalxai.zoo.train import resolve_device
+from causalxai.runtime import resolve_device
 
 __all__ = [
     "EFFECTS",

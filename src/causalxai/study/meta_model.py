@@ -38,7 +38,7 @@ import xarray as xr
 from torch import nn
 
 from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS, ZOO_RANGES
-from causalxai.zoo.train import resolve_device
+from causalxai.runtime import resolve_device
 
 __all__ = [
     "SUBSETS",

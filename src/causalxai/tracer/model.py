@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from causalxai.zoo.train import resolve_device
+from causalxai.runtime import resolve_device
 
 __all__ = [
     "alexnet28",

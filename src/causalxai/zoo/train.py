@@ -35,11 +35,12 @@ import torch.nn.functional as F
 import xarray as xr
 from tqdm.auto import tqdm
 
+from causalxai.runtime import resolve_device
 from causalxai.zoo.hparams import sample_hparams
 from causalxai.zoo.init import init_kernels
 from causalxai.zoo.network import batched_logits, flatten, parse_layout, unflatten, zoo_layout
 
-__all__ = ["TrainSettings", "train_zoo", "init_flat", "train_chunk", "make_chunks", "build_trained_zoo", "resolve_device", "resolve_chunk_size", "evaluate"]
+__all__ = ["TrainSettings", "train_zoo", "init_flat", "train_chunk", "make_chunks", "build_trained_zoo", "resolve_chunk_size", "evaluate"]
 
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-7
 RMS_RHO, RMS_EPS = 0.9, 1e-7
@@ -54,16 +55,6 @@ class TrainSettings:
     chunk_size: int | str = "auto"
     device: str = "auto"
     eval_batch_size: int = 512
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → CUDA when present, else CPU; anything else as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device: {device!r} was asked for but no CUDA device is present; use 'auto' or 'cpu'")
-    return dev
 
 
 def resolve_chunk_size(chunk_size: int | str, device: torch.device, n_models: int) -> int:
