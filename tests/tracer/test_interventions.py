@@ -328,7 +328,7 @@ def test_layer_kl_sign_matches_float64_log_softmax():
     assert np.allclose(kl2.numpy(), ref2, rtol=1e-9, atol=1e-9 * ref2.max())
 
 
-def test_analyse_samples_dataset_layout():
+def test_interventions_dataset_layout():
     model = tiny_model()
     imgs = torch.stack([tiny_input(1), tiny_input(2)])
     ds = interventions_dataset(model, imgs, TracerSettings(layers=LAYERS, patch=2, stride=2), sample_ids=[10, 20], labels=[1, 2])

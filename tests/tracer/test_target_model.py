@@ -7,7 +7,6 @@ import xarray as xr
 from torch import nn
 
 from causalxai.tracer import target_model as target
-from causalxai.data.dataset import from_raw, to_raw
 from causalxai.tracer.settings import TrainSettings
 from causalxai.tracer.target_model import build_classifier, load_target_model, save_target_model, train_target_model
 
@@ -37,12 +36,6 @@ def test_names_resolve_to_architectures(monkeypatch):
     for bad, msg in [("vgg", "unknown"), ("no_such_pkg.mod:f", "cannot import"), ("causalxai.tracer.model:nope", "no callable")]:
         with pytest.raises(ValueError, match="tracer.model.architecture"):
             build_classifier(bad)
-
-
-def test_raw_space_round_trip():
-    x = torch.linspace(-1, 1, 11)
-    torch.testing.assert_close(from_raw(to_raw(x)), x)
-    assert to_raw(torch.tensor(-1.0)) == 0 and to_raw(torch.tensor(1.0)) == 1
 
 
 def test_train_save_load(dataset, tmp_path, monkeypatch):
