@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from causalxai.counterfactual.gan import (
-    GanSettings,
     CounterfactualGenerator,
     Discriminator,
+    GanSettings,
     history_dataset,
     load_gan,
     nearest_neighbours,

@@ -12,8 +12,8 @@ from torch import nn
 
 from causalxai.tracer.interventions import (
     analyse_one,
-    interventions_dataset,
     intervene,
+    interventions_dataset,
     layer_kl_sign,
     n_windows,
     patch_masks,

@@ -8,7 +8,12 @@ from torch import nn
 
 from causalxai.tracer import target_model as target
 from causalxai.tracer.settings import TrainSettings
-from causalxai.tracer.target_model import build_classifier, load_target_model, save_target_model, train_target_model
+from causalxai.tracer.target_model import (
+    build_classifier,
+    load_target_model,
+    save_target_model,
+    train_target_model,
+)
 
 
 def tiny(in_channels=1, n_classes=10, image_size=28):

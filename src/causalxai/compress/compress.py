@@ -28,15 +28,20 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import xarray as xr
 from torch import nn
 
-from causalxai.compress.build import compression_plan, compress_model, singleton_composition
+from causalxai.compress.build import (
+    compress_model,
+    compression_plan,
+    singleton_composition,
+)
 from causalxai.compress.measure import LATENCY_BATCH, METRICS, model_metrics
 from causalxai.runtime import resolve_device
 from causalxai.tracer.mechanisms import coverage_levels, parse_composition
@@ -44,7 +49,7 @@ from causalxai.tracer.model import layer_table, train_classifier
 from causalxai.tracer.progress import Progress
 from causalxai.tracer.settings import Settings, TrainSettings, integer, number
 
-__all__ = ["CompressSettings", "select_mechanisms", "build_model", "measure_models", "compress_dataset"]
+__all__ = ["CompressSettings", "build_model", "compress_dataset", "measure_models", "select_mechanisms"]
 
 
 def _levels(value: Any) -> tuple[float, ...] | None:

@@ -54,8 +54,9 @@ class; for a valid counterfactual, + supports the target.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -73,12 +74,12 @@ from causalxai.tracer.settings import Settings, function, integer, number
 __all__ = [
     "KINDS",
     "CounterfactualSettings",
-    "select_samples",
     "candidate_metrics",
-    "minimal_blend",
     "choose_candidates",
-    "counterfactuals",
     "counterfactual_table",
+    "counterfactuals",
+    "minimal_blend",
+    "select_samples",
     "tracer_comparison",
 ]
 

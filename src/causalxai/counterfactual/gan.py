@@ -75,9 +75,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -92,15 +93,15 @@ from causalxai.tracer.settings import Settings, integer, number
 
 __all__ = [
     "FORMAT",
-    "GanSettings",
     "CounterfactualGenerator",
     "Discriminator",
-    "nn_subset",
-    "nearest_neighbours",
-    "train_counterfactual_gan",
-    "save_gan",
-    "load_gan",
+    "GanSettings",
     "history_dataset",
+    "load_gan",
+    "nearest_neighbours",
+    "nn_subset",
+    "save_gan",
+    "train_counterfactual_gan",
 ]
 
 FORMAT = "causalxai-counterfactual-gan"

@@ -19,7 +19,8 @@ The settings reach every stage through that one object (``eps`` only through
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import xarray as xr
@@ -31,7 +32,7 @@ from causalxai.tracer.model import observed_layers
 from causalxai.tracer.nodes import causal_nodes_dataset
 from causalxai.tracer.settings import TracerSettings
 
-__all__ = ["TracerSettings", "TracerResult", "run_tracer", "output_attribution"]
+__all__ = ["TracerResult", "TracerSettings", "output_attribution", "run_tracer"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,6 +10,7 @@ left from the mean rate so far. The workflow's scripts send ``logging`` into the
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 __all__ = ["Progress"]
@@ -18,7 +19,7 @@ _LOG = logging.getLogger("causalxai.progress")
 
 
 def _clock(seconds: float) -> str:
-    s = int(round(seconds))
+    s = round(seconds)
     return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
@@ -50,4 +51,4 @@ class Progress:
             eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
             share = 100.0 * self.done / self.total if self.total else 100.0
             _LOG.info("%s: %d/%d (%.0f %%), elapsed %s, ETA %s%s", self.what, self.done, self.total, share,
-                      _clock(elapsed), _clock(eta) if eta == eta else "?", f"; {note}" if note else "")
+                      _clock(elapsed), "?" if math.isnan(eta) else _clock(eta), f"; {note}" if note else "")

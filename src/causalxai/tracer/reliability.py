@@ -70,7 +70,8 @@ import xarray as xr
 from torch import nn
 
 from causalxai.runtime import eval_mode, model_device, predict
-from causalxai.runtime import eval_mode as _eval_mode, model_device as _model_device  # the baseline wrappers' names
+from causalxai.runtime import eval_mode as _eval_mode  # the baseline wrappers' names
+from causalxai.runtime import model_device as _model_device
 from causalxai.tracer.ace import threshold_mask
 from causalxai.tracer.progress import Progress
 from causalxai.tracer.settings import Settings, function, integer, number
@@ -235,7 +236,7 @@ class BaselineSettings:
     batch_size: int = 64  # samples per call for the gradient-based methods
 
     @classmethod
-    def from_config(cls, reliability_cfg: Mapping[str, Any]) -> "BaselineSettings":
+    def from_config(cls, reliability_cfg: Mapping[str, Any]) -> BaselineSettings:
         """From ``tracer.reliability`` (``lime_samples``, ``superpixel``; others keep their defaults)."""
         kw: dict[str, Any] = {}
         if "lime_samples" in reliability_cfg:
@@ -296,7 +297,7 @@ class ReliabilitySettings(Settings):
         self._set("from_raw", function(optional=True))
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any], *, section: str | None = None, **extra: Any) -> "ReliabilitySettings":
+    def from_params(cls, params: Mapping[str, Any], *, section: str | None = None, **extra: Any) -> ReliabilitySettings:
         """From ``tracer.reliability`` (``methods``, ``p``, ``trials``; ``lime_samples`` and
         ``superpixel`` go to :class:`BaselineSettings`); ``extra`` sets the other fields."""
         rest = dict(params)
@@ -327,7 +328,10 @@ _SHAPE_ONLY = (nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout1d, nn.Dropout2d
 
 @contextlib.contextmanager
 def _lrp_rules(model: nn.Module) -> Iterator[None]:
-    from captum.attr._core.lrp import SUPPORTED_LAYERS_WITH_RULES, SUPPORTED_NON_LINEAR_LAYERS
+    from captum.attr._core.lrp import (
+        SUPPORTED_LAYERS_WITH_RULES,
+        SUPPORTED_NON_LINEAR_LAYERS,
+    )
     from captum.attr._utils.lrp_rules import EpsilonRule
 
     added = []

@@ -13,9 +13,11 @@ compressed models) live here, on the lowest floor of paper 004's packages.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
 
 import torch
+from typing_extensions import Self
 
 from causalxai.data.dataset import from_raw, to_raw
 
@@ -70,7 +72,7 @@ class Settings:
         return f"{sec}.{field}" if sec else field
 
     @classmethod
-    def from_params(cls: type[S], params: Mapping[str, Any], *, section: str | None = None, **extra: Any) -> S:
+    def from_params(cls, params: Mapping[str, Any], *, section: str | None = None, **extra: Any) -> Self:
         """The settings from a rule's params (a mapping; keys as the config spells them).
 
         Args:
