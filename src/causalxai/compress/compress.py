@@ -47,7 +47,7 @@ from causalxai.runtime import resolve_device
 from causalxai.tracer.mechanisms import coverage_levels, parse_composition
 from causalxai.tracer.model import layer_table, train_classifier
 from causalxai.tracer.progress import Progress
-from causalxai.tracer.settings import Settings, TrainSettings, integer, number
+from causalxai.tracer.settings import Settings, TrainSettings, integer, number, setting
 
 __all__ = ["CompressSettings", "build_model", "compress_dataset", "measure_models", "select_mechanisms"]
 
@@ -79,31 +79,21 @@ class CompressSettings(Settings):
     SECTION: ClassVar[str] = "tracer.compress"
     CONFIG_KEYS: ClassVar[Mapping[str, str]] = {"seed": "seed"}
 
-    levels: Sequence[float] | None = None
-    max_models: int = 4
-    tol: float = 0.005
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
-    seed: int = 0
-    latency_repeats: int = 50
-    latency_warmup: int = 10
-
-    def __post_init__(self) -> None:
-        self._set("levels", _levels)
-        self._set("max_models", integer(1))
-        self._set("tol", number(0.0, 1.0))
-        self._set("epochs", integer(0))
-        self._set("batch_size", integer(1))
-        self._set("lr", number(0.0))
-        self._set("seed", integer(0))
-        self._set("latency_repeats", integer(1))
-        self._set("latency_warmup", integer(0))
+    levels: Sequence[float] | None = setting(None, _levels)
+    max_models: int = setting(4, integer(1))
+    tol: float = setting(0.005, number(0.0, 1.0))
+    epochs: int = setting(10, integer(0))
+    batch_size: int = setting(64, integer(1))
+    lr: float = setting(1e-3, number(0.0))
+    seed: int = setting(0, integer(0))
+    latency_repeats: int = setting(50, integer(1))
+    latency_warmup: int = setting(10, integer(0))
 
     @property
     def training(self) -> TrainSettings:
         """The retraining's :class:`~causalxai.tracer.settings.TrainSettings`."""
         return TrainSettings(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed)
+
 
 
 def select_mechanisms(mechanisms_ds: xr.Dataset, settings: CompressSettings) -> tuple[list[float], list[int]]:

@@ -69,7 +69,7 @@ from causalxai.data.dataset import to_raw as _to_raw
 from causalxai.runtime import predict
 from causalxai.tracer.ace import threshold_mask
 from causalxai.tracer.pipeline import TracerSettings, run_tracer
-from causalxai.tracer.settings import Settings, function, integer, number
+from causalxai.tracer.settings import Settings, function, integer, number, setting
 
 __all__ = [
     "KINDS",
@@ -106,26 +106,16 @@ class CounterfactualSettings(Settings):
     SECTION: ClassVar[str] = "tracer.counterfactuals"
     CONFIG_KEYS: ClassVar[Mapping[str, str]] = {"seed": "seed"}
 
-    n_correct: int = 10
-    n_candidates: int = 8
-    sigma: float = 0.5
-    sparsity_tol: float = 0.05
-    blend_steps: int = 0
-    figure_samples: int = 4
-    seed: int = 0
-    batch_size: int = 256
-    to_raw: Callable[[torch.Tensor], torch.Tensor] = _to_raw
+    n_correct: int = setting(10, integer(0))
+    n_candidates: int = setting(8, integer(1))
+    sigma: float = setting(0.5, number(0.0))
+    sparsity_tol: float = setting(0.05, number(0.0))
+    blend_steps: int = setting(0, integer(0))
+    figure_samples: int = setting(4, integer(0))
+    seed: int = setting(0, integer(0))
+    batch_size: int = setting(256, integer(1))
+    to_raw: Callable[[torch.Tensor], torch.Tensor] = setting(_to_raw, function())
 
-    def __post_init__(self) -> None:
-        self._set("n_correct", integer(0))
-        self._set("n_candidates", integer(1))
-        self._set("sigma", number(0.0))
-        self._set("sparsity_tol", number(0.0))
-        self._set("blend_steps", integer(0))
-        self._set("figure_samples", integer(0))
-        self._set("seed", integer(0))
-        self._set("batch_size", integer(1))
-        self._set("to_raw", function())
 
 
 def select_samples(

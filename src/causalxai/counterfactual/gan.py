@@ -89,7 +89,7 @@ from torch import nn
 from causalxai.io import atomic_path
 from causalxai.runtime import predict, resolve_device
 from causalxai.tracer.progress import Progress
-from causalxai.tracer.settings import Settings, integer, number
+from causalxai.tracer.settings import Settings, integer, number, optional, setting
 
 __all__ = [
     "FORMAT",
@@ -286,31 +286,18 @@ class GanSettings(Settings):
     SECTION: ClassVar[str] = "tracer.counterfactual_gan"
     CONFIG_KEYS: ClassVar[Mapping[str, str]] = {"seed": "seed"}
 
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3
-    lam: float = 0.1
-    latent_dim: int = 32
-    nn_fraction: float = 0.1
-    cls_weight: float = 0.0
-    latent_noise: float = 0.0
-    n_classes: int | None = None
-    n_eval: int = 256
-    seed: int = 0
+    epochs: int = setting(30, integer(0))
+    batch_size: int = setting(64, integer(1))
+    lr: float = setting(1e-3, number(0.0))
+    lam: float = setting(0.1, number(0.0, 1.0, what=" (λ of (1 − λ)·L_GAN + λ·‖x* − x_nn‖₁)"))
+    latent_dim: int = setting(32, integer(1))
+    nn_fraction: float = setting(0.1, number(0.0, 1.0))
+    cls_weight: float = setting(0.0, number(0.0))
+    latent_noise: float = setting(0.0, number(0.0))
+    n_classes: int | None = setting(None, optional(integer(2)))
+    n_eval: int = setting(256, integer(1))
+    seed: int = setting(0, integer(0))
 
-    def __post_init__(self) -> None:
-        self._set("epochs", integer(0))
-        self._set("batch_size", integer(1))
-        self._set("lr", number(0.0))
-        self._set("lam", number(0.0, 1.0, what=" (λ of (1 − λ)·L_GAN + λ·‖x* − x_nn‖₁)"))
-        self._set("latent_dim", integer(1))
-        self._set("nn_fraction", number(0.0, 1.0))
-        self._set("cls_weight", number(0.0))
-        self._set("latent_noise", number(0.0))
-        if self.n_classes is not None:
-            self._set("n_classes", integer(2))
-        self._set("n_eval", integer(1))
-        self._set("seed", integer(0))
 
 
 def train_counterfactual_gan(

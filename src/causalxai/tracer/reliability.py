@@ -74,7 +74,7 @@ from causalxai.runtime import eval_mode as _eval_mode  # the baseline wrappers' 
 from causalxai.runtime import model_device as _model_device
 from causalxai.tracer.ace import threshold_mask
 from causalxai.tracer.progress import Progress
-from causalxai.tracer.settings import Settings, function, integer, number
+from causalxai.tracer.settings import Settings, function, integer, number, setting
 
 __all__ = [
     "METHODS",
@@ -276,25 +276,15 @@ class ReliabilitySettings(Settings):
         "threshold": "tracer.ace.mask_threshold", "seed": "seed", "baseline": "tracer.interventions.baseline",
     }
 
-    methods: Sequence[str] = METHODS
-    p: float = 0.5
-    trials: int = 10
-    threshold: float = 0.1
-    seed: int = 0
-    baseline: float = 0.0
-    batch_size: int = 256
-    from_raw: Callable[[torch.Tensor], torch.Tensor] | None = None
+    methods: Sequence[str] = setting(METHODS, _methods)
+    p: float = setting(0.5, number(0.0, 1.0))
+    trials: int = setting(10, integer(1))
+    threshold: float = setting(0.1, number(0.0, 1.0, what=" (a share of the maximum |attribution|)"))
+    seed: int = setting(0, integer(0))
+    baseline: float = setting(0.0, number(-float("inf")))
+    batch_size: int = setting(256, integer(1))
+    from_raw: Callable[[torch.Tensor], torch.Tensor] | None = setting(None, function(optional=True))
     baselines: BaselineSettings = field(default_factory=BaselineSettings)
-
-    def __post_init__(self) -> None:
-        self._set("methods", _methods)
-        self._set("p", number(0.0, 1.0))
-        self._set("trials", integer(1))
-        self._set("threshold", number(0.0, 1.0, what=" (a share of the maximum |attribution|)"))
-        self._set("seed", integer(0))
-        self._set("baseline", number(-float("inf")))
-        self._set("batch_size", integer(1))
-        self._set("from_raw", function(optional=True))
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], *, section: str | None = None, **extra: Any) -> ReliabilitySettings:
@@ -303,6 +293,7 @@ class ReliabilitySettings(Settings):
         rest = dict(params)
         captum = {k: rest.pop(k) for k in ("lime_samples", "superpixel") if k in rest}
         return super().from_params(rest, section=section, baselines=BaselineSettings.from_config(captum), **extra)
+
 
 
 def superpixel_mask(height: int, width: int, size: int, *, device: torch.device | str | None = None) -> torch.Tensor:

@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self
 
 import torch
-from typing_extensions import Self
 
 from causalxai.data.dataset import from_raw, to_raw
 
-__all__ = ["EPS_SWEEP", "SettingError", "Settings", "TracerSettings", "TrainSettings", "function", "integer", "number"]
+__all__ = ["EPS_SWEEP", "SettingError", "Settings", "TracerSettings", "TrainSettings", "function", "integer", "number", "optional", "setting"]
 
 EPS_SWEEP = (0.0, 0.05, 0.1, 0.2, 1.0)  # App. G
-
-S = TypeVar("S", bound="Settings")
-
 
 class SettingError(ValueError):
     """A settings field with a value that cannot work; ``field`` names it."""
@@ -40,14 +36,20 @@ class SettingError(ValueError):
 class Settings:
     """Base of the settings objects: validation helpers and :meth:`from_params`.
 
-    ``CONFIG_KEYS`` maps a field to its config key when it is not ``<section>.<field>``
-    (e.g. ``seed`` is the top-level ``seed``); ``SECTION`` is the config section the rule's
-    params come from; ``PARAMS`` maps a params key to the field it fills when they differ.
+    Fields are declared with :func:`setting`, which names the converter that checks each
+    (applied in ``__post_init__``). ``CONFIG_KEYS`` maps a field to its config key when it is
+    not ``<section>.<field>`` (e.g. ``seed`` is the top-level ``seed``); ``SECTION`` is the
+    config section the rule's params come from.
     """
 
     SECTION: ClassVar[str] = ""
     CONFIG_KEYS: ClassVar[Mapping[str, str]] = {}
-    PARAMS: ClassVar[Mapping[str, str]] = {}
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            check = f.metadata.get("check")
+            if check is not None:
+                self._set(f.name, check)
 
     def _fail(self, field: str, detail: str) -> None:
         raise SettingError(type(self).__name__, field, detail)
@@ -76,8 +78,8 @@ class Settings:
         """The settings from a rule's params (a mapping; keys as the config spells them).
 
         Args:
-            params: the rule's ``snakemake.params`` entry (a dict): every key must be a field
-                (or a key of ``PARAMS``); fields not given keep their defaults.
+            params: the rule's ``snakemake.params`` entry (a dict): every key must be a field;
+                fields not given keep their defaults.
             section: the config section the params come from, when a class serves several
                 (e.g. ``tracer.model`` and ``tracer.compress`` for :class:`TrainSettings`).
             extra: further fields set by the script (not config values: e.g. callables).
@@ -88,17 +90,32 @@ class Settings:
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {}
         for key, value in dict(params).items():
-            field = cls.PARAMS.get(key, key)
-            if field not in names:
+            if key not in names:
                 raise ValueError(
                     f"{cls.__name__}.from_params: unknown key {key!r} ({cls.config_key(key, section)}); "
-                    f"known: {sorted(set(names) | set(cls.PARAMS))}"
+                    f"known: {sorted(names)}"
                 )
-            kwargs[field] = value
+            kwargs[key] = value
         try:
             return cls(**kwargs, **extra)
         except SettingError as err:
             raise ValueError(f"{cls.config_key(err.field, section)} {err.detail}") from None
+
+
+def setting(default: Any = dataclasses.MISSING, check: Callable[[Any], Any] | None = None, *,
+            default_factory: Any = dataclasses.MISSING) -> Any:
+    """A settings field with the converter that checks it (:meth:`Settings._set`, run by
+    ``__post_init__``): ``check`` raises ``ValueError`` saying what the value must be."""
+    return dataclasses.field(default=default, default_factory=default_factory, metadata={"check": check})
+
+
+def optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A converter that lets None through and checks anything else with ``convert``."""
+
+    def check(value: Any) -> Any:
+        return None if value is None else convert(value)
+
+    return check
 
 
 def integer(low: int) -> Callable[[Any], int]:
@@ -207,34 +224,20 @@ class TracerSettings(Settings):
         "top_k": "tracer.ace.top_k",
     }
 
-    layers: str | Sequence[str] = "all"
-    patch: int | Sequence[int] = 3
-    stride: int | Sequence[int] = 1
-    baseline: float = 0.0
-    batch_size: int = 256
-    kernel: str = "linear"
-    cka_dtype: torch.dtype = torch.float32
-    eps: float = 0.05
-    eps_sweep: Sequence[float] = EPS_SWEEP
-    mask_threshold: float = 0.1
-    top_k: int = 10
-    to_raw: Callable[[torch.Tensor], torch.Tensor] = to_raw
-    from_raw: Callable[[torch.Tensor], torch.Tensor] = from_raw
+    layers: str | Sequence[str] = setting("all", _layers)
+    patch: int | Sequence[int] = setting(3, _pair)
+    stride: int | Sequence[int] = setting(1, _pair)
+    baseline: float = setting(0.0, number(-float("inf")))
+    batch_size: int = setting(256, integer(1))
+    kernel: str = setting("linear", _one_of("linear", "rbf"))
+    cka_dtype: torch.dtype = setting(torch.float32, _dtype)
+    eps: float = setting(0.05, number(0.0, 1.0, what=" (B_ij = CKA_ij >= 1 - eps)"))
+    eps_sweep: Sequence[float] = setting(EPS_SWEEP, _eps_sweep)
+    mask_threshold: float = setting(0.1, number(0.0, 1.0, what=" (a share of the maximum |attribution|)"))
+    top_k: int = setting(10, integer(1))
+    to_raw: Callable[[torch.Tensor], torch.Tensor] = setting(to_raw, function())
+    from_raw: Callable[[torch.Tensor], torch.Tensor] = setting(from_raw, function())
 
-    def __post_init__(self) -> None:
-        self._set("layers", _layers)
-        self._set("patch", _pair)
-        self._set("stride", _pair)
-        self._set("baseline", number(-float("inf")))
-        self._set("batch_size", integer(1))
-        self._set("kernel", _one_of("linear", "rbf"))
-        self._set("cka_dtype", _dtype)
-        self._set("eps", number(0.0, 1.0, what=" (B_ij = CKA_ij >= 1 - eps)"))
-        self._set("eps_sweep", _eps_sweep)
-        self._set("mask_threshold", number(0.0, 1.0, what=" (a share of the maximum |attribution|)"))
-        self._set("top_k", integer(1))
-        self._set("to_raw", function())
-        self._set("from_raw", function())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,19 +256,10 @@ class TrainSettings(Settings):
 
     CONFIG_KEYS: ClassVar[Mapping[str, str]] = {"seed": "seed"}
 
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
-    seed: int = 0
-    eval_batch_size: int = 1024
-    dropout: float = 0.5
-    architecture: str = "alexnet28"
-
-    def __post_init__(self) -> None:
-        self._set("epochs", integer(0))
-        self._set("batch_size", integer(1))
-        self._set("eval_batch_size", integer(1))
-        self._set("lr", number(0.0))
-        self._set("seed", integer(0))
-        self._set("dropout", number(0.0, 1.0))
-        self._set("architecture", str)
+    epochs: int = setting(10, integer(0))
+    batch_size: int = setting(64, integer(1))
+    lr: float = setting(1e-3, number(0.0))
+    seed: int = setting(0, integer(0))
+    eval_batch_size: int = setting(1024, integer(1))
+    dropout: float = setting(0.5, number(0.0, 1.0))
+    architecture: str = setting("alexnet28", str)
