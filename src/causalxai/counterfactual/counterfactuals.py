@@ -114,7 +114,7 @@ class CounterfactualSettings(Settings):
     figure_samples: int = setting(4, integer(0))
     seed: int = setting(0, integer(0))
     batch_size: int = setting(256, integer(1))
-    to_raw: Callable[[torch.Tensor], torch.Tensor] = setting(_to_raw, function())
+    to_raw: Callable[[torch.Tensor], torch.Tensor] = setting(_to_raw, function())  # noqa: RUF009 (setting is the field specifier)
 
 
 

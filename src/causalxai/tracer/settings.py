@@ -230,13 +230,13 @@ class TracerSettings(Settings):
     baseline: float = setting(0.0, number(-float("inf")))
     batch_size: int = setting(256, integer(1))
     kernel: str = setting("linear", _one_of("linear", "rbf"))
-    cka_dtype: torch.dtype = setting(torch.float32, _dtype)
+    cka_dtype: torch.dtype = setting(torch.float32, _dtype)  # noqa: RUF009 (setting is the field specifier)
     eps: float = setting(0.05, number(0.0, 1.0, what=" (B_ij = CKA_ij >= 1 - eps)"))
     eps_sweep: Sequence[float] = setting(EPS_SWEEP, _eps_sweep)
     mask_threshold: float = setting(0.1, number(0.0, 1.0, what=" (a share of the maximum |attribution|)"))
     top_k: int = setting(10, integer(1))
-    to_raw: Callable[[torch.Tensor], torch.Tensor] = setting(to_raw, function())
-    from_raw: Callable[[torch.Tensor], torch.Tensor] = setting(from_raw, function())
+    to_raw: Callable[[torch.Tensor], torch.Tensor] = setting(to_raw, function())  # noqa: RUF009
+    from_raw: Callable[[torch.Tensor], torch.Tensor] = setting(from_raw, function())  # noqa: RUF009
 
 
 
