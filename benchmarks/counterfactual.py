@@ -33,9 +33,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from causalxai.counterfactual.gan import load_gan, nearest_neighbours, train_counterfactual_gan
-from causalxai.counterfactual.counterfactuals import candidate_metrics, counterfactuals, select_samples
+from causalxai.counterfactual.counterfactuals import CounterfactualSettings, candidate_metrics, counterfactuals, select_samples
+from causalxai.counterfactual.gan import GanSettings, load_gan, nearest_neighbours, train_counterfactual_gan
 from causalxai.data.dataset import load_digits
+from causalxai.tracer.settings import TrainSettings
 from causalxai.tracer.target_model import dataset_tensors, load_target_model, train_target_model
 from causalxai.runtime import resolve_device
 
@@ -108,7 +109,8 @@ def main() -> None:
         model = load_target_model(args.target)
     else:
         t0 = time.perf_counter()
-        model, _, summary = train_target_model(data, epochs=args.target_epochs, seed=args.seed, device=args.device)
+        model, _, summary = train_target_model(data, TrainSettings(epochs=args.target_epochs, seed=args.seed),
+                                               device=args.device)
         print(f"target model: {float(summary['test_accuracy']):.4f} test accuracy, trained in "
               f"{time.perf_counter() - t0:.1f} s")
     model = model.to(dev).eval()
@@ -116,7 +118,7 @@ def main() -> None:
         gen, disc, _ = load_gan(args.gan)
         train_s = float("nan")
     else:
-        gen, disc, hist = train_counterfactual_gan(x_train, y_train, model, epochs=args.gan_epochs, seed=args.seed,
+        gen, disc, hist = train_counterfactual_gan(x_train, y_train, model, GanSettings(epochs=args.gan_epochs, seed=args.seed),
                                                    device=dev, progress=False)
         train_s = hist["train_seconds"]
         print(f"GAN: {args.gan_epochs} epochs in {train_s:.1f} s ({np.median(hist['seconds']):.2f} s per epoch, "
@@ -135,8 +137,9 @@ def main() -> None:
     gan_rows = []
     for steps_ in sorted({0, args.blend_steps}):
         t0 = time.perf_counter()
-        ds = counterfactuals(gen, model, x, target, n_candidates=args.n_candidates, sigma=args.sigma, seed=args.seed,
-                             blend_steps=steps_, device=dev)
+        ds = counterfactuals(gen, model, x, {"target": target},
+                             CounterfactualSettings(n_candidates=args.n_candidates, sigma=args.sigma, seed=args.seed,
+                                                    blend_steps=steps_), device=dev)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         name = "GAN (K candidates)" if steps_ == 0 else f"GAN + refinement ({steps_} steps)"

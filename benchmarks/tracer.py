@@ -6,7 +6,7 @@ interventions + the original), every observed layer recorded; then the CKA of ev
 pair, the layer groups at ε = 0.05 (:mod:`causalxai.tracer.nodes`), the KL and sign per
 layer and intervention, and ACE with per-pixel attributions (:mod:`causalxai.tracer.ace`).
 
-The vectorised way is :func:`causalxai.tracer.analysis.analyse_samples` (batched forwards,
+The vectorised way is :func:`causalxai.tracer.interventions.interventions_dataset` (batched forwards,
 one Gram per distinct layer, one HSIC product) and :func:`causalxai.tracer.ace.ace_dataset`.
 The naive way is what a user would write from the paper's formulas:
 
@@ -41,9 +41,10 @@ import xarray as xr
 
 from causalxai.data.dataset import load_digits
 from causalxai.tracer.ace import ace_dataset, output_layers
-from causalxai.tracer.analysis import analyse_samples
+from causalxai.tracer.interventions import interventions_dataset
 from causalxai.tracer.nodes import binary_matrix, layer_groups
 from causalxai.tracer.model import alexnet28, observed_layers
+from causalxai.tracer.settings import TracerSettings
 
 EIGHT = ["relu1", "relu2", "relu3", "relu4", "relu5", "relu6", "relu7", "fc3"]  # §4.1: eight activation outputs
 EPS = 0.05
@@ -53,7 +54,8 @@ K, STRIDE = 3, 1
 def vectorised(model, x, layers) -> tuple[dict[str, float], xr.Dataset, xr.Dataset]:
     t: dict[str, float] = {}
     t0 = time.perf_counter()
-    ds = analyse_samples(model, x[None], layers=layers, k=K, stride=STRIDE, timings=t)
+    settings = TracerSettings(layers=layers, patch=K, stride=STRIDE, eps=EPS)
+    ds = interventions_dataset(model, x[None], settings, timings=t)
     total_analysis = time.perf_counter() - t0
     t["dataset"] = total_analysis - t["activations"] - t["cka"] - t["kl"]
     t0 = time.perf_counter()
@@ -61,7 +63,7 @@ def vectorised(model, x, layers) -> tuple[dict[str, float], xr.Dataset, xr.Datas
     groups = xr.DataArray(grp[None], dims=("sample", "layer"), coords={"sample": ds["sample"], "layer": ds["layer"]})
     t["groups"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ace = ace_dataset(ds, groups)
+    ace = ace_dataset(ds, groups, settings)
     t["ace"] = time.perf_counter() - t0
     return t, ds, ace
 

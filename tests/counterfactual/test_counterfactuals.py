@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from causalxai.counterfactual.gan import train_counterfactual_gan
 from causalxai.counterfactual.counterfactuals import (
+    CounterfactualSettings,
     candidate_metrics,
     choose_candidates,
     counterfactual_table,
@@ -15,7 +15,9 @@ from causalxai.counterfactual.counterfactuals import (
     select_samples,
     tracer_comparison,
 )
-from causalxai.tracer.ace import binary_mask
+from causalxai.counterfactual.gan import GanSettings, train_counterfactual_gan
+from causalxai.tracer.ace import threshold_mask
+from causalxai.tracer.pipeline import TracerSettings
 
 SIDE, N_CLASSES = 8, 4
 
@@ -100,8 +102,9 @@ def test_counterfactuals_blend_shrinks_proximity():
     x[:, 0, 0, 0] = -1.0
     target = torch.tensor([1, 2, 3, 1, 2])
     kw = dict(n_candidates=4, sigma=0.8, seed=1)
-    plain = counterfactuals(StubGenerator(), FixedClassifier(), x, target, **kw)
-    blend = counterfactuals(StubGenerator(), FixedClassifier(), x, target, blend_steps=10, **kw)
+    plain = counterfactuals(StubGenerator(), FixedClassifier(), x, {"target": target}, CounterfactualSettings(**kw))
+    blend = counterfactuals(StubGenerator(), FixedClassifier(), x, {"target": target},
+                            CounterfactualSettings(blend_steps=10, **kw))
     assert (plain["candidate_alpha"].values == 1).all()
     assert np.allclose(plain["candidate_gan_proximity_l1"].values, plain["candidate_proximity_l1"].values)
     assert np.allclose(blend["candidate_gan_proximity_l1"].values, plain["candidate_proximity_l1"].values)
@@ -113,7 +116,7 @@ def test_counterfactuals_blend_shrinks_proximity():
     assert (blend["candidate_valid"].values | (a == 1)).all()
     assert blend.attrs["mean_proximity_l1"] <= plain.attrs["mean_proximity_l1"] + 1e-9
     with pytest.raises(ValueError, match="blend_steps"):
-        counterfactuals(StubGenerator(), FixedClassifier(), x, target, blend_steps=-1)
+        counterfactuals(StubGenerator(), FixedClassifier(), x, {"target": target}, CounterfactualSettings(blend_steps=-1))
 
 
 def test_select_samples():
@@ -137,9 +140,10 @@ def test_counterfactuals_metrics_and_choice():
     target = torch.tensor([1, 2, 3, 1, 2])
     pool_x = torch.cat([toy_images(12, seed=1), x[:1]])  # the first original is in the pool
     pool_y = torch.tensor([0, 1, 2, 3] * 3 + [1])
-    ds = counterfactuals(StubGenerator(), FixedClassifier(), x, target, labels=[0] * 5, sample_ids=[10, 11, 12, 13, 14],
-                         kind=["misclassified"] * 2 + ["correct"] * 3, n_candidates=6, sigma=0.8,
-                         pool=(pool_x, pool_y), seed=1)
+    samples = {"target": target, "label": [0] * 5, "index": [10, 11, 12, 13, 14],
+               "kind": ["misclassified"] * 2 + ["correct"] * 3}
+    ds = counterfactuals(StubGenerator(), FixedClassifier(), x, samples, CounterfactualSettings(n_candidates=6, sigma=0.8, seed=1),
+                         pool=(pool_x, pool_y))
     assert ds.sizes == {"sample": 5, "candidate": 6, "channel": 1, "y": SIDE, "x": SIDE, "latent": 2}
     assert ds["delta"].values[:, 0].tolist() == [[0.0, 0.0]] * 5  # candidate 0: no perturbation
     cand = torch.as_tensor(ds["candidates"].values)[:, :, None]
@@ -166,19 +170,21 @@ def test_counterfactuals_metrics_and_choice():
     assert ds.attrs["n_misclassified"] == 2 and np.isnan(ds["disc_score"].values).all()
     table = counterfactual_table(ds)
     assert list(table.index) == [10, 11, 12, 13, 14] and table["kind"].iloc[0] == "misclassified"
-    same = counterfactuals(StubGenerator(), FixedClassifier(), x, target, n_candidates=6, sigma=0.8, seed=1)
+    same = counterfactuals(StubGenerator(), FixedClassifier(), x, {"target": target},
+                           CounterfactualSettings(n_candidates=6, sigma=0.8, seed=1))
     assert np.array_equal(same["candidates"].values, ds["candidates"].values)
-    other = counterfactuals(StubGenerator(), FixedClassifier(), x, target, n_candidates=6, sigma=0.8, seed=2)
+    other = counterfactuals(StubGenerator(), FixedClassifier(), x, {"target": target},
+                            CounterfactualSettings(n_candidates=6, sigma=0.8, seed=2))
     assert not np.array_equal(other["delta"].values, ds["delta"].values)
     with pytest.raises(ValueError, match="targets"):
-        counterfactuals(StubGenerator(), FixedClassifier(), x, target[:3])
+        counterfactuals(StubGenerator(), FixedClassifier(), x, {"target": target[:3]})
 
 
 def test_tracer_comparison_shapes_and_difference():
     clf = tiny_classifier()
     xo, xc = toy_images(2, seed=3), toy_images(2, seed=4)
-    ds = tracer_comparison(clf, xo, xc, sample_ids=[7, 9], layers=["1", "3"], k=3, stride=1, eps=0.05,
-                           mask_threshold=0.2)
+    ds = tracer_comparison(clf, xo, xc, TracerSettings(layers=["1", "3"], patch=3, stride=1, eps=0.05, mask_threshold=0.2),
+                           sample_ids=[7, 9])
     assert ds["attribution"].dims == ("version", "sample", "y", "x") and ds.sizes["version"] == 2
     assert list(ds["sample"].values) == [7, 9]
     attr = ds["attribution"].values
@@ -186,7 +192,7 @@ def test_tracer_comparison_shapes_and_difference():
     assert np.allclose(ds["attribution_normalised"].values, norm)
     assert np.allclose(np.abs(ds["attribution_normalised"].values).max(axis=(-2, -1)), 1)
     assert np.allclose(ds["difference"].values, norm[1] - norm[0])
-    assert np.array_equal(ds["changed"].values, binary_mask(ds["difference"].values, 0.2))
+    assert np.array_equal(ds["changed"].values, threshold_mask(ds["difference"].values, 0.2))
     ng = ds["n_groups"].values
     assert ng.shape == (2, 2) and ((ng >= 1) & (ng <= 2)).all()
     for v in range(2):
@@ -202,13 +208,14 @@ def test_end_to_end_tiny():
     y = torch.arange(48) % N_CLASSES
     x = torch.rand((48, 1, SIDE, SIDE), generator=g) * 2 - 1
     clf = tiny_classifier()
-    gen, disc, hist = train_counterfactual_gan(x[:40], y[:40], clf, epochs=1, batch_size=20, latent_dim=4,
-                                               nn_fraction=0.2, seed=0, device="cpu", progress=False)
+    gen, disc, hist = train_counterfactual_gan(x[:40], y[:40], clf, GanSettings(epochs=1, batch_size=20, latent_dim=4,
+                                               nn_fraction=0.2, seed=0), device="cpu", progress=False)
     sel = select_samples(clf, x[40:], y[40:], n_correct=2, seed=0)
-    ds = counterfactuals(gen, clf, x[40:][sel["index"]], sel["target"], labels=sel["label"], kind=sel["kind"],
-                         n_candidates=3, discriminator=disc, pool=(x[:40], y[:40]), seed=0)
+    ds = counterfactuals(gen, clf, x[40:][sel["index"]], {k: sel[k] for k in ("target", "label", "kind")},
+                         CounterfactualSettings(n_candidates=3, seed=0), discriminator=disc, pool=(x[:40], y[:40]))
     for name in ("counterfactual", "proximity_l1", "sparsity", "plausibility_l1", "disc_score", "nn_distance"):
         assert np.isfinite(ds[name].values).all(), name
     cmp = tracer_comparison(clf, torch.as_tensor(ds["original_inputs"].values[:2]),
-                            torch.as_tensor(ds["counterfactual_inputs"].values[:2]), layers=["1", "3"], k=4, stride=4)
+                            torch.as_tensor(ds["counterfactual_inputs"].values[:2]),
+                            TracerSettings(layers=["1", "3"], patch=4, stride=4))
     assert np.isfinite(cmp["attribution"].values).all() and cmp["changed"].dtype == bool

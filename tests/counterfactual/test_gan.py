@@ -8,6 +8,7 @@ from torch import nn
 from causalxai.counterfactual.gan import (
     CounterfactualGenerator,
     Discriminator,
+    GanSettings,
     history_dataset,
     load_gan,
     nearest_neighbours,
@@ -94,15 +95,15 @@ def test_nearest_neighbours_match_brute_force():
 def test_training_is_seeded_and_logged():
     x, y = toy_data()
     clf = tiny_classifier()
-    kw = dict(epochs=2, batch_size=16, latent_dim=4, nn_fraction=0.25, seed=3, device="cpu", progress=False)
-    g1, d1, h1 = train_counterfactual_gan(x, y, clf, **kw)
-    g2, d2, h2 = train_counterfactual_gan(x, y, clf, **kw)
+    kw = dict(epochs=2, batch_size=16, latent_dim=4, nn_fraction=0.25, seed=3)
+    g1, d1, h1 = train_counterfactual_gan(x, y, clf, GanSettings(**kw), device="cpu", progress=False)
+    g2, d2, h2 = train_counterfactual_gan(x, y, clf, GanSettings(**kw), device="cpu", progress=False)
     t = torch.tensor([1, 2, 3])
     assert torch.equal(g1(x[:3], t), g2(x[:3], t))
     assert torch.equal(d1(x[:3]), d2(x[:3]))
     assert h1["loss_g"] == h2["loss_g"] and len(h1["validity"]) == 2
     assert h1["n_nn_subset"] == 12 and h1["n_train"] == 40
-    g3, _, _ = train_counterfactual_gan(x, y, clf, **{**kw, "seed": 4})
+    g3, _, _ = train_counterfactual_gan(x, y, clf, GanSettings(**{**kw, "seed": 4}), device="cpu", progress=False)
     assert not torch.equal(g1(x[:3], t), g3(x[:3], t))
     assert all(np.isfinite(h1[k]).all() for k in ("loss_g", "loss_d", "loss_gan", "loss_l1", "loss_cls"))
     assert all(p.requires_grad for p in clf.parameters())  # the classifier is left as it was
@@ -115,8 +116,8 @@ def test_l1_term_pulls_towards_the_target_neighbour():
     # λ = 1: only the neighbour term; the output must move towards target-class images
     x, y = toy_data(n=32)
     clf = tiny_classifier()
-    kw = dict(batch_size=32, latent_dim=4, nn_fraction=0.5, seed=0, device="cpu", progress=False, lam=1.0)
-    _, _, h = train_counterfactual_gan(x, y, clf, epochs=8, **kw)
+    kw = dict(batch_size=32, latent_dim=4, nn_fraction=0.5, seed=0, lam=1.0)
+    _, _, h = train_counterfactual_gan(x, y, clf, GanSettings(epochs=8, **kw), device="cpu", progress=False)
     assert h["loss_l1"][-1] < h["loss_l1"][0]
 
 

@@ -14,14 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+import torch
 import xarray as xr
 
 from causalxai.data import dataset as datasets
 from causalxai.data.dataset import (
     DATASETS,
     DatasetFileError,
+    from_raw,
     load_dataset,
     load_digits,
+    to_raw,
     zoo_preprocess,
 )
 from causalxai.data.download import ChecksumError
@@ -333,3 +336,9 @@ def test_svhn_bad_file_is_named(tmp_path, monkeypatch):
     with pytest.raises(DatasetFileError, match="variables X and y expected") as info:
         load_dataset("svhn_cropped", cache_dir=tmp_path / "cache", progress=False)
     assert "test_32x32.mat" in str(info.value)
+
+
+def test_raw_space_round_trip():
+    x = torch.linspace(-1, 1, 11)
+    torch.testing.assert_close(from_raw(to_raw(x)), x)
+    assert to_raw(torch.tensor(-1.0)) == 0 and to_raw(torch.tensor(1.0)) == 1

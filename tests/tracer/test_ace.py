@@ -10,9 +10,10 @@ import torch
 import xarray as xr
 from torch import nn
 
-from causalxai.tracer.ace import ace_dataset, binary_mask, output_layers
-from causalxai.tracer.analysis import analyse_samples
+from causalxai.tracer.ace import ace_dataset, output_layers, threshold_mask
+from causalxai.tracer.interventions import interventions_dataset
 from causalxai.tracer.nodes import binary_matrix, layer_groups
+from causalxai.tracer.settings import TracerSettings
 
 LAYERS = ["a", "b", "c"]
 
@@ -46,7 +47,7 @@ def test_non_overlapping_patches_attribution_is_effect_over_k2():
     sign = np.ones((1, 4, 3))
     sign[0, :, 1] = [1, -1, 1, -1]
     sign[0, 1, 2] = 0
-    ds = ace_dataset(fake_interventions(kl, sign, 2, 2), groups_da([[0, 0, 1]]))
+    ds = ace_dataset(fake_interventions(kl, sign, 2, 2), groups_da([[0, 0, 1]]), TracerSettings())
     assert ds["n_groups"].values.tolist() == [2]
     assert ds["output_layer"].values.tolist() == [["b", "c", ""]]
     eff0 = np.array([0.4, -0.8, 1.2, -2.0])
@@ -75,14 +76,14 @@ def test_overlapping_patches_stride_one_coverage():
     # 4×4, 2×2 patches, stride 1: 9 patches; every effect 1 → attribution = coverage / 4
     kl = np.ones((1, 9, 1))
     sign = np.ones((1, 9, 1))
-    ds = ace_dataset(fake_interventions(kl, sign, 2, 1), groups_da([[0]]))
+    ds = ace_dataset(fake_interventions(kl, sign, 2, 1), groups_da([[0]]), TracerSettings())
     cover = np.array([[1, 2, 2, 1], [2, 4, 4, 2], [2, 4, 4, 2], [1, 2, 2, 1]]) / 4
     assert np.allclose(ds["attribution"].values[0, 0], cover)
     assert ds["attribution"].values[0, 0, 0, 0] == 0.25 and ds["attribution"].values[0, 0, 1, 1] == 1.0
     # one patch only (top-left corner 1, 1 = intervention 4) with effect −2
     kl2 = np.zeros((1, 9, 1))
     kl2[0, 4, 0] = 2.0
-    ds2 = ace_dataset(fake_interventions(kl2, -sign, 2, 1), groups_da([[0]]))
+    ds2 = ace_dataset(fake_interventions(kl2, -sign, 2, 1), groups_da([[0]]), TracerSettings())
     expect = np.zeros((4, 4))
     expect[1:3, 1:3] = -0.5
     assert np.allclose(ds2["attribution"].values[0, 0], expect)
@@ -96,30 +97,30 @@ def test_groups_aligned_by_coordinates_and_padding_per_sample():
     ds_in = fake_interventions(kl, sign, 2, 2)
     # given in the other sample order: sample 101 has 3 groups, 100 one group
     g = groups_da([[0, 1, 2], [0, 0, 0]], samples=[101, 100])
-    ds = ace_dataset(ds_in, g)
+    ds = ace_dataset(ds_in, g, TracerSettings())
     assert ds["n_groups"].values.tolist() == [1, 3]
     assert ds["output_layer"].values.tolist() == [["c", "", ""], ["a", "b", "c"]]
     assert np.allclose(ds["ace"].values[0, 0], kl[0, :, 2].mean())
     assert np.allclose(ds["ace"].values[1], kl[1].mean(0))
     assert np.isnan(ds["ace"].values[0, 1:]).all()
     with pytest.raises(ValueError, match="ids 0"):
-        ace_dataset(ds_in, groups_da([[0, 2, 2], [0, 0, 0]]))
+        ace_dataset(ds_in, groups_da([[0, 2, 2], [0, 0, 0]]), TracerSettings())
 
 
-def test_binary_mask_rule():
+def test_threshold_mask_rule():
     a = np.array([[0.0, -1.0], [0.05, 0.5]])
-    assert binary_mask(a, 0.1).tolist() == [[False, True], [False, True]]
-    assert binary_mask(a, 0.05).tolist() == [[False, True], [True, True]]  # inclusive
-    assert not binary_mask(np.zeros((3, 3)), 0.1).any()
-    assert binary_mask(np.array([[np.nan, 2.0], [1.0, 0.1]]), 0.5).tolist() == [[False, True], [True, False]]
+    assert threshold_mask(a, 0.1).tolist() == [[False, True], [False, True]]
+    assert threshold_mask(a, 0.05).tolist() == [[False, True], [True, True]]  # inclusive
+    assert not threshold_mask(np.zeros((3, 3)), 0.1).any()
+    assert threshold_mask(np.array([[np.nan, 2.0], [1.0, 0.1]]), 0.5).tolist() == [[False, True], [True, False]]
     stack = np.stack([a, 10 * np.eye(2)])  # the maximum is per leading index
-    assert binary_mask(stack, 0.2).tolist() == [[[False, True], [False, True]], [[True, False], [False, True]]]
+    assert threshold_mask(stack, 0.2).tolist() == [[[False, True], [False, True]], [[True, False], [False, True]]]
     da = xr.DataArray(a, dims=("y", "x"), coords={"y": [5, 6]})
-    m = binary_mask(da)
+    m = threshold_mask(da)
     assert isinstance(m, xr.DataArray) and m.dims == ("y", "x") and m["y"].values.tolist() == [5, 6]
-    assert binary_mask(torch.tensor(a), 0.1).tolist() == [[False, True], [False, True]]
+    assert threshold_mask(torch.tensor(a), 0.1).tolist() == [[False, True], [False, True]]
     with pytest.raises(ValueError, match="threshold"):
-        binary_mask(a, 1.5)
+        threshold_mask(a, 1.5)
 
 
 def test_output_layers():
@@ -135,10 +136,10 @@ def test_end_to_end_with_analysis_and_groups():
         OrderedDict(conv=nn.Conv2d(1, 3, 3, padding=1), relu=nn.ReLU(), flat=nn.Flatten(), fc=nn.Linear(3 * 36, 4))
     ).eval()
     imgs = torch.rand((2, 1, 6, 6)) * 2 - 1
-    inter = analyse_samples(model, imgs, layers="all", k=2, stride=1)
+    inter = interventions_dataset(model, imgs, TracerSettings(layers="all", patch=2, stride=1))
     grp = np.stack([layer_groups(binary_matrix(c, 0.05)) for c in inter["cka"].values])
     groups = xr.DataArray(grp, dims=("sample", "layer"), coords={"sample": inter["sample"], "layer": inter["layer"]})
-    ds = ace_dataset(inter, groups, top_k=5)
+    ds = ace_dataset(inter, groups, TracerSettings(top_k=5))
     assert ds["attribution"].dims == ("sample", "group", "y", "x") and ds["top_feature"].shape == (2, 4, 5)
     for s in range(2):
         last = output_layers(grp[s])
@@ -154,12 +155,12 @@ def test_netcdf_round_trip_of_both_files(tmp_path):
 
     torch.manual_seed(0)
     model = nn.Sequential(OrderedDict(flat=nn.Flatten(), fc=nn.Linear(16, 3))).eval()
-    inter = analyse_samples(model, torch.rand((2, 1, 4, 4)) * 2 - 1, sample_ids=["a", "b"], layers="all", k=2, stride=(1, 2))
+    inter = interventions_dataset(model, torch.rand((2, 1, 4, 4)) * 2 - 1, TracerSettings(layers="all", patch=2, stride=(1, 2)), sample_ids=["a", "b"])
     assert inter.attrs["patch_size"] == 2 and list(inter.attrs["stride"]) == [1, 2]
     io.write_dataset(inter, tmp_path / "interventions.nc", step="interventions")
     back = io.open(tmp_path / "interventions.nc")
     groups = xr.DataArray([[0, 1], [0, 0]], dims=("sample", "layer"), coords={"sample": ["a", "b"], "layer": ["flat", "fc"]})
-    ds = ace_dataset(back, groups)
+    ds = ace_dataset(back, groups, TracerSettings())
     assert ds.sizes["intervention"] == 3 * 2
     io.write_dataset(ds, tmp_path / "ace.nc", step="ace")
     again = io.open(tmp_path / "ace.nc")
@@ -167,18 +168,3 @@ def test_netcdf_round_trip_of_both_files(tmp_path):
     assert again["mask"].dtype == bool and again["top_feature"].dtype == np.int64
     np.testing.assert_array_equal(again["attribution"].values, ds["attribution"].values)
     assert back["sign"].dtype == np.int8 and back["kl"].dtype == np.float64
-
-
-def test_output_attribution_matches_the_full_analysis():
-    from causalxai.tracer.ace import output_attribution
-    from causalxai.tracer.analysis import analyse_samples
-
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5)).eval()
-    x = torch.rand(2, 1, 6, 6) * 2 - 1
-    got = output_attribution(model, x, k=2, stride=1)
-    inter = analyse_samples(model, x, layers=["1", "3"], k=2, stride=1)
-    groups = xr.DataArray(np.array([[0, 1], [0, 1]]), dims=("sample", "layer"),
-                          coords={"sample": inter["sample"].values, "layer": ["1", "3"]})
-    full = ace_dataset(inter, groups)
-    np.testing.assert_allclose(got.numpy(), full["attribution"].isel(group=1).values, rtol=1e-6, atol=1e-12)

@@ -1,19 +1,27 @@
-"""TRACER interventions (paper 004 §3.3.1): masks, intervened inputs, recorded activations."""
+"""TRACER interventions (paper 004 §3.3.1): masks, intervened inputs, recorded activations; the
+per-sample analysis (§3.3-3.4) against per-intervention loops and NumPy."""
+
+from __future__ import annotations
 
 from collections import OrderedDict
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from causalxai.tracer.interventions import (
+    analyse_one,
     intervene,
+    interventions_dataset,
+    layer_kl_sign,
     n_windows,
     patch_masks,
     record_activations,
     window_masks,
 )
 from causalxai.tracer.model import alexnet28, observed_layers
+from causalxai.tracer.settings import TracerSettings
 
 
 def test_patch_masks_mnist_count_size_and_coverage():
@@ -155,3 +163,232 @@ def test_record_activations_refuses_modules_run_twice_and_removes_hooks_on_error
     assert acts["b"].shape == (4, 3)
     with pytest.raises(ValueError, match="no inputs"):
         record_activations(model, torch.rand(0, 3), ["a"])
+
+
+# ---------------------------------------------------------------------------------------
+# the per-sample analysis (was tests/tracer/test_analysis.py)
+
+LAYERS = ["conv", "relu", "ident", "flat", "fc"]
+
+
+def tiny_model(seed: int = 0, side: int = 6) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        OrderedDict(
+            conv=nn.Conv2d(1, 2, 3, padding=1),
+            relu=nn.ReLU(),
+            ident=nn.Identity(),
+            flat=nn.Flatten(),
+            fc=nn.Linear(2 * side * side, 3),
+        )
+    ).eval()
+
+
+def tiny_input(seed: int = 1, side: int = 6) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand((1, side, side), generator=g) * 2 - 1  # normalised: raw = (x + 1)/2
+
+
+def np_interventions(x: np.ndarray, k: int, stride: int, value: float) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+    """Each k×k patch (row-major by top-left corner) set to ``value``, one copy at a time."""
+    _, h, w = x.shape
+    out, corners = [], []
+    for i in range(0, h - k + 1, stride):
+        for j in range(0, w - k + 1, stride):
+            xp = x.copy()
+            xp[:, i : i + k, j : j + k] = value
+            out.append(xp)
+            corners.append((i, j))
+    return out, corners
+
+
+def np_layer_outputs(model: nn.Module, x: np.ndarray) -> dict[str, np.ndarray]:
+    """One forward of a single input, every layer's output kept (the naive way)."""
+    outs: dict[str, np.ndarray] = {}
+    hooks = [
+        model.get_submodule(n).register_forward_hook(lambda m, a, o, _n=n: outs.__setitem__(_n, o.detach().numpy().copy()))
+        for n in LAYERS
+    ]
+    try:
+        with torch.no_grad():
+            model(torch.from_numpy(x)[None])
+    finally:
+        for h in hooks:
+            h.remove()
+    return {n: outs[n].reshape(-1).astype(np.float64) for n in LAYERS}
+
+
+def np_kl(zp: np.ndarray, z: np.ndarray) -> float:
+    """KL(softmax(z') ‖ softmax(z)) straight from the definition."""
+    p = np.exp(zp - zp.max())
+    p /= p.sum()
+    q = np.exp(z - z.max())
+    q /= q.sum()
+    return float(np.sum(p * np.log(p / q)))
+
+
+def np_linear_cka(a: np.ndarray, b: np.ndarray) -> float:
+    """The paper's formula: Tr(H K H L) / sqrt(Tr(H K H K) Tr(H L H L)), float64."""
+    n = a.shape[0]
+    h = np.eye(n) - np.ones((n, n)) / n
+    k, l = a @ a.T, b @ b.T
+    hkh, hlh = h @ k @ h, h @ l @ h
+    return float(np.trace(hkh @ l) / np.sqrt(np.trace(hkh @ k) * np.trace(hlh @ l)))
+
+
+def test_kl_sign_and_predictions_match_a_per_intervention_loop():
+    model, x = tiny_model(), tiny_input()
+    r = analyse_one(model, x, TracerSettings(layers=LAYERS, patch=2, stride=2, baseline=0.0))
+    assert r["layers"] == LAYERS and r["kl"].shape == (9, 5) and r["sign"].shape == (9, 5)
+    xs, corners = np_interventions(x.numpy(), 2, 2, value=-1.0)  # raw 0 → normalised −1
+    assert corners[1] == (0, 2) and corners[3] == (2, 0)
+    orig = np_layer_outputs(model, x.numpy())
+    for i, xp in enumerate(xs):
+        out = np_layer_outputs(model, xp)
+        for l, name in enumerate(LAYERS):
+            ref = np_kl(out[name], orig[name])
+            assert r["kl"][i, l].item() == pytest.approx(ref, rel=1e-4, abs=1e-9), (i, name)
+            p0 = np.exp(orig[name] - orig[name].max())
+            p0 /= p0.sum()
+            p1 = np.exp(out[name] - out[name].max())
+            p1 /= p1.sum()
+            j = int(np.argmax(orig[name]))
+            if abs(p0[j] - p1[j]) > 1e-6 * p0[j]:
+                assert r["sign"][i, l].item() == np.sign(p0[j] - p1[j]), (i, name)
+        assert r["pred_intervened"][i].item() == int(np.argmax(out["fc"]))
+    assert r["pred"] == int(np.argmax(orig["fc"]))
+    assert np.allclose(r["prob"].numpy(), np.exp(orig["fc"]) / np.exp(orig["fc"]).sum(), rtol=1e-6)
+    assert (r["kl"] > 0).any()
+
+
+def test_identical_layers_have_cka_one_and_shared_kl():
+    r = analyse_one(tiny_model(), tiny_input(), TracerSettings(layers=LAYERS, patch=2, stride=2))
+    cka = r["cka"].numpy()
+    names = r["layers"]
+    i_relu, i_ident, i_flat = names.index("relu"), names.index("ident"), names.index("flat")
+    assert cka[i_relu, i_ident] == 1.0 and cka[i_ident, i_flat] == 1.0 and cka[i_relu, i_flat] == 1.0
+    assert cka[names.index("conv"), i_relu] < 1.0
+    assert torch.equal(r["kl"][:, i_relu], r["kl"][:, i_ident]) and torch.equal(r["kl"][:, i_ident], r["kl"][:, i_flat])
+    assert np.allclose(cka, cka.T) and np.all(np.diag(cka) == 1.0)
+
+
+def test_cka_float32_production_path_within_1e5_of_float64_reference():
+    side = 12
+    model, x = tiny_model(3, side), tiny_input(4, side)
+    r = analyse_one(model, x, TracerSettings(layers=LAYERS, patch=3, stride=1))  # 100 interventions, float32 Grams
+    assert r["kl"].shape == (100, 5)
+    xs, _ = np_interventions(x.numpy(), 3, 1, value=-1.0)
+    rows = [np_layer_outputs(model, xp) for xp in [x.numpy()] + xs]
+    acts = {n: np.stack([row[n] for row in rows]) for n in LAYERS}
+    ref = np.array([[np_linear_cka(acts[a], acts[b]) for b in LAYERS] for a in LAYERS])
+    assert np.abs(r["cka"].numpy() - ref).max() < 1e-5
+    r64 = analyse_one(model, x, TracerSettings(layers=LAYERS, patch=3, stride=1, cka_dtype=torch.float64))
+    assert np.abs(r64["cka"].numpy() - ref).max() < 1e-6  # per-sample vs batched forwards: float32 inputs
+
+
+def test_sign_on_a_crafted_linear_model():
+    # two classes: class 0 sums the top row, class 1 the bottom row of a 2×2 image
+    model = nn.Sequential(OrderedDict(flat=nn.Flatten(), fc=nn.Linear(4, 2, bias=False))).eval()
+    with torch.no_grad():
+        model.fc.weight.copy_(torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]]))
+    x = torch.tensor([[[1.0, 1.0], [-1.0, 0.5]]])  # pred 0; pixel (1, 0) already at the baseline −1
+    r = analyse_one(model, x, TracerSettings(layers=["flat", "fc"], patch=1, stride=1, baseline=0.0))
+    assert r["pred"] == 0
+    fc = r["layers"].index("fc")
+    # occluding a top pixel lowers class 0 (+1: supported the decision), the bottom-right raises it (−1)
+    assert r["sign"][:, fc].tolist() == [1, 1, 0, -1]
+    assert r["kl"][2].tolist() == [0.0, 0.0]  # no change at all: exactly 0
+    # flatten layer: its peak unit is pixel (0, 0) (first of the tied maxima)
+    assert r["sign"][:, 0].tolist() == [1, -1, 0, -1]
+    assert r["pred_intervened"].tolist() == [0, 0, 0, 0]
+
+
+def test_layer_kl_sign_matches_float64_log_softmax():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(50, 300)).astype(np.float32) * 5
+    a[1:] += (rng.uniform(size=(49, 300)) < 0.2) * rng.normal(size=(49, 300)).astype(np.float32)
+    a[7] = a[0]
+    kl, sign = layer_kl_sign(torch.from_numpy(a))
+    f = a.astype(np.float64)
+    lp = f - f.max(1, keepdims=True)
+    lp -= np.log(np.exp(lp).sum(1, keepdims=True))
+    ref = (np.exp(lp) * (lp - lp[0])).sum(1)
+    j = int(np.argmax(f[0]))
+    assert np.allclose(kl.numpy(), ref, rtol=1e-10, atol=1e-14)
+    assert kl[0] == 0 and kl[7] == 0 and sign[0] == 0 and sign[7] == 0
+    assert np.array_equal(sign.numpy()[1:], np.sign(lp[0, j] - lp[1:, j]).astype(np.int8)[:])
+    # huge activations: the fall-back (own log-sum-exp) path
+    big = torch.from_numpy(a) * 400
+    big[1:, :5] += 2000
+    kl2, _ = layer_kl_sign(big)
+    f2 = big.numpy().astype(np.float64)
+    lp2 = f2 - f2.max(1, keepdims=True)
+    lp2 -= np.log(np.exp(lp2).sum(1, keepdims=True))
+    ref2 = (np.exp(lp2) * (lp2 - lp2[0])).sum(1)
+    assert np.allclose(kl2.numpy(), ref2, rtol=1e-9, atol=1e-9 * ref2.max())
+
+
+def test_interventions_dataset_layout():
+    model = tiny_model()
+    imgs = torch.stack([tiny_input(1), tiny_input(2)])
+    ds = interventions_dataset(model, imgs, TracerSettings(layers=LAYERS, patch=2, stride=2), sample_ids=[10, 20], labels=[1, 2])
+    assert ds["sample"].values.tolist() == [10, 20]
+    assert ds["layer"].values.tolist() == LAYERS
+    assert ds["kl"].dims == ("sample", "intervention", "layer") and ds["kl"].dtype == np.float64
+    assert ds["sign"].dtype == np.int8 and set(np.unique(ds["sign"].values)) <= {-1, 0, 1}
+    assert ds["cka"].dims == ("sample", "layer_i", "layer_j") and ds["cka"].dtype == np.float64
+    assert ds["patch_y"].values.tolist() == [0, 0, 0, 2, 2, 2, 4, 4, 4]
+    assert ds["patch_x"].values.tolist() == [0, 2, 4] * 3
+    assert ds["image"].dims == ("sample", "y", "x") and ds["inputs"].dims == ("sample", "channel", "y", "x")
+    assert np.array_equal(ds["image"].values, imgs[:, 0].numpy())
+    assert ds["label"].values.tolist() == [1, 2]
+    assert ds["prob"].shape == (2, 3) and np.allclose(ds["prob"].sum("class"), 1)
+    assert ds["pred"].values.tolist() == ds["prob"].argmax("class").values.tolist()
+    assert ds.attrs["patch_size"] == 2 and ds.attrs["stride"] == 2 and ds.attrs["n_interventions"] == 9
+    assert ds.attrs["height"] == 6 and ds.attrs["width"] == 6 and ds.attrs["kernel"] == "linear"
+    one = analyse_one(model, imgs[1], TracerSettings(layers=LAYERS, patch=2, stride=2))
+    assert np.array_equal(ds["kl"].sel(sample=20).values, one["kl"].numpy())
+
+
+def test_baseline_is_set_in_raw_space_and_mismatched_normalisation_fails():
+    model = nn.Sequential(OrderedDict(flat=nn.Flatten(), fc=nn.Linear(4, 2))).eval()
+    x = torch.tensor([[[0.2, 0.4], [0.6, 0.8]]])
+    # raw = x (identity normalisation): baseline 0.2 leaves pixel (0, 0) unchanged
+    r = analyse_one(model, x, TracerSettings(layers=["flat", "fc"], patch=1, stride=1, baseline=0.2, to_raw=lambda t: t, from_raw=lambda t: t))
+    assert r["kl"][0].tolist() == [0.0, 0.0] and (r["kl"][1:] > 0).all()
+    with pytest.raises(ValueError, match="undo each other"):
+        analyse_one(model, x, TracerSettings(layers=["flat", "fc"], patch=1, stride=1, to_raw=lambda t: t, from_raw=lambda t: 2 * t))
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_model_mode_is_restored_and_dropout_is_off(training):
+    torch.manual_seed(0)
+    model = nn.Sequential(OrderedDict(flat=nn.Flatten(), drop=nn.Dropout(0.5), fc=nn.Linear(36, 3)))
+    model.train(training)
+    x = tiny_input()
+    a = analyse_one(model, x, TracerSettings(layers=["flat", "drop", "fc"], patch=2, stride=2))
+    b = analyse_one(model, x, TracerSettings(layers=["flat", "drop", "fc"], patch=2, stride=2))
+    assert model.training is training and model.drop.training is training
+    assert torch.equal(a["kl"], b["kl"])  # eval mode: dropout off, deterministic
+    assert torch.equal(a["kl"][:, 0], a["kl"][:, 1]) and a["cka"][0, 1] == 1.0  # eval dropout = identity
+
+
+def test_tabular_rows_use_one_by_k_windows():
+    """A tabular row of d features is a 1 x d input; 1 x k windows with stride 1 give d - k + 1
+    interventions (paper 004 §4.2: CIC-IDS 2017 with 1 x 3 windows)."""
+    torch.manual_seed(0)
+    d = 12
+    mlp = nn.Sequential(OrderedDict(flatten=nn.Flatten(), fc1=nn.Linear(d, 8), relu1=nn.ReLU(), fc2=nn.Linear(8, 3))).eval()
+    rows = torch.rand(2, 1, 1, d) * 2 - 1
+    ds = interventions_dataset(mlp, rows, TracerSettings(layers=["relu1", "fc2"], patch=(1, 3), stride=1))
+    assert ds.sizes["intervention"] == d - 3 + 1
+    assert ds["patch_y"].values.tolist() == [0] * (d - 2)
+    assert ds["patch_x"].values.tolist() == list(range(d - 2))
+    # the KL of the output under window j equals a direct computation
+    x = rows[0].clone()
+    x[..., 4:7] = -1.0  # baseline 0 in raw space = -1 normalised
+    with torch.no_grad():
+        p0 = torch.log_softmax(mlp(rows[:1]).double(), -1)
+        p1 = torch.log_softmax(mlp(x[None]).double(), -1)
+    kl = float((p1.exp() * (p1 - p0)).sum())
+    np.testing.assert_allclose(ds["kl"].sel(layer="fc2").values[0, 4], kl, rtol=1e-6, atol=1e-12)

@@ -7,7 +7,6 @@ import pytest
 import xarray as xr
 
 from causalxai.tracer.mechanisms import (
-    class_balanced_samples,
     composition_string,
     coverage_levels,
     mechanisms_dataset,
@@ -98,23 +97,3 @@ def test_coverage_levels():
     assert coverage_levels(paper, tol=0.005) == [0, 1, 2]  # the paper's rounded wording
     with pytest.raises(ValueError, match="coverage level"):
         coverage_levels(ds, (0.0,))
-
-
-def test_class_balanced_samples():
-    rng = np.random.default_rng(0)
-    labels = rng.permutation(np.repeat(np.arange(10), 30))
-    idx = class_balanced_samples(labels, 25, seed=1)
-    assert idx.size == 25 and np.unique(idx).size == 25
-    counts = np.bincount(labels[idx], minlength=10)
-    np.testing.assert_array_equal(counts, [3] * 5 + [2] * 5)  # 25 = 10·2 + 5, round-robin
-    # interleaved: each prefix of 10 covers every class once
-    assert sorted(labels[idx[:10]]) == list(range(10))
-    np.testing.assert_array_equal(idx, class_balanced_samples(labels, 25, seed=1))
-    assert not np.array_equal(idx, class_balanced_samples(labels, 25, seed=2))
-    with pytest.raises(ValueError, match="tracer.n_samples"):
-        class_balanced_samples(labels, 310, seed=0)
-    few = np.array([0] * 5 + [1] * 2)
-    with pytest.raises(ValueError, match="tracer.n_samples"):
-        class_balanced_samples(few, 6, seed=0)
-    with pytest.raises(ValueError, match="tracer.n_samples"):
-        class_balanced_samples(labels, 0, seed=0)

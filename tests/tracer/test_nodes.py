@@ -179,6 +179,7 @@ def test_causal_nodes_dataset_per_sample():
     import xarray as xr
 
     from causalxai.tracer.nodes import causal_nodes_dataset
+    from causalxai.tracer.settings import TracerSettings
 
     names = ["a", "b", "c", "d"]
     # sample 0: a~b, c~d (two nodes, no skip); sample 1: all distinct but a~d (skip link a -> d)
@@ -186,7 +187,7 @@ def test_causal_nodes_dataset_per_sample():
     c1 = np.array([[1, .5, .4, .98], [.5, 1, .3, .2], [.4, .3, 1, .6], [.98, .2, .6, 1]])
     cka = xr.DataArray(np.stack([c0, c1]), dims=("sample", "layer_i", "layer_j"),
                        coords={"sample": [7, 9], "layer_i": names, "layer_j": names})
-    ds = causal_nodes_dataset(cka, eps=0.05, eps_values=[0, 0.05, 1])
+    ds = causal_nodes_dataset(cka, TracerSettings(eps=0.05, eps_sweep=[0, 0.05, 1]))
     assert ds["group"].sel(sample=7).values.tolist() == [0, 0, 1, 1]
     assert ds["group"].sel(sample=9).values.tolist() == [0, 1, 2, 3]
     assert ds["n_groups"].values.tolist() == [2, 4]

@@ -14,8 +14,9 @@ from causalxai.tracer.reliability import (
     BASELINE_METHODS,
     METHODS,
     BaselineSettings,
+    ReliabilitySettings,
     baseline_attributions,
-    binary_mask,
+    per_sample_mask,
     perturbation_matrix,
     reliability_dataset,
     reliability_score,
@@ -26,10 +27,10 @@ FAST = BaselineSettings(smoothgrad_samples=4, ig_steps=4, n_samples=12, perturba
 
 
 # ---------------------------------------------------------------------------------------
-# binary_mask
+# per_sample_mask
 
 
-def test_binary_mask_rule():
+def test_per_sample_mask_rule():
     a = torch.tensor(
         [
             [[1.0, -0.5], [0.09, -0.1]],  # max 1: |a| >= 0.1
@@ -37,19 +38,19 @@ def test_binary_mask_rule():
             [[-4.0, 0.4], [0.39, 2.0]],  # max 4: |a| >= 0.4 (inclusive)
         ]
     )
-    m = binary_mask(a, 0.1)
+    m = per_sample_mask(a, 0.1)
     assert m.dtype == torch.bool
     assert m.tolist() == [
         [[True, True], [False, True]],
         [[False, False], [False, False]],
         [[True, True], [False, True]],
     ]
-    assert binary_mask(a, 0.0)[0].all() and not binary_mask(a, 0.0)[1].any()
-    assert binary_mask(a, 1.0)[2].tolist() == [[True, False], [False, False]]
+    assert per_sample_mask(a, 0.0)[0].all() and not per_sample_mask(a, 0.0)[1].any()
+    assert per_sample_mask(a, 1.0)[2].tolist() == [[True, False], [False, False]]
     with pytest.raises(ValueError, match="threshold"):
-        binary_mask(a, 1.5)
+        per_sample_mask(a, 1.5)
     with pytest.raises(ValueError, match="NaN"):
-        binary_mask(torch.full((1, 2, 2), float("nan")), 0.1)
+        per_sample_mask(torch.full((1, 2, 2), float("nan")), 0.1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -104,16 +105,16 @@ def test_reliability_score_flips_and_empty():
     x = 0.5 + 0.5 * torch.rand(6, 1, 4, 4, generator=torch.Generator().manual_seed(0))  # all in [0.5, 1]
     full = torch.zeros(6, 4, 4, dtype=torch.bool)
     full[:, 1:3, :] = True  # 8 pixels: k = 4 perturbed to 0 -> min 0 -> class 0
-    s = reliability_score(MinModel(), x, full, p=0.5, trials=3, seed=0)
+    s = reliability_score(MinModel(), x, full, ReliabilitySettings(p=0.5, trials=3, seed=0))
     assert s.dtype == torch.float64 and s.shape == (3,)
     assert torch.equal(s, torch.ones(3, dtype=torch.float64))
     empty = torch.zeros_like(full)
-    assert torch.equal(reliability_score(MinModel(), x, empty, p=0.5, trials=2, seed=0), torch.zeros(2, dtype=torch.float64))
+    assert torch.equal(reliability_score(MinModel(), x, empty, ReliabilitySettings(p=0.5, trials=2, seed=0)), torch.zeros(2, dtype=torch.float64))
     # half the samples with a mask: score 1/2; baseline 0.9 keeps every pixel above 0.25: score 0
     half = full.clone()
     half[3:] = False
-    assert torch.allclose(reliability_score(MinModel(), x, half, 0.5, 2, 0), torch.full((2,), 0.5, dtype=torch.float64))
-    assert reliability_score(MinModel(), x, full, 0.5, 2, 0, baseline=0.9).sum() == 0
+    assert torch.allclose(reliability_score(MinModel(), x, half, ReliabilitySettings(p=0.5, trials=2, seed=0)), torch.full((2,), 0.5, dtype=torch.float64))
+    assert reliability_score(MinModel(), x, full, ReliabilitySettings(p=0.5, trials=2, seed=0, baseline=0.9)).sum() == 0
 
 
 def test_reliability_score_baseline_in_raw_space():
@@ -124,7 +125,7 @@ def test_reliability_score_baseline_in_raw_space():
 
     mask = torch.ones(4, 3, 3, dtype=torch.bool)
     # the model sees normalised inputs, clean min >= 0.3 > 0.25; a raw 0 becomes -0.9 and flips
-    s = reliability_score(MinModel(), x, mask, 0.5, 2, 0, from_raw=lambda t: from_raw(t) + 0.1)
+    s = reliability_score(MinModel(), x, mask, ReliabilitySettings(p=0.5, trials=2, seed=0, from_raw=lambda t: from_raw(t) + 0.1))
     assert torch.equal(s, torch.ones(2, dtype=torch.float64))
 
 
@@ -134,8 +135,8 @@ def test_reliability_score_deterministic_and_restores_mode():
     net.train()
     x = torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(2))
     mask = torch.rand(8, 8, 8, generator=torch.Generator().manual_seed(3)) < 0.5
-    a = reliability_score(net, x, mask, 0.5, 4, seed=7)
-    b = reliability_score(net, x, mask, 0.5, 4, seed=7)
+    a = reliability_score(net, x, mask, ReliabilitySettings(p=0.5, trials=4, seed=7))
+    b = reliability_score(net, x, mask, ReliabilitySettings(p=0.5, trials=4, seed=7))
     assert torch.equal(a, b) and net.training
 
 
@@ -237,19 +238,7 @@ def test_reliability_dataset_all_methods(tiny, tmp_path):
     net, _, _ = tiny
     x_raw = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(9))
     tracer = torch.randn(4, 8, 8, generator=torch.Generator().manual_seed(10))
-    ds = reliability_dataset(
-        net,
-        x_raw,
-        None,
-        tracer,
-        from_raw=lambda t: (t - 0.5) / 0.5,
-        methods=list(reversed(METHODS)),
-        p=0.5,
-        trials=3,
-        threshold=0.1,
-        seed=0,
-        settings=FAST,
-    )
+    ds = reliability_dataset(net, x_raw, None, tracer, ReliabilitySettings(from_raw=lambda t: (t - 0.5) / 0.5, methods=list(reversed(METHODS)), p=0.5, trials=3, threshold=0.1, seed=0, baselines=FAST))
     assert list(ds["method"].values) == list(METHODS)
     assert ds["score"].shape == (8, 3)
     np.testing.assert_allclose(ds["mean"].values, ds["score"].values.mean(1))
@@ -261,9 +250,9 @@ def test_reliability_dataset_all_methods(tiny, tmp_path):
     ds.to_netcdf(tmp_path / "r.nc")
     assert xr.load_dataset(tmp_path / "r.nc")["mean"].shape == (8,)
     with pytest.raises(ValueError, match="unknown"):
-        reliability_dataset(net, x_raw, None, tracer, methods=["tracer", "occlusion"])
+        reliability_dataset(net, x_raw, None, tracer, ReliabilitySettings(methods=["tracer", "occlusion"]))
     with pytest.raises(ValueError, match="tracer_attribution"):
-        reliability_dataset(net, x_raw, None, None, methods=["tracer"])
+        reliability_dataset(net, x_raw, None, None, ReliabilitySettings(methods=["tracer"]))
 
 
 def test_lrp_conserves_relevance_through_flatten():

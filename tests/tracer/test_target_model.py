@@ -7,7 +7,13 @@ import xarray as xr
 from torch import nn
 
 from causalxai.tracer import target_model as target
-from causalxai.tracer.target_model import build_classifier, from_raw, load_target_model, save_target_model, to_raw, train_target_model
+from causalxai.tracer.settings import TrainSettings
+from causalxai.tracer.target_model import (
+    build_classifier,
+    load_target_model,
+    save_target_model,
+    train_target_model,
+)
 
 
 def tiny(in_channels=1, n_classes=10, image_size=28):
@@ -37,21 +43,15 @@ def test_names_resolve_to_architectures(monkeypatch):
             build_classifier(bad)
 
 
-def test_raw_space_round_trip():
-    x = torch.linspace(-1, 1, 11)
-    torch.testing.assert_close(from_raw(to_raw(x)), x)
-    assert to_raw(torch.tensor(-1.0)) == 0 and to_raw(torch.tensor(1.0)) == 1
-
-
 def test_train_save_load(dataset, tmp_path, monkeypatch):
     monkeypatch.setitem(target.BUILTIN, "tiny", tiny)
-    model, kwargs, ds = train_target_model(dataset, architecture="tiny", epochs=3, batch_size=8, seed=1, device="cpu")
+    model, kwargs, ds = train_target_model(dataset, TrainSettings(architecture="tiny", epochs=3, batch_size=8, seed=1), device="cpu")
     assert ds.sizes["epoch"] == 3 and 0 <= float(ds["test_accuracy"]) <= 1
     assert int(ds["n_params"]) == sum(p.numel() for p in model.parameters())
     assert list(ds["layer"].values) == ["0", "1", "2", "3"]
     assert ds["output_shape"].values.tolist()[0] == "4x13x13"
     # deterministic: same seed, same weights
-    again, _, _ = train_target_model(dataset, architecture="tiny", epochs=3, batch_size=8, seed=1, device="cpu")
+    again, _, _ = train_target_model(dataset, TrainSettings(architecture="tiny", epochs=3, batch_size=8, seed=1), device="cpu")
     for a, b in zip(model.parameters(), again.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     path = tmp_path / "m.pt"

@@ -126,6 +126,21 @@ def effects_params(wildcards):
     }
 
 
+def tracer_params(*keys):
+    """An input function giving the TRACER settings (config tracer.layers, .interventions, .cka,
+    .ace) a rule uses, flat as causalxai.tracer.settings.TracerSettings.from_params takes them:
+    only `keys`, so changing one re-runs only the rules that use it (eps: causal_nodes and what
+    follows, never interventions)."""
+
+    def params(wildcards):
+        t = config["tracer"]
+        flat = {"layers": t["layers"], **t["interventions"], "kernel": t["cka"]["kernel"], "eps": t["cka"]["eps"],
+                "eps_sweep": t["cka"]["eps_sweep"], **t["ace"]}
+        return {k: flat[k] for k in keys}
+
+    return params
+
+
 def all_outputs():
     out = []
     for d in DATASETS:
@@ -158,6 +173,7 @@ def all_outputs():
     for d in config["tracer"]["datasets"]:
         out += [
             result(d, "tracer/target_model.nc"),
+            result(d, "tracer/samples.nc"),
             result(d, "tables/target_model_layers.csv"),
             result(d, "tracer/ace.nc"),
             result(d, "tracer/mechanisms.nc"),

@@ -50,12 +50,7 @@ rule counterfactuals:
         ),
     params:
         counterfactuals=config["tracer"]["counterfactuals"],
-        tracer={
-            "layers": config["tracer"]["layers"],
-            "interventions": config["tracer"]["interventions"],
-            "eps": config["tracer"]["cka"]["eps"],
-            "mask_threshold": config["tracer"]["ace"]["mask_threshold"],
-        },
+        tracer=tracer_params("layers", "patch", "stride", "baseline", "batch_size", "kernel", "eps", "mask_threshold"),
         seed=config["seed"],
         device=config["device"],
     threads: 8

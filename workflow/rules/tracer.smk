@@ -37,18 +37,36 @@ rule target_model:
         "../scripts/target_model.py"
 
 
+rule tracer_samples:
+    input:
+        dataset="results/{dataset}/dataset.nc",
+        code=package_code("tracer_samples.py"),
+    output:
+        samples="results/{dataset}/tracer/samples.nc",
+    params:
+        n_samples=config["tracer"]["n_samples"],
+        reliability_n_samples=config["tracer"]["reliability"]["n_samples"],
+        seed=config["seed"],
+    log:
+        "logs/{dataset}/tracer/tracer_samples.log",
+    benchmark:
+        "results/benchmarks/{dataset}/tracer/tracer_samples.tsv"
+    conda:
+        "../../envs/causalxai.yaml"
+    script:
+        "../scripts/tracer_samples.py"
+
+
 rule interventions:
     input:
         weights="results/{dataset}/tracer/target_model.pt",
         dataset="results/{dataset}/dataset.nc",
+        samples="results/{dataset}/tracer/samples.nc",
         code=package_code("interventions.py"),
     output:
         interventions="results/{dataset}/tracer/interventions.nc",
     params:
-        layers=config["tracer"]["layers"],
-        n_samples=config["tracer"]["n_samples"],
-        interventions=config["tracer"]["interventions"],
-        kernel=config["tracer"]["cka"]["kernel"],
+        tracer=tracer_params("layers", "patch", "stride", "baseline", "batch_size", "kernel"),
         seed=config["seed"],
         device=config["device"],
     threads: 8
@@ -71,8 +89,7 @@ rule causal_nodes:
     output:
         nodes="results/{dataset}/tracer/causal_nodes.nc",
     params:
-        eps=config["tracer"]["cka"]["eps"],
-        eps_sweep=config["tracer"]["cka"]["eps_sweep"],
+        tracer=tracer_params("eps", "eps_sweep"),
     log:
         "logs/{dataset}/tracer/causal_nodes.log",
     benchmark:
@@ -91,7 +108,7 @@ rule ace:
     output:
         ace="results/{dataset}/tracer/ace.nc",
     params:
-        ace=config["tracer"]["ace"],
+        tracer=tracer_params("mask_threshold", "top_k"),
     log:
         "logs/{dataset}/tracer/ace.log",
     benchmark:
@@ -129,6 +146,7 @@ rule reliability:
     input:
         weights="results/{dataset}/tracer/target_model.pt",
         dataset="results/{dataset}/dataset.nc",
+        samples="results/{dataset}/tracer/samples.nc",
         code=package_code("reliability.py"),
     output:
         reliability="results/{dataset}/tracer/reliability.nc",
@@ -140,8 +158,7 @@ rule reliability:
         ),
     params:
         reliability=config["tracer"]["reliability"],
-        interventions=config["tracer"]["interventions"],
-        mask_threshold=config["tracer"]["ace"]["mask_threshold"],
+        tracer=tracer_params("patch", "stride", "baseline", "batch_size", "mask_threshold"),
         seed=config["seed"],
         device=config["device"],
     threads: 8

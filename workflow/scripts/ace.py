@@ -10,10 +10,11 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src")) 
 
 from causalxai.io import open as open_result, write_dataset  # noqa: E402
 from causalxai.tracer.ace import ace_dataset  # noqa: E402
+from causalxai.tracer.settings import TracerSettings  # noqa: E402
 
-cfg = dict(snakemake.params.ace)  # noqa: F821
+cfg = dict(snakemake.params.tracer)  # noqa: F821
 inter = open_result(snakemake.input.interventions)  # noqa: F821
 nodes = open_result(snakemake.input.nodes)  # noqa: F821
-ds = ace_dataset(inter, nodes["group"], mask_threshold=cfg["mask_threshold"], top_k=cfg["top_k"])
+ds = ace_dataset(inter, nodes["group"], TracerSettings.from_params(cfg))
 logging.info("ACE of %d samples; mean mask share %.3f", ds.sizes["sample"], float(ds["mask"].mean()))
 write_dataset(ds, snakemake.output.ace, step="ace", config=cfg, seed=inter.attrs.get("seed"))  # noqa: F821  (the interventions' seed)

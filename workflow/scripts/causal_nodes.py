@@ -10,10 +10,13 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src")) 
 
 from causalxai.io import open as open_result, write_dataset  # noqa: E402
 from causalxai.tracer.nodes import causal_nodes_dataset  # noqa: E402
+from causalxai.tracer.settings import TracerSettings  # noqa: E402
 
 p = snakemake.params  # noqa: F821
+settings = TracerSettings.from_params(p.tracer)
 inter = open_result(snakemake.input.interventions)  # noqa: F821
-ds = causal_nodes_dataset(inter["cka"], eps=p.eps, eps_values=p.eps_sweep)
-logging.info("eps %g: causal nodes per sample min %d, max %d", p.eps, int(ds["n_groups"].min()), int(ds["n_groups"].max()))
-write_dataset(ds, snakemake.output.nodes, step="causal_nodes", config={"eps": p.eps, "eps_sweep": list(p.eps_sweep)},  # noqa: F821
+ds = causal_nodes_dataset(inter["cka"], settings)
+logging.info("eps %g: causal nodes per sample min %d, max %d", settings.eps, int(ds["n_groups"].min()),
+             int(ds["n_groups"].max()))
+write_dataset(ds, snakemake.output.nodes, step="causal_nodes", config=dict(p.tracer),  # noqa: F821
               seed=inter.attrs.get("seed"))  # deterministic step: the interventions' seed

@@ -11,7 +11,8 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src")) 
 import torch  # noqa: E402
 
 from causalxai.compress.build import save_compressed_models  # noqa: E402
-from causalxai.compress.measure import METRICS, compress_dataset  # noqa: E402
+from causalxai.compress.compress import CompressSettings, compress_dataset  # noqa: E402
+from causalxai.compress.measure import METRICS  # noqa: E402
 from causalxai.io import atomic_path, open as open_result, write_dataset  # noqa: E402
 from causalxai.plots.compress import plot_compression  # noqa: E402
 from causalxai.tracer.model import observed_layers  # noqa: E402
@@ -21,6 +22,7 @@ torch.set_num_threads(snakemake.threads)  # noqa: F821
 p = snakemake.params  # noqa: F821
 out = snakemake.output  # noqa: F821
 cfg = dict(p.compress)
+settings = CompressSettings.from_params({**cfg, "seed": p.seed})
 model = load_target_model(snakemake.input.weights)  # noqa: F821
 ckpt = torch.load(snakemake.input.weights, map_location="cpu", weights_only=True)  # noqa: F821
 data = open_result(snakemake.input.dataset)  # noqa: F821
@@ -29,14 +31,9 @@ layers = observed_layers(model, list(p.layers))
 if [str(v) for v in mech["layer"].values] != layers:
     raise ValueError(f"{snakemake.input.mechanisms}: its layers {mech['layer'].values.tolist()} are not the observed "  # noqa: F821
                      f"layers {layers} of tracer.layers; re-run the TRACER steps")
-x_train, y_train = dataset_tensors(data, "train")
-x_test, y_test = dataset_tensors(data, "test")
 t0 = time.time()
-ds, models = compress_dataset(
-    model, mech, levels=cfg["levels"], max_models=cfg["max_models"], tol=cfg["tol"], x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
-    epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"], seed=p.seed, device=p.device,
-    latency_repeats=cfg["latency_repeats"], threads=snakemake.threads, progress=True,  # noqa: F821
-)
+ds, models = compress_dataset(model, mech, dataset_tensors(data, "train"), dataset_tensors(data, "test"), settings,
+                              device=p.device, threads=snakemake.threads, progress=True)  # noqa: F821
 table = ds[["composition", "n_nodes", "coverage", *METRICS, "compression", "duplicate_of"]].to_dataframe()
 logging.info("compressed models in %.1f s:\n%s", time.time() - t0, table.drop(columns="composition").to_string())
 compositions = {str(n): str(c) for n, c in zip(ds["model"].values, ds["composition"].values) if n != "original"}

@@ -11,38 +11,38 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src")) 
 
 import torch  # noqa: E402
 
-from causalxai.counterfactual.gan import load_gan  # noqa: E402
 from causalxai.counterfactual.counterfactuals import (  # noqa: E402
+    CounterfactualSettings,
     counterfactual_table,
     counterfactuals,
     select_samples,
     tracer_comparison,
 )
+from causalxai.counterfactual.gan import load_gan  # noqa: E402
 from causalxai.io import atomic_path, open as open_result, write_dataset  # noqa: E402
 from causalxai.plots.counterfactuals import plot_counterfactuals  # noqa: E402
-from causalxai.tracer.model import observed_layers  # noqa: E402
-from causalxai.tracer.target_model import dataset_tensors, load_target_model  # noqa: E402
 from causalxai.runtime import resolve_device  # noqa: E402
+from causalxai.tracer.model import observed_layers  # noqa: E402
+from causalxai.tracer.pipeline import TracerSettings  # noqa: E402
+from causalxai.tracer.target_model import dataset_tensors, load_target_model  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 p, inp, out = snakemake.params, snakemake.input, snakemake.output  # noqa: F821
-cfg, tr = dict(p.counterfactuals), dict(p.tracer)
-iv = dict(tr["interventions"])
+cfg = dict(p.counterfactuals)
+settings = CounterfactualSettings.from_params({**cfg, "seed": p.seed})
 device = resolve_device(p.device)
 model = load_target_model(inp.weights)
+tracer = TracerSettings.from_params(p.tracer)
 generator, discriminator, _ = load_gan(inp.gan)
 data = open_result(inp.dataset)
 x_train, y_train = dataset_tensors(data, "train")
 x, y = dataset_tensors(data, "test")
-sel = select_samples(model, x, y, cfg["n_correct"], p.seed)
+sel = select_samples(model, x, y, settings.n_correct, settings.seed)
 logging.info("%d misclassified and %d correct test samples", (sel["kind"] == "misclassified").sum(),
              (sel["kind"] == "correct").sum())
 t0 = time.time()
-cf = counterfactuals(
-    generator, model, x[sel["index"]], sel["target"], labels=sel["label"], sample_ids=sel["index"], kind=sel["kind"],
-    n_candidates=cfg["n_candidates"], sigma=cfg["sigma"], discriminator=discriminator, pool=(x_train, y_train),
-    sparsity_tol=cfg["sparsity_tol"], blend_steps=cfg["blend_steps"], seed=p.seed, device=device,
-)
+cf = counterfactuals(generator, model, x[sel["index"]], sel, settings, discriminator=discriminator,
+                     pool=(x_train, y_train), device=device)
 cf["sample"].attrs["description"] = "index of the sample among the dataset's test split"
 logging.info("counterfactuals in %.1f s: validity %.3f (misclassified %.3f), proximity l1 %.1f (generator output "
              "%.1f, mean alpha %.2f), nn distance %.1f", time.time() - t0, cf.attrs["validity_rate"],
@@ -54,14 +54,11 @@ with atomic_path(out.table) as tmp:
     counterfactual_table(cf).to_csv(tmp)
 
 t0 = time.time()
-layers = observed_layers(model, list(tr["layers"]))
-cmp = tracer_comparison(
-    model, torch.as_tensor(cf["original_inputs"].values), torch.as_tensor(cf["counterfactual_inputs"].values),
-    sample_ids=cf["sample"].values, layers=layers, k=iv["patch"], stride=iv["stride"], baseline=iv["baseline"],
-    batch_size=iv["batch_size"], eps=tr["eps"], mask_threshold=tr["mask_threshold"], device=device, progress=True,
-)
+cmp = tracer_comparison(model, torch.as_tensor(cf["original_inputs"].values),
+                        torch.as_tensor(cf["counterfactual_inputs"].values), tracer, sample_ids=cf["sample"].values,
+                        device=device, progress=True)
 cmp = cmp.assign_coords(kind=("sample", cf["kind"].values))
 logging.info("TRACER on %d originals and counterfactuals in %.1f s", cmp.sizes["sample"], time.time() - t0)
 write_dataset(cmp, out.tracer, step="counterfactual_tracer",
-              config={"layers": layers, "eps": tr["eps"], "mask_threshold": tr["mask_threshold"], **iv}, seed=p.seed)
-plot_counterfactuals(cf, cmp, out.figure, max_samples=cfg["figure_samples"])
+              config={**p.tracer, "layers": observed_layers(model, tracer.layers)}, seed=p.seed)
+plot_counterfactuals(cf, cmp, out.figure, max_samples=settings.figure_samples)

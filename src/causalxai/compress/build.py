@@ -66,6 +66,7 @@ import torch
 from torch import nn
 
 from causalxai.io import atomic_path
+from causalxai.runtime import eval_mode
 from causalxai.tracer.mechanisms import GROUP_SEP, LAYER_SEP, parse_composition
 from causalxai.tracer.model import leaf_modules
 
@@ -146,13 +147,10 @@ def _shapes(model: nn.Module, leaves: list[tuple[str, nn.Module]], input_shape: 
     x = torch.zeros((1, *map(int, input_shape)), device=p.device if p is not None else "cpu",
                     dtype=p.dtype if p is not None and p.is_floating_point() else torch.float32)
     handles = [m.register_forward_hook(hook(n)) for n, m in leaves]
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             y = model(x)
     finally:
-        model.train(was_training)
         for h in handles:
             h.remove()
     names = [n for n, _ in leaves]
@@ -285,10 +283,8 @@ def plan_nodes(
     with torch.no_grad():
         for node in plans:
             for _, m in node.replacement:
-                was = m.training
-                m.eval()
-                x = m(x)
-                m.train(was)
+                with eval_mode(m):
+                    x = m(x)
             if tuple(x.shape[1:]) != tuple(node.out_shape):
                 raise ValueError(f"compress_model: node {node.index} ({'+'.join(node.layers)}) gives shape "
                                  f"{tuple(x.shape[1:])}, expected {node.out_shape}")

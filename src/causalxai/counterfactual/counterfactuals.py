@@ -10,7 +10,7 @@ classes; coordinate ``kind`` (``misclassified`` / ``correct``).
 ``K = n_candidates`` candidates ``x*_i = D([E_x(x) + δ_i; o(y*)])`` with ``δ_0 = 0`` and
 ``δ_i ~ N(0, σ² I)`` for ``i ≥ 1`` (the Remark of §3.5; one ``torch.Generator`` seeded with
 ``seed``). Metrics per candidate, all in TRACER's **raw** pixel space ``(x + 1)/2`` ∈ [0, 1]
-(``to_raw``), summed over every pixel and channel of one image:
+(``to_raw``, default :func:`causalxai.data.dataset.to_raw`), summed over every pixel and channel of one image:
 
 * ``valid``: the classifier's prediction on ``x*`` is ``y*``; ``prob_target``: its softmax at ``y*``;
 * ``proximity_l1`` = ``‖x* − x‖₁``, ``proximity_l2`` = ``‖x* − x‖₂`` (norms, not means);
@@ -43,18 +43,20 @@ pure generator output.
 ``proximity_l1``; when no candidate is valid, the one with the highest ``prob_target``
 (ties: the lower candidate index, so ``δ = 0`` wins ties). :func:`choose_candidates`.
 
-:func:`tracer_comparison` (``counterfactual_tracer.nc``, App. C Fig. 8): TRACER's analysis
-(:func:`~causalxai.tracer.analysis.analyse_samples`, causal nodes at ε, ACE) of the originals
-and the chosen counterfactuals in one pass, the output node's attribution of both, their
-difference and the features where they differ (:func:`~causalxai.tracer.ace.binary_mask`
-of the difference). Each attribution is signed with respect to the class the model predicts
+:func:`tracer_comparison` (``counterfactual_tracer.nc``, App. C Fig. 8): TRACER's pipeline
+(:func:`~causalxai.tracer.pipeline.run_tracer`: interventions, causal nodes at ε, ACE) on the
+originals and the chosen counterfactuals in one pass, the output node's attribution of both,
+their difference and the features where they differ
+(:func:`~causalxai.tracer.ace.threshold_mask` of the difference). Each attribution is signed with respect to the class the model predicts
 for *that* input (ACE's convention): for a misclassified original, + supports the wrong
 class; for a valid counterfactual, + supports the target.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -63,31 +65,57 @@ import xarray as xr
 from torch import nn
 
 from causalxai.counterfactual.gan import nearest_neighbours
-from causalxai.tracer.ace import ace_dataset, binary_mask
-from causalxai.tracer.analysis import analyse_samples
-from causalxai.tracer.nodes import causal_nodes_dataset
+from causalxai.data.dataset import to_raw as _to_raw
+from causalxai.runtime import predict
+from causalxai.tracer.ace import threshold_mask
+from causalxai.tracer.pipeline import TracerSettings, run_tracer
+from causalxai.tracer.settings import Settings, function, integer, number, setting
 
 __all__ = [
     "KINDS",
-    "select_samples",
+    "CounterfactualSettings",
     "candidate_metrics",
-    "minimal_blend",
     "choose_candidates",
-    "counterfactuals",
     "counterfactual_table",
+    "counterfactuals",
+    "minimal_blend",
+    "select_samples",
     "tracer_comparison",
 ]
 
 KINDS = ("misclassified", "correct")
 
 
-def _raw(x: torch.Tensor) -> torch.Tensor:
-    return (x + 1.0) / 2.0
+@dataclass(frozen=True)
+class CounterfactualSettings(Settings):
+    """The counterfactuals step's settings (module docstring; ``tracer.counterfactuals``).
 
+    Attributes:
+        n_correct: correctly classified test samples explained next to the misclassified ones.
+        n_candidates: K ≥ 1 latent candidates per sample (candidate 0 is ``δ = 0``).
+        sigma: σ of ``δ ~ N(0, σ²)`` per latent entry (each ``z_x`` is standardised, so σ = 0.5
+            is half a latent standard deviation).
+        sparsity_tol: raw-space change that counts a pixel as changed.
+        blend_steps: A of the minimal-change refinement (0: the generator's output as it is).
+        figure_samples: samples drawn in the figure.
+        seed: the candidates' and the selection's seed.
+        batch_size: inputs per forward pass.
+        to_raw: normalised → raw [0, 1], where the metrics are computed.
+    """
 
-def _predict(model: nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([model(x[i : i + batch]) for i in range(0, len(x), batch)])
+    SECTION: ClassVar[str] = "tracer.counterfactuals"
+    CONFIG_KEYS: ClassVar[Mapping[str, str]] = {"seed": "seed"}
+
+    n_correct: int = setting(10, integer(0))
+    n_candidates: int = setting(8, integer(1))
+    sigma: float = setting(0.5, number(0.0))
+    sparsity_tol: float = setting(0.05, number(0.0))
+    blend_steps: int = setting(0, integer(0))
+    figure_samples: int = setting(4, integer(0))
+    seed: int = setting(0, integer(0))
+    batch_size: int = setting(256, integer(1))
+    to_raw: Callable[[torch.Tensor], torch.Tensor] = setting(_to_raw, function())  # noqa: RUF009 (setting is the field specifier)
+
 
 
 def select_samples(
@@ -110,9 +138,7 @@ def select_samples(
     if n_correct < 0:
         raise ValueError(f"select_samples: n_correct must be >= 0, got {n_correct}")
     classifier = classifier.eval()
-    p = next(classifier.parameters(), None)
-    xs = torch.as_tensor(x_test, dtype=torch.float32)
-    logits = _predict(classifier, xs.to(p.device) if p is not None else xs, batch_size)
+    logits = predict(classifier, torch.as_tensor(x_test, dtype=torch.float32), batch_size=batch_size)
     k = int(n_classes or logits.shape[1])
     pred = logits.argmax(1).cpu().numpy().astype(np.int64)
     y = np.asarray(torch.as_tensor(y_test).cpu()).astype(np.int64).reshape(-1)
@@ -136,7 +162,7 @@ def candidate_metrics(
     candidates: torch.Tensor,
     *,
     sparsity_tol: float = 0.05,
-    to_raw: Callable[[torch.Tensor], torch.Tensor] = _raw,
+    to_raw: Callable[[torch.Tensor], torch.Tensor] = _to_raw,
 ) -> dict[str, torch.Tensor]:
     """Proximity and sparsity of ``candidates (N, K, C, H, W)`` to ``original (N, C, H, W)``
     in raw space: ``proximity_l1``, ``proximity_l2`` (norms over the image) and ``sparsity``
@@ -182,7 +208,8 @@ def minimal_blend(
         pts = original[sl, None, None] + alphas[None, None, :, None, None, None] * direction[sl, :, None]
         pts[:, :, -1] = candidates[sl]  # α = 1: the generator's output itself, exactly
         m = pts.shape[0]
-        logits = _predict(classifier, pts.reshape(m * k * steps, *img_shape), batch_size).reshape(m, k, steps, -1)
+        logits = predict(classifier, pts.reshape(m * k * steps, *img_shape), batch_size=batch_size).to(dev)
+        logits = logits.reshape(m, k, steps, -1)
         ok = logits.argmax(-1) == tgt[sl, None, None]
         first = torch.where(ok.any(2), ok.float().argmax(2), steps - 1)  # argmax: the first maximum
         rows = torch.arange(m, device=dev)[:, None]
@@ -210,40 +237,28 @@ def counterfactuals(
     generator: nn.Module,
     classifier: nn.Module,
     x: torch.Tensor,
-    target: Any,
+    samples: Mapping[str, Any],
+    settings: CounterfactualSettings | None = None,
     *,
-    labels: Any = None,
-    sample_ids: Sequence[Any] | None = None,
-    kind: Sequence[str] | None = None,
-    n_candidates: int = 8,
-    sigma: float = 0.5,
     discriminator: nn.Module | None = None,
     pool: tuple[torch.Tensor, Any] | None = None,
-    sparsity_tol: float = 0.05,
-    blend_steps: int = 0,
-    seed: int = 0,
-    batch_size: int = 256,
     device: str | torch.device = "cpu",
-    to_raw: Callable[[torch.Tensor], torch.Tensor] = _raw,
 ) -> xr.Dataset:
-    """Counterfactuals of ``x (N, C, H, W)`` (normalised) for ``target (N,)``: ``counterfactuals.nc``.
+    """Counterfactuals of ``x (N, C, H, W)`` (normalised): ``counterfactuals.nc``.
 
     Args:
         generator: :class:`~causalxai.counterfactual.gan.CounterfactualGenerator`.
         classifier: the explained model (logits).
-        labels, sample_ids, kind: the true labels (default −1), ids (default 0 … N−1) and
-            the ``kind`` of each sample (:func:`select_samples`), stored as coordinates.
-        n_candidates: K ≥ 1 latent candidates (candidate 0 is ``δ = 0``).
-        sigma: σ of ``δ ~ N(0, σ²)`` per latent entry (each ``z_x`` is standardised to mean 0,
-            variance 1 over its entries, so σ = 0.5 is half a latent standard deviation).
+        x: the samples' normalised images.
+        samples: :func:`select_samples`' dict (or any mapping) with ``target (N,)`` and
+            optionally ``label`` (the true labels, default −1), ``index`` (the sample ids,
+            default 0 … N−1) and ``kind`` of each sample, stored as coordinates.
+        settings: :class:`CounterfactualSettings` (``n_candidates``, ``sigma``,
+            ``sparsity_tol``, ``blend_steps``, ``seed``, ``batch_size``, ``to_raw``).
         discriminator: for ``disc_score`` (NaN without).
         pool: ``(images, labels)`` of real reference images for ``plausibility_l1`` and
             ``nn_distance`` (NaN without).
-        sparsity_tol: raw-space change that counts a pixel as changed.
-        blend_steps: A of the minimal-change refinement (module docstring); 0: the
-            generator's output as it is (the paper).
-        seed, batch_size, device: as everywhere.
-        to_raw: normalised → raw [0, 1].
+        device: where to compute.
 
     Returns:
         Dataset with coords ``sample``, ``candidate``, ``channel``, ``y``, ``x``, ``kind
@@ -256,10 +271,12 @@ def counterfactuals(
         ``nn_distance`` per sample and ``candidate_<metric> (sample, candidate)``; attrs
         with the aggregates (``validity_rate`` overall and per kind, means of the metrics).
     """
-    if n_candidates < 1:
-        raise ValueError(f"counterfactuals: n_candidates must be >= 1, got {n_candidates}")
-    if blend_steps < 0:
-        raise ValueError(f"counterfactuals: blend_steps must be >= 0 (0: no refinement), got {blend_steps}")
+    st = settings or CounterfactualSettings()
+    n_candidates, sigma, sparsity_tol, blend_steps = st.n_candidates, st.sigma, st.sparsity_tol, st.blend_steps
+    seed, batch_size, to_raw = st.seed, st.batch_size, st.to_raw
+    target, labels, sample_ids, kind = (samples.get(k) for k in ("target", "label", "index", "kind"))
+    if target is None:
+        raise ValueError("counterfactuals: samples has no 'target' (the class of each counterfactual)")
     dev = torch.device(device)
     xs = torch.as_tensor(x, dtype=torch.float32)
     if xs.dim() != 4 or len(xs) == 0:
@@ -294,11 +311,11 @@ def counterfactuals(
             cand, logits = refined.reshape(n * k, c, h, w), logits.reshape(n * k, -1)
         else:
             alpha = torch.ones((n, k), device=dev)
-            logits = _predict(classifier, cand, batch_size)
+            logits = predict(classifier, cand, batch_size=batch_size).to(dev)
         prob = torch.softmax(logits.double(), 1)
         prob_t = prob.gather(1, tt[:, None]).squeeze(1).reshape(n, k)
         pred_c = logits.argmax(1).reshape(n, k)
-        pred_o = _predict(classifier, xd, batch_size).argmax(1)
+        pred_o = predict(classifier, xd, batch_size=batch_size, output="label")
         disc = (torch.sigmoid(torch.cat([discriminator.to(dev).eval()(cand[i : i + batch_size])
                                          for i in range(0, n * k, batch_size)])).reshape(n, k)
                 if discriminator is not None else torch.full((n, k), float("nan")))
@@ -431,24 +448,25 @@ def tracer_comparison(
     classifier: nn.Module,
     originals: torch.Tensor,
     counterfactuals: torch.Tensor,
+    settings: TracerSettings,
     *,
     sample_ids: Sequence[Any] | None = None,
-    layers: str | Sequence[str] = "all",
-    k: int = 3,
-    stride: int = 1,
-    baseline: float = 0.0,
-    batch_size: int = 256,
-    eps: float = 0.05,
-    mask_threshold: float = 0.1,
     device: str | torch.device | None = None,
     progress: bool = False,
 ) -> xr.Dataset:
     """TRACER on the originals and their counterfactuals (App. C, Fig. 8): ``counterfactual_tracer.nc``.
 
     Both sets ``(S, C, H, W)`` (normalised) go through one
-    :func:`~causalxai.tracer.analysis.analyse_samples` call, then
-    :func:`~causalxai.tracer.nodes.causal_nodes_dataset` at ``eps`` and
-    :func:`~causalxai.tracer.ace.ace_dataset`.
+    :func:`~causalxai.tracer.pipeline.run_tracer` call (interventions, causal nodes at
+    ``settings.eps``, ACE) with the TRACER rules' own settings.
+
+    Args:
+        classifier: the explained model.
+        originals, counterfactuals: the two sets of normalised images.
+        settings: TRACER's settings (``mask_threshold`` also marks where the two differ).
+        sample_ids: the ``sample`` coordinate (default ``0 … S−1``).
+        device: where to compute.
+        progress: log the samples done at a steady rate.
 
     Returns:
         Dataset with coords ``version`` (``original``, ``counterfactual``), ``sample``,
@@ -470,10 +488,9 @@ def tracer_comparison(
     ids = list(range(s)) if sample_ids is None else list(np.asarray(sample_ids).tolist())
     if len(ids) != s:
         raise ValueError(f"tracer_comparison: {len(ids)} sample ids for {s} samples")
-    inter = analyse_samples(classifier, torch.cat([xo, xc]), layers=layers, k=k, stride=stride, baseline=baseline,
-                            batch_size=batch_size, device=device, progress=progress)
-    nodes = causal_nodes_dataset(inter["cka"], eps, eps_values=[eps])
-    ace = ace_dataset(inter, nodes["group"], mask_threshold=mask_threshold, top_k=1)
+    result = run_tracer(classifier, torch.cat([xo, xc]), settings, device=device, progress=progress)
+    inter, ace = result.interventions, result.ace
+    mask_threshold = settings.mask_threshold
     n_groups = ace["n_groups"].values
     attr_all = ace["attribution"].values  # (2S, L, H, W)
     out_attr = attr_all[np.arange(2 * s), n_groups - 1]
@@ -503,7 +520,7 @@ def tracer_comparison(
             "prob": (("version", "sample", "class"), split(inter["prob"].values)),
             "image": (("version", "sample", "y", "x"), split(inter["image"].values)),
             "difference": (("sample", "y", "x"), diff),
-            "changed": (("sample", "y", "x"), binary_mask(diff, mask_threshold)),
+            "changed": (("sample", "y", "x"), threshold_mask(diff, mask_threshold)),
         },
         coords={
             "version": ["original", "counterfactual"],
@@ -518,14 +535,14 @@ def tracer_comparison(
             "description": "TRACER on misclassified / selected samples and their counterfactuals (paper 004 App. C, "
             "Fig. 8): output-node attributions (signed w.r.t. each input's own predicted class), their difference "
             "and the features whose contribution differs",
-            "eps": float(eps),
+            "eps": float(settings.eps),
             "mask_threshold": float(mask_threshold),
-            "patch_size": int(k),
-            "stride": int(stride),
-            "baseline": float(baseline),
+            "patch_size": inter.attrs["patch_size"],
+            "stride": inter.attrs["stride"],
+            "baseline": float(settings.baseline),
         },
     )
-    ds["changed"].attrs["description"] = "|difference| >= mask_threshold x max |difference| (binary_mask of ace.py)"
+    ds["changed"].attrs["description"] = "|difference| >= mask_threshold x max |difference| (threshold_mask of ace.py)"
     ds["attribution_normalised"].attrs["description"] = "attribution / max |attribution| of its own map (0 if all 0)"
     ds["difference"].attrs["description"] = ("attribution_normalised (counterfactual) - attribution_normalised "
                                              "(original): where the contributions differ, each map on its own scale")

@@ -75,29 +75,33 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 import xarray as xr
 from torch import nn
-from tqdm.auto import tqdm
 
 from causalxai.io import atomic_path
-from causalxai.runtime import resolve_device
+from causalxai.runtime import predict, resolve_device
+from causalxai.tracer.progress import Progress
+from causalxai.tracer.settings import Settings, integer, number, optional, setting
 
 __all__ = [
     "FORMAT",
     "CounterfactualGenerator",
     "Discriminator",
-    "nn_subset",
-    "nearest_neighbours",
-    "train_counterfactual_gan",
-    "save_gan",
-    "load_gan",
+    "GanSettings",
     "history_dataset",
+    "load_gan",
+    "nearest_neighbours",
+    "nn_subset",
+    "save_gan",
+    "train_counterfactual_gan",
 ]
 
 FORMAT = "causalxai-counterfactual-gan"
@@ -262,27 +266,46 @@ def nearest_neighbours(
 # training
 
 
-def _predict(model: nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([model(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)])
+@dataclass(frozen=True)
+class GanSettings(Settings):
+    """The counterfactual GAN's training settings (module docstring; ``tracer.counterfactual_gan``).
+
+    Attributes:
+        epochs, batch_size, lr: Adam's schedule (App. F: lr 1e-3, 100 epochs).
+        lam: λ of ``(1 − λ)·L_GAN + λ·‖x* − x_nn‖₁`` (App. F: 0.1).
+        latent_dim: size of ``z_x``.
+        nn_fraction: share of the training set the neighbours come from (§3.5: 10 %).
+        cls_weight: weight of the optional validity term ``CE(f(x*), y*)`` (0: the paper's loss).
+        latent_noise: σ of a latent perturbation ``δ ~ N(0, σ²)`` added to ``z_x`` during
+            training (0: none; the paper perturbs at generation time).
+        n_classes: number of classes (None: the classifier's output width).
+        n_eval: training images in the fixed batch the validity history is measured on.
+        seed: the batch order's, targets', noise's and initial weights' seed.
+    """
+
+    SECTION: ClassVar[str] = "tracer.counterfactual_gan"
+    CONFIG_KEYS: ClassVar[Mapping[str, str]] = {"seed": "seed"}
+
+    epochs: int = setting(30, integer(0))
+    batch_size: int = setting(64, integer(1))
+    lr: float = setting(1e-3, number(0.0))
+    lam: float = setting(0.1, number(0.0, 1.0, what=" (λ of (1 − λ)·L_GAN + λ·‖x* − x_nn‖₁)"))
+    latent_dim: int = setting(32, integer(1))
+    nn_fraction: float = setting(0.1, number(0.0, 1.0))
+    cls_weight: float = setting(0.0, number(0.0))
+    latent_noise: float = setting(0.0, number(0.0))
+    n_classes: int | None = setting(None, optional(integer(2)))
+    n_eval: int = setting(256, integer(1))
+    seed: int = setting(0, integer(0))
+
 
 
 def train_counterfactual_gan(
     x_train: torch.Tensor,
     y_train: torch.Tensor,
     classifier: nn.Module,
+    settings: GanSettings | None = None,
     *,
-    epochs: int = 30,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    lam: float = 0.1,
-    latent_dim: int = 32,
-    nn_fraction: float = 0.1,
-    cls_weight: float = 0.0,
-    latent_noise: float = 0.0,
-    n_classes: int | None = None,
-    n_eval: int = 256,
-    seed: int = 0,
     device: str | torch.device = "auto",
     progress: bool = True,
 ) -> tuple[CounterfactualGenerator, Discriminator, dict[str, Any]]:
@@ -292,26 +315,19 @@ def train_counterfactual_gan(
         x_train, y_train: training images (in [−1, 1]) and labels.
         classifier: the model being explained (logits); frozen, used for the training
             targets (other than its prediction), the validity history and ``cls_weight``.
-        epochs, batch_size, lr: Adam's schedule (App. F: lr 1e-3, 100 epochs).
-        lam: λ of ``(1 − λ)·L_GAN + λ·‖x* − x_nn‖₁`` (App. F: 0.1).
-        latent_dim: size of ``z_x``.
-        nn_fraction: share of the training set the neighbours come from (§3.5: 10 %).
-        cls_weight: weight of the optional validity term ``CE(f(x*), y*)`` (0: the paper's loss).
-        latent_noise: σ of a latent perturbation ``δ ~ N(0, σ²)`` added to ``z_x`` during
-            training (0: none; the paper perturbs at generation time).
-        n_classes: number of classes (default: the classifier's output width).
-        n_eval: training images in the fixed batch the validity history is measured on.
-        seed, device, progress: as everywhere.
+        settings: :class:`GanSettings` (default: its defaults).
+        device: where to train (``"auto"``: CUDA when present).
+        progress: log the epochs at a steady rate.
 
     Returns:
         ``(generator, discriminator, history)``, both models in eval mode on the CPU;
         history holds per-epoch lists ``epoch, loss_g, loss_d, loss_gan, loss_l1, loss_cls,
         validity, seconds`` and ``n_train``, ``n_nn_subset``, ``train_seconds``, the settings.
     """
-    if epochs < 0 or batch_size < 1:
-        raise ValueError(f"train_counterfactual_gan: need epochs >= 0 and batch_size >= 1, got {epochs}, {batch_size}")
-    if not 0.0 <= float(lam) <= 1.0:
-        raise ValueError(f"train_counterfactual_gan: λ (lam) must lie in [0, 1], got {lam}")
+    st = settings or GanSettings()
+    epochs, batch_size, lr, lam, latent_dim = st.epochs, st.batch_size, st.lr, st.lam, st.latent_dim
+    nn_fraction, cls_weight, latent_noise, n_classes, n_eval, seed = (
+        st.nn_fraction, st.cls_weight, st.latent_noise, st.n_classes, st.n_eval, st.seed)
     dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
     x = torch.as_tensor(x_train, dtype=torch.float32)
     y = torch.as_tensor(y_train).long().reshape(-1)
@@ -324,7 +340,7 @@ def train_counterfactual_gan(
             n_classes = int(classifier(x[:1]).shape[1])
     n_classes = int(n_classes)
     t_start = time.perf_counter()
-    pred = _predict(classifier, x)
+    pred = predict(classifier, x, batch_size=512, output="label").to(dev)
 
     subset = torch.as_tensor(nn_subset(y.cpu(), nn_fraction, n_classes, seed), device=dev)
     self_pos = torch.full((len(x),), -1, dtype=torch.long, device=dev)
@@ -357,7 +373,8 @@ def train_counterfactual_gan(
     for p in classifier.parameters():
         p.requires_grad_(False)
     try:
-        for epoch in tqdm(range(1, epochs + 1), desc="counterfactual GAN", disable=not progress):
+        counter = Progress("counterfactual GAN: epochs", epochs, enabled=progress)
+        for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
             gen_model.train()
             disc.train()
@@ -407,6 +424,8 @@ def train_counterfactual_gan(
             hist["loss_cls"].append(sums["loss_cls_train"] / n if cls_weight > 0 else eval_cls)
             hist["validity"].append(float((out.argmax(1) == eval_target).float().mean()))
             hist["seconds"].append(time.perf_counter() - t0)
+            counter.step(note=f"loss_g {hist['loss_g'][-1]:.3f}, l1 {hist['loss_l1'][-1]:.1f}, "
+                              f"validity {hist['validity'][-1]:.3f}")
     finally:
         for p, r in zip(classifier.parameters(), req):
             p.requires_grad_(r)

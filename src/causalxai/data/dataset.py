@@ -8,7 +8,9 @@
   formats, kept at native size (28 or 32) with their official train/test split.
 
 Every image goes through :func:`zoo_preprocess` (``x/255*2-1``, then the mean over colour
-channels), the Zoo's input pipeline.
+channels), the Zoo's input pipeline. With ``raw = x/255`` in [0, 1] that normalisation is
+:func:`from_raw` (``2·raw − 1``) and its inverse :func:`to_raw` (``(x + 1)/2``): TRACER sets its
+interventions' baseline "before normalisation" in that raw space (paper 004 §4.1).
 
 The returned dataset (written by the workflow as ``dataset.nc``) has dims ``sample``, ``y``,
 ``x``; variables ``image(sample, y, x)`` float32 and ``label(sample)`` int64; coordinates
@@ -41,6 +43,8 @@ __all__ = [
     "SOURCES",
     "N_CLASSES",
     "DatasetFileError",
+    "from_raw",
+    "to_raw",
     "zoo_preprocess",
     "load_digits",
     "load_dataset",
@@ -124,6 +128,30 @@ def _bad_file(path: Path, what: str, reason: str) -> DatasetFileError:
 # --------------------------------------------------------------------------- preprocessing
 
 
+def from_raw(raw: Any) -> Any:
+    """The images' normalisation: raw pixels ``raw = x/255`` in [0, 1] to ``2·raw − 1`` in [−1, 1].
+
+    Args:
+        raw: an array or tensor of raw values (any shape; pixel by pixel).
+
+    Returns:
+        The normalised values, same type and shape.
+    """
+    return raw * 2.0 - 1.0
+
+
+def to_raw(x: Any) -> Any:
+    """The inverse of :func:`from_raw`: normalised ``x`` in [−1, 1] to ``raw = (x + 1)/2`` in [0, 1].
+
+    Args:
+        x: an array or tensor of normalised values (any shape).
+
+    Returns:
+        The raw values, same type and shape.
+    """
+    return (x + 1.0) / 2.0
+
+
 def zoo_preprocess(images: np.ndarray) -> np.ndarray:
     """The Small CNN Zoo's input pipeline: ``x/255*2-1``, then the mean over colour channels.
 
@@ -143,7 +171,7 @@ def zoo_preprocess(images: np.ndarray) -> np.ndarray:
     step = 8192  # bounded memory for 60k-73k colour images
     for start in range(0, n, step):
         x = images[start : start + step].astype(np.float32)
-        out[start : start + step, 0] = (x / 255.0 * 2.0 - 1.0).mean(axis=-1)
+        out[start : start + step, 0] = from_raw(x / 255.0).mean(axis=-1)
     return out
 
 
@@ -214,7 +242,7 @@ def load_digits(image_size: int = 28, test_fraction: float = 0.2, seed: int = 0)
         resized = torch.nn.functional.interpolate(
             torch.from_numpy(images)[:, None], size=(image_size, image_size), mode="bilinear", align_corners=False
         )[:, 0].numpy()
-    pre = np.clip(resized / 255.0 * 2.0 - 1.0, -1.0, 1.0).astype(np.float32)
+    pre = np.clip(from_raw(resized / 255.0), -1.0, 1.0).astype(np.float32)
     index = np.arange(labels.size)
     itr, ite = train_test_split(index, test_size=float(test_fraction), random_state=int(seed), stratify=labels)
     itr, ite = np.sort(itr), np.sort(ite)

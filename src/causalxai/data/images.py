@@ -4,7 +4,8 @@ Every model is explained on the same class-balanced probe images (paper 000 §3.
 public code, ``utils.py:extract_new_covariates_and_targets``, draws them class-balanced
 from the data set's *train* split with ``USE_IDENTICAL_SAMPLES_OVER_BASE_MODELS``).
 :func:`select_probe_images` draws them from the *test* split of a ``dataset.nc`` (seeded):
-``n_images // n_classes`` per class, the remainder one each to the lowest class labels.
+``n_images // n_classes`` per class, the remainder one each to the lowest class labels, with
+:func:`class_balanced_indices`, the one class-balanced seeded draw (TRACER's samples too).
 
 Why the test split, unlike the public code: in a zoo, ``train_fraction`` decides which
 training images a model saw. A probe image from the train split was memorised by some
@@ -18,10 +19,61 @@ by which the buckets are formed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import xarray as xr
 
-__all__ = ["select_probe_images"]
+__all__ = ["class_balanced_indices", "select_probe_images"]
+
+
+def class_balanced_indices(
+    labels: Sequence[int] | np.ndarray, n: int, seed: int, *, interleave: bool = True, key: str = "n"
+) -> np.ndarray:
+    """``n`` indices into ``labels`` drawn evenly over the classes present (seeded).
+
+    Each of the K classes (``np.unique(labels)``, e.g. 10 digits) gets ``n // K`` samples;
+    the ``n % K`` remaining go one each to the first classes in sorted order. Within a class
+    the samples are drawn uniformly without replacement by ``numpy.random.default_rng(seed)``,
+    one ``choice`` per class in sorted class order (the same draws for both orders below).
+
+    Args:
+        labels: the class of every candidate ``(N,)``.
+        n: how many to draw (>= 1).
+        seed: the generator's seed.
+        interleave: ``True``: round-robin, one sample of each class in turn (class 0, 1, …,
+            K−1, class 0, …), each class in draw order, so every prefix is as balanced as
+            possible (TRACER's samples, paper 004 App. E); ``False``: class by class, each
+            class's indices sorted (the zoo's probe images, paper 000 §3.1).
+        key: the config key of ``n``, named in the errors.
+
+    Returns:
+        int64 ``(n,)`` indices. Raises if a class has fewer samples than it needs.
+    """
+    lab = np.asarray(labels).reshape(-1)
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"{key} must be >= 1, got {n}")
+    if lab.size == 0:
+        raise ValueError(f"{key}: no labels to draw from")
+    classes = np.unique(lab)
+    k = len(classes)
+    need = np.full(k, n // k, dtype=np.int64)
+    need[: n % k] += 1
+    rng = np.random.default_rng(int(seed))
+    picked: list[np.ndarray] = []
+    for c, m in zip(classes, need):
+        pool = np.flatnonzero(lab == c)
+        if pool.size < m:
+            raise ValueError(
+                f"{key}={n} needs {int(m)} samples of class {c!r} ({k} classes) but there are {pool.size}; "
+                f"lower {key} to at most {int(min(np.sum(lab == cc) for cc in classes)) * k}"
+            )
+        picked.append(rng.choice(pool, size=int(m), replace=False))
+    if not interleave:
+        return np.concatenate([np.sort(p) for p in picked]).astype(np.int64)
+    out = [int(p[r]) for r in range(int(need.max())) for p in picked if r < p.size]
+    return np.asarray(out, dtype=np.int64)
 
 
 def select_probe_images(dataset: xr.Dataset, n_images: int, seed: int) -> xr.Dataset:
@@ -31,25 +83,10 @@ def select_probe_images(dataset: xr.Dataset, n_images: int, seed: int) -> xr.Dat
     ``dataset.nc``), ``label(image)``, and ``sample(image)``: the index of each image in
     ``dataset.nc``'s ``sample`` dimension.
     """
-    if n_images < 1:
-        raise ValueError(f"images.n_images must be at least 1, got {n_images}")
     test = np.flatnonzero(dataset["split"].values == "test")
     labels = dataset["label"].values[test]
-    classes = np.unique(labels)
-    k = classes.size
-    per_class = np.full(k, n_images // k)
-    per_class[: n_images % k] += 1
-    rng = np.random.default_rng(seed)
-    picked = []
-    for c, n in zip(classes, per_class):
-        pool = test[labels == c]
-        if pool.size < n:
-            raise ValueError(
-                f"images.n_images={n_images} needs {n} test images of class {c} but the "
-                f"{dataset.attrs.get('dataset', '')} test split has {pool.size}; lower images.n_images"
-            )
-        picked.append(np.sort(rng.choice(pool, size=n, replace=False)))
-    idx = np.concatenate(picked)
+    idx = test[class_balanced_indices(labels, n_images, seed, interleave=False, key="images.n_images")]
+    k = np.unique(labels).size
     out = xr.Dataset(
         {
             "pixels": (("image", "y", "x"), dataset["image"].values[idx].astype(np.float32)),

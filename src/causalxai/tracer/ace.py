@@ -1,5 +1,5 @@
 """Average causal effects per causal node and feature attributions (paper 004 Def. 5, App. B):
-``ace.nc`` from ``interventions.nc`` (:mod:`causalxai.tracer.analysis`) and the layer groups
+``ace.nc`` from ``interventions.nc`` (:mod:`causalxai.tracer.interventions`) and the layer groups
 of ``causal_nodes.nc`` (:mod:`causalxai.tracer.nodes`).
 
 For sample ``x``, causal node (layer group) ``g`` and intervention ``x'``:
@@ -7,7 +7,7 @@ For sample ``x``, causal node (layer group) ``g`` and intervention ``x'``:
 * **Output of a group.** A group's output is the output of its LAST layer (the composite
   ``g_ij = f_j ∘ … ∘ f_i`` of Theorem 1 ends there).
 * **Effect.** ``effect = sign · KL`` at that layer, with KL and sign as in
-  :mod:`causalxai.tracer.analysis`: the integrand ``|Δ| · KL`` of Definition 5, signed by the
+  :mod:`causalxai.tracer.interventions`: the integrand ``|Δ| · KL`` of Definition 5, signed by the
   change at the original's peak unit (``+1``: the patch supported the node's leading unit;
   for the output node, the predicted class).
 * **ACE** (Definition 5). ``ACE_g = E_{P(X)}[effect]``: the expectation runs over the
@@ -20,7 +20,7 @@ For sample ``x``, causal node (layer group) ``g`` and intervention ``x'``:
   of a patch's pixels; with stride 1 a corner pixel is covered by one patch and an inner
   pixel by ``k²``. One matrix product of the effects with the boolean patch masks.
 * **Explanation mask.** Features whose interventions have a non-negligible effect on the
-  decision: :func:`binary_mask` of the OUTPUT node's attribution (the last group),
+  decision: :func:`threshold_mask` of the OUTPUT node's attribution (the last group),
   ``|a| ≥ threshold · max |a|``; nothing when every attribution is 0. The same function makes
   the masks of every other explanation method in the reliability comparison (§4.1).
 * **Top features** (App. B, Fig. 5 and 10): the ``top_k`` pixels with the largest
@@ -42,11 +42,12 @@ import torch
 import xarray as xr
 
 from causalxai.tracer.interventions import patch_masks
+from causalxai.tracer.settings import TracerSettings
 
-__all__ = ["ace_dataset", "binary_mask", "output_layers", "output_attribution"]
+__all__ = ["ace_dataset", "threshold_mask", "output_layers"]
 
 
-def binary_mask(attribution: Any, threshold: float = 0.1, *, axis: int | Sequence[int] = (-2, -1)) -> Any:
+def threshold_mask(attribution: Any, threshold: float = 0.1, *, axis: int | Sequence[int] = (-2, -1)) -> Any:
     """The explanation mask of an attribution map: ``|a| ≥ threshold · max |a|``.
 
     The maximum is taken over ``axis`` (default the last two, ``(y, x)``), separately for
@@ -65,9 +66,9 @@ def binary_mask(attribution: Any, threshold: float = 0.1, *, axis: int | Sequenc
     """
     threshold = float(threshold)
     if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"binary_mask: threshold must lie in [0, 1] (a share of the maximum), got {threshold}")
+        raise ValueError(f"threshold_mask: threshold must lie in [0, 1] (a share of the maximum), got {threshold}")
     if isinstance(attribution, xr.DataArray):
-        return attribution.copy(data=binary_mask(attribution.values, threshold, axis=axis))
+        return attribution.copy(data=threshold_mask(attribution.values, threshold, axis=axis))
     if isinstance(attribution, torch.Tensor):
         attribution = attribution.detach().cpu().numpy()
     mag = np.abs(np.asarray(attribution, dtype=np.float64))
@@ -123,22 +124,16 @@ def _aligned_groups(interventions: xr.Dataset, groups: xr.DataArray) -> np.ndarr
     return np.asarray(g.values, dtype=np.int64)
 
 
-def ace_dataset(
-    interventions: xr.Dataset,
-    groups: xr.DataArray,
-    *,
-    mask_threshold: float = 0.1,
-    top_k: int = 10,
-) -> xr.Dataset:
+def ace_dataset(interventions: xr.Dataset, groups: xr.DataArray, settings: TracerSettings) -> xr.Dataset:
     """Effects, ACE, attributions, explanation masks and top features per causal node.
 
     Args:
-        interventions: :func:`~causalxai.tracer.analysis.analyse_samples`' dataset (needs
+        interventions: :func:`~causalxai.tracer.interventions.interventions_dataset`'s dataset (needs
             ``kl``, ``sign`` and the attrs ``patch_size``, ``stride``, ``height``, ``width``).
         groups: ``group (sample, layer)`` ids ``0 … G−1`` in layer order (causal_nodes.nc); aligned by
             the ``sample``/``layer`` coordinates when it has them.
-        mask_threshold: :func:`binary_mask`'s threshold for the explanation mask.
-        top_k: how many top features per node (at most ``height·width``).
+        settings: its ``mask_threshold`` (:func:`threshold_mask`'s threshold for the explanation
+            mask) and ``top_k`` (how many top features per node, at most ``height·width``).
 
     Returns:
         Dataset (module docstring) with ``effect (sample, intervention, group)``,
@@ -150,16 +145,15 @@ def ace_dataset(
     """
     for var in ("kl", "sign"):
         if var not in interventions:
-            raise ValueError(f"ace_dataset: interventions.nc has no {var!r}; make it with analyse_samples")
+            raise ValueError(f"ace_dataset: interventions.nc has no {var!r}; make it with interventions_dataset")
     attrs = interventions.attrs
     try:
         kh, kw = _pair(attrs["patch_size"])
         sh, sw = _pair(attrs["stride"])
         height, width = int(attrs["height"]), int(attrs["width"])
     except KeyError as err:
-        raise ValueError(f"ace_dataset: interventions.nc lacks the attribute {err}; make it with analyse_samples") from None
-    if top_k < 1:
-        raise ValueError(f"ace_dataset: top_k must be >= 1, got {top_k}")
+        raise ValueError(f"ace_dataset: interventions.nc lacks the attribute {err}; make it with interventions_dataset") from None
+    mask_threshold, top_k = settings.mask_threshold, settings.top_k
     layer_names = [str(v) for v in interventions["layer"].values]
     n_samples, n_layers = interventions.sizes["sample"], len(layer_names)
     g = _aligned_groups(interventions, groups)
@@ -196,7 +190,7 @@ def ace_dataset(
         positive_share = np.where(total > 0, np.clip(attribution, 0, None).sum(axis=2) / total, np.nan)
 
     final = attribution[np.arange(n_samples), n_groups - 1].reshape(n_samples, height, width)
-    mask = binary_mask(final, mask_threshold)
+    mask = threshold_mask(final, mask_threshold)
 
     pad = ~valid
     effect = np.where(pad[:, None, :], np.nan, effect0)
@@ -242,36 +236,3 @@ def ace_dataset(
             "width": width,
         },
     )
-
-
-def output_attribution(
-    model: torch.nn.Module,
-    images: torch.Tensor,
-    *,
-    output_layer: str | None = None,
-    k: int = 3,
-    stride: int = 1,
-    baseline: float = 0.0,
-    from_raw=None,
-    batch_size: int = 256,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """TRACER's attribution over the input for the model's output node only: ``(N, H, W)``.
-
-    The explanation TRACER's mask is made from (:func:`ace_dataset`'s ``mask``): the
-    signed effect of each patch intervention on the output (Def. 5 integrand at the
-    output layer), shared over the patch's pixels. Only the output layer is observed, so
-    no CKA is computed; used by the reliability step on many test samples.
-    """
-    from causalxai.tracer.analysis import analyse_samples, default_from_raw
-    from causalxai.tracer.model import observed_layers
-
-    layer = output_layer or observed_layers(model, "all")[-1]
-    inter = analyse_samples(
-        model, images, layers=[layer], k=k, stride=stride, baseline=baseline,
-        from_raw=from_raw or default_from_raw, batch_size=batch_size, device=device,
-    )
-    groups = xr.DataArray(np.zeros((inter.sizes["sample"], 1), dtype=np.int64), dims=("sample", "layer"),
-                          coords={"sample": inter["sample"].values, "layer": [layer]})
-    ace = ace_dataset(inter, groups, top_k=1)
-    return torch.as_tensor(ace["attribution"].isel(group=0).values, dtype=torch.float32)

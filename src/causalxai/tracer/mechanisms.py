@@ -2,7 +2,7 @@
 
 TRACER's local analysis of one sample partitions the observed layers into causal nodes
 (layer groups, :mod:`causalxai.tracer.nodes`). Over a class-balanced sample of inputs
-(:func:`class_balanced_samples`; App. E: "random sampling within all classes") the same
+(:func:`causalxai.tracer.samples.tracer_samples`; App. E: "random sampling within all classes") the same
 partition recurs: a **mechanism** is one distinct partition of the layers, identified by
 its *composition*, e.g. ``"relu1+relu2|relu3+relu4+relu5|relu6+relu7+fc3"`` (groups in
 layer order separated by ``|``, the layers of a group joined by ``+``). Fig. 11 lists the
@@ -40,7 +40,6 @@ __all__ = [
     "parse_composition",
     "mechanisms_dataset",
     "coverage_levels",
-    "class_balanced_samples",
 ]
 
 GROUP_SEP = "|"
@@ -199,39 +198,3 @@ def coverage_levels(mech_ds: xr.Dataset, levels: Sequence[float] = (0.85, 0.99, 
         hit = np.flatnonzero(cov >= lv - tol)
         out.append(int(hit[0]) if hit.size else int(cov.size - 1))
     return out
-
-
-def class_balanced_samples(labels: Sequence[int] | np.ndarray, n: int, seed: int) -> np.ndarray:
-    """``n`` sample indices drawn evenly over the classes present in ``labels`` (seeded).
-
-    Each of the K classes (``np.unique(labels)``, e.g. 10 digits) gets ``n // K`` samples;
-    the ``n % K`` remaining go one each to the first classes in sorted order (round-robin).
-    Within a class the samples are drawn uniformly without replacement by
-    ``numpy.random.default_rng(seed)``. The result is interleaved round-robin (one sample of
-    each class in turn: class 0, 1, …, K−1, class 0, …), so every prefix is as balanced as
-    possible. Raises if a class has fewer samples than it needs, naming ``tracer.n_samples``.
-    """
-    lab = np.asarray(labels).reshape(-1)
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"class_balanced_samples: tracer.n_samples must be >= 1, got {n}")
-    if lab.size == 0:
-        raise ValueError("class_balanced_samples: no labels to draw from")
-    classes = np.unique(lab)
-    k = len(classes)
-    need = np.full(k, n // k, dtype=np.int64)
-    need[: n % k] += 1
-    rng = np.random.default_rng(int(seed))
-    picked: list[np.ndarray] = []
-    for c, m in zip(classes, need):
-        pool = np.flatnonzero(lab == c)
-        if pool.size < m:
-            raise ValueError(
-                f"class_balanced_samples: class {c!r} has {pool.size} samples but tracer.n_samples={n} needs "
-                f"{int(m)} per class ({k} classes); lower tracer.n_samples to at most "
-                f"{int(min(np.sum(lab == cc) for cc in classes)) * k}"
-            )
-        picked.append(rng.choice(pool, size=int(m), replace=False))
-    rounds = int(need.max()) if k else 0
-    out = [int(p[r]) for r in range(rounds) for p in picked if r < p.size]
-    return np.asarray(out, dtype=np.int64)

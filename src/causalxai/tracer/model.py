@@ -45,9 +45,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from causalxai.runtime import resolve_device
+from causalxai.runtime import eval_mode, resolve_device
+from causalxai.tracer.progress import Progress
+from causalxai.tracer.settings import TrainSettings
 
 __all__ = [
     "alexnet28",
@@ -133,13 +134,8 @@ def _execution_order(model: nn.Module, names: Sequence[str], example_input: torc
     def note(name: str, module: nn.Module, out: Any) -> None:
         first.setdefault(name, len(first))
 
-    was_training = model.training
-    model.eval()
-    try:
-        with forward_hooks(model, names, note), torch.no_grad():
-            model(example_input)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), forward_hooks(model, names, note), torch.no_grad():
+        model(example_input)
     return sorted(first, key=first.__getitem__)
 
 
@@ -224,18 +220,13 @@ def evaluate_classifier(
     """Mean cross-entropy and accuracy of ``model`` on ``(x, y)`` (eval mode, no grad)."""
     dev = resolve_device(device) if isinstance(device, str) else device
     xt, yt = _as_inputs(x), _as_labels(y)
-    was_training = model.training
-    model.eval()
     loss, correct = 0.0, 0
-    try:
-        with torch.no_grad():
-            for i in range(0, len(xt), batch_size):
-                xb, yb = xt[i : i + batch_size].to(dev), yt[i : i + batch_size].to(dev)
-                logits = model(xb)
-                loss += float(F.cross_entropy(logits, yb, reduction="sum"))
-                correct += int((logits.argmax(1) == yb).sum())
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        for i in range(0, len(xt), batch_size):
+            xb, yb = xt[i : i + batch_size].to(dev), yt[i : i + batch_size].to(dev)
+            logits = model(xb)
+            loss += float(F.cross_entropy(logits, yb, reduction="sum"))
+            correct += int((logits.argmax(1) == yb).sum())
     n = max(len(xt), 1)
     return loss / n, correct / n
 
@@ -246,16 +237,13 @@ def train_classifier(
     y_train: Any,
     x_test: Any,
     y_test: Any,
+    settings: TrainSettings,
     *,
-    epochs: int,
-    batch_size: int,
-    seed: int,
-    lr: float = 1e-3,
     device: str | torch.device = "auto",
-    eval_batch_size: int = 1024,
-    progress: bool = False,
+    progress: str | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Train ``model`` in place with Adam (``lr``, torch defaults otherwise) on cross-entropy.
+    """Train ``model`` in place with Adam (``lr``, torch defaults otherwise) on cross-entropy:
+    the one training loop of TRACER's target model and of the compressed models.
 
     Paper 004 App. F: Adam, learning rate 1e-3, default parameters. Each epoch visits the
     training set in a fresh random order drawn from a ``torch.Generator`` seeded with
@@ -264,20 +252,27 @@ def train_classifier(
     on the CPU (on a GPU up to cuDNN's own nondeterminism). Inputs are float tensors or
     arrays ``(N, ...)`` already normalised, labels integer class indices.
 
+    Args:
+        model: the classifier (logits), trained in place.
+        x_train, y_train: training inputs and labels.
+        x_test, y_test: the test set evaluated after every epoch.
+        settings: ``epochs``, ``batch_size``, ``lr``, ``seed`` and ``eval_batch_size``.
+        device: where to train (``"auto"``: CUDA when present).
+        progress: a name to log the epochs under at a steady rate (None: silent).
+
     Returns the model (on ``device``, eval mode) and a history with per-epoch lists
     ``epoch, train_loss, train_accuracy, test_loss, test_accuracy`` (train figures are
     running means over the epoch's minibatches, in train mode), plus ``initial_test_loss``,
     ``initial_test_accuracy`` (before training) and ``final_test_accuracy``.
     """
-    if epochs < 0 or batch_size < 1:
-        raise ValueError(f"train_classifier: need epochs >= 0 and batch_size >= 1, got {epochs}, {batch_size}")
+    epochs, batch_size, seed, eval_batch_size = settings.epochs, settings.batch_size, settings.seed, settings.eval_batch_size
     dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
     xtr, ytr = _as_inputs(x_train), _as_labels(y_train)
     if len(xtr) != len(ytr) or len(xtr) == 0:
         raise ValueError(f"train_classifier: {len(xtr)} training inputs but {len(ytr)} labels")
     xtr, ytr = xtr.to(dev), ytr.to(dev)
     model.to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
     gen = torch.Generator().manual_seed(int(seed))
     hist: dict[str, Any] = {k: [] for k in ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy")}
     hist["initial_test_loss"], hist["initial_test_accuracy"] = evaluate_classifier(
@@ -287,7 +282,8 @@ def train_classifier(
     cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(int(seed))
-        for epoch in tqdm(range(1, epochs + 1), desc="train", disable=not progress):
+        counter = Progress(f"{progress}: epochs", epochs, enabled=progress is not None)
+        for epoch in range(1, epochs + 1):
             model.train()
             perm = torch.randperm(n, generator=gen).to(dev)
             loss_sum, correct = 0.0, 0
@@ -306,6 +302,7 @@ def train_classifier(
             hist["train_accuracy"].append(correct / n)
             hist["test_loss"].append(test_loss)
             hist["test_accuracy"].append(test_acc)
+            counter.step(note=f"train loss {loss_sum / n:.4f}, test accuracy {test_acc:.4f}")
     model.eval()
     hist["final_test_accuracy"] = hist["test_accuracy"][-1] if epochs else hist["initial_test_accuracy"]
     return model, hist
@@ -336,13 +333,8 @@ def layer_table(
     p = next(model.parameters(), None)
     x = torch.zeros((1, *input_shape), device=p.device if p is not None else "cpu",
                     dtype=p.dtype if p is not None and p.is_floating_point() else torch.float32)
-    was_training = model.training
-    model.eval()
-    try:
-        with forward_hooks(model, names, note), torch.no_grad():
-            model(x)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), forward_hooks(model, names, note), torch.no_grad():
+        model(x)
     rows = []
     for name in names:
         m = model.get_submodule(name)

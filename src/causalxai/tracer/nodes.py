@@ -39,9 +39,10 @@ import numpy as np
 import torch
 import xarray as xr
 
-__all__ = ["EPS_SWEEP", "binary_matrix", "layer_groups", "group_members", "causal_links", "eps_sweep", "causal_nodes_dataset"]
+from causalxai.tracer.settings import EPS_SWEEP, TracerSettings
 
-EPS_SWEEP = (0.0, 0.05, 0.1, 0.2, 1.0)  # App. G
+__all__ = ["binary_matrix", "layer_groups", "group_members", "causal_links", "eps_sweep", "causal_nodes_dataset"]
+
 ATOL = 1e-12
 
 
@@ -188,18 +189,14 @@ def eps_sweep(
     )
 
 
-def causal_nodes_dataset(
-    cka: xr.DataArray,
-    eps: float = 0.05,
-    eps_values: Sequence[float] = EPS_SWEEP,
-    atol: float = ATOL,
-) -> xr.Dataset:
+def causal_nodes_dataset(cka: xr.DataArray, settings: TracerSettings, *, atol: float = ATOL) -> xr.Dataset:
     """``causal_nodes.nc``: causal nodes and links of every analysed sample (Def. 3-4, App. G).
 
     Args:
         cka: ``cka (sample, layer_i, layer_j)`` from the interventions step.
-        eps: the chosen threshold ε (nodes and links at ``1 − ε``).
-        eps_values: the ε sweep (App. G).
+        settings: its ``eps`` (the chosen threshold ε: nodes and links at ``1 − ε``) and
+            ``eps_sweep`` (App. G's sweep); the one way ε reaches the grouping.
+        atol: rounding tolerance of :func:`binary_matrix`.
 
     Returns:
         Dataset with ``cka (sample, layer_i, layer_j)``, ``similar (sample, layer_i,
@@ -211,8 +208,7 @@ def causal_nodes_dataset(
     if set(cka.dims) != {"sample", "layer_i", "layer_j"}:
         raise ValueError(f"causal_nodes_dataset needs cka(sample, layer_i, layer_j), got dims {cka.dims}")
     cka = cka.transpose("sample", "layer_i", "layer_j")
-    eps = _check_eps(eps)
-    sweep = [_check_eps(e) for e in eps_values]
+    eps, sweep = settings.eps, list(settings.eps_sweep)  # validated by TracerSettings
     per_sample = [eps_sweep(c, [eps, *sweep], atol=atol) for c in cka]
     ds = xr.Dataset(
         {

@@ -1,7 +1,7 @@
 """Reliability of explanation masks (paper 004 §4.1, Fig. 3), TRACER next to seven baselines.
 
 Every method's attribution ``a (N, H, W)`` becomes a binary mask by one rule for all
-methods, :func:`binary_mask`: ``M(x)_i = |a_i| ≥ threshold · max_j |a_j|`` per sample (no
+methods, :func:`per_sample_mask`: ``M(x)_i = |a_i| ≥ threshold · max_j |a_j|`` per sample (no
 feature when the map is all zero). The perturbation function of §4.1 picks, per sample,
 exactly ``k = floor(p · |M(x)|)`` of the mask's features uniformly at random,
 ``P(M(x), p) = 1 − 1{i ∈ S}`` (:func:`perturbation_matrix`), and the reliability score is
@@ -61,22 +61,27 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 import xarray as xr
 from torch import nn
-from tqdm.auto import tqdm
 
-from causalxai.tracer.ace import binary_mask as _ace_binary_mask
+from causalxai.runtime import eval_mode, model_device, predict
+from causalxai.runtime import eval_mode as _eval_mode  # the baseline wrappers' names
+from causalxai.runtime import model_device as _model_device
+from causalxai.tracer.ace import threshold_mask
+from causalxai.tracer.progress import Progress
+from causalxai.tracer.settings import Settings, function, integer, number, setting
 
 __all__ = [
     "METHODS",
     "BASELINE_METHODS",
     "BaselineSettings",
-    "binary_mask",
+    "ReliabilitySettings",
+    "per_sample_mask",
     "perturbation_matrix",
     "reliability_score",
     "superpixel_mask",
@@ -93,8 +98,8 @@ _K_TOL = 1e-9
 # masks and perturbations
 
 
-def binary_mask(attribution: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Explanation mask ``(N, …)`` bool: ``|a| ≥ threshold · max|a|`` per sample.
+def per_sample_mask(attribution: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Explanation mask ``(N, …)`` bool of a batch: ``|a| ≥ threshold · max|a|`` per sample.
 
     The maximum runs over all of a sample's features (every axis but the first). A sample
     whose attribution is all zero gets an empty mask (no feature is significant). The same
@@ -102,16 +107,16 @@ def binary_mask(attribution: torch.Tensor, threshold: float) -> torch.Tensor:
     """
     a = torch.as_tensor(attribution)
     if a.dim() < 2:
-        raise ValueError(f"binary_mask: attribution must be (N, ...) with a sample axis, got shape {tuple(a.shape)}")
+        raise ValueError(f"per_sample_mask: attribution must be (N, ...) with a sample axis, got shape {tuple(a.shape)}")
     t = float(threshold)
     if not 0.0 <= t <= 1.0:
-        raise ValueError(f"binary_mask: the mask threshold must lie in [0, 1] (tracer.ace.mask_threshold), got {threshold}")
+        raise ValueError(f"per_sample_mask: the mask threshold must lie in [0, 1] (tracer.ace.mask_threshold), got {threshold}")
     if not a.is_floating_point():
         a = a.float()
     if not torch.isfinite(a).all():
-        raise ValueError("binary_mask: the attribution holds NaN or inf values")
+        raise ValueError("per_sample_mask: the attribution holds NaN or inf values")
     # the one rule, shared with the ACE step's explanation mask
-    return torch.as_tensor(_ace_binary_mask(a, t, axis=tuple(range(1, a.dim()))))
+    return torch.as_tensor(threshold_mask(a, t, axis=tuple(range(1, a.dim()))))
 
 
 def _n_perturbed(count: torch.Tensor, p: float) -> torch.Tensor:
@@ -148,34 +153,6 @@ def perturbation_matrix(mask: torch.Tensor, p: float, generator: torch.Generator
     return (~perturbed).reshape(m.shape)
 
 
-def _model_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    prm = next(model.parameters(), None)
-    return prm.device if prm is not None else torch.device("cpu")
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    was = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was)
-
-
-@torch.no_grad()
-def _predict(model: nn.Module, x: torch.Tensor, from_raw: Callable | None, batch_size: int, device: torch.device) -> torch.Tensor:
-    out = []
-    for i in range(0, len(x), batch_size):
-        xb = x[i : i + batch_size].to(device)
-        if from_raw is not None:
-            xb = from_raw(xb)
-        out.append(model(xb).argmax(dim=1).cpu())
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
-
-
 def _check_masks(x_raw: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
     m = torch.as_tensor(masks).bool()
     if m.dim() < 2 or m.shape[0] != x_raw.shape[0]:
@@ -192,12 +169,7 @@ def reliability_score(
     model: nn.Module,
     x_raw: torch.Tensor,
     masks: torch.Tensor,
-    p: float = 0.5,
-    trials: int = 10,
-    seed: int = 0,
-    from_raw: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    baseline: float | torch.Tensor = 0.0,
-    batch_size: int = 256,
+    settings: ReliabilitySettings | None = None,
     *,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
@@ -208,39 +180,40 @@ def reliability_score(
         x_raw: inputs ``(N, *lead, *S)`` in the raw space, before normalisation.
         masks: explanation masks ``(N, *S)`` bool (e.g. ``(N, H, W)`` for ``(N, C, H, W)``
             inputs: a masked pixel is perturbed in every channel).
-        p: share of each mask to perturb (paper 0.5).
-        trials: independent random draws (paper 10); one draw covers all samples.
-        seed: seeds the ``torch.Generator`` of the draws.
-        from_raw: normalisation applied to a raw batch before the model (default none).
-        baseline: the raw value perturbed features take (default 0: ``x ⊙ P``), a number
-            or a tensor broadcastable to one sample.
-        batch_size: inputs per forward pass.
+        settings: :class:`ReliabilitySettings` (default: its defaults): ``p`` (share of each
+            mask to perturb, paper 0.5), ``trials`` (independent random draws, paper 10; one
+            draw covers all samples), ``seed`` (of the draws' ``torch.Generator``),
+            ``from_raw`` (normalisation applied to a raw batch before the model; None: none),
+            ``baseline`` (the raw value perturbed features take; 0: ``x ⊙ P``) and
+            ``batch_size`` (inputs per forward pass).
         device: where the model runs (default: where its parameters are).
 
     ``f(x)`` is the argmax of the model's output on ``from_raw(x_raw)``; ``f(x')`` on
     ``from_raw(x')`` with ``x' = where(P, x_raw, baseline)``.
     """
+    s = settings or ReliabilitySettings()
     x_raw = torch.as_tensor(x_raw)
     if not x_raw.is_floating_point():
         x_raw = x_raw.float()
-    if trials < 1 or batch_size < 1:
-        raise ValueError(f"reliability_score: need trials >= 1 and batch_size >= 1, got {trials}, {batch_size}")
     m, spatial = _check_masks(x_raw, masks)
     n = x_raw.shape[0]
     if n == 0:
         raise ValueError("reliability_score: no inputs")
-    dev = _model_device(model, device)
+    dev = model_device(model, device)
     n_lead = x_raw.dim() - 1 - len(spatial)
-    b = torch.as_tensor(baseline, dtype=x_raw.dtype)
-    gen = torch.Generator().manual_seed(int(seed))
-    scores = torch.empty(trials, dtype=torch.float64)
-    with _eval_mode(model):
-        clean = _predict(model, x_raw, from_raw, batch_size, dev)
-        for t in range(trials):
-            keep = perturbation_matrix(m.cpu(), p, gen).reshape(n, *([1] * n_lead), *spatial)
+    b = torch.as_tensor(s.baseline, dtype=x_raw.dtype)
+    gen = torch.Generator().manual_seed(s.seed)
+    scores = torch.empty(s.trials, dtype=torch.float64)
+
+    def labels(x: torch.Tensor) -> torch.Tensor:
+        return predict(model, x, batch_size=s.batch_size, transform=s.from_raw, device=dev, output="label")
+
+    with eval_mode(model):
+        clean = labels(x_raw)
+        for t in range(s.trials):
+            keep = perturbation_matrix(m.cpu(), s.p, gen).reshape(n, *([1] * n_lead), *spatial)
             x_pert = torch.where(keep.to(x_raw.device), x_raw, b.to(x_raw.device))
-            pert = _predict(model, x_pert, from_raw, batch_size, dev)
-            scores[t] = (pert != clean).double().mean()
+            scores[t] = (labels(x_pert) != clean).double().mean()
     return scores
 
 
@@ -263,7 +236,7 @@ class BaselineSettings:
     batch_size: int = 64  # samples per call for the gradient-based methods
 
     @classmethod
-    def from_config(cls, reliability_cfg: Mapping[str, Any]) -> "BaselineSettings":
+    def from_config(cls, reliability_cfg: Mapping[str, Any]) -> BaselineSettings:
         """From ``tracer.reliability`` (``lime_samples``, ``superpixel``; others keep their defaults)."""
         kw: dict[str, Any] = {}
         if "lime_samples" in reliability_cfg:
@@ -271,6 +244,56 @@ class BaselineSettings:
         if "superpixel" in reliability_cfg:
             kw["superpixel"] = int(reliability_cfg["superpixel"])
         return cls(**kw)
+
+
+def _methods(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    unknown = [m for m in value if m not in METHODS]
+    if unknown or not len(value):
+        raise ValueError(f"has unknown methods {unknown or 'none given'}; choose among {list(METHODS)}")
+    return tuple(m for m in METHODS if m in set(value))  # METHODS' order
+
+
+@dataclass(frozen=True)
+class ReliabilitySettings(Settings):
+    """The reliability comparison's settings (§4.1; module docstring).
+
+    Attributes:
+        methods: any of :data:`METHODS` (kept in :data:`METHODS`' order).
+        p: share of each mask to perturb (paper 0.5).
+        trials: independent random draws (paper 10).
+        threshold: the masks' threshold (:func:`per_sample_mask`, ``tracer.ace.mask_threshold``).
+        seed: seeds the draws and the randomised baselines (the same for every method).
+        baseline: the raw value perturbed features take.
+        batch_size: inputs per forward pass.
+        from_raw: normalisation of a raw batch before the model (None: none).
+        baselines: the Captum baselines' :class:`BaselineSettings`.
+    """
+
+    SECTION: ClassVar[str] = "tracer.reliability"
+    CONFIG_KEYS: ClassVar[Mapping[str, str]] = {
+        "threshold": "tracer.ace.mask_threshold", "seed": "seed", "baseline": "tracer.interventions.baseline",
+    }
+
+    methods: Sequence[str] = setting(METHODS, _methods)
+    p: float = setting(0.5, number(0.0, 1.0))
+    trials: int = setting(10, integer(1))
+    threshold: float = setting(0.1, number(0.0, 1.0, what=" (a share of the maximum |attribution|)"))
+    seed: int = setting(0, integer(0))
+    baseline: float = setting(0.0, number(-float("inf")))
+    batch_size: int = setting(256, integer(1))
+    from_raw: Callable[[torch.Tensor], torch.Tensor] | None = setting(None, function(optional=True))
+    baselines: BaselineSettings = field(default_factory=BaselineSettings)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], *, section: str | None = None, **extra: Any) -> ReliabilitySettings:
+        """From ``tracer.reliability`` (``methods``, ``p``, ``trials``; ``lime_samples`` and
+        ``superpixel`` go to :class:`BaselineSettings`); ``extra`` sets the other fields."""
+        rest = dict(params)
+        captum = {k: rest.pop(k) for k in ("lime_samples", "superpixel") if k in rest}
+        return super().from_params(rest, section=section, baselines=BaselineSettings.from_config(captum), **extra)
+
 
 
 def superpixel_mask(height: int, width: int, size: int, *, device: torch.device | str | None = None) -> torch.Tensor:
@@ -296,7 +319,10 @@ _SHAPE_ONLY = (nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout1d, nn.Dropout2d
 
 @contextlib.contextmanager
 def _lrp_rules(model: nn.Module) -> Iterator[None]:
-    from captum.attr._core.lrp import SUPPORTED_LAYERS_WITH_RULES, SUPPORTED_NON_LINEAR_LAYERS
+    from captum.attr._core.lrp import (
+        SUPPORTED_LAYERS_WITH_RULES,
+        SUPPORTED_NON_LINEAR_LAYERS,
+    )
     from captum.attr._utils.lrp_rules import EpsilonRule
 
     added = []
@@ -469,16 +495,8 @@ def reliability_dataset(
     x_raw: torch.Tensor,
     targets: torch.Tensor | Sequence[int] | None,
     tracer_attribution: torch.Tensor | None,
+    settings: ReliabilitySettings | None = None,
     *,
-    from_raw: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    methods: Sequence[str] = METHODS,
-    p: float = 0.5,
-    trials: int = 10,
-    threshold: float = 0.1,
-    seed: int = 0,
-    baseline: float = 0.0,
-    settings: BaselineSettings | None = None,
-    batch_size: int = 256,
     device: torch.device | str | None = None,
     progress: bool = False,
 ) -> xr.Dataset:
@@ -489,14 +507,13 @@ def reliability_dataset(
         x_raw: raw inputs ``(N, C, H, W)`` (before normalisation).
         targets: class ``(N,)`` the baselines explain; None: the model's prediction.
         tracer_attribution: TRACER's attribution ``(N, H, W)`` (needed when ``"tracer"`` is
-            among ``methods``).
-        from_raw: normalisation of a raw batch (default none).
-        methods: any of :data:`METHODS`; the output keeps :data:`METHODS`' order.
-        p, trials, seed, baseline, batch_size: of :func:`reliability_score` (same seed for
-            every method).
-        threshold: of :func:`binary_mask` (``tracer.ace.mask_threshold``), every method.
-        settings: :class:`BaselineSettings`.
+            among the methods).
+        settings: :class:`ReliabilitySettings`: ``methods`` (the output keeps
+            :data:`METHODS`' order), ``p``, ``trials``, ``seed``, ``baseline``, ``batch_size``
+            and ``from_raw`` of :func:`reliability_score` (same seed for every method),
+            ``threshold`` of :func:`per_sample_mask` (every method) and ``baselines``.
         device: where the model runs.
+        progress: log the methods done at a steady rate.
 
     Returns:
         Dataset over ``method`` and ``trial``: ``score (method, trial)``, ``mean (method)``,
@@ -505,25 +522,21 @@ def reliability_dataset(
         never change); attrs ``p, trials, threshold, n_samples, seed, baseline, std_ddof``,
         ``target`` and the baseline settings (``settings_*``).
     """
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise ValueError(f"tracer.reliability.methods: unknown {unknown or 'none given'}; choose among {list(METHODS)}")
-    chosen = [m for m in METHODS if m in set(methods)]
-    s = settings or BaselineSettings()
+    r = settings or ReliabilitySettings()
+    chosen, s, batch_size, trials = list(r.methods), r.baselines, r.batch_size, r.trials
     x_raw = torch.as_tensor(x_raw)
     if not x_raw.is_floating_point():
         x_raw = x_raw.float()
     if x_raw.dim() != 4 or x_raw.shape[0] == 0:
         raise ValueError(f"reliability_dataset: x_raw must be (N, C, H, W) with N >= 1, got {tuple(x_raw.shape)}")
     n, _, h, w = x_raw.shape
-    dev = _model_device(model, device)
-    norm = from_raw if from_raw is not None else (lambda t: t)
+    dev = model_device(model, device)
+    norm = r.from_raw if r.from_raw is not None else (lambda t: t)
     with torch.no_grad():
         x = torch.cat([norm(x_raw[i : i + batch_size].to(dev)).cpu() for i in range(0, n, batch_size)])
         reference = norm(torch.zeros(1, *x_raw.shape[1:], dtype=x_raw.dtype, device=dev)).cpu()
     if targets is None:
-        with _eval_mode(model):
-            tgt = _predict(model, x, None, batch_size, dev)
+        tgt = predict(model, x, batch_size=batch_size, device=dev, output="label")
         target_kind = "prediction"
     else:
         tgt = torch.as_tensor(targets).long().reshape(-1)
@@ -534,7 +547,8 @@ def reliability_dataset(
     score = np.zeros((len(chosen), trials))
     frac = np.zeros(len(chosen))
     empty = np.zeros(len(chosen), dtype=np.int64)
-    for j, method in enumerate(tqdm(chosen, desc="reliability", disable=not progress)):
+    counter = Progress("reliability: methods", len(chosen), every=0.0, enabled=progress)
+    for j, method in enumerate(chosen):
         if method == "tracer":
             if tracer_attribution is None:
                 raise ValueError("reliability_dataset: 'tracer' is among the methods but no tracer_attribution was given")
@@ -543,23 +557,22 @@ def reliability_dataset(
             if tuple(attr.shape) != (n, h, w):
                 raise ValueError(f"reliability_dataset: tracer_attribution {tuple(attr.shape)} must be (N, H, W) = {(n, h, w)}")
         else:
-            attr = baseline_attributions(model, x, tgt, method, settings=s, reference=reference, seed=seed, device=dev)
-        mask = binary_mask(attr.cpu(), threshold)
-        score[j] = reliability_score(
-            model, x_raw, mask, p, trials, seed, from_raw, baseline, batch_size, device=dev
-        ).numpy()
+            attr = baseline_attributions(model, x, tgt, method, settings=s, reference=reference, seed=r.seed, device=dev)
+        mask = per_sample_mask(attr.cpu(), r.threshold)
+        score[j] = reliability_score(model, x_raw, mask, r, device=dev).numpy()
         frac[j] = float(mask.flatten(1).double().mean(1).mean())
         empty[j] = int((~mask.flatten(1).any(1)).sum())
+        counter.step(note=f"{method}: score {score[j].mean():.3f}")
 
     attrs = {
         "description": "reliability of explanation masks: share of predictions that change when a share p "
         "of each sample's mask is perturbed to the baseline (paper 004 §4.1, Fig. 3)",
-        "p": float(p),
+        "p": float(r.p),
         "trials": int(trials),
-        "threshold": float(threshold),
+        "threshold": float(r.threshold),
         "n_samples": int(n),
-        "seed": int(seed),
-        "baseline": float(baseline),
+        "seed": int(r.seed),
+        "baseline": float(r.baseline),
         "std_ddof": 0,
         "target": target_kind,
     }

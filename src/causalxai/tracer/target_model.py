@@ -13,7 +13,8 @@ from elsewhere can never run code when loaded.
 
 Inputs are the dataset's images as the Small CNN Zoo preprocesses them (``x/255*2-1``):
 TRACER's raw space, where an intervention sets pixels to the baseline "before
-normalisation", is ``(x + 1) / 2`` in [0, 1] (:func:`to_raw`, :func:`from_raw`).
+normalisation", is ``(x + 1) / 2`` in [0, 1] (:func:`causalxai.data.dataset.to_raw`,
+:func:`causalxai.data.dataset.from_raw`).
 """
 
 from __future__ import annotations
@@ -29,13 +30,12 @@ import xarray as xr
 from torch import nn
 
 from causalxai.io import atomic_path
-from causalxai.tracer.analysis import default_from_raw, default_to_raw
+from causalxai.runtime import predict
 from causalxai.tracer.model import alexnet28, layer_table, train_classifier
+from causalxai.tracer.settings import TrainSettings
 
 __all__ = [
     "BUILTIN",
-    "to_raw",
-    "from_raw",
     "build_classifier",
     "dataset_tensors",
     "train_target_model",
@@ -45,11 +45,6 @@ __all__ = [
 
 #: architectures known by name
 BUILTIN: dict[str, Callable[..., nn.Module]] = {"alexnet28": alexnet28}
-
-
-#: normalised input (``x/255*2-1``) to TRACER's raw space [0, 1] and back: the analysis's own maps
-to_raw = default_to_raw
-from_raw = default_from_raw
 
 
 def _resolve(architecture: str) -> Callable[..., nn.Module]:
@@ -90,19 +85,18 @@ def dataset_tensors(dataset: xr.Dataset, split: str) -> tuple[torch.Tensor, torc
 
 
 def train_target_model(
-    dataset: xr.Dataset,
-    *,
-    architecture: str = "alexnet28",
-    epochs: int = 10,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    dropout: float = 0.5,
-    seed: int = 0,
-    device: str = "auto",
-    progress: bool = False,
+    dataset: xr.Dataset, settings: TrainSettings, *, device: str = "auto", progress: bool = False
 ) -> tuple[nn.Module, dict[str, Any], xr.Dataset]:
     """Train the target classifier on the dataset's train split (paper 004 App. F: Adam,
     lr 1e-3) and describe it.
+
+    Args:
+        dataset: ``dataset.nc``.
+        settings: ``architecture``, ``dropout`` (the built-in architecture's) and the training
+            loop's ``epochs``, ``batch_size``, ``lr``, ``seed``
+            (:func:`~causalxai.tracer.model.train_classifier`).
+        device: where to train.
+        progress: log the epochs at a steady rate.
 
     Returns the model (eval mode, on CPU), the keyword arguments it was built with, and
     ``target_model.nc``: ``test_accuracy``, ``train_accuracy``, ``n_params`` (attributes and
@@ -113,18 +107,17 @@ def train_target_model(
     """
     x_train, y_train = dataset_tensors(dataset, "train")
     x_test, y_test = dataset_tensors(dataset, "test")
+    architecture = settings.architecture
     kwargs = {"in_channels": int(x_train.shape[1]), "n_classes": int(dataset.attrs.get("n_classes", 10))}
     if architecture == "alexnet28":
-        kwargs.update(dropout=float(dropout), image_size=int(x_train.shape[-1]))
-    torch.manual_seed(int(seed))  # the initial weights
+        kwargs.update(dropout=settings.dropout, image_size=int(x_train.shape[-1]))
+    torch.manual_seed(settings.seed)  # the initial weights
     model = build_classifier(architecture, **kwargs)
-    model, hist = train_classifier(
-        model, x_train, y_train, x_test, y_test, epochs=int(epochs), batch_size=int(batch_size),
-        seed=int(seed), lr=float(lr), device=device, progress=progress,
-    )
+    model, hist = train_classifier(model, x_train, y_train, x_test, y_test, settings, device=device,
+                                   progress="target model" if progress else None)
     model = model.cpu().eval()
     table = layer_table(model, tuple(x_train.shape[1:]))
-    train_acc = float(np.mean(_predict(model, x_train) == y_train.numpy()))
+    train_acc = float(np.mean(predict(model, x_train, batch_size=1024, output="label").numpy() == y_train.numpy()))
     n_params = int(table.attrs["total_params"])
     ds = xr.Dataset(
         {
@@ -152,11 +145,6 @@ def train_target_model(
     ds["test_accuracy"].attrs["description"] = "share of the test split classified correctly"
     ds["n_params"].attrs["description"] = "trainable and frozen parameters of the whole model (paper 004 Table 2)"
     return model, kwargs, ds
-
-
-def _predict(model: nn.Module, x: torch.Tensor, batch: int = 1024) -> np.ndarray:
-    with torch.no_grad():
-        return torch.cat([model(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)]).numpy()
 
 
 def save_target_model(model: nn.Module, architecture: str, kwargs: dict[str, Any], path: str | os.PathLike[str]) -> None:

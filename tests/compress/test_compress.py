@@ -1,0 +1,103 @@
+"""The compress step (paper 004 §4.3, Tables 1-2): mechanisms selected, built, retrained and measured."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from causalxai.compress.compress import CompressSettings, compress_dataset
+from causalxai.io import open as open_result
+from causalxai.io import write_dataset
+from causalxai.tracer.mechanisms import mechanisms_dataset
+
+SHAPE = (1, 8, 8)
+LAYERS = ["r1", "r2", "r3", "out"]
+
+
+def tiny() -> nn.Sequential:
+    return nn.Sequential(OrderedDict([
+        ("c1", nn.Conv2d(1, 4, 3, padding=1)), ("r1", nn.ReLU()),
+        ("c2", nn.Conv2d(4, 6, 3)), ("r2", nn.ReLU()), ("pool", nn.MaxPool2d(2)),
+        ("flat", nn.Flatten()), ("drop", nn.Dropout(0.2)), ("fc", nn.Linear(6 * 3 * 3, 12)), ("r3", nn.ReLU()),
+        ("out", nn.Linear(12, 3)),
+    ]))
+
+
+def data(n=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 3
+    x = torch.randn(n, *SHAPE, generator=g) * 0.3
+    x[torch.arange(n), 0, 2 * y, 2 * y] += 2.0  # a learnable cue
+    return x, y
+
+
+def mech_ds():
+    # three mechanisms: 2 nodes (60 %), 3 nodes (30 %), 4 nodes (10 %)
+    rows = [[0, 0, 1, 1]] * 6 + [[0, 0, 1, 2]] * 3 + [[0, 1, 2, 3]]
+    return mechanisms_dataset(np.asarray(rows), layers=LAYERS)
+
+
+def test_compress_dataset_tiny(tmp_path):
+    torch.manual_seed(0)
+    orig = tiny().eval()
+    x, y = data()
+    ds, models = compress_dataset(orig, mech_ds(), (x[:36], y[:36]), (x[36:], y[36:]), CompressSettings(levels=(1.0, 0.6, 0.895), tol=0.005, epochs=1, batch_size=8, lr=1e-3, seed=0, latency_repeats=3, latency_warmup=1), device="cpu")
+    assert list(ds["model"].values) == ["original", "C1", "C2", "C3"]
+    assert set(models) == {"original", "C1", "C2", "C3"}
+    assert ds["composition"].values.tolist() == ["r1|r2|r3|out", "r1+r2|r3+out", "r1+r2|r3|out", "r1|r2|r3|out"]
+    assert ds["n_nodes"].values.tolist() == [4, 2, 3, 4]
+    np.testing.assert_allclose(ds["coverage"].values[1:], [0.6, 0.9, 1.0])
+    assert np.isnan(float(ds["coverage"][0]))
+    for k in ("n_params", "size_mb", "flops", "latency_cpu_ms_mean", "test_accuracy", "compression"):
+        assert np.all(np.isfinite(ds[k].values)), k
+    assert np.all(np.isnan(ds["latency_gpu_ms_mean"].values))
+    assert float(ds["compression"][0]) == 0.0
+    # C3 (every layer its own node) has the original's size; C1 is the smallest
+    assert int(ds["n_params"][3]) == int(ds["n_params"][0])
+    assert int(ds["n_params"][1]) < int(ds["n_params"][2]) < int(ds["n_params"][0])
+    for name in ("C1", "C2", "C3"):
+        assert sum(p.numel() for p in models[name].parameters()) == int(ds["n_params"].sel(model=name))
+    # the original is evaluated as given (not retrained)
+    assert all(torch.equal(a, b) for a, b in zip(models["original"].state_dict().values(), orig.state_dict().values()))
+    assert ds["test_accuracy_curve"].sizes["epoch"] == 1 and np.isnan(ds["test_accuracy_curve"].values[0]).all()
+    # layer tables (Table 2), padded
+    n = ds["n_layers"].values
+    assert n[0] == 10 and n[1] == len(models["C1"]._modules)
+    assert ds["layer_name"].values[1, n[1]:].tolist() == [""] * (ds.sizes["layer_index"] - n[1])
+    assert (ds["layer_params"].values[1, n[1]:] == -1).all()
+    assert ds["layer_output_shape"].values[0, 0] == "4x8x8"
+    assert ds["node_replacement"].values[1, 0].startswith("Conv2d(1→6")
+    # seeded: the same call gives the same weights
+    _, again = compress_dataset(orig, mech_ds(), (x[:36], y[:36]), (x[36:], y[36:]), CompressSettings(levels=(0.6,), epochs=1, batch_size=8, lr=1e-3, seed=0, latency_repeats=2, latency_warmup=0), device="cpu")
+    assert all(torch.equal(a, b) for a, b in zip(again["C1"].state_dict().values(), models["C1"].state_dict().values()))
+    # writes and reads back as netCDF
+    write_dataset(ds, tmp_path / "compress.nc", step="compress", seed=0)
+    back = open_result(tmp_path / "compress.nc")
+    assert back["composition"].values.tolist() == ds["composition"].values.tolist()
+
+
+def test_duplicate_levels_are_noted_not_retrained():
+    torch.manual_seed(0)
+    x, y = data(24)
+    ds, models = compress_dataset(tiny(), mech_ds(), (x[:18], y[:18]), (x[18:], y[18:]), CompressSettings(levels=(0.95, 1.0), epochs=0, batch_size=8, lr=1e-3, seed=1, latency_repeats=2, latency_warmup=0), device="cpu")
+    assert ds["duplicate_of"].values.tolist() == ["", "", "C1"]
+    assert ds["composition"].values[1] == ds["composition"].values[2]
+    assert models["C2"] is not models["C1"]
+    with pytest.raises(ValueError, match="composition"):
+        compress_dataset(tiny(), mech_ds()[["coverage"]], (x, y), (x, y), CompressSettings(epochs=0, batch_size=8, lr=1e-3, seed=0))
+
+
+def test_default_compresses_every_mechanism_simplest_first():
+    torch.manual_seed(0)
+    x, y = data(24)
+    mech = mech_ds()
+    ds, models = compress_dataset(tiny(), mech, (x[:18], y[:18]), (x[18:], y[18:]), CompressSettings(epochs=0, batch_size=8, lr=1e-3, seed=1, latency_repeats=2, latency_warmup=0), device="cpu")
+    n = mech.sizes["mechanism"]
+    assert ds["mechanism"].values.tolist() == [-1, *range(min(n, 4))]
+    np.testing.assert_allclose(ds["level"].values[1:], mech["coverage"].values[: min(n, 4)])
+    one, _ = compress_dataset(tiny(), mech, (x[:18], y[:18]), (x[18:], y[18:]), CompressSettings(max_models=1, epochs=0, batch_size=8, lr=1e-3, seed=1, latency_repeats=2, latency_warmup=0), device="cpu")
+    assert one["model"].values.tolist() == ["original", "C1"]
