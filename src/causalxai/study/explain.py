@@ -32,12 +32,17 @@ import numpy as np
 import torch
 import xarray as xr
 
-from causalxai.study.postprocess import normalize_maps
-from causalxai.attribution.saliency import METHODS, grad_cam, gradient, integrated_gradients, smoothgrad
-from causalxai.zoo.dataset import zoo_params
+from causalxai.attribution.grad_cam import GradCam
+from causalxai.attribution.gradient import Gradient
+from causalxai.attribution.integrated_gradients import IntegratedGradients
+from causalxai.attribution.smoothgrad import SmoothGrad
 from causalxai.runtime import resolve_device
+from causalxai.study.postprocess import normalize_maps
+from causalxai.zoo.dataset import zoo_params
+from causalxai.zoo.network import batched_forward
 
 __all__ = [
+    "METHODS",
     "EFFECTS",
     "ExplainSettings",
     "model_shard",
@@ -47,6 +52,7 @@ __all__ = [
 ]
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+METHODS = ("gradient", "smoothgrad", "integrated_gradients", "grad_cam")
 
 
 @dataclass(frozen=True)
@@ -112,10 +118,6 @@ def _setup(zoo: xr.Dataset, images: xr.Dataset, settings: ExplainSettings):
 EFFECTS = ("total", "direct")
 
 
-
-
-
-
 def explain_zoo(
     zoo: xr.Dataset,
     images: xr.Dataset,
@@ -133,7 +135,7 @@ def explain_zoo(
 
     Args:
         zoo, images, predictions: ``zoo.nc``, ``images.nc`` and ``predictions.nc``.
-        method: one of :data:`causalxai.attribution.saliency.METHODS`.
+        method: one of :data:`METHODS`.
         settings: method settings, normalisation, chunk size, device, dtype, seed.
         models: the zoo's model indices to explain (a shard; sorted here); all by default.
         normalise: add ``E`` and ``degenerate`` (a shard job leaves this to the gather).
@@ -208,16 +210,19 @@ def normalise_explanations(ds: xr.Dataset, method: str, settings: ExplainSetting
 
 def _saliency(method: str, params, x: torch.Tensor, act: str, target: torch.Tensor,
               settings: ExplainSettings, device: torch.device) -> torch.Tensor:
+    """One method's maps ``(M, N, C, H, W)`` of a chunk's ``M`` models, all at once."""
+    m = params["conv1.weight"].shape[0]
+    if method == "grad_cam":
+        return GradCam(batched_forward(params, act, settings.output, last_conv=True)).attribute(x, target)
+    forward = batched_forward(params, act, settings.output)
     if method == "gradient":
-        return gradient(params, x, act, target, settings.output)
+        return Gradient(forward, models=m).attribute(x, target)
     if method == "smoothgrad":
         g = torch.Generator(device=device).manual_seed(int(settings.seed))
-        return smoothgrad(params, x, act, target, samples=settings.smoothgrad_samples,
-                          noise=settings.smoothgrad_noise, generator=g, output=settings.output)
-    if method == "integrated_gradients":
-        return integrated_gradients(params, x, act, target, steps=settings.ig_steps, rule=settings.ig_rule,
-                                    output=settings.output)
-    return grad_cam(params, x, act, target, settings.output)
+        return SmoothGrad(forward, models=m).attribute(
+            x, target, samples=settings.smoothgrad_samples, noise=settings.smoothgrad_noise, generator=g
+        )
+    return IntegratedGradients(forward, models=m).attribute(x, target, steps=settings.ig_steps, rule=settings.ig_rule)
 
 
 def gather(shards: Sequence[xr.Dataset]) -> xr.Dataset:
