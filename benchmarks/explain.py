@@ -25,7 +25,7 @@ from sklearn.datasets import load_digits
 
 from causalxai.attribution.grad_cam import GradCam
 from causalxai.attribution.gradient import Gradient
-from causalxai.attribution.integrated_gradients import IntegratedGradients
+from causalxai.attribution.integrated_gradients import IntegratedGradients as ZooIntegratedGradients
 from causalxai.attribution.smoothgrad import SmoothGrad
 from causalxai.zoo.network import ZooCNN, batched_forward, unflatten, zoo_layout
 
@@ -58,7 +58,7 @@ def vectorized(w: torch.Tensor, acts: np.ndarray, x: torch.Tensor, chunk: int, d
             SmoothGrad(forward, models=sel.size).attribute(
                 x, target, samples=25, noise=0.15, generator=torch.Generator(device=device).manual_seed(0)
             )
-            IntegratedGradients(forward, models=sel.size).attribute(x, target, steps=25)
+            ZooIntegratedGradients(forward, models=sel.size).attribute(x, target, steps=25)
             GradCam(batched_forward(p, act, last_conv=True)).attribute(x, target)
     sync(device)
     return time.perf_counter() - t0
