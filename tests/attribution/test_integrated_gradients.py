@@ -22,7 +22,7 @@ def test_integrated_gradients_matches_captum(dtype, zoo_setup, prob, rel, tol):
 
 
 def test_gausslegendre_matches_captum(zoo_setup, prob, rel, tol):
-    params, x, is_tanh, models, target = zoo_setup(torch.float64)
+    _, x, _, models, target = zoo_setup(torch.float64)
     ours = IntegratedGradients(prob(models[0])).attribute(x, target[0], steps=7, rule="gausslegendre")
     ref = CaptumIG(prob(models[0])).attribute(x, target=target[0], n_steps=7, method="gausslegendre")
     assert rel(ours, ref) < tol[torch.float64]

@@ -16,7 +16,7 @@ picks the explained class of every row of its output. Two kinds of forward are s
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

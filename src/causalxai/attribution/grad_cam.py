@@ -12,7 +12,7 @@ itself (:func:`causalxai.zoo.network.batched_forward` with ``last_conv=True``).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -25,6 +25,7 @@ Each map is computed twice, along the ``effect`` dimension (paper 000 §3.2, Fig
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -36,6 +37,7 @@ from causalxai.attribution.grad_cam import GradCam
 from causalxai.attribution.gradient import Gradient
 from causalxai.attribution.integrated_gradients import IntegratedGradients
 from causalxai.attribution.smoothgrad import SmoothGrad
+from causalxai.progress import Progress
 from causalxai.runtime import resolve_device
 from causalxai.study.postprocess import normalize_maps
 from causalxai.zoo.dataset import zoo_params
@@ -51,6 +53,7 @@ __all__ = [
     "gather",
 ]
 
+log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 METHODS = ("gradient", "smoothgrad", "integrated_gradients", "grad_cam")
 
@@ -150,6 +153,8 @@ def explain_zoo(
             raise ValueError(f"predictions.nc has no {key!r}: it was made by an older version; delete it and re-run")
     targets = [np.asarray(predictions["target"].values), np.asarray(predictions["target_direct"].values)]
     out = np.zeros((models.size, len(EFFECTS), x.shape[0], *x.shape[-2:]), dtype=np.float32)
+    progress = Progress(models.size * len(EFFECTS), f"{method} of {models.size} models x {len(EFFECTS)} effects",
+                        "model-effects", log)
     for sel in _chunks(act, models, chunk):
         params = {k: v.to(dtype) for k, v in zoo_params(zoo, sel, device).items()}
         a = str(act[sel[0]])
@@ -157,6 +162,7 @@ def explain_zoo(
             target = torch.tensor(target_all[sel], device=device)
             maps = _saliency(method, params, x, a, target, settings, device)
             out[np.searchsorted(models, sel), k] = maps[:, :, 0].float().cpu().numpy()
+            progress.update(sel.size)
     ds = xr.Dataset(
         {"attribution": (("model", "effect", "image", "y", "x"), out)},
         coords={"model": zoo["model"].values[models], "effect": list(EFFECTS), "image": images["image"].values},

@@ -47,7 +47,7 @@ class KernelExampleSettings:
     log_rounding: Sequence[str] = LOG_ROUNDED
 
     @classmethod
-    def from_params(cls, fig7: Mapping[str, Any], seed: int, log_rounding: Sequence[str]) -> "KernelExampleSettings":
+    def from_params(cls, fig7: Mapping[str, Any], seed: int, log_rounding: Sequence[str]) -> KernelExampleSettings:
         """From the rule's params: ``fig7`` (``hparam``, ``value``, ``image``, optional ``n``), ``seed``
         and the effects' ``log_rounding``."""
         keys = ("hparam", "value", "image", "n")

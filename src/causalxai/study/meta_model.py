@@ -91,7 +91,7 @@ class MetaModelSettings:
     device: str = "cpu"
 
     @classmethod
-    def from_params(cls, meta_model: Mapping[str, Any], seed: int, device: str) -> "MetaModelSettings":
+    def from_params(cls, meta_model: Mapping[str, Any], seed: int, device: str) -> MetaModelSettings:
         """From the rule's params: the config's ``meta_model`` section, ``seed`` and ``device``."""
         keys = ("train_fraction", "top_fraction", "hidden", "epochs", "lr", "batch_size")
         return cls(**{k: meta_model[k] for k in keys if k in meta_model}, seed=int(seed), device=str(device))

@@ -60,7 +60,7 @@ class TrainSettings:
     eval_batch_size: int = 512
 
     @classmethod
-    def from_params(cls, train: Mapping[str, Any]) -> "TrainSettings":
+    def from_params(cls, train: Mapping[str, Any]) -> TrainSettings:
         """From the config's ``zoo.train`` (``epochs``, ``batch_size``; ``chunk_size`` and
         ``device`` default to ``auto``)."""
         return cls(
