@@ -23,8 +23,11 @@ import torch.nn.functional as F
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel, Saliency
 from sklearn.datasets import load_digits
 
-from causalxai.attribution.saliency import grad_cam, gradient, integrated_gradients, predict, smoothgrad
-from causalxai.zoo.network import ZooCNN, unflatten, zoo_layout
+from causalxai.attribution.grad_cam import GradCam
+from causalxai.attribution.gradient import Gradient
+from causalxai.attribution.integrated_gradients import IntegratedGradients as ZooIntegratedGradients
+from causalxai.attribution.smoothgrad import SmoothGrad
+from causalxai.zoo.network import ZooCNN, batched_forward, unflatten, zoo_layout
 
 
 def sync(device: torch.device) -> None:
@@ -48,11 +51,15 @@ def vectorized(w: torch.Tensor, acts: np.ndarray, x: torch.Tensor, chunk: int, d
             if sel.size == 0:
                 continue
             p = unflatten(w[torch.as_tensor(sel, device=device)], layout)
-            target = predict(p, x, act).argmax(-1)
-            gradient(p, x, act, target)
-            smoothgrad(p, x, act, target, samples=25, noise=0.15, generator=torch.Generator(device=device).manual_seed(0))
-            integrated_gradients(p, x, act, target, steps=25)
-            grad_cam(p, x, act, target)
+            forward = batched_forward(p, act)
+            with torch.no_grad():
+                target = forward(x).argmax(-1)
+            Gradient(forward, models=sel.size).attribute(x, target)
+            SmoothGrad(forward, models=sel.size).attribute(
+                x, target, samples=25, noise=0.15, generator=torch.Generator(device=device).manual_seed(0)
+            )
+            ZooIntegratedGradients(forward, models=sel.size).attribute(x, target, steps=25)
+            GradCam(batched_forward(p, act, last_conv=True)).attribute(x, target)
     sync(device)
     return time.perf_counter() - t0
 

@@ -73,7 +73,7 @@ def vectorized(hp, flat0, x, y, steps: int, batch: int, chunk: int, device: torc
         g = torch.Generator().manual_seed(seed + c)
         train_chunk(
             hp.iloc[sel].reset_index(drop=True), flat0[sel], xs, ys,
-            TrainSettings(epochs=epochs, batch_size=batch), layout, g, device,
+            TrainSettings(epochs=epochs, batch_size=batch), layout, g,
         )
     sync(device)
     return time.perf_counter() - t0

@@ -26,3 +26,95 @@ def zoo_and_images():
         coords={"image": np.arange(4)},
     )
     return zoo, images
+
+
+# ---------------------------------------------------------------------------------------
+# paper 000's effects: synthetic study results and NumPy references of eq. (4)
+# (tests/study, tests/study/estimators, tests/plots/test_effect_figures.py)
+
+
+def _effect_inputs(m, i, side, seed, effect=0.0):
+    """A zoo of ``m`` models; ``effect`` > 0 makes Y and E depend on the optimizer."""
+    from causalxai.study.buckets import make_buckets
+
+    rng = np.random.default_rng(seed)
+    hp = sample_hparams(m, {}, seed=seed)
+    zoo = make_zoo_dataset(
+        np.zeros((m, 4970), np.float32), hp, pd.DataFrame({"test_accuracy": rng.uniform(size=m)}),
+        zoo_layout(1), dataset="toy", source="train", input_size=28,
+    )
+    buckets = make_buckets(zoo, [0, 50, 100])
+    shift = effect * (hp["optimizer"].values == "sgd")[:, None, None]
+    logits = rng.normal(size=(m, i, 10)) + 3 * shift * np.eye(10)[0]
+    prob = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    perm = rng.permuted(np.broadcast_to(np.arange(10), prob.shape), axis=-1)
+    prob_direct = np.empty_like(prob)
+    np.put_along_axis(prob_direct, perm, prob, axis=-1)
+    pred = xr.Dataset(
+        {"prob": (("model", "image", "class"), prob), "prob_direct": (("model", "image", "class"), prob_direct)},
+        coords={"image": np.arange(i)},
+    )
+    maps = rng.uniform(size=(m, 2, i, side, side)) + shift[:, :, :, None, None]
+    e = xr.Dataset({"E": (("model", "effect", "image", "y", "x"), maps)}, coords={"effect": ["total", "direct"]})
+    return zoo, buckets, pred, e
+
+
+def _k(a, b, kernel, gamma):
+    if kernel == "rbf":
+        return np.exp(-gamma * np.sum((a - b) ** 2))
+    if kernel == "linear":
+        return float(a @ b)
+    if kernel == "poly":
+        return (a @ b / a.size + 1) ** 3
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    return 0.0 if na == 0 or nb == 0 else float(a @ b / (na * nb))
+
+
+def _median_gamma(t, c):
+    pooled = np.concatenate([t, c])
+    d = [np.sum((pooled[i] - pooled[j]) ** 2) for i in range(len(pooled)) for j in range(i + 1, len(pooled))]
+    m = float(np.median(d)) if d and np.median(d) > 0 else 1.0
+    return 1 / (2 * m)
+
+
+def _numpy_ite(t, c, kernel="rbf", gamma=None, estimator="eq4"):
+    """The definition, pair by pair: eq. (4) or the unbiased MMD²."""
+    if gamma is None:
+        gamma = 1 / t.shape[-1]
+    elif gamma == "median_cell":
+        gamma = _median_gamma(t, c)
+    if estimator == "eq4":
+        total = sum(_k(a, a, kernel, gamma) + _k(b, b, kernel, gamma) - 2 * _k(a, b, kernel, gamma) for a in t for b in c)
+        return total / (len(t) * len(c))
+    kt = np.mean([_k(t[i], t[j], kernel, gamma) for i in range(len(t)) for j in range(len(t)) if i != j])
+    kc = np.mean([_k(c[i], c[j], kernel, gamma) for i in range(len(c)) for j in range(len(c)) if i != j])
+    kx = np.mean([_k(a, b, kernel, gamma) for a in t for b in c])
+    return kt + kc - 2 * kx
+
+
+@pytest.fixture(scope="session")
+def effect_inputs():
+    """``(m, i, side, seed, effect=0.0) -> (zoo, buckets, predictions, E)``: a synthetic
+    study of ``m`` models, ``i`` images and ``side × side`` maps; ``effect`` > 0 makes Y
+    and E depend on the optimizer."""
+    return _effect_inputs
+
+
+@pytest.fixture(scope="session")
+def fast_effects():
+    """Effects settings small enough for unit tests (20 resamples and permutations)."""
+    from causalxai.study.effects import EffectsSettings
+
+    return EffectsSettings(bootstrap=20, permutations=20, min_models=2)
+
+
+@pytest.fixture(scope="session")
+def numpy_kernel():
+    """``(a, b, kernel, gamma) -> k(a, b)``: the kernels of eq. (4), one pair of vectors."""
+    return _k
+
+
+@pytest.fixture(scope="session")
+def numpy_ite():
+    """``(t, c, kernel="rbf", gamma=None, estimator="eq4") -> ITE``: the definition, pair by pair."""
+    return _numpy_ite

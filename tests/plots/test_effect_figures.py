@@ -11,7 +11,6 @@ import xarray as xr
 from matplotlib.collections import PathCollection
 
 from causalxai.plots.effect_datasets_figure import plot_correlations_by_dataset  # noqa: E402
-from tests.study.test_effects import FAST, _inputs  # noqa: E402
 
 from causalxai.study.effects import compute_effects  # noqa: E402
 from causalxai.plots.effect_figures import (  # noqa: E402
@@ -32,9 +31,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def effects():
-    zoo, buckets, pred, e = _inputs(40, 4, 4, seed=0, effect=1.0)
-    return compute_effects(zoo, buckets, pred, {"gradient": e, "grad_cam": e.copy()}, replace(FAST, cap=None))
+def effects(fast_effects, effect_inputs):
+    zoo, buckets, pred, e = effect_inputs(40, 4, 4, seed=0, effect=1.0)
+    return compute_effects(zoo, buckets, pred, {"gradient": e, "grad_cam": e.copy()}, replace(fast_effects, cap=None))
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +87,7 @@ def test_ite_frames_map_cells_and_leave_out_small_ones(effects):
     assert r.ite_y == float(effects["ite_y"].sel(sel))
 
 
-def test_mediation_frame_and_usable_buckets(effects):
+def test_mediation_frame_and_usable_buckets(effects, fast_effects, effect_inputs):
     df = mediation_frame(effects, "pearson").set_index(["quantity", "method", "bucket"])
     at = {"method": "gradient", "bucket": "0-100", "stat": "pearson"}
     assert df.loc[("mediated", "gradient", "0-100"), "corr"] == float(effects["corr_mean_mediated"].sel(at))
@@ -96,8 +95,8 @@ def test_mediation_frame_and_usable_buckets(effects):
     pooled = mediation_frame(effects, "pearson", "pooled").set_index(["quantity", "method", "bucket"])
     assert pooled.loc[("total", "gradient", "0-100"), "corr"] == float(effects["corr"].sel({"effect": "total", **at}))
     assert usable_buckets(effects) == {"0-50": True, "50-100": True, "0-100": True}
-    few = compute_effects(*_inputs(12, 2, 3, seed=1)[:3], {"gradient": _inputs(12, 2, 3, seed=1)[3]},
-                          replace(FAST, min_models=4, cap=None))
+    few = compute_effects(*effect_inputs(12, 2, 3, seed=1)[:3], {"gradient": effect_inputs(12, 2, 3, seed=1)[3]},
+                          replace(fast_effects, min_models=4, cap=None))
     assert not all(usable_buckets(few).values())
 
 
@@ -122,8 +121,8 @@ def test_bad_choices_raise_naming_them(effects, tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
-def test_prediction_figure_is_the_papers_fig6(tmp_path):
-    zoo, buckets, pred, e = _inputs(30, 20, 3, seed=2)
+def test_prediction_figure_is_the_papers_fig6(tmp_path, effect_inputs):
+    zoo, buckets, pred, e = effect_inputs(30, 20, 3, seed=2)
     images = xr.Dataset({"label": ("image", np.repeat(np.arange(10), 2))}, coords={"image": np.arange(20)})
     df = prediction_frame(pred, zoo, images)
     assert df["image"].nunique() == 10 and len(df) == 10 * 30

@@ -4,7 +4,6 @@ the permutation null against float64 NumPy/SciPy references and statistical prop
 from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 import pytest
 import xarray as xr
 from scipy import stats
@@ -12,43 +11,12 @@ from scipy import stats
 from causalxai.study.estimators.estimate import KernelSpec
 from causalxai.study.estimators.treatments import treatment_groups, treatment_levels
 from causalxai.study.effects import EffectsSettings, compute_effects, compute_effects_grid
-from causalxai.study.buckets import make_buckets
-from causalxai.zoo.dataset import make_zoo_dataset
-from causalxai.zoo.hparams import sample_hparams
-from causalxai.zoo.network import zoo_layout
-from tests.study.estimators.test_ite import numpy_ite
-
-FAST = EffectsSettings(bootstrap=20, permutations=20, min_models=2)
-
-
-def _inputs(m, i, side, seed, effect=0.0):
-    """A zoo of ``m`` models; ``effect`` > 0 makes Y and E depend on the optimizer."""
-    rng = np.random.default_rng(seed)
-    hp = sample_hparams(m, {}, seed=seed)
-    zoo = make_zoo_dataset(
-        np.zeros((m, 4970), np.float32), hp, pd.DataFrame({"test_accuracy": rng.uniform(size=m)}),
-        zoo_layout(1), dataset="toy", source="train", input_size=28,
-    )
-    buckets = make_buckets(zoo, [0, 50, 100])
-    shift = effect * (hp["optimizer"].values == "sgd")[:, None, None]
-    logits = rng.normal(size=(m, i, 10)) + 3 * shift * np.eye(10)[0]
-    prob = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    perm = rng.permuted(np.broadcast_to(np.arange(10), prob.shape), axis=-1)
-    prob_direct = np.empty_like(prob)
-    np.put_along_axis(prob_direct, perm, prob, axis=-1)
-    pred = xr.Dataset(
-        {"prob": (("model", "image", "class"), prob), "prob_direct": (("model", "image", "class"), prob_direct)},
-        coords={"image": np.arange(i)},
-    )
-    maps = rng.uniform(size=(m, 2, i, side, side)) + shift[:, :, :, None, None]
-    e = xr.Dataset({"E": (("model", "effect", "image", "y", "x"), maps)}, coords={"effect": ["total", "direct"]})
-    return zoo, buckets, pred, e
 
 
 @pytest.fixture(scope="module")
-def small():
-    zoo, buckets, pred, e = _inputs(40, 3, 4, seed=0)
-    return zoo, buckets, pred, e, compute_effects(zoo, buckets, pred, {"gradient": e}, replace(FAST, cap=10))
+def small(fast_effects, effect_inputs):
+    zoo, buckets, pred, e = effect_inputs(40, 3, 4, seed=0)
+    return zoo, buckets, pred, e, compute_effects(zoo, buckets, pred, {"gradient": e}, replace(fast_effects, cap=10))
 
 
 def test_effects_table(small):
@@ -85,7 +53,7 @@ def test_effects_table(small):
         assert bool((lo <= hi + 1e-12).where(np.isfinite(lo)).fillna(True).all()), name
 
 
-def test_ite_and_correlations_match_numpy_references(small):
+def test_ite_and_correlations_match_numpy_references(small, numpy_ite):
     zoo, buckets, pred, e, ds = small
     names = list(ds["hparam"].values)
     h = names.index("optimizer")
@@ -119,10 +87,10 @@ def test_ite_and_correlations_match_numpy_references(small):
                                (ch.std("hparam", skipna=True) / np.sqrt(n)).where(n > 1).transpose(*ds["corr_mean"].dims))
 
 
-def test_dropped_maps_leave_their_image_only():
-    zoo, buckets, pred, e = _inputs(24, 2, 3, seed=5)
+def test_dropped_maps_leave_their_image_only(fast_effects, effect_inputs, numpy_ite):
+    zoo, buckets, pred, e = effect_inputs(24, 2, 3, seed=5)
     e["E"][3, :, 1] = np.nan  # model 3's maps on image 1 are dropped
-    s = replace(FAST, cap=None, bootstrap=0, permutations=0, global_bucket=False)
+    s = replace(fast_effects, cap=None, bootstrap=0, permutations=0, global_bucket=False)
     ds = compute_effects(zoo, buckets, pred, {"gradient": e}, s)
     h = list(ds["hparam"].values).index("activation")
     lv, labels = treatment_levels("activation", zoo["activation"].values)
@@ -136,11 +104,11 @@ def test_dropped_maps_leave_their_image_only():
     assert int(ds["n_dropped_maps"].sel({"effect": "total", "method": "gradient"})) == 1
 
 
-def test_grid_paths_and_pooling_agree(monkeypatch):
+def test_grid_paths_and_pooling_agree(monkeypatch, fast_effects, effect_inputs):
     import causalxai.study.effects as table
 
-    zoo, buckets, pred, e = _inputs(30, 2, 3, seed=3)
-    s = replace(FAST, cap=5)
+    zoo, buckets, pred, e = effect_inputs(30, 2, 3, seed=3)
+    s = replace(fast_effects, cap=5)
     specs = [KernelSpec("rbf", bw, est) for bw in ("fixed", "median_bucket", "median_cell") for est in ("eq4", "mmd_unbiased")]
     grid = compute_effects_grid(zoo, buckets, pred, {"gradient": e}, s, specs)
     for spec, ds in zip(specs, grid):
@@ -153,17 +121,17 @@ def test_grid_paths_and_pooling_agree(monkeypatch):
         xr.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     monkeypatch.undo()
     # pooling as many models as a bucket holds is no pooling
-    uncapped = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(FAST, cap=None))
-    pooled = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(FAST, pool=30))
+    uncapped = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(fast_effects, cap=None))
+    pooled = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(fast_effects, pool=30))
     xr.testing.assert_allclose(uncapped["ite_e"], pooled["ite_e"], rtol=1e-10)
-    fewer = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(FAST, pool=6))
+    fewer = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(fast_effects, pool=6))
     assert not np.allclose(np.nan_to_num(fewer["ite_y"].values), np.nan_to_num(uncapped["ite_y"].values))
 
 
-def test_bootstrap_is_seeded_and_shrinks_with_the_bucket():
-    small = _inputs(40, 4, 3, seed=1, effect=1.0)
-    large = _inputs(320, 4, 3, seed=1, effect=1.0)
-    s = replace(FAST, bootstrap=60, permutations=0, cap=None, global_bucket=False)
+def test_bootstrap_is_seeded_and_shrinks_with_the_bucket(fast_effects, effect_inputs):
+    small = effect_inputs(40, 4, 3, seed=1, effect=1.0)
+    large = effect_inputs(320, 4, 3, seed=1, effect=1.0)
+    s = replace(fast_effects, bootstrap=60, permutations=0, cap=None, global_bucket=False)
     a = compute_effects(*small[:3], {"gradient": small[3]}, s)
     xr.testing.assert_identical(a, compute_effects(*small[:3], {"gradient": small[3]}, s))
     other = compute_effects(*small[:3], {"gradient": small[3]}, replace(s, seed=9))
@@ -177,21 +145,21 @@ def test_bootstrap_is_seeded_and_shrinks_with_the_bucket():
     assert width(b) < 0.6 * width(a)  # 8x the models: about 1/sqrt(8) the width
 
 
-def test_interval_endpoints_settle_as_replicates_grow():
-    zoo, buckets, pred, e = _inputs(60, 3, 3, seed=2, effect=1.0)
+def test_interval_endpoints_settle_as_replicates_grow(fast_effects, effect_inputs):
+    zoo, buckets, pred, e = effect_inputs(60, 3, 3, seed=2, effect=1.0)
 
     def spread(b):
         ends = [compute_effects(zoo, buckets, pred, {"gradient": e},
-                                replace(FAST, bootstrap=b, permutations=0, seed=k, global_bucket=False))
+                                replace(fast_effects, bootstrap=b, permutations=0, seed=k, global_bucket=False))
                 ["cate_y_ci"].sel(hparam="optimizer").values for k in range(4)]
         return float(np.nanmean(np.nanstd(np.stack(ends), axis=0)))
 
     assert spread(200) < 0.8 * spread(15)
 
 
-def test_permutation_null_is_calibrated_and_detects_a_planted_effect():
-    zoo, buckets, pred, e = _inputs(80, 6, 3, seed=4, effect=1.5)
-    ds = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(FAST, permutations=100, bootstrap=0, cap=None))
+def test_permutation_null_is_calibrated_and_detects_a_planted_effect(fast_effects, effect_inputs):
+    zoo, buckets, pred, e = effect_inputs(80, 6, 3, seed=4, effect=1.5)
+    ds = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(fast_effects, permutations=100, bootstrap=0, cap=None))
     real = [h for h, k in zip(ds["hparam"].values, ds["hparam_kind"].values) if k == "real" and h != "optimizer"]
     null_p = ds["p_value_y"].sel(hparam=real + ["placebo"]).values
     null_p = null_p[np.isfinite(null_p)]
@@ -203,16 +171,16 @@ def test_permutation_null_is_calibrated_and_detects_a_planted_effect():
     assert float(pl.mean()) > 0 and abs(float((pl - ds["ite_y_null"].sel(hparam="placebo")).mean())) < 0.2 * float(pl.mean())
 
 
-def test_small_cells_are_flagged_and_left_out():
-    zoo, buckets, pred, e = _inputs(30, 2, 3, seed=6)
-    ds = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(FAST, min_models=100, global_bucket=False))
+def test_small_cells_are_flagged_and_left_out(fast_effects, effect_inputs):
+    zoo, buckets, pred, e = effect_inputs(30, 2, 3, seed=6)
+    ds = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(fast_effects, min_models=100, global_bucket=False))
     assert bool(ds["small_cell"].where(ds["n_treated"] > 0).fillna(True).all())
     assert ds.attrs["n_small_cells"] > 0 and np.isnan(ds["corr"].values).all()
     assert np.isfinite(ds["ite_y"].values).any()  # still estimated, just not correlated
 
 
-def test_old_files_are_refused():
-    zoo, buckets, pred, e = _inputs(20, 2, 3, seed=1)
+def test_old_files_are_refused(effect_inputs):
+    zoo, buckets, pred, e = effect_inputs(20, 2, 3, seed=1)
     with pytest.raises(ValueError, match="prob_direct"):
         compute_effects(zoo, buckets, pred.drop_vars("prob_direct"), {"gradient": e})
     old = xr.Dataset({"E": e["E"].sel(effect="total", drop=True)})
@@ -222,8 +190,8 @@ def test_old_files_are_refused():
         EffectsSettings(bandwidth="silverman")
 
 
-def test_a_bucket_too_small_for_any_pair_is_named():
-    zoo, buckets, pred, e = _inputs(20, 2, 3, seed=1)
+def test_a_bucket_too_small_for_any_pair_is_named(effect_inputs):
+    zoo, buckets, pred, e = effect_inputs(20, 2, 3, seed=1)
     b = np.zeros(20, dtype=np.int64)
     b[np.argmax(zoo["test_accuracy"].values)] = 1  # the best model alone in the upper bucket
     buckets = buckets.assign(bucket=("model", b))

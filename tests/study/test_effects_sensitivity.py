@@ -10,11 +10,10 @@ from causalxai.study.effects_sensitivity import SensitivityGrid, sensitivity_tab
 from causalxai.study.effects import EffectsSettings, compute_effects
 from causalxai.study.explain import ExplainSettings, normalise_explanations
 from causalxai.plots.effects_sensitivity import plot_sensitivity
-from tests.study.test_effects import _inputs
 
 
-def test_grid_rows_and_consistency(tmp_path):
-    zoo, buckets, pred, e = _inputs(30, 3, 4, seed=2)
+def test_grid_rows_and_consistency(tmp_path, effect_inputs):
+    zoo, buckets, pred, e = effect_inputs(30, 3, 4, seed=2)
     raw = xr.Dataset({"attribution": e["E"] - 0.5}, coords=e.coords)  # signed raw maps
     grid = SensitivityGrid(bandwidths=["fixed", "median_bucket"], estimators=["eq4", "mmd_unbiased"], bootstrap=10)
     s = EffectsSettings(min_models=2, cap=None)

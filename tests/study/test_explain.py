@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from causalxai.attribution.saliency import gradient
+from causalxai.attribution.gradient import Gradient
 from causalxai.study.predictions import predict_zoo
 from causalxai.study.explain import (
     ExplainSettings,
@@ -14,6 +14,7 @@ from causalxai.study.explain import (
     normalise_explanations,
 )
 from causalxai.zoo.dataset import zoo_params
+from causalxai.zoo.network import batched_forward
 
 
 @pytest.mark.parametrize("method", ["gradient", "smoothgrad", "integrated_gradients", "grad_cam"])
@@ -45,15 +46,15 @@ def test_targets_are_the_predictions_and_maps_follow_them(zoo_and_images):
     # model 3 by hand: raw gradient, then App. A.3 on its first image
     p = zoo_params(zoo, np.array([3]))
     x = torch.tensor(images["pixels"].values[:, None], dtype=torch.float64)
-    raw = gradient({k: v.double() for k, v in p.items()}, x, str(zoo["activation"].values[3]),
-                   torch.tensor(pred["target"].values[3:4]))[0, 0, 0].numpy()
+    raw = Gradient(batched_forward({k: v.double() for k, v in p.items()}, str(zoo["activation"].values[3])),
+                   models=1).attribute(x, torch.tensor(pred["target"].values[3:4]))[0, 0, 0].numpy()
     p99 = np.percentile(np.abs(raw), 99)  # App. A.3, both tails
     expected = np.clip(np.clip(raw, -p99, p99) / p99, 0, None)
     np.testing.assert_allclose(ds["E"].sel(effect="total").values[3, 0], expected, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(ds["attribution"].sel(effect="total").values[3, 0], raw, rtol=1e-5, atol=1e-7)
     # the direct map of the same model and image explains the permuted class σ(target)
-    raw = gradient({k: v.double() for k, v in p.items()}, x, str(zoo["activation"].values[3]),
-                   torch.tensor(pred["target_direct"].values[3:4]))[0, 0, 0].numpy()
+    raw = Gradient(batched_forward({k: v.double() for k, v in p.items()}, str(zoo["activation"].values[3])),
+                   models=1).attribute(x, torch.tensor(pred["target_direct"].values[3:4]))[0, 0, 0].numpy()
     p99 = np.percentile(np.abs(raw), 99)
     expected = np.clip(np.clip(raw, -p99, p99) / p99, 0, None)
     np.testing.assert_allclose(ds["E"].sel(effect="direct").values[3, 0], expected, rtol=1e-5, atol=1e-7)

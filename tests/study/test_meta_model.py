@@ -6,7 +6,13 @@ import torch
 import xarray as xr
 
 from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS
-from causalxai.study.meta_model import fit_meta_model, hparam_feature_names, hparam_features, split_models
+from causalxai.study.meta_model import (
+    MetaModelSettings,
+    fit_meta_model,
+    hparam_feature_names,
+    hparam_features,
+    split_models,
+)
 
 torch.set_num_threads(1)
 
@@ -107,8 +113,8 @@ def test_split_disjoint_and_sized():
 def test_deterministic():
     zoo, images, pred = synthetic(n_models=20, n_images=20)
     kw = dict(FAST, epochs=3, train_fraction=0.3, top_fraction=0.5, seed=5)
-    a = fit_meta_model(zoo, images, pred, **kw)
-    b = fit_meta_model(zoo, images, pred, **kw)
+    a = fit_meta_model(zoo, images, pred, MetaModelSettings(**kw))
+    b = fit_meta_model(zoo, images, pred, MetaModelSettings(**kw))
     xr.testing.assert_identical(a, b)
     assert (a["split"].sel(subset="top") != "none").sum() == 10
     assert a["n_train_models"].values.tolist() == [6, 3] and a["n_eval_models"].values.tolist() == [14, 7]
@@ -118,7 +124,7 @@ def test_deterministic():
 
 def test_learns_label_optimizer_rule():
     zoo, images, pred = synthetic()
-    ds = fit_meta_model(zoo, images, pred, train_fraction=0.3, top_fraction=0.6, seed=0, **FAST)
+    ds = fit_meta_model(zoo, images, pred, MetaModelSettings(train_fraction=0.3, top_fraction=0.6, seed=0, **FAST))
     assert ds["accuracy"].sel(subset="all") > 0.9
     assert ds["accuracy"].sel(subset="top") > 0.9
     # the optimizer matters: the per-image majority class cannot reach this
@@ -128,7 +134,7 @@ def test_learns_label_optimizer_rule():
 
 def test_random_targets_are_at_chance():
     zoo, images, pred = synthetic(rule="random")
-    ds = fit_meta_model(zoo, images, pred, train_fraction=0.3, top_fraction=0.6, seed=0, **FAST)
+    ds = fit_meta_model(zoo, images, pred, MetaModelSettings(train_fraction=0.3, top_fraction=0.6, seed=0, **FAST))
     assert abs(float(ds["accuracy"].sel(subset="all")) - 0.1) < 0.05
     assert abs(float(ds["chance_accuracy"].sel(subset="all")) - 0.1) < 0.05
 
@@ -148,12 +154,12 @@ def test_random_targets_are_at_chance():
 def test_bad_arguments(kw, message):
     zoo, images, pred = synthetic(n_models=20, n_images=10)
     with pytest.raises(ValueError, match=message):
-        fit_meta_model(zoo, images, pred, **{**FAST, "epochs": 1, **kw})
+        fit_meta_model(zoo, images, pred, MetaModelSettings(**{**FAST, "epochs": 1, **kw}))
 
 
 def test_mismatched_models():
     zoo, images, pred = synthetic(n_models=20, n_images=10)
     with pytest.raises(ValueError, match="model coordinates of predictions.nc"):
-        fit_meta_model(zoo.isel(model=slice(0, 19)), images, pred, **FAST)
+        fit_meta_model(zoo.isel(model=slice(0, 19)), images, pred, MetaModelSettings(**FAST))
     with pytest.raises(ValueError, match="image coordinates"):
-        fit_meta_model(zoo, images.isel(image=slice(0, 9)), pred, **FAST)
+        fit_meta_model(zoo, images.isel(image=slice(0, 9)), pred, MetaModelSettings(**FAST))

@@ -80,7 +80,7 @@ def test_chunk_update_rules_match_torch_optim(digits):
     g = torch.Generator().manual_seed(0)
     flat0 = init_flat(hp, layout, g)
     settings = TrainSettings(epochs=4, batch_size=16, device="cpu")
-    params, steps = train_chunk(hp, flat0, torch.tensor(x), torch.tensor(y), settings, layout, g, torch.device("cpu"))
+    params, steps = train_chunk(hp, flat0, torch.tensor(x), torch.tensor(y), settings, layout, g)
     assert steps.tolist() == [4] * 9
     got = flatten(params, layout)
     for i, row in enumerate(hp.itertuples()):
@@ -103,7 +103,7 @@ def test_models_stop_after_their_own_steps(digits):
     g = torch.Generator().manual_seed(0)
     flat0 = init_flat(hp, layout, g)
     settings = TrainSettings(epochs=2, batch_size=16, device="cpu")
-    _, steps = train_chunk(hp, flat0, torch.tensor(x), torch.tensor(y), settings, layout, g, torch.device("cpu"))
+    _, steps = train_chunk(hp, flat0, torch.tensor(x), torch.tensor(y), settings, layout, g)
     assert steps.tolist() == [2, 8]
 
 
@@ -111,7 +111,7 @@ def test_train_zoo_learns_and_is_deterministic(digits):
     x, y = digits
     tr, te = slice(0, 1200), slice(1200, None)
     spec = {"optimizer": ["adam"], "learning_rate": [1e-2], "init_std": [0.1], "dropout": [0.0], "train_fraction": [1.0]}
-    kw = dict(n_models=6, hparam_spec=spec, settings=TrainSettings(epochs=2, chunk_size=4, device="cpu"), progress=False)
+    kw = dict(n_models=6, hparam_spec=spec, settings=TrainSettings(epochs=2, chunk_size=4, device="cpu"))
     w1, hp1, m1, _ = train_zoo(x[tr], y[tr], x[te], y[te], seed=5, **kw)
     w2, hp2, m2, _ = train_zoo(x[tr], y[tr], x[te], y[te], seed=5, **kw)
     w3, *_ = train_zoo(x[tr], y[tr], x[te], y[te], seed=6, **kw)

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src")) 
 import torch  # noqa: E402
 
 from causalxai.io import open as open_result, write_dataset  # noqa: E402
-from causalxai.study.meta_model import fit_meta_model  # noqa: E402
+from causalxai.study.meta_model import MetaModelSettings, fit_meta_model  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 p = snakemake.params  # noqa: F821
@@ -20,8 +20,7 @@ cfg = dict(p.meta_model)
 t0 = time.time()
 ds = fit_meta_model(
     open_result(inp.zoo), open_result(inp.images), open_result(inp.predictions),
-    train_fraction=cfg["train_fraction"], top_fraction=cfg["top_fraction"], hidden=cfg["hidden"],
-    epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"], seed=p.seed, device=p.device,
+    MetaModelSettings.from_params(cfg, p.seed, p.device),
 )
 for s in ds["subset"].values:
     r = ds.sel(subset=s)

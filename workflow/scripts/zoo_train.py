@@ -17,6 +17,6 @@ cfg = dict(snakemake.params.train)  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 logging.info("torch %s, %d thread(s)", torch.__version__, torch.get_num_threads())
 t0 = time.time()
-zoo = build_trained_zoo(open_result(snakemake.input.dataset), cfg, progress=True)  # noqa: F821
+zoo = build_trained_zoo(open_result(snakemake.input.dataset), cfg)  # noqa: F821
 logging.info("trained %d models in %.1f s", zoo.sizes["model"], time.time() - t0)
 write_dataset(zoo, snakemake.output.zoo, step="zoo", config=cfg, seed=cfg["seed"])  # noqa: F821

@@ -42,6 +42,7 @@ with ``ds.sel({"method": "gradient"})`` (``method=`` is a keyword of ``sel`` its
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Mapping
@@ -50,6 +51,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from causalxai.progress import Progress
 from causalxai.study.estimators.bandwidth import MEDIAN_MODELS
 from causalxai.study.estimators.correlation import hparam_mean, correlations
 from causalxai.study.estimators.estimate import Block, BucketKernel, KernelSpec
@@ -59,6 +61,8 @@ from causalxai.study.explain import EFFECTS
 from causalxai.zoo.hparams import HPARAMS
 
 __all__ = ["EffectsSettings", "GLOBAL_BUCKET", "compute_effects", "compute_effects_grid"]
+
+log = logging.getLogger(__name__)
 
 #: label of the bucket of all models (the global analysis, paper 000 §3)
 GLOBAL_BUCKET = "0-100"
@@ -282,6 +286,8 @@ def compute_effects_grid(
     for j, spec in enumerate(specs):
         by_kernel.setdefault((spec.kernel, spec.bandwidth if spec.kernel == "rbf" else "-"), []).append(j)
 
+    progress = Progress(sum(len(c) for c in cells) * len(keys), f"effects of {len(specs)} kernel spec(s)",
+                        "cell-outputs", log)
     for b in range(n_bt):
         if not cells[b]:
             continue
@@ -351,6 +357,7 @@ def compute_effects_grid(
                         arr.cate_ci[at] = percentile_interval(cate_r[1:], s.ci_level)
                 for j in idx_specs:
                     reps[j][key] = r[j]
+            progress.update(len(cells[b]))
         # correlations of this bucket, every replicate at once
         use = ~small
         select = [use & (cell_h < n_real)] + [use & (cell_h == h) for h in range(n_h)]

@@ -17,6 +17,7 @@ enter these numbers), and the bootstrap has its own, smaller number of replicate
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from causalxai.progress import Progress
 from causalxai.study.estimators.bandwidth import BANDWIDTHS
 from causalxai.study.estimators.estimate import KernelSpec
 from causalxai.study.estimators.ite import ESTIMATORS
@@ -32,6 +34,8 @@ from causalxai.study.postprocess import NORMALISATIONS
 from causalxai.study.explain import ExplainSettings, normalise_explanations
 
 __all__ = ["SensitivityGrid", "sensitivity_table", "headline_rows"]
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ["normalisation", "bandwidth", "estimator", "aggregation", "quantity", "method", "bucket", "stat",
            "value", "lower", "upper"]
@@ -112,10 +116,13 @@ def sensitivity_table(
     specs = [KernelSpec(effects.kernel, bw, est) for bw in bandwidths for est in grid.estimators]
     settings = replace(effects, bootstrap=grid.bootstrap, permutations=0)
     frames = []
+    progress = Progress(len(grid.normalisations), f"sensitivity grid of {len(specs)} kernel spec(s)", "normalisations",
+                        log, interval=0.0)
     for norm in grid.normalisations:
         st = replace(explain, normalisation=norm)
         maps = {m: normalise_explanations(ds, m, st)[["E"]] for m, ds in attributions.items()}
         for ds in compute_effects_grid(zoo, buckets, predictions, maps, settings, specs):
             frames.append(headline_rows(ds, norm))
         del maps
+        progress.update()
     return pd.concat(frames, ignore_index=True)

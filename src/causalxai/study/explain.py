@@ -25,6 +25,7 @@ Each map is computed twice, along the ``effect`` dimension (paper 000 §3.2, Fig
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -32,12 +33,18 @@ import numpy as np
 import torch
 import xarray as xr
 
-from causalxai.study.postprocess import normalize_maps
-from causalxai.attribution.saliency import METHODS, grad_cam, gradient, integrated_gradients, smoothgrad
-from causalxai.zoo.dataset import zoo_params
+from causalxai.attribution.grad_cam import GradCam
+from causalxai.attribution.gradient import Gradient
+from causalxai.attribution.integrated_gradients import IntegratedGradients
+from causalxai.attribution.smoothgrad import SmoothGrad
+from causalxai.progress import Progress
 from causalxai.runtime import resolve_device
+from causalxai.study.postprocess import normalize_maps
+from causalxai.zoo.dataset import zoo_params
+from causalxai.zoo.network import batched_forward
 
 __all__ = [
+    "METHODS",
     "EFFECTS",
     "ExplainSettings",
     "model_shard",
@@ -46,7 +53,9 @@ __all__ = [
     "gather",
 ]
 
+log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+METHODS = ("gradient", "smoothgrad", "integrated_gradients", "grad_cam")
 
 
 @dataclass(frozen=True)
@@ -112,10 +121,6 @@ def _setup(zoo: xr.Dataset, images: xr.Dataset, settings: ExplainSettings):
 EFFECTS = ("total", "direct")
 
 
-
-
-
-
 def explain_zoo(
     zoo: xr.Dataset,
     images: xr.Dataset,
@@ -133,7 +138,7 @@ def explain_zoo(
 
     Args:
         zoo, images, predictions: ``zoo.nc``, ``images.nc`` and ``predictions.nc``.
-        method: one of :data:`causalxai.attribution.saliency.METHODS`.
+        method: one of :data:`METHODS`.
         settings: method settings, normalisation, chunk size, device, dtype, seed.
         models: the zoo's model indices to explain (a shard; sorted here); all by default.
         normalise: add ``E`` and ``degenerate`` (a shard job leaves this to the gather).
@@ -148,6 +153,8 @@ def explain_zoo(
             raise ValueError(f"predictions.nc has no {key!r}: it was made by an older version; delete it and re-run")
     targets = [np.asarray(predictions["target"].values), np.asarray(predictions["target_direct"].values)]
     out = np.zeros((models.size, len(EFFECTS), x.shape[0], *x.shape[-2:]), dtype=np.float32)
+    progress = Progress(models.size * len(EFFECTS), f"{method} of {models.size} models x {len(EFFECTS)} effects",
+                        "model-effects", log)
     for sel in _chunks(act, models, chunk):
         params = {k: v.to(dtype) for k, v in zoo_params(zoo, sel, device).items()}
         a = str(act[sel[0]])
@@ -155,6 +162,7 @@ def explain_zoo(
             target = torch.tensor(target_all[sel], device=device)
             maps = _saliency(method, params, x, a, target, settings, device)
             out[np.searchsorted(models, sel), k] = maps[:, :, 0].float().cpu().numpy()
+            progress.update(sel.size)
     ds = xr.Dataset(
         {"attribution": (("model", "effect", "image", "y", "x"), out)},
         coords={"model": zoo["model"].values[models], "effect": list(EFFECTS), "image": images["image"].values},
@@ -208,16 +216,19 @@ def normalise_explanations(ds: xr.Dataset, method: str, settings: ExplainSetting
 
 def _saliency(method: str, params, x: torch.Tensor, act: str, target: torch.Tensor,
               settings: ExplainSettings, device: torch.device) -> torch.Tensor:
+    """One method's maps ``(M, N, C, H, W)`` of a chunk's ``M`` models, all at once."""
+    m = params["conv1.weight"].shape[0]
+    if method == "grad_cam":
+        return GradCam(batched_forward(params, act, settings.output, last_conv=True)).attribute(x, target)
+    forward = batched_forward(params, act, settings.output)
     if method == "gradient":
-        return gradient(params, x, act, target, settings.output)
+        return Gradient(forward, models=m).attribute(x, target)
     if method == "smoothgrad":
         g = torch.Generator(device=device).manual_seed(int(settings.seed))
-        return smoothgrad(params, x, act, target, samples=settings.smoothgrad_samples,
-                          noise=settings.smoothgrad_noise, generator=g, output=settings.output)
-    if method == "integrated_gradients":
-        return integrated_gradients(params, x, act, target, steps=settings.ig_steps, rule=settings.ig_rule,
-                                    output=settings.output)
-    return grad_cam(params, x, act, target, settings.output)
+        return SmoothGrad(forward, models=m).attribute(
+            x, target, samples=settings.smoothgrad_samples, noise=settings.smoothgrad_noise, generator=g
+        )
+    return IntegratedGradients(forward, models=m).attribute(x, target, steps=settings.ig_steps, rule=settings.ig_rule)
 
 
 def gather(shards: Sequence[xr.Dataset]) -> xr.Dataset:

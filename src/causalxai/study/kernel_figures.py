@@ -11,7 +11,8 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,36 @@ import xarray as xr
 from causalxai.study.estimators.treatments import LOG_ROUNDED, treatment_groups, treatment_levels
 from causalxai.study.estimators.ite import KERNELS, gram, ite
 
-__all__ = ["kernel_examples", "kernel_comparison"]
+__all__ = ["KernelExampleSettings", "kernel_examples", "kernel_comparison"]
+
+
+@dataclass(frozen=True)
+class KernelExampleSettings:
+    """What Fig. 7 shows (paper 000: dropout = 0 against dropout ≠ 0 on the first probe image).
+
+    Attributes:
+        hparam: the treated hyperparameter.
+        value: its treated value (a label of
+            :func:`causalxai.study.estimators.treatments.treatment_levels`); the control is every other value.
+        image: the probe image (index).
+        n: treated and control models drawn per bucket (at most).
+        seed: seeds the draw.
+        log_rounding: hyperparameters rounded to markers in log space.
+    """
+
+    hparam: str = "dropout"
+    value: str = "0"
+    image: int = 0
+    n: int = 10
+    seed: int = 0
+    log_rounding: Sequence[str] = LOG_ROUNDED
+
+    @classmethod
+    def from_params(cls, fig7: Mapping[str, Any], seed: int, log_rounding: Sequence[str]) -> KernelExampleSettings:
+        """From the rule's params: ``fig7`` (``hparam``, ``value``, ``image``, optional ``n``), ``seed``
+        and the effects' ``log_rounding``."""
+        keys = ("hparam", "value", "image", "n")
+        return cls(**{k: fig7[k] for k in keys if k in fig7}, seed=int(seed), log_rounding=tuple(log_rounding))
 
 
 def _dissimilarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -35,21 +65,19 @@ def kernel_examples(
     buckets: xr.Dataset,
     predictions: xr.Dataset,
     maps: xr.Dataset | None = None,
-    hparam: str = "dropout",
-    value: str = "0",
-    image: int = 0,
+    settings: KernelExampleSettings = KernelExampleSettings(),
     label: int | None = None,
-    n: int = 10,
-    seed: int = 0,
-    log_rounding=LOG_ROUNDED,
 ) -> xr.Dataset:
     """Fig. 7's data: per chosen bucket (low, mid, top) up to ``n`` treated and ``n``
     control models' Y (and E, if ``maps`` is given) on probe image ``image``, and their
     dissimilarity matrices ``d_y(bucket, treated, control)``, ``d_e``.
 
     The top bucket is the best one with at least two treated and two control models;
-    ``label`` is the image's true class (framed in the figure).
+    ``label`` is the image's true class (framed in the figure); ``settings`` the treatment,
+    image and draw (:class:`KernelExampleSettings`).
     """
+    hparam, value, image, n, seed = settings.hparam, settings.value, settings.image, settings.n, settings.seed
+    log_rounding = settings.log_rounding
     lv, labels = treatment_levels(hparam, zoo[hparam].values, log_rounding)
     if value not in labels:
         raise ValueError(f"{hparam} has no value {value!r} in this zoo; its values: {labels}")

@@ -30,15 +30,19 @@ most of the training models predict on it (ties to the lowest class), and
 
 from __future__ import annotations
 
+import logging
 import math
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 import xarray as xr
 from torch import nn
 
+from causalxai.progress import Progress
+from causalxai.runtime import predict, resolve_device
 from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS, ZOO_RANGES
-from causalxai.runtime import resolve_device
 
 __all__ = [
     "SUBSETS",
@@ -47,8 +51,11 @@ __all__ = [
     "hparam_feature_names",
     "split_models",
     "build_mlp",
+    "MetaModelSettings",
     "fit_meta_model",
 ]
+
+log = logging.getLogger(__name__)
 
 SUBSETS = ("all", "top")
 
@@ -56,6 +63,38 @@ SUBSETS = ("all", "top")
 LOG_SCALE = tuple(n for n in CONTINUOUS if ZOO_RANGES[n]["scale"] == "log")
 
 _EVAL_BATCH = 8192
+
+
+@dataclass(frozen=True)
+class MetaModelSettings:
+    """How the meta-model is trained (the config's ``meta_model`` keys, the run's seed and device).
+
+    Attributes:
+        train_fraction: share of each subset's models the meta-model trains on.
+        top_fraction: share of the zoo, by test accuracy, forming the ``top`` subset.
+        hidden: width of the two hidden layers.
+        epochs: passes over the training pairs (Adam, cross-entropy, shuffled minibatches).
+        lr: Adam learning rate.
+        batch_size: (model, image) pairs per step.
+        seed: seeds the model split, the MLP's initialisation and the shuffling; the same
+            inputs and seed give identical outputs (on one device).
+        device: ``auto``, ``cpu`` or ``cuda[:N]``.
+    """
+
+    train_fraction: float = 0.1
+    top_fraction: float = 0.15
+    hidden: int = 256
+    epochs: int = 40
+    lr: float = 1e-3
+    batch_size: int = 256
+    seed: int = 0
+    device: str = "cpu"
+
+    @classmethod
+    def from_params(cls, meta_model: Mapping[str, Any], seed: int, device: str) -> MetaModelSettings:
+        """From the rule's params: the config's ``meta_model`` section, ``seed`` and ``device``."""
+        keys = ("train_fraction", "top_fraction", "hidden", "epochs", "lr", "batch_size")
+        return cls(**{k: meta_model[k] for k in keys if k in meta_model}, seed=int(seed), device=str(device))
 
 
 def _check_hparams(zoo: xr.Dataset) -> None:
@@ -172,15 +211,12 @@ def _inputs(pix: torch.Tensor, feat: torch.Tensor, mi: torch.Tensor, ii: torch.T
     return torch.cat([pix[ii], feat[mi]], dim=1)
 
 
-@torch.no_grad()
 def _predict(net: nn.Module, pix: torch.Tensor, feat: torch.Tensor, models: np.ndarray, n_images: int) -> np.ndarray:
     """The meta-model's class for every (model, image) pair of ``models``: ``(len(models), n_images)``."""
-    net.eval()
-    mi, ii = _pairs(models, n_images, pix.device)
-    out = torch.empty(mi.numel(), dtype=torch.long, device=pix.device)
-    for s in range(0, mi.numel(), _EVAL_BATCH):
-        out[s : s + _EVAL_BATCH] = net(_inputs(pix, feat, mi[s : s + _EVAL_BATCH], ii[s : s + _EVAL_BATCH])).argmax(1)
-    return out.cpu().numpy().reshape(models.size, n_images)
+    pairs = torch.stack(_pairs(models, n_images, pix.device), dim=1)  # inputs built batch by batch
+    labels = predict(net, pairs, batch_size=_EVAL_BATCH, transform=lambda b: _inputs(pix, feat, b[:, 0], b[:, 1]),
+                     device=pix.device, output="label")
+    return labels.numpy().reshape(models.size, n_images)
 
 
 def _majority(targets: np.ndarray, n_classes: int) -> np.ndarray:
@@ -202,6 +238,7 @@ def _fit_one(
     lr: float,
     batch_size: int,
     seed: int,
+    progress: Progress | None = None,
 ) -> tuple[nn.Module, np.ndarray]:
     """Train one MLP on all pairs of the ``train`` models; returns it and its mean loss per epoch."""
     device = pix.device
@@ -227,6 +264,8 @@ def _fit_one(
             opt.step()
             total += loss.detach().double() * b.numel()
         losses[epoch] = float(total) / n_pairs
+        if progress is not None:
+            progress.update()
     return net, losses
 
 
@@ -234,15 +273,7 @@ def fit_meta_model(
     zoo: xr.Dataset,
     images: xr.Dataset,
     predictions: xr.Dataset,
-    *,
-    train_fraction: float = 0.1,
-    top_fraction: float = 0.15,
-    hidden: int = 256,
-    epochs: int = 40,
-    lr: float = 1e-3,
-    batch_size: int = 256,
-    seed: int = 0,
-    device: str = "cpu",
+    settings: MetaModelSettings = MetaModelSettings(),
 ) -> xr.Dataset:
     """Train and evaluate the meta-model of paper 000 App. A.2 in both settings.
 
@@ -252,15 +283,7 @@ def fit_meta_model(
         predictions: ``predictions.nc`` (``target(model, image)``, the base models'
             argmax; else derived from ``prob(model, image, class)``); its ``model`` and
             ``image`` coordinates must equal those of ``zoo`` and ``images``.
-        train_fraction: share of each subset's models the meta-model trains on.
-        top_fraction: share of the zoo, by test accuracy, forming the ``top`` subset.
-        hidden: width of the two hidden layers.
-        epochs: passes over the training pairs (Adam, cross-entropy, shuffled minibatches).
-        lr: Adam learning rate.
-        batch_size: (model, image) pairs per step.
-        seed: seeds the model split, the MLP's initialisation and the shuffling; the same
-            inputs and seed give identical outputs (on one device).
-        device: ``auto``, ``cpu`` or ``cuda[:N]``.
+        settings: :class:`MetaModelSettings` (fractions, MLP width, training, seed, device).
 
     Returns:
         ``meta_model.nc`` with, per ``subset`` (``all``, ``top``): ``accuracy`` (held-out
@@ -270,6 +293,9 @@ def fit_meta_model(
         ``agreement(subset, model)`` (per held-out model, NaN elsewhere) and
         ``split(subset, model)`` (``train``, ``eval`` or ``none``).
     """
+    st = settings
+    train_fraction, top_fraction, seed = st.train_fraction, st.top_fraction, st.seed
+    hidden, epochs, lr, batch_size = st.hidden, st.epochs, st.lr, st.batch_size
     for key, value, ok in (
         ("hidden", hidden, hidden >= 1),
         ("epochs", epochs, epochs >= 1),
@@ -302,7 +328,7 @@ def fit_meta_model(
     n_models, n_images = target_np.shape
 
     splits = split_models(zoo["test_accuracy"].values, train_fraction=train_fraction, top_fraction=top_fraction, seed=seed)
-    dev = resolve_device(device)
+    dev = resolve_device(st.device)
     pix_np = np.asarray(images["pixels"].values, dtype=np.float32).reshape(n_images, -1)
     pix = torch.as_tensor(pix_np, device=dev)
     target = torch.as_tensor(target_np, device=dev)
@@ -314,12 +340,14 @@ def fit_meta_model(
     loss = np.zeros((S, epochs))
     agreement = np.full((S, n_models), np.nan)
     split = np.full((S, n_models), "none", dtype=object)
+    progress = Progress(S * epochs, f"meta-model ({', '.join(SUBSETS)} subsets)", "epochs", log)
     for k, subset in enumerate(SUBSETS):
         train, ev = splits[subset]
         feat = torch.as_tensor(hparam_features(zoo, train), device=dev)
         sub_seed = int(np.random.default_rng([seed, k]).integers(2**62))
         net, loss[k] = _fit_one(
-            pix, feat, target, train, n_classes=n_classes, hidden=hidden, epochs=epochs, lr=lr, batch_size=batch_size, seed=sub_seed
+            pix, feat, target, train, n_classes=n_classes, hidden=hidden, epochs=epochs, lr=lr, batch_size=batch_size,
+            seed=sub_seed, progress=progress,
         )
         agree_ev = _predict(net, pix, feat, ev, n_images) == target_np[ev]
         agree_tr = _predict(net, pix, feat, train, n_images) == target_np[train]

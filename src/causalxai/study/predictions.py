@@ -5,11 +5,12 @@ Fig. 4; see :mod:`causalxai.study.explain` for the ``total``/``direct`` contract
 from __future__ import annotations
 
 import numpy as np
+import torch
 import xarray as xr
 
-from causalxai.attribution.saliency import predict
 from causalxai.study.explain import ExplainSettings, _chunks, _setup
 from causalxai.zoo.dataset import zoo_params
+from causalxai.zoo.network import batched_forward
 
 __all__ = ["class_permutations", "predict_zoo"]
 
@@ -40,7 +41,8 @@ def predict_zoo(zoo: xr.Dataset, images: xr.Dataset, settings: ExplainSettings) 
     prob = np.zeros((n, x.shape[0], 10), dtype=np.float32)
     for sel in _chunks(act, np.arange(n), chunk):
         params = {k: v.to(dtype) for k, v in zoo_params(zoo, sel, device).items()}
-        prob[sel] = predict(params, x, str(act[sel[0]])).float().cpu().numpy()
+        with torch.no_grad():
+            prob[sel] = batched_forward(params, str(act[sel[0]]))(x).float().cpu().numpy()
     target = prob.argmax(-1).astype(np.int64)
     perm = class_permutations(n, x.shape[0], prob.shape[-1], settings.seed)
     prob_direct = np.empty_like(prob)

@@ -24,21 +24,21 @@ Choices where the paper leaves room:
   defined for a single trial too; multiply by ``sqrt(T / (T − 1))`` for the sample std.
 * **Targets.** The baselines explain the logit of ``targets`` (default: the model's own
   prediction on the clean input, the decision whose reliability is measured).
-* **Baselines** (Captum; attributions summed over input channels to ``(N, H, W)``):
+* **Baselines** (attributions summed over input channels to ``(N, H, W)``; the gradient
+  family from :mod:`causalxai.attribution` over the model's forward, the others Captum):
 
-  - ``gradient``: ``Saliency(abs=False)``, the signed input gradient.
-  - ``smoothgrad``: ``NoiseTunnel(Saliency)``, 25 samples, σ = 0.15 · (max − min) of *each*
-    input (PAIR saliency's default, as in the model-zoo study). Captum takes one σ per
-    batch, so the noise is drawn in units of each sample's range: the forward takes
-    ``x + r · ε`` with ``r = max − min`` per sample and ``ε ~ N(0, 0.15²)`` is Captum's
-    noise on a zero tensor; the mean gradient with respect to ``ε`` is divided by ``r``.
-    This is exactly SmoothGrad with per-sample σ. Constant inputs (``r = 0``, σ = 0)
-    get the plain gradient.
-  - ``integrated_gradients``: 25 steps (Captum's default Gauss-Legendre rule) from a zero
-    baseline in the model's (normalised) input space.
-  - ``grad_cam``: ``LayerGradCam`` on the last ``nn.Conv2d`` (or ``grad_cam_layer``),
-    with the ReLU of the original Grad-CAM, upsampled bilinearly with
-    ``LayerAttribution.interpolate`` to H × W (as in the model-zoo study).
+  - ``gradient``: :class:`~causalxai.attribution.gradient.Gradient`, the signed input
+    gradient (Captum's ``Saliency(abs=False)``).
+  - ``smoothgrad``: :class:`~causalxai.attribution.smoothgrad.SmoothGrad`, 25 samples,
+    σ = 0.15 · (max − min) of *each* input (PAIR saliency's default, as in the model-zoo
+    study), all draws in one pass laid out as Captum's ``NoiseTunnel``. Constant inputs
+    (σ = 0) get the plain gradient.
+  - ``integrated_gradients``: :class:`~causalxai.attribution.integrated_gradients.IntegratedGradients`,
+    25 steps of Captum's default Gauss-Legendre rule from a zero baseline in the model's
+    (normalised) input space.
+  - ``grad_cam``: :class:`~causalxai.attribution.grad_cam.GradCam` on the last
+    ``nn.Conv2d`` (or ``grad_cam_layer``), with the ReLU of the original Grad-CAM,
+    upsampled bilinearly to H × W (as in the model-zoo study and Captum's ``LayerGradCam``).
   - ``lime`` / ``kernel_shap``: Captum ``Lime`` (default Lasso surrogate and exponential
     cosine kernel) / ``KernelShap`` over s × s superpixels (default 4 × 4: 49 features on
     28 × 28; edge blocks are smaller when s does not divide the side), ``n_samples``
@@ -69,9 +69,11 @@ import torch
 import xarray as xr
 from torch import nn
 
+from causalxai.attribution.grad_cam import GradCam, layer_forward
+from causalxai.attribution.gradient import Gradient
+from causalxai.attribution.integrated_gradients import IntegratedGradients
+from causalxai.attribution.smoothgrad import SmoothGrad
 from causalxai.runtime import eval_mode, model_device, predict
-from causalxai.runtime import eval_mode as _eval_mode  # the baseline wrappers' names
-from causalxai.runtime import model_device as _model_device
 from causalxai.tracer.ace import threshold_mask
 from causalxai.tracer.progress import Progress
 from causalxai.tracer.settings import Settings, function, integer, number, setting
@@ -356,57 +358,23 @@ def _seeded(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
-def _smoothgrad(model: nn.Module, x: torch.Tensor, target: torch.Tensor, s: BaselineSettings) -> torch.Tensor:
-    from captum.attr import NoiseTunnel, Saliency
-
-    span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(-1, *([1] * (x.dim() - 1)))
-    flat = span.flatten() == 0
-    span_safe = torch.where(span > 0, span, torch.ones_like(span))
-
-    def fwd(eps: torch.Tensor, x0: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        return model(x0 + r * eps)
-
-    nt = NoiseTunnel(Saliency(fwd))
-    g = nt.attribute(
-        torch.zeros_like(x).requires_grad_(True),
-        nt_type="smoothgrad",
-        nt_samples=int(s.smoothgrad_samples),
-        stdevs=float(s.smoothgrad_noise),
-        target=target,
-        additional_forward_args=(x.detach(), span_safe),
-        abs=False,
-    )
-    g = g.detach() / span_safe
-    if flat.any():  # σ = 0: the plain gradient
-        g[flat] = Saliency(model).attribute(x[flat], target=target[flat], abs=False)
-    return g
-
-
 def _attribute_batch(
     model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str, s: BaselineSettings, reference: torch.Tensor
 ) -> torch.Tensor:
-    from captum.attr import (
-        LRP,
-        IntegratedGradients,
-        KernelShap,
-        LayerAttribution,
-        LayerGradCam,
-        Lime,
-        Saliency,
-    )
+    from captum.attr import LRP, KernelShap, Lime
 
     if method == "gradient":
-        return Saliency(model).attribute(x, target=target, abs=False)
-    if method == "smoothgrad":
-        return _smoothgrad(model, x, target, s)
-    if method == "integrated_gradients":
-        return IntegratedGradients(model).attribute(
-            x, baselines=torch.zeros_like(x), target=target, n_steps=int(s.ig_steps), method=s.ig_method
+        return Gradient(model).attribute(x, target)
+    if method == "smoothgrad":  # all draws in one pass, as Captum's NoiseTunnel
+        n = int(s.smoothgrad_samples)
+        return SmoothGrad(model).attribute(
+            x, target, samples=n, noise=float(s.smoothgrad_noise), samples_per_pass=n
         )
+    if method == "integrated_gradients":
+        return IntegratedGradients(model).attribute(x, target, steps=int(s.ig_steps), rule=s.ig_method)
     if method == "grad_cam":
         layer = model.get_submodule(s.grad_cam_layer) if s.grad_cam_layer else _last_conv(model)
-        cam = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
-        return LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+        return GradCam(layer_forward(model, layer)).attribute(x, target)
     if method in ("lime", "kernel_shap"):
         explainer = Lime(model) if method == "lime" else KernelShap(model)
         fmask = superpixel_mask(x.shape[-2], x.shape[-1], int(s.superpixel), device=x.device)
@@ -471,14 +439,14 @@ def baseline_attributions(
     tgt = torch.as_tensor(target).long().reshape(-1)
     if tgt.numel() != x.shape[0]:
         raise ValueError(f"baseline_attributions: {tgt.numel()} targets for {x.shape[0]} inputs")
-    dev = _model_device(model, device)
+    dev = model_device(model, device)
     ref = torch.as_tensor(reference, dtype=x.dtype)
     if ref.dim() == 0:
         ref = ref.expand(1, *x.shape[1:]).clone()
     ref = ref.to(dev)
     bs = x.shape[0] if method in ("lime", "kernel_shap") else max(int(s.batch_size), 1)
     out = []
-    with _eval_mode(model), _seeded(seed, dev):
+    with eval_mode(model), _seeded(seed, dev):
         for i in range(0, x.shape[0], bs):
             xb = x[i : i + bs].to(dev).detach().requires_grad_(method not in ("lime", "kernel_shap"))
             a = _attribute_batch(model, xb, tgt[i : i + bs].to(dev), method, s, ref)

@@ -48,10 +48,19 @@ def make_zoo_dataset(
     dataset: str,
     source: str,
     input_size: int,
-    source_row: np.ndarray | None = None,
     attrs: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
-    """Assemble a ``zoo.nc`` dataset (see the module docstring) and validate it."""
+    """Assemble a ``zoo.nc`` dataset (see the module docstring) and validate it.
+
+    Args:
+        weights: flat zoo-layout weights ``(n_models, n_params)``.
+        hparams: one row per model with every hyperparameter of :data:`causalxai.zoo.hparams.HPARAMS`.
+        metrics: one row per model with any of :data:`METRICS` (missing ones are NaN) and,
+            optionally, ``source_row``: the run's row in the source (default the row order).
+        layout: the flat layout (``layout.csv``).
+        dataset, source, input_size: the attributes of the same names.
+        attrs: further attributes (the source's own).
+    """
     weights = np.asarray(weights, dtype=np.float32)
     n = weights.shape[0]
     if len(hparams) != n or len(metrics) != n:
@@ -62,7 +71,8 @@ def make_zoo_dataset(
             raise ValueError(f"hyperparameter column {name!r} is missing")
         col = hparams[name].to_numpy()
         coords[name] = ("model", col.astype(str) if name in CATEGORICAL else col.astype(np.float64))
-    coords["source_row"] = ("model", np.arange(n) if source_row is None else np.asarray(source_row, dtype=np.int64))
+    rows = metrics["source_row"].to_numpy(dtype=np.int64) if "source_row" in metrics else np.arange(n)
+    coords["source_row"] = ("model", rows)
     data = {"weights": (("model", "param"), weights)}
     for name in METRICS:
         data[name] = ("model", metrics[name].to_numpy(dtype=np.float64) if name in metrics else np.full(n, np.nan))

@@ -13,7 +13,9 @@ Two ways to run the network:
   it from one row), the reference;
 * :func:`batched_logits`, many models in one pass: the models' channels are stacked and
   each convolution is one grouped convolution (``groups = n_models``), the dense layer one
-  batched matrix product. No Python loop over models.
+  batched matrix product. No Python loop over models. :func:`batched_forward` closes it
+  over a chunk's parameters: the forward the attribution methods
+  (:mod:`causalxai.attribution`) explain many models at once with.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import ast
 import json
 import re
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -42,6 +44,8 @@ __all__ = [
     "flatten",
     "ZooCNN",
     "batched_logits",
+    "batched_forward",
+    "OUTPUTS",
     "ARCHITECTURE",
 ]
 
@@ -51,6 +55,7 @@ N_FILTERS = 16
 KERNEL = 3
 STRIDE = 2
 N_CLASSES = 10
+OUTPUTS = ("prob", "logit")
 CONV_VARS = ("conv2d", "conv2d_1", "conv2d_2")
 DENSE_VAR = "dense"
 TORCH_NAMES = {"conv2d": "conv1", "conv2d_1": "conv2", "conv2d_2": "conv3", "dense": "dense"}
@@ -342,3 +347,33 @@ def batched_logits(
     feats = last.mean(dim=(3, 4))  # global average pooling: (M, B, 16)
     logits = torch.baddbmm(params["dense.bias"][:, None, :], feats, params["dense.weight"].transpose(1, 2))
     return (logits, last) if return_last_conv else logits
+
+
+def batched_forward(
+    params: Mapping[str, Tensor], activation: str | Tensor, output: str = "prob", last_conv: bool = False
+) -> Callable[[Tensor], Tensor | tuple[Tensor, Tensor]]:
+    """The forward of a chunk of zoo models for :mod:`causalxai.attribution` (``models = M``).
+
+    Args:
+        params, activation: of :func:`batched_logits`.
+        output: ``"prob"`` (the softmax, what PAIR saliency differentiated on the zoo's
+            Keras models ending in a softmax) or ``"logit"``.
+        last_conv: return ``(last conv layer's output (M, batch, 16, h, w), scores)`` (the
+            forward of :class:`causalxai.attribution.grad_cam.GradCam`) instead of the scores.
+
+    Returns:
+        ``x (batch, C, H, W) or (M, batch, C, H, W) -> scores (M, batch, 10)``.
+    """
+    if output not in OUTPUTS:
+        raise ValueError(f"explain.output must be 'prob' or 'logit', got {output!r}")
+
+    def scores(logits: Tensor) -> Tensor:
+        return torch.softmax(logits, dim=-1) if output == "prob" else logits
+
+    def forward(x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        if last_conv:
+            logits, last = batched_logits(params, x, activation, return_last_conv=True)
+            return last, scores(logits)
+        return scores(batched_logits(params, x, activation))
+
+    return forward

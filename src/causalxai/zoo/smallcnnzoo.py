@@ -460,6 +460,7 @@ def read_zoo(
         }
     )
     stamp = _read_stamp(paths["weights"].parent) or {}
+    metric_df["source_row"] = source_row
     return make_zoo_dataset(
         w,
         hparams,
@@ -468,7 +469,6 @@ def read_zoo(
         dataset=dataset,
         source="smallcnnzoo",
         input_size=INPUT_SIZE[dataset],
-        source_row=source_row,
         attrs={
             "n_runs_final_step": n_final,
             "n_dropped_nonfinite": n_nonfinite,

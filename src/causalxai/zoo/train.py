@@ -24,6 +24,7 @@ returned in the original model order.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -33,8 +34,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 import xarray as xr
-from tqdm.auto import tqdm
 
+from causalxai.progress import Progress
 from causalxai.runtime import resolve_device
 from causalxai.zoo.hparams import sample_hparams
 from causalxai.zoo.init import init_kernels
@@ -44,6 +45,8 @@ __all__ = ["TrainSettings", "train_zoo", "init_flat", "train_chunk", "make_chunk
 
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-7
 RMS_RHO, RMS_EPS = 0.9, 1e-7
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,17 @@ class TrainSettings:
     chunk_size: int | str = "auto"
     device: str = "auto"
     eval_batch_size: int = 512
+
+    @classmethod
+    def from_params(cls, train: Mapping[str, Any]) -> TrainSettings:
+        """From the config's ``zoo.train`` (``epochs``, ``batch_size``; ``chunk_size`` and
+        ``device`` default to ``auto``)."""
+        return cls(
+            epochs=int(train["epochs"]),
+            batch_size=int(train["batch_size"]),
+            chunk_size=train.get("chunk_size", "auto"),
+            device=train.get("device", "auto"),
+        )
 
 
 def resolve_chunk_size(chunk_size: int | str, device: torch.device, n_models: int) -> int:
@@ -159,10 +173,11 @@ def train_chunk(
     settings: TrainSettings,
     layout: pd.DataFrame,
     g: torch.Generator,
-    device: torch.device,
-    bar: Any = None,
+    progress: Progress | None = None,
 ) -> tuple[dict[str, torch.Tensor], np.ndarray]:
     """Train one chunk of models from initial weights ``flat0`` (see the module docstring).
+
+    The chunk trains where ``x_train`` lies; ``progress`` counts its model-steps.
 
     The chunk's parameters are one leaf tensor ``(M, n_params)`` in the flat zoo layout;
     each step views it as torch-ordered tensors for the grouped-convolution forward pass,
@@ -172,6 +187,7 @@ def train_chunk(
     """
     m = len(hp)
     n_train = x_train.shape[0]
+    device = x_train.device
     entries = parse_layout(layout)
     flat = flat0.to(device=device, dtype=torch.float32).clone().requires_grad_(True)
     kernel_cols = torch.zeros(flat.shape[1], dtype=torch.bool, device=device)
@@ -258,8 +274,8 @@ def train_chunk(
             if active is not None:
                 update = update * active
             flat.sub_(update)
-        if bar is not None:
-            bar.update(n_active)
+        if progress is not None:
+            progress.update(n_active)
     return {k: v.detach() for k, v in unflatten(flat.detach(), entries).items()}, steps_np
 
 
@@ -273,9 +289,9 @@ def train_zoo(
     hparam_spec: Mapping[str, Any],
     settings: TrainSettings,
     seed: int,
-    progress: bool = True,
 ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Draw ``n_models`` hyperparameter settings and train one zoo network for each.
+    """Draw ``n_models`` hyperparameter settings and train one zoo network for each; the
+    model-steps done are logged (INFO) every 15 s with elapsed time and ETA.
 
     Args:
         x_train, y_train, x_test, y_test: preprocessed images ``(N, 1, H, W)`` and labels.
@@ -306,11 +322,11 @@ def train_zoo(
         {k: np.zeros(n_models) for k in ("train_accuracy", "test_accuracy", "train_loss", "test_loss")}
     )
     metrics["n_steps"] = 0
-    bar = tqdm(total=total, unit="model-step", desc=f"training {n_models} models", disable=not progress, mininterval=1.0)
+    progress = Progress(total, f"training {n_models} models", "model-steps", log)
     for c, sel in enumerate(make_chunks(hp, chunk)):
         g = torch.Generator().manual_seed(int(seed) * 1_000_003 + c)
         sub = hp.iloc[sel].reset_index(drop=True)
-        params, steps = train_chunk(sub, init_flat(sub, layout, g), xt, yt, settings, layout, g, device, bar)
+        params, steps = train_chunk(sub, init_flat(sub, layout, g), xt, yt, settings, layout, g, progress)
         is_tanh = torch.tensor((sub["activation"] == "tanh").to_numpy(), device=device)
         tr_acc, tr_loss = evaluate(params, xt, yt, is_tanh, settings.eval_batch_size)
         te_acc, te_loss = evaluate(params, xv, yv, is_tanh, settings.eval_batch_size)
@@ -320,11 +336,10 @@ def train_zoo(
         metrics.loc[sel, "train_loss"] = tr_loss
         metrics.loc[sel, "test_loss"] = te_loss
         metrics.loc[sel, "n_steps"] = steps
-    bar.close()
     return weights, hp, metrics, layout
 
 
-def build_trained_zoo(dataset: xr.Dataset, cfg: Mapping[str, Any], progress: bool = True) -> xr.Dataset:
+def build_trained_zoo(dataset: xr.Dataset, cfg: Mapping[str, Any]) -> xr.Dataset:
     """Train a zoo on a ``dataset.nc`` and return it as a ``zoo.nc`` dataset.
 
     Args:
@@ -339,19 +354,13 @@ def build_trained_zoo(dataset: xr.Dataset, cfg: Mapping[str, Any], progress: boo
     img = dataset["image"].values[:, None].astype(np.float32)
     lab = dataset["label"].values.astype(np.int64)
     tr, te = split == "train", split == "test"
-    settings = TrainSettings(
-        epochs=int(cfg["epochs"]),
-        batch_size=int(cfg["batch_size"]),
-        chunk_size=cfg.get("chunk_size", "auto"),
-        device=cfg.get("device", "auto"),
-    )
+    settings = TrainSettings.from_params(cfg)
     weights, hp, metrics, layout = train_zoo(
         img[tr], lab[tr], img[te], lab[te],
         n_models=int(cfg["n_models"]),
         hparam_spec=cfg.get("hparams", {}),
         settings=settings,
         seed=int(cfg["seed"]),
-        progress=progress,
     )
     device = resolve_device(settings.device)
     zoo = make_zoo_dataset(

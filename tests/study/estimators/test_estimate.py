@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from causalxai.study.estimators.estimate import Block, BucketKernel, KernelSpec
-from tests.study.estimators.test_ite import _k, numpy_ite
 
 RNG = np.random.default_rng(0)
 N, I, D = 12, 3, 8
@@ -21,7 +20,7 @@ def _cell_gamma(t, c, i):
     return 1 / (2 * np.median(d))
 
 
-def _reference(t, c, counts, kernel, gamma, estimator, cell=None):
+def _reference(t, c, counts, kernel, gamma, estimator, numpy_ite, numpy_kernel, cell=None):
     """Per image: replicate each model by its count, drop NaN outputs, then the definition.
     ``gamma="median_cell"``: the bandwidth of the cell ``cell`` (default (t, c))."""
     rows = []
@@ -33,22 +32,22 @@ def _reference(t, c, counts, kernel, gamma, estimator, cell=None):
         if estimator == "eq4" or (counts[t] <= 1).all() and (counts[c] <= 1).all():
             rows.append(numpy_ite(a, b, kernel, g, estimator))
         else:  # the unbiased MMD² of a resample: within-group pairs of distinct models, weighted
-            rows.append(_weighted_mmd(t, c, counts, i, kernel, g))
+            rows.append(_weighted_mmd(t, c, counts, i, kernel, g, numpy_kernel))
     return np.array(rows)
 
 
-def _weighted_mmd(t, c, counts, i, kernel, gamma):
+def _weighted_mmd(t, c, counts, i, kernel, gamma, numpy_kernel):
     g = 1 / D if gamma is None else gamma
 
     def within(models):
         ms = [m for m in models if counts[m] and np.isfinite(OUT[m, i]).all()]
-        num = sum(counts[a] * counts[b] * _k(OUT[a, i], OUT[b, i], kernel, g) for a in ms for b in ms if a != b)
+        num = sum(counts[a] * counts[b] * numpy_kernel(OUT[a, i], OUT[b, i], kernel, g) for a in ms for b in ms if a != b)
         den = sum(counts[a] * counts[b] for a in ms for b in ms if a != b)
         return num / den if den else np.nan  # fewer than two distinct models drawn
 
     tt = [m for m in t if np.isfinite(OUT[m, i]).all()]
     cc = [m for m in c if np.isfinite(OUT[m, i]).all()]
-    cross = sum(counts[a] * counts[b] * _k(OUT[a, i], OUT[b, i], kernel, g) for a in tt for b in cc)
+    cross = sum(counts[a] * counts[b] * numpy_kernel(OUT[a, i], OUT[b, i], kernel, g) for a in tt for b in cc)
     cross /= sum(counts[a] for a in tt) * sum(counts[b] for b in cc)
     return within(t) + within(c) - 2 * cross
 
@@ -58,7 +57,7 @@ def _weighted_mmd(t, c, counts, i, kernel, gamma):
                                                     ("rbf", "median_cell", "median_cell"), ("linear", "fixed", None),
                                                     ("poly", "fixed", None), ("cosine", "fixed", None)])
 @pytest.mark.parametrize("cell", ["whole_bucket", "capped"])
-def test_columns_match_the_definition(estimator, kernel, bandwidth, gamma, cell):
+def test_columns_match_the_definition(estimator, kernel, bandwidth, gamma, cell, numpy_ite, numpy_kernel):
     spec = KernelSpec(kernel, bandwidth, estimator)
     block = Block.from_outputs(OUT)
     t, c = (np.array([0, 3, 4, 7, 9]), np.array([1, 2, 5, 6, 8, 10, 11])) if cell == "whole_bucket" else \
@@ -75,11 +74,11 @@ def test_columns_match_the_definition(estimator, kernel, bandwidth, gamma, cell)
     est, perm = BucketKernel(block, spec, None if gamma in (None, "median_cell") else gamma).cell(t, c, counts, z)
     g = gamma if gamma != "median_cell" else "median_cell"
     for j in range(3):
-        np.testing.assert_allclose(est[j].numpy(), _reference(t, c, counts[j], kernel, g, estimator), rtol=1e-10,
+        np.testing.assert_allclose(est[j].numpy(), _reference(t, c, counts[j], kernel, g, estimator, numpy_ite, numpy_kernel), rtol=1e-10,
                                    err_msg=f"column {j}")
     for p in range(2):  # a permutation keeps the cell's bandwidth (the same pooled models)
         tp, cp = u[z[p] == 1], u[z[p] == 0]
-        ref = _reference(tp, cp, np.ones(N, int), kernel, g, estimator, cell=(t, c))
+        ref = _reference(tp, cp, np.ones(N, int), kernel, g, estimator, numpy_ite, numpy_kernel, cell=(t, c))
         np.testing.assert_allclose(perm[p].numpy(), ref, rtol=1e-10, err_msg=f"permutation {p}")
 
 

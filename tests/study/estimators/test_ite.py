@@ -9,42 +9,9 @@ from sklearn.metrics.pairwise import rbf_kernel
 from causalxai.study.estimators.ite import ESTIMATORS, KERNELS, gram, ite
 
 
-def _k(a, b, kernel, gamma):
-    if kernel == "rbf":
-        return np.exp(-gamma * np.sum((a - b) ** 2))
-    if kernel == "linear":
-        return float(a @ b)
-    if kernel == "poly":
-        return (a @ b / a.size + 1) ** 3
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    return 0.0 if na == 0 or nb == 0 else float(a @ b / (na * nb))
-
-
-def _median_gamma(t, c):
-    pooled = np.concatenate([t, c])
-    d = [np.sum((pooled[i] - pooled[j]) ** 2) for i in range(len(pooled)) for j in range(i + 1, len(pooled))]
-    m = float(np.median(d)) if d and np.median(d) > 0 else 1.0
-    return 1 / (2 * m)
-
-
-def numpy_ite(t, c, kernel="rbf", gamma=None, estimator="eq4"):
-    """The definition, pair by pair: eq. (4) or the unbiased MMD²."""
-    if gamma is None:
-        gamma = 1 / t.shape[-1]
-    elif gamma == "median_cell":
-        gamma = _median_gamma(t, c)
-    if estimator == "eq4":
-        total = sum(_k(a, a, kernel, gamma) + _k(b, b, kernel, gamma) - 2 * _k(a, b, kernel, gamma) for a in t for b in c)
-        return total / (len(t) * len(c))
-    kt = np.mean([_k(t[i], t[j], kernel, gamma) for i in range(len(t)) for j in range(len(t)) if i != j])
-    kc = np.mean([_k(c[i], c[j], kernel, gamma) for i in range(len(c)) for j in range(len(c)) if i != j])
-    kx = np.mean([_k(a, b, kernel, gamma) for a in t for b in c])
-    return kt + kc - 2 * kx
-
-
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("estimator", ESTIMATORS)
-def test_matches_numpy_double_loop(kernel, estimator):
+def test_matches_numpy_double_loop(kernel, estimator, numpy_ite):
     rng = np.random.default_rng(0)
     t = rng.dirichlet(np.ones(10), size=(3, 5))  # 3 images, 5 treated models, softmax-like outputs
     c = rng.dirichlet(np.ones(10), size=(3, 7))
@@ -54,7 +21,7 @@ def test_matches_numpy_double_loop(kernel, estimator):
     np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
 
 
-def test_median_cell_bandwidth_matches_numpy():
+def test_median_cell_bandwidth_matches_numpy(numpy_ite):
     rng = np.random.default_rng(1)
     t, c = rng.uniform(size=(2, 4, 16)), rng.uniform(size=(2, 6, 16))
     got = ite(torch.tensor(t), torch.tensor(c), "rbf", gamma="median_cell").numpy()

@@ -5,12 +5,11 @@ from dataclasses import replace
 
 from causalxai.study.estimators.summary import cate_table
 from causalxai.study.effects import compute_effects
-from tests.study.test_effects import FAST, _inputs
 
 
-def test_cate_and_ate_rows():
-    zoo, buckets, pred, e = _inputs(30, 3, 3, seed=0)
-    ds = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(FAST, cap=None))
+def test_cate_and_ate_rows(fast_effects, effect_inputs):
+    zoo, buckets, pred, e = effect_inputs(30, 3, 3, seed=0)
+    ds = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(fast_effects, cap=None))
     cate = cate_table(ds)
     ate = cate_table(ds, ate=True)
     assert set(ate["bucket"]) == {"0-100"} and set(cate["bucket"]) == {"0-50", "50-100", "0-100"}
