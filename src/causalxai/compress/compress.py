@@ -46,7 +46,7 @@ from causalxai.compress.measure import LATENCY_BATCH, METRICS, model_metrics
 from causalxai.runtime import resolve_device
 from causalxai.tracer.mechanisms import coverage_levels, parse_composition
 from causalxai.tracer.model import layer_table, train_classifier
-from causalxai.tracer.progress import Progress
+from causalxai.progress import Progress
 from causalxai.tracer.settings import Settings, TrainSettings, integer, number, setting
 
 __all__ = ["CompressSettings", "build_model", "compress_dataset", "measure_models", "select_mechanisms"]
@@ -220,7 +220,7 @@ def compress_dataset(
     }
     models: dict[str, nn.Module] = {"original": original}
     first_of: dict[int, str] = {}
-    counter = Progress("compress: models retrained", len(levels), every=0.0, enabled=progress)
+    counter = Progress(len(levels), "compress", "models retrained", interval=0.0, enabled=progress)
     for name, level, m in zip(names[1:], levels, picks):
         comp = comps[m]
         row = {"level": level, "mechanism": int(m), "composition": comp, "n_nodes": len(parse_composition(comp)),
@@ -238,7 +238,7 @@ def compress_dataset(
             row.update(train_seconds=time.perf_counter() - t0, curve=list(hist["test_accuracy"]))
             models[name] = model.cpu().eval()
         rows[name] = row
-        counter.step(note=f"{name} ({comp})")
+        counter.update(note=f"{name} ({comp})")
 
     measured = measure_models(models, {n: rows[n]["composition"] for n in names}, original, test, settings,
                               device=device, threads=threads)

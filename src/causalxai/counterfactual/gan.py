@@ -88,7 +88,7 @@ from torch import nn
 
 from causalxai.io import atomic_path
 from causalxai.runtime import predict, resolve_device
-from causalxai.tracer.progress import Progress
+from causalxai.progress import Progress
 from causalxai.tracer.settings import Settings, integer, number, optional, setting
 
 __all__ = [
@@ -373,7 +373,7 @@ def train_counterfactual_gan(
     for p in classifier.parameters():
         p.requires_grad_(False)
     try:
-        counter = Progress("counterfactual GAN: epochs", epochs, enabled=progress)
+        counter = Progress(epochs, "counterfactual GAN", "epochs", enabled=progress)
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
             gen_model.train()
@@ -424,7 +424,7 @@ def train_counterfactual_gan(
             hist["loss_cls"].append(sums["loss_cls_train"] / n if cls_weight > 0 else eval_cls)
             hist["validity"].append(float((out.argmax(1) == eval_target).float().mean()))
             hist["seconds"].append(time.perf_counter() - t0)
-            counter.step(note=f"loss_g {hist['loss_g'][-1]:.3f}, l1 {hist['loss_l1'][-1]:.1f}, "
+            counter.update(note=f"loss_g {hist['loss_g'][-1]:.3f}, l1 {hist['loss_l1'][-1]:.1f}, "
                               f"validity {hist['validity'][-1]:.3f}")
     finally:
         for p, r in zip(classifier.parameters(), req):

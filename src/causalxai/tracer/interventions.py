@@ -81,7 +81,7 @@ from torch import nn
 from causalxai.runtime import eval_mode, model_device
 from causalxai.tracer.cka import cka_matrix
 from causalxai.tracer.model import forward_hooks, observed_layers
-from causalxai.tracer.progress import Progress
+from causalxai.progress import Progress
 from causalxai.tracer.settings import TracerSettings
 
 __all__ = [
@@ -463,7 +463,7 @@ def interventions_dataset(
         labels: the true classes (default −1: unknown).
         device: where to compute (default: the model's device).
         timings: optional; receives :func:`analyse_one`'s step times summed over the samples.
-        progress: log the samples done at a steady rate (:class:`~causalxai.tracer.progress.Progress`).
+        progress: log the samples done at a steady rate (:class:`~causalxai.progress.Progress`).
 
     Returns:
         Dataset with coords ``sample``, ``layer`` (model order), ``layer_i``/``layer_j``,
@@ -492,10 +492,10 @@ def interventions_dataset(
 
     results = []
     step: dict[str, float] = {}
-    counter = Progress("TRACER interventions: samples", n_samples, enabled=progress)
+    counter = Progress(n_samples, "TRACER interventions", "samples", enabled=progress)
     for s in range(n_samples):
         r = analyse_one(model, imgs[s], settings, device=device, timings=step)
-        counter.step()
+        counter.update()
         if timings is not None:
             for key, value in step.items():
                 timings[key] = timings.get(key, 0.0) + value

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from causalxai.runtime import eval_mode, resolve_device
-from causalxai.tracer.progress import Progress
+from causalxai.progress import Progress
 from causalxai.tracer.settings import TrainSettings
 
 __all__ = [
@@ -282,7 +282,7 @@ def train_classifier(
     cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(int(seed))
-        counter = Progress(f"{progress}: epochs", epochs, enabled=progress is not None)
+        counter = Progress(epochs, str(progress), "epochs", enabled=progress is not None)
         for epoch in range(1, epochs + 1):
             model.train()
             perm = torch.randperm(n, generator=gen).to(dev)
@@ -302,7 +302,7 @@ def train_classifier(
             hist["train_accuracy"].append(correct / n)
             hist["test_loss"].append(test_loss)
             hist["test_accuracy"].append(test_acc)
-            counter.step(note=f"train loss {loss_sum / n:.4f}, test accuracy {test_acc:.4f}")
+            counter.update(note=f"train loss {loss_sum / n:.4f}, test accuracy {test_acc:.4f}")
     model.eval()
     hist["final_test_accuracy"] = hist["test_accuracy"][-1] if epochs else hist["initial_test_accuracy"]
     return model, hist

@@ -75,7 +75,7 @@ from causalxai.attribution.integrated_gradients import IntegratedGradients
 from causalxai.attribution.smoothgrad import SmoothGrad
 from causalxai.runtime import eval_mode, model_device, predict
 from causalxai.tracer.ace import threshold_mask
-from causalxai.tracer.progress import Progress
+from causalxai.progress import Progress
 from causalxai.tracer.settings import Settings, function, integer, number, setting
 
 __all__ = [
@@ -515,7 +515,7 @@ def reliability_dataset(
     score = np.zeros((len(chosen), trials))
     frac = np.zeros(len(chosen))
     empty = np.zeros(len(chosen), dtype=np.int64)
-    counter = Progress("reliability: methods", len(chosen), every=0.0, enabled=progress)
+    counter = Progress(len(chosen), "reliability", "methods", interval=0.0, enabled=progress)
     for j, method in enumerate(chosen):
         if method == "tracer":
             if tracer_attribution is None:
@@ -530,7 +530,7 @@ def reliability_dataset(
         score[j] = reliability_score(model, x_raw, mask, r, device=dev).numpy()
         frac[j] = float(mask.flatten(1).double().mean(1).mean())
         empty[j] = int((~mask.flatten(1).any(1)).sum())
-        counter.step(note=f"{method}: score {score[j].mean():.3f}")
+        counter.update(note=f"{method}: score {score[j].mean():.3f}")
 
     attrs = {
         "description": "reliability of explanation masks: share of predictions that change when a share p "
