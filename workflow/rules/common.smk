@@ -11,7 +11,7 @@ from causalxai.config import check_config
 check_config(config)
 
 DATASETS = config["datasets"]
-#: the rule writing results/{dataset}/zoo.nc: zoo_train or zoo_smallcnnzoo (workflow/rules/zoo.smk)
+#: zoo_train or zoo_smallcnnzoo (workflow/rules/zoo.smk), the rule that writes results/{dataset}/zoo.nc
 ZOO_RULE = f"zoo_{config['zoo']['source']}"
 #: the analysed samples drawn as causal graphs and contribution maps (rule tracer_sample_figures)
 TRACER_FIGURE_SAMPLES = min(config["tracer"]["figures"]["samples"], config["tracer"]["n_samples"])
@@ -23,8 +23,9 @@ wildcard_constraints:
 
 def package_source():
     """Where pip finds this workflow's own package (pyproject.toml at the repository root): the
-    checkout of a local workflow, or the git repository at the module's ref of a hosted one."""
-    here = workflow.current_basedir  # workflow/rules of this workflow, local or hosted
+    checkout of a local workflow, or the git repository at the module's ref of a hosted one (a
+    module with snakefile: github(...) or gitlab(...))."""
+    here = workflow.current_basedir  # workflow/rules of this workflow, wherever it is read from
     if here.is_local:
         return os.path.dirname(os.path.dirname(here.get_path_or_uri(secret_free=True)))
     if hasattr(here, "repo") and hasattr(here, "host"):
@@ -36,7 +37,8 @@ def package_source():
 
 
 # The rules' conda env (envs/causalxai.yaml) installs the package with pip from ${CAUSALXAI_SOURCE}.
-os.environ.setdefault("CAUSALXAI_SOURCE", package_source())
+if "CAUSALXAI_SOURCE" not in os.environ:
+    os.environ["CAUSALXAI_SOURCE"] = package_source()
 # The scripts' shared helper, workflow/scripts/common: Snakemake puts a local script's folder on
 # the script's sys.path, and for a hosted workflow the source-cache folder of the script; caching
 # the helper puts it there next to the scripts.
