@@ -36,9 +36,16 @@ def package_source():
     )
 
 
-# The rules' conda env (envs/causalxai.yaml) installs the package with pip from ${CAUSALXAI_SOURCE}.
+# The rules' conda env (envs/causalxai.yaml) installs the package with pip from ${CAUSALXAI_SOURCE}
+# (a value set by the user wins); declared, so that Snakemake passes it on to cluster jobs.
 if "CAUSALXAI_SOURCE" not in os.environ:
     os.environ["CAUSALXAI_SOURCE"] = package_source()
+
+
+envvars:
+    "CAUSALXAI_SOURCE",
+
+
 # The scripts' shared helper, workflow/scripts/common: Snakemake puts a local script's folder on
 # the script's sys.path, and for a hosted workflow the source-cache folder of the script; caching
 # the helper puts it there next to the scripts.
@@ -136,9 +143,7 @@ def explain_shard_index(wildcards):
 
 
 def explanation_files(wildcards):
-    return {
-        m: f"results/{wildcards.dataset}/explanations/{m}.nc" for m in config["explain"]["methods"]
-    }
+    return {m: f"results/{wildcards.dataset}/explanations/{m}.nc" for m in config["explain"]["methods"]}
 
 
 def effects_inputs(wildcards):

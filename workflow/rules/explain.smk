@@ -60,9 +60,7 @@ rule explain_shard:
 
 rule explain_gather:
     input:
-        shards=gather.explain(
-            "results/{{dataset}}/explanations/shards/{{method}}.{scatteritem}.nc"
-        ),
+        shards=gather.explain("results/{{dataset}}/explanations/shards/{{method}}.{scatteritem}.nc"),
         code=package_code("explain_gather.py"),
     output:
         explanations="results/{dataset}/explanations/{method}.nc",
