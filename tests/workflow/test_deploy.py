@@ -1,10 +1,12 @@
 """The workflow deployed the Snakemake way: used as a module by another workflow, and by snakedeploy.
 
-Offline there is no GitHub, so the module's ``snakefile:`` is this checkout's
-``workflow/Snakefile`` by its local path (what ``github("owner/causal-xai", path="workflow/Snakefile",
-tag=...)`` fetches). A deploying workflow in a temp dir, with the tiny config as its own
-``config/config.yaml``, plans exactly the jobs the checkout plans, with and without renamed
-rules, and runs a script rule (its log opened by ``workflow/scripts/common``, the package found).
+A deploying workflow in a temp dir, with the tiny config as its own ``config/config.yaml``,
+uses this checkout's ``workflow/Snakefile`` as a module: by its local path, and as
+``github("example/causal-xai", path="workflow/Snakefile", tag="v0")``, which Snakemake reads from
+its source cache's git clone (offline there is no GitHub, so the test puts a clone of a
+repository of the workflow's files there: Snakemake fetches only a tag it does not have). It
+plans exactly the jobs the checkout plans, with and without renamed rules, and runs a script
+rule (its log opened by ``workflow/scripts/common``, found next to the cached scripts).
 snakedeploy deploy-workflow from a local path writes the deployment (config, LICENSE, module);
 its local provider names the module's Snakefile relative to the source repository, which
 Snakemake reads relative to the deploying Snakefile, so the test points it at the source.
@@ -13,6 +15,7 @@ Snakemake reads relative to the deploying Snakefile, so the test points it at th
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -31,22 +34,57 @@ configfile: "config/config.yaml"
 
 module causalxai:
     snakefile:
-        "{snakefile}"
+        {snakefile}
     config:
         config
 
 
 use rule * from causalxai{rename}
 """
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "envs", "LICENSE", "pyproject.toml")
 
 
-def deploying_workflow(dest: Path, rename: str = "") -> Path:
-    """A workflow in ``dest`` that uses this checkout's as a module, with the tiny config."""
+def deploying_workflow(dest: Path, snakefile: str = f'"{REPO / "workflow" / "Snakefile"}"', rename: str = "") -> Path:
+    """A workflow in ``dest`` that uses this checkout's (``snakefile``: the module's source) as a
+    module, with the tiny config."""
     (dest / "config").mkdir(parents=True)
     shutil.copy2(TINY_CONFIG, dest / "config" / "config.yaml")
-    snakefile = dest / "Snakefile"
-    snakefile.write_text(DEPLOYING.format(snakefile=REPO / "workflow" / "Snakefile", rename=rename))
-    return snakefile
+    path = dest / "Snakefile"
+    path.write_text(DEPLOYING.format(snakefile=snakefile, rename=rename))
+    return path
+
+
+def workflow_files(dest: Path) -> Path:
+    """The workflow's own files copied to ``dest`` (a checkout may hold a .venv, results, caches)."""
+    dest.mkdir(parents=True)
+    for name in WORKFLOW_FILES:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(REPO / name, dest / name)
+    return dest
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.org", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+@pytest.fixture
+def github_module(tmp_path, monkeypatch) -> str:
+    """``github("example/causal-xai", ..., tag="v0")``, the workflow's files at tag v0 in Snakemake's
+    source cache (its git clone of the repository), under a fresh XDG_CACHE_HOME."""
+    source = workflow_files(tmp_path / "source")
+    git(source, "init", "-q", "-b", "main")
+    git(source, "add", "-A")
+    git(source, "commit", "-q", "-m", "v0")
+    git(source, "tag", "v0")
+    cache = tmp_path / "cache"
+    clones = cache / "snakemake" / "snakemake" / "source-cache" / "snakemake-git-cache" / "github.com" / "example"
+    clones.mkdir(parents=True)
+    git(tmp_path, "clone", "-q", "--bare", str(source), str(clones / "causal-xai"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return 'github("example/causal-xai", path="workflow/Snakefile", tag="v0")'
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +97,9 @@ def checkout_jobs(snakemake_runner, tmp_path_factory) -> dict[str, int]:
 
 @pytest.mark.parametrize("rename", ["", " as causalxai_*"])
 def test_module_plans_the_checkouts_jobs(snakemake_runner, checkout_jobs, tmp_path, rename):
-    runner = snakemake_runner.deployed(deploying_workflow(tmp_path, rename))
-    res = runner.run(tmp_path, "--dry-run", cores=1)
+    work = tmp_path / "work"
+    runner = snakemake_runner.deployed(deploying_workflow(work, rename=rename))
+    res = runner.run(work, "--dry-run", cores=1)
     assert res.returncode == 0, res.stderr[-3000:]
     prefix = "causalxai_" if rename else ""
     assert runner.planned_jobs(res.stdout + res.stderr) == {prefix + k: v for k, v in checkout_jobs.items()}
@@ -68,22 +107,32 @@ def test_module_plans_the_checkouts_jobs(snakemake_runner, checkout_jobs, tmp_pa
 
 
 def test_module_runs_a_script_rule(snakemake_runner, tmp_path):
-    runner = snakemake_runner.deployed(deploying_workflow(tmp_path))
-    res = runner.run(tmp_path, targets=["results/digits/images.nc"], cores=1)
+    work = tmp_path / "work"
+    runner = snakemake_runner.deployed(deploying_workflow(work))
+    res = runner.run(work, targets=["results/digits/images.nc"], cores=1)
     assert res.returncode == 0, res.stderr[-3000:]
-    images = io.open(tmp_path / "results" / "digits" / "images.nc")
+    images = io.open(work / "results" / "digits" / "images.nc")
     assert images.sizes["image"] == 20 and io.provenance(images)["seed"] == 1
-    assert (tmp_path / "logs" / "digits" / "images.log").exists()
+    assert (work / "logs" / "digits" / "images.log").exists()
+
+
+def test_github_module_plans_the_checkouts_jobs_and_runs_a_script(snakemake_runner, checkout_jobs, github_module,
+                                                                   tmp_path):
+    work = tmp_path / "work"
+    runner = snakemake_runner.deployed(deploying_workflow(work, github_module))
+    dry = runner.run(work, "--dry-run", cores=1)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert runner.planned_jobs(dry.stdout + dry.stderr) == checkout_jobs
+    res = runner.run(work, targets=["results/digits/images.nc"], cores=1)
+    assert res.returncode == 0, res.stderr[-3000:]  # the cached script found workflow/scripts/common
+    assert io.open(work / "results" / "digits" / "images.nc").sizes["image"] == 20
+    hosted = tmp_path / "cache" / "snakemake" / "snakemake" / "source-cache" / "hosted-git" / "githubfile"
+    cached = hosted / "github.com" / "example" / "causal-xai" / "v0" / "workflow" / "scripts"
+    assert (cached / "images.py").is_file() and (cached / "common" / "__init__.py").is_file()
 
 
 def test_snakedeploy_deployment_plans_the_checkouts_jobs(snakemake_runner, checkout_jobs, tmp_path):
-    source = tmp_path / "source"  # the workflow's files (a checkout may hold a .venv snakedeploy would copy)
-    source.mkdir()
-    for name in ("Snakefile", "workflow", "config", "envs", "LICENSE"):
-        if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(REPO / name, source / name)
+    source = workflow_files(tmp_path / "source")  # snakedeploy copies the whole source folder
     dest = tmp_path / "deployment"
     deploy(str(source), name="causalxai", tag=None, branch="main", dest_path=dest)
     assert (dest / "LICENSE").read_text() == (REPO / "LICENSE").read_text()
