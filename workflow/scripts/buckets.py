@@ -1,6 +1,5 @@
 """Rule buckets: accuracy-percentile buckets, their boundary table and figure."""
 
-
 from causalxai.io import atomic_path, open as open_result, write_dataset
 from causalxai.plots.buckets import plot_accuracy_buckets
 from causalxai.study.buckets import make_buckets

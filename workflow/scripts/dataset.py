@@ -1,6 +1,5 @@
 """Rule dataset: load (download if needed) an image set with the zoo's preprocessing."""
 
-
 from causalxai.data.dataset import load_dataset
 from causalxai.io import write_dataset
 

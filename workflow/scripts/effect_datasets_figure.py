@@ -1,6 +1,5 @@
 """Rule effect_datasets_figure: paper 000 Fig. 16, one row per data set."""
 
-
 from causalxai.io import open as open_result
 from causalxai.plots.effect_datasets_figure import plot_correlations_by_dataset
 

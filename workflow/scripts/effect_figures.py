@@ -1,6 +1,5 @@
 """Rule effect_figures: paper 000 Fig. 2, 3 (scatter and correlations), 4 and 10-13 from effects.nc."""
 
-
 from causalxai.io import open as open_result
 from causalxai.plots.effect_figures import (
     plot_correlations,

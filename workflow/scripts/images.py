@@ -1,6 +1,5 @@
 """Rule images: class-balanced probe images from the test split."""
 
-
 from causalxai.data.images import select_probe_images
 from causalxai.io import open as open_result, write_dataset
 

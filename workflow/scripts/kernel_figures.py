@@ -1,7 +1,6 @@
 """Rule kernel_figures: paper 000 Fig. 7 (kernel dissimilarities of one treatment on one image)
 and Fig. 8 (the ITE of the optimizer on E under each kernel)."""
 
-
 from causalxai.io import open as open_result
 from causalxai.plots.kernel_figures import plot_kernel_comparison, plot_kernel_examples
 from causalxai.study.kernel_figures import kernel_comparison, kernel_examples

@@ -1,6 +1,5 @@
 """Rule prediction_figure: prediction distributions per optimizer (paper 000 Fig. 6)."""
 
-
 from causalxai.io import open as open_result
 from causalxai.plots.prediction_figure import plot_prediction_distributions
 

@@ -1,7 +1,5 @@
 """Rule predictions: every model's softmax output on the probe images."""
 
-
-
 from causalxai.io import open as open_result, write_dataset
 from causalxai.study.explain import ExplainSettings
 from causalxai.study.predictions import predict_zoo

@@ -1,6 +1,5 @@
 """Rule zoo_smallcnnzoo: download, verify and read the Small CNN Zoo of one dataset."""
 
-
 from causalxai.io import write_dataset
 from causalxai.zoo.smallcnnzoo import load_smallcnnzoo
 
