@@ -18,28 +18,16 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import xarray as xr
-import yaml
 
 from causalxai import io
 
 REPO = Path(__file__).resolve().parents[2]
 
-CONFIG = {
-    "seed": 3,
-    "datasets": ["digits"],
-    "zoo": {"n_models": 16, "train": {"epochs": 1, "chunk_size": 16}},
-    "images": {"n_images": 10},
-    "buckets": {"edges": [0, 50, 100]},
-    "explain": {"shards": 2, "smoothgrad": {"samples": 2}, "integrated_gradients": {"steps": 2}},
-    "effects": {"min_models": 2, "bootstrap": 10, "permutations": 10},
-    "tracer": {"model": {"epochs": 1}, "n_samples": 2, "interventions": {"patch": 7, "stride": 7},
-               "figures": {"samples": 1}},
-}
+CONFIG_FILE = REPO / ".test" / "config_slurm" / "config.yaml"
 TARGETS = ["results/digits/effects.nc", "results/digits/tracer/causal_nodes.nc"]
 GPU_RULES = {"zoo_train", "predictions", "explain_shard", "target_model", "interventions"}  # resources: gpu=1
 
@@ -71,11 +59,8 @@ def slurm():
         pytest.skip(why)
 
 
-def run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           *TARGETS, "--configfile", str(workdir / "config.yaml"), *args]  # targets first: --set-resources takes a list
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
+def run(snakemake_runner, workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return snakemake_runner.run(workdir, *args, targets=TARGETS, configfiles=[workdir / "config.yaml"], timeout=1200)
 
 
 def submitted(log: str) -> dict[str, list[int]]:
@@ -95,17 +80,17 @@ def submitted(log: str) -> dict[str, list[int]]:
     return out
 
 
-def test_workflow_on_slurm_equals_local(slurm, tmp_path):
+def test_workflow_on_slurm_equals_local(slurm, snakemake_runner, tmp_path):
     local, cluster = tmp_path / "local", tmp_path / "slurm"
     for d in (local, cluster):
         d.mkdir()
-        (d / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+        shutil.copy2(CONFIG_FILE, d / "config.yaml")
 
-    loc = run(local, "--cores", "2")
+    loc = run(snakemake_runner, local, "--cores", "2")
     assert loc.returncode == 0, loc.stderr[-4000:]
     planned = {m.group(1) for m in re.finditer(r"^(?:local)?rule (\w+):", loc.stderr + loc.stdout, re.M)}
 
-    res = run(cluster, "--profile", str(REPO / "workflow" / "profiles" / "slurm"),
+    res = run(snakemake_runner, cluster, "--profile", str(REPO / "workflow" / "profiles" / "slurm"),
               "--jobs", "4", "--max-threads", "2",  # one 2-CPU node: no job may ask for more
               "--slurm-status-command", "squeue",  # no accounting here (the profile's note)
               "--slurm-init-seconds-before-status-checks", "2",

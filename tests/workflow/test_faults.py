@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,38 +25,21 @@ import yaml
 from causalxai import io
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = {
-    "seed": 5,
-    "datasets": ["digits"],
-    "zoo": {"n_models": 48, "train": {"epochs": 12, "chunk_size": 48}},  # ~10-20 s of training to kill
-    "images": {"n_images": 10},
-    "buckets": {"edges": [0, 50, 100]},
-    "explain": {"shards": 2, "smoothgrad": {"samples": 2}, "integrated_gradients": {"steps": 2}},
-    "effects": {"min_models": 2, "bootstrap": 10, "permutations": 10},
-}
+CONFIG_FILE = REPO / ".test" / "config_faults" / "config.yaml"  # ~10-20 s of zoo training to kill
+CONFIG = yaml.safe_load(CONFIG_FILE.read_text())
 TARGET = "results/digits/effects.nc"
 
 pytestmark = pytest.mark.workflow
 
 
-def command(workdir: Path, *args: str, target: str = TARGET) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-            "--cores", "1", target, "--configfile", str(workdir / "config.yaml"), *args]
-
-
-def env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO / "src")}
-
-
-def start(workdir: Path, config: dict, *args: str) -> subprocess.Popen:
+def start(snakemake_runner, workdir: Path, config: dict, *args: str) -> subprocess.Popen:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    return subprocess.Popen(command(workdir, *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env(), start_new_session=True)  # own process group: killable as a whole
+    return snakemake_runner.start(workdir, *args, targets=[TARGET], cores=1, configfiles=[workdir / "config.yaml"])
 
 
-def run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(command(workdir, *args), capture_output=True, text=True, env=env(), timeout=900)
+def run(snakemake_runner, workdir: Path, *args: str, target: str = TARGET) -> subprocess.CompletedProcess:
+    return snakemake_runner.run(workdir, *args, targets=[target], cores=1, configfiles=[workdir / "config.yaml"])
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
@@ -79,15 +61,15 @@ def zoo_training_started(workdir: Path) -> bool:
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
+def two_runs(tmp_path_factory, snakemake_runner):
     """Runs ``a`` and ``b`` at once (same config, two directories); while ``a`` trains its zoo a
     third snakemake in ``a`` is tried."""
     base = tmp_path_factory.mktemp("faults")
     a, b = base / "a", base / "b"
-    pa, pb = start(a, CONFIG), start(b, CONFIG)
+    pa, pb = start(snakemake_runner, a, CONFIG), start(snakemake_runner, b, CONFIG)
     try:
         wait_for(lambda: zoo_training_started(a) or pa.poll() is not None, 300, "run a's zoo training")
-        intruder = run(a)
+        intruder = run(snakemake_runner, a)
     finally:
         out_a, _ = pa.communicate(timeout=900)
         out_b, _ = pb.communicate(timeout=900)
@@ -111,13 +93,12 @@ def test_two_runs_in_two_directories_are_identical(two_runs):
         xr.testing.assert_identical(io.open(a / rel), io.open(b / rel))  # values and attributes
 
 
-def test_another_seed_changes_the_zoo(two_runs, tmp_path):
+def test_another_seed_changes_the_zoo(two_runs, snakemake_runner, tmp_path):
     a, _, _ = two_runs
     c = tmp_path / "c"
     c.mkdir()
     (c / "config.yaml").write_text(yaml.safe_dump({**CONFIG, "seed": 6}))
-    res = subprocess.run(command(c, target="results/digits/zoo.nc"), capture_output=True, text=True, env=env(),
-                         timeout=900)
+    res = run(snakemake_runner, c, target="results/digits/zoo.nc")
     assert res.returncode == 0, res.stderr[-3000:]
     za, zc = io.open(a / "results" / "digits" / "zoo.nc"), io.open(c / "results" / "digits" / "zoo.nc")
     assert za["weights"].shape == zc["weights"].shape
@@ -125,10 +106,10 @@ def test_another_seed_changes_the_zoo(two_runs, tmp_path):
     assert io.provenance(zc)["seed"] == 6
 
 
-def test_kill_and_resume_equals_the_uninterrupted_run(two_runs, tmp_path):
+def test_kill_and_resume_equals_the_uninterrupted_run(two_runs, snakemake_runner, tmp_path):
     a, _, _ = two_runs
     work = tmp_path / "killed"
-    proc = start(work, CONFIG)
+    proc = start(snakemake_runner, work, CONFIG)
     dataset = work / "results" / "digits" / "dataset.nc"
     try:
         wait_for(lambda: zoo_training_started(work) or proc.poll() is not None, 300, "the zoo training")
@@ -144,10 +125,10 @@ def test_kill_and_resume_equals_the_uninterrupted_run(two_runs, tmp_path):
     for path in finished:
         io.open(path)  # whole and readable
 
-    locked = run(work)
+    locked = run(snakemake_runner, work)
     assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr  # the stale lock is named
-    assert run(work, "--unlock").returncode == 0
-    resumed = run(work)
+    assert run(snakemake_runner, work, "--unlock").returncode == 0
+    resumed = run(snakemake_runner, work)
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     assert {p: p.stat().st_mtime for p in finished} == finished  # finished work was not recomputed
     assert "rule dataset:" not in resumed.stdout + resumed.stderr

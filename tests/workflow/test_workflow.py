@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,26 +19,9 @@ from causalxai import io
 
 REPO = Path(__file__).resolve().parents[2]
 
-TINY = {
-    "seed": 1,
-    "datasets": ["digits"],
-    "zoo": {"n_models": 32, "train": {"epochs": 2, "chunk_size": 16}},
-    "images": {"n_images": 20},
-    "buckets": {"edges": [0, 25, 50, 75, 100]},
-    "explain": {"shards": 2, "smoothgrad": {"samples": 3}, "integrated_gradients": {"steps": 4}},
-    # 8 models per bucket: cells of 2+ models, a few resamples and permutations
-    "effects": {"min_models": 2, "bootstrap": 20, "permutations": 20, "sensitivity": {"bootstrap": 4}},
-    "tracer": {
-        "model": {"epochs": 2},
-        "n_samples": 10,
-        "interventions": {"patch": 4, "stride": 2},
-        "reliability": {"n_samples": 10, "trials": 2, "lime_samples": 20, "superpixel": 7},
-        "figures": {"samples": 1},
-        "compress": {"epochs": 1, "max_models": 2, "latency_repeats": 2},
-        "counterfactual_gan": {"epochs": 1},
-        "counterfactuals": {"n_correct": 3, "n_candidates": 2, "figure_samples": 2},
-    },
-}
+#: the tiny config (both papers' steps in minutes), a file as the public Snakemake workflows keep it
+TINY_CONFIG = REPO / ".test" / "config" / "config.yaml"
+TINY = yaml.safe_load(TINY_CONFIG.read_text())
 METHODS = ["gradient", "smoothgrad", "integrated_gradients", "grad_cam"]
 
 pytestmark = pytest.mark.workflow
@@ -58,44 +39,24 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, configfiles: list[Path], repo: Path = REPO) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable, "-m", "snakemake",
-        "--snakefile", str(repo / "Snakefile"),
-        "--directory", str(workdir),
-        "--cores", "2",
-        "--configfile", *map(str, configfiles),
-        *args,
-    ]
-    env = {**os.environ, "PYTHONPATH": str(repo / "src")}
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    """Rule -> count from a dry run's 'Job stats' table."""
-    m = re.search(r"Job stats:\n(.*?)\ntotal", output, re.S)
-    if not m:
-        return {}
-    jobs = {}
-    for line in m.group(1).splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            jobs[parts[0]] = int(parts[1])
-    return jobs
-
-
 @pytest.fixture(scope="module")
 def code_copy(tmp_path_factory):
     return copy_repo(tmp_path_factory.mktemp("repo"))
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, code_copy):
+def copy_runner(snakemake_runner, code_copy):
+    """snakemake on the copy of the workflow (``code_copy``)."""
+    return snakemake_runner.on(code_copy)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, copy_runner):
     """The tiny config run to the end from a copy of the workflow (``code_copy``)."""
     work = tmp_path_factory.mktemp("wf")
     cfg = work / "tiny.yaml"
-    cfg.write_text(yaml.safe_dump(TINY))
-    res = snakemake(work, configfiles=[cfg], repo=code_copy)
+    shutil.copy2(TINY_CONFIG, cfg)
+    res = copy_runner.run(work, cores=2, configfiles=[cfg])
     assert res.returncode == 0, res.stderr[-4000:]
     return work, cfg
 
@@ -165,7 +126,8 @@ def test_outputs_are_read_back(finished_run):
     for name in ("accuracy", "train_accuracy", "chance_accuracy"):
         assert ((meta[name] >= 0) & (meta[name] <= 1)).all(), name
     assert meta["n_eval_models"].sel(subset="all") + meta["n_train_models"].sel(subset="all") == 32
-    assert np.isfinite(eff["ite_y"].where(filled).values[np.broadcast_to(filled.values[..., None], eff["ite_y"].shape)]).all()
+    in_filled_cells = np.broadcast_to(filled.values[..., None], eff["ite_y"].shape)
+    assert np.isfinite(eff["ite_y"].where(filled).values[in_filled_cells]).all()
 
 
 def test_the_placebo_is_a_null_on_the_tiny_config(finished_run):
@@ -182,10 +144,12 @@ def test_the_placebo_is_a_null_on_the_tiny_config(finished_run):
     pl = eff.sel({"hparam": "placebo"})
     p = pl["p_value_y"].values[np.isfinite(pl["p_value_y"].values)]
     assert p.size and 0.3 < p.mean() < 0.7 and (p < 0.05).mean() < 0.15
-    assert float(pl["ite_y"].mean()) > 0 and abs(float((pl["ite_y"] - pl["ite_y_null"]).mean())) < float(pl["ite_y"].mean())
+    assert float(pl["ite_y"].mean()) > 0
+    assert abs(float((pl["ite_y"] - pl["ite_y_null"]).mean())) < float(pl["ite_y"].mean())
     maps = {m: io.open(res / "explanations" / f"{m}.nc", variables=["E"]) for m in METHODS}
     s = replace(EffectsSettings.from_config(io.provenance(eff)["config"], 1), estimator="mmd_unbiased", permutations=0)
-    mmd = compute_effects(io.open(res / "zoo.nc"), io.open(res / "buckets.nc"), io.open(res / "predictions.nc"), maps, s)
+    mmd = compute_effects(io.open(res / "zoo.nc"), io.open(res / "buckets.nc"), io.open(res / "predictions.nc"),
+                          maps, s)
     ci = mmd["cate_e_ci"].sel({"hparam": "placebo", "effect": "total"})
     covered = (ci.sel(bound="lower") <= 0) & (ci.sel(bound="upper") >= 0)
     ok = np.isfinite(ci.sel(bound="lower"))
@@ -253,7 +217,7 @@ def without_timings(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
-def test_same_config_and_seed_elsewhere_gives_identical_files(finished_run, code_copy, tmp_path):
+def test_same_config_and_seed_elsewhere_gives_identical_files(finished_run, copy_runner, tmp_path):
     """Determinism over every step of both papers (zoo, explanations, effects, meta-model, TRACER,
     counterfactual GAN, compression): a second run in another directory, same config and seed,
     writes the same netCDF files, values and attributes, exactly (CPU); only wall-clock
@@ -262,7 +226,7 @@ def test_same_config_and_seed_elsewhere_gives_identical_files(finished_run, code
     again = tmp_path / "again"
     again.mkdir()
     shutil.copy2(cfg, again / cfg.name)
-    res = snakemake(again, configfiles=[again / cfg.name], repo=code_copy)
+    res = copy_runner.run(again, cores=2, configfiles=[again / cfg.name])
     assert res.returncode == 0, res.stderr[-4000:]
     files = sorted(p.relative_to(work) for p in (work / "results").rglob("*.nc"))
     assert files == sorted(p.relative_to(again) for p in (again / "results").rglob("*.nc")) and len(files) >= 20
@@ -270,14 +234,14 @@ def test_same_config_and_seed_elsewhere_gives_identical_files(finished_run, code
         xr.testing.assert_identical(without_timings(io.open(work / rel)), without_timings(io.open(again / rel)))
 
 
-def test_second_run_has_nothing_to_do(finished_run, code_copy):
+def test_second_run_has_nothing_to_do(finished_run, copy_runner):
     work, cfg = finished_run
-    res = snakemake(work, "--dry-run", configfiles=[cfg], repo=code_copy)
+    res = copy_runner.run(work, "--dry-run", cores=2, configfiles=[cfg])
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Nothing to be done" in res.stdout + res.stderr
 
 
-def test_changing_bucket_edges_reruns_only_buckets_and_effects(finished_run, code_copy, tmp_path):
+def test_changing_bucket_edges_reruns_only_buckets_and_effects(finished_run, copy_runner, tmp_path):
     # on a copy (mtimes kept), so other tests keep seeing the finished run as it was
     work = tmp_path / "copy"
     shutil.copytree(finished_run[0], work, symlinks=True)
@@ -285,80 +249,80 @@ def test_changing_bucket_edges_reruns_only_buckets_and_effects(finished_run, cod
     changed = work / "edges.yaml"
     changed.write_text(yaml.safe_dump({"buckets": {"edges": [0, 50, 100]}}))
     zoo_mtime = (work / "results" / "digits" / "zoo.nc").stat().st_mtime
-    dry = snakemake(work, "--dry-run", configfiles=[cfg, changed], repo=code_copy)
+    dry = copy_runner.run(work, "--dry-run", cores=2, configfiles=[cfg, changed])
     assert dry.returncode == 0, dry.stderr[-3000:]
-    jobs = planned_jobs(dry.stdout + dry.stderr)
+    jobs = copy_runner.planned_jobs(dry.stdout + dry.stderr)
     assert set(jobs) - {"all"} == {"buckets", "effects", "effect_figures", "effects_sensitivity", "kernel_figures",
                                    "effect_datasets_figure"}, jobs  # buckets and what depends on it
-    run = snakemake(work, configfiles=[cfg, changed], repo=code_copy)
+    run = copy_runner.run(work, cores=2, configfiles=[cfg, changed])
     assert run.returncode == 0, run.stderr[-3000:]
     assert io.open(work / "results" / "digits" / "buckets.nc")["n_models"].values.tolist() == [16, 16]
     assert (work / "results" / "digits" / "zoo.nc").stat().st_mtime == zoo_mtime
 
 
-def test_changing_smoothgrad_samples_reruns_only_smoothgrad(finished_run, code_copy):
+def test_changing_smoothgrad_samples_reruns_only_smoothgrad(finished_run, copy_runner):
     work, cfg = finished_run
     changed = work / "sg.yaml"
     changed.write_text(yaml.safe_dump({"explain": {"smoothgrad": {"samples": 5}}}))
-    dry = snakemake(work, "--dry-run", configfiles=[cfg, changed], repo=code_copy)
+    dry = copy_runner.run(work, "--dry-run", cores=2, configfiles=[cfg, changed])
     assert dry.returncode == 0, dry.stderr[-3000:]
-    jobs = planned_jobs(dry.stdout + dry.stderr)
+    jobs = copy_runner.planned_jobs(dry.stdout + dry.stderr)
     assert {k: v for k, v in jobs.items() if k != "all"} == {
         "explain_shard": 2, "explain_gather": 1, "effects": 1, "effect_figures": 1, "effects_sensitivity": 1,
         "kernel_figures": 1, "effect_datasets_figure": 1}, jobs
     out = dry.stdout + dry.stderr
-    assert "shards/smoothgrad.0.nc" in out and "shards/smoothgrad.1.nc" in out
-    assert not any(f"shards/{m}.0.nc" in out for m in METHODS if m != "smoothgrad")
+    assert "shards/smoothgrad.1-of-2.nc" in out and "shards/smoothgrad.2-of-2.nc" in out
+    assert not any(f"shards/{m}.1-of-2.nc" in out for m in METHODS if m != "smoothgrad")
 
 
-def test_changing_the_normalisation_reruns_the_gathers_not_the_saliency(finished_run, code_copy):
+def test_changing_the_normalisation_reruns_the_gathers_not_the_saliency(finished_run, copy_runner):
     work, cfg = finished_run
     changed = work / "norm.yaml"
     changed.write_text(yaml.safe_dump({"explain": {"normalisation": "public_code"}}))
-    dry = snakemake(work, "--dry-run", configfiles=[cfg, changed], repo=code_copy)
+    dry = copy_runner.run(work, "--dry-run", cores=2, configfiles=[cfg, changed])
     assert dry.returncode == 0, dry.stderr[-3000:]
-    jobs = planned_jobs(dry.stdout + dry.stderr)
+    jobs = copy_runner.planned_jobs(dry.stdout + dry.stderr)
     assert {k: v for k, v in jobs.items() if k != "all"} == {
         "explain_gather": 4, "effects": 1, "effect_figures": 1, "effects_sensitivity": 1, "kernel_figures": 1,
         "effect_datasets_figure": 1}, jobs
     # an effects setting re-runs the effects and what reads them, nothing before
     changed.write_text(yaml.safe_dump({"effects": {**TINY["effects"], "bandwidth": "median_bucket"}}))
-    dry = snakemake(work, "--dry-run", configfiles=[cfg, changed], repo=code_copy)
-    jobs = planned_jobs(dry.stdout + dry.stderr)
+    dry = copy_runner.run(work, "--dry-run", cores=2, configfiles=[cfg, changed])
+    jobs = copy_runner.planned_jobs(dry.stdout + dry.stderr)
     assert {k: v for k, v in jobs.items() if k != "all"} == {
         "effects": 1, "effect_figures": 1, "effects_sensitivity": 1, "effect_datasets_figure": 1}, jobs
     # the figures' aggregation re-runs the figures only
     changed.write_text(yaml.safe_dump({"effects": {**TINY["effects"], "aggregation": "pooled"}}))
-    dry = snakemake(work, "--dry-run", configfiles=[cfg, changed], repo=code_copy)
-    jobs = planned_jobs(dry.stdout + dry.stderr)
+    dry = copy_runner.run(work, "--dry-run", cores=2, configfiles=[cfg, changed])
+    jobs = copy_runner.planned_jobs(dry.stdout + dry.stderr)
     assert {k: v for k, v in jobs.items() if k != "all"} == {"effect_figures": 1, "effect_datasets_figure": 1}, jobs
 
 
-def test_changing_eps_reruns_only_the_grouping_and_its_dependants(finished_run, code_copy):
+def test_changing_eps_reruns_only_the_grouping_and_its_dependants(finished_run, copy_runner):
     work, cfg = finished_run
     changed = work / "eps.yaml"
     changed.write_text(yaml.safe_dump({"tracer": {**TINY["tracer"], "cka": {"eps": 0.2}}}))
-    dry = snakemake(work, "--dry-run", configfiles=[cfg, changed], repo=code_copy)
+    dry = copy_runner.run(work, "--dry-run", cores=2, configfiles=[cfg, changed])
     assert dry.returncode == 0, dry.stderr[-3000:]
-    jobs = planned_jobs(dry.stdout + dry.stderr)
+    jobs = copy_runner.planned_jobs(dry.stdout + dry.stderr)
     assert {k: v for k, v in jobs.items() if k != "all"} == {
         "causal_nodes": 1, "ace": 1, "mechanisms": 1, "tracer_figures": 1, "tracer_sample_figures": 1, "compress": 1,
         "counterfactuals": 1}, jobs
 
 
-def test_editing_a_module_reruns_the_rules_that_use_it(finished_run, code_copy):
+def test_editing_a_module_reruns_the_rules_that_use_it(finished_run, code_copy, copy_runner):
     """Re-run case (d): a package module is each rule's `code` input (causalxai.code), so an
     edit re-runs exactly the rules whose scripts import it, while the mtime trigger is on."""
     work, cfg = finished_run
-    module = code_copy / "src" / "causalxai" / "zoo" / "meta_model.py"
+    module = code_copy / "src" / "causalxai" / "study" / "meta_model.py"
     text, stat = module.read_text(), module.stat()
     try:
         module.write_text(text + "\n# an edit\n")
         later = time.time() + 60  # clearly newer than every output (the copy keeps the checkout's old mtimes)
         os.utime(module, (later, later))
-        dry = snakemake(work, "--dry-run", configfiles=[cfg], repo=code_copy)
+        dry = copy_runner.run(work, "--dry-run", cores=2, configfiles=[cfg])
         assert dry.returncode == 0, dry.stderr[-3000:]
-        jobs = planned_jobs(dry.stdout + dry.stderr)
+        jobs = copy_runner.planned_jobs(dry.stdout + dry.stderr)
         assert {k: v for k, v in jobs.items() if k != "all"} == {"meta_model": 1}, jobs
         assert "Updated input files: " in dry.stdout + dry.stderr and "meta_model.py" in dry.stdout + dry.stderr
         # a module the TRACER scripts import (meta_model is still edited): the TRACER chain, no other zoo-study rule
@@ -367,8 +331,8 @@ def test_editing_a_module_reruns_the_rules_that_use_it(finished_run, code_copy):
         cka.write_text(cka.read_text() + "\n# an edit\n")  # a new checksum too: Snakemake ignores a mere touch
         os.utime(cka, (later, later))
         try:
-            dry = snakemake(work, "--dry-run", configfiles=[cfg], repo=code_copy)
-            jobs = set(planned_jobs(dry.stdout + dry.stderr)) - {"all"}
+            dry = copy_runner.run(work, "--dry-run", cores=2, configfiles=[cfg])
+            jobs = set(copy_runner.planned_jobs(dry.stdout + dry.stderr)) - {"all"}
             assert {"target_model", "interventions", "ace", "reliability", "counterfactual_gan", "counterfactuals",
                     "compress", "meta_model"} <= jobs, jobs
             assert not jobs & {"dataset", "zoo_train", "images", "buckets", "predictions", "explain_shard", "effects"}
@@ -378,22 +342,22 @@ def test_editing_a_module_reruns_the_rules_that_use_it(finished_run, code_copy):
     finally:
         module.write_text(text)
         os.utime(module, (stat.st_atime, stat.st_mtime))
-    res = snakemake(work, "--dry-run", configfiles=[cfg], repo=code_copy)
+    res = copy_runner.run(work, "--dry-run", cores=2, configfiles=[cfg])
     assert "Nothing to be done" in res.stdout + res.stderr  # restored: the other tests see the run as it was
 
 
-def test_bad_config_stops_before_any_job(tmp_path):
+def test_bad_config_stops_before_any_job(snakemake_runner, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"buckets": {"edges": [0, 60, 50, 100]}}))
-    res = snakemake(tmp_path, "--dry-run", configfiles=[bad])
+    res = snakemake_runner.run(tmp_path, "--dry-run", cores=2, configfiles=[bad])
     assert res.returncode != 0
     assert "buckets.edges" in res.stderr + res.stdout
     assert not (tmp_path / "results").exists()
 
 
-def test_report_holds_every_figure_and_table(finished_run, code_copy):
+def test_report_holds_every_figure_and_table(finished_run, copy_runner):
     work, cfg = finished_run
-    res = snakemake(work, "--report", str(work / "report.html"), configfiles=[cfg], repo=code_copy)
+    res = copy_runner.run(work, "--report", str(work / "report.html"), cores=2, configfiles=[cfg])
     assert res.returncode == 0, res.stderr[-3000:]
     html = (work / "report.html").read_text(errors="replace")
     made = sorted(p for p in (work / "results").rglob("*") if p.suffix in {".png", ".csv"})
@@ -405,10 +369,10 @@ def test_report_holds_every_figure_and_table(finished_run, code_copy):
     assert "conditional autoencoder-GAN" in html and "Model-zoo study" in html  # the workflow description page
 
 
-def test_paper_config_dry_run_plans_the_four_zoos(tmp_path):
-    res = snakemake(tmp_path, "--dry-run", configfiles=[REPO / "config" / "paper.yaml"])
+def test_paper_config_dry_run_plans_the_four_zoos(snakemake_runner, tmp_path):
+    res = snakemake_runner.run(tmp_path, "--dry-run", cores=2, configfiles=[REPO / "config" / "paper.yaml"])
     assert res.returncode == 0, res.stderr[-3000:]
-    jobs = planned_jobs(res.stdout + res.stderr)
+    jobs = snakemake_runner.planned_jobs(res.stdout + res.stderr)
     assert jobs["zoo_smallcnnzoo"] == 4 and jobs["dataset"] == 4 and jobs["buckets"] == 4, jobs
     assert jobs["target_model"] == 1 and jobs["interventions"] == 1 and jobs["tracer_sample_figures"] == 4, jobs
     assert jobs["explain_shard"] == 4 * 4 * 16 and jobs["explain_gather"] == 16 and jobs["effects"] == 4, jobs

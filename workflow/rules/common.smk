@@ -1,30 +1,67 @@
-# Input functions and config helpers shared by every stage. Paths are relative to the
-# working directory; results of dataset D live in results/D/.
-import sys
-from pathlib import Path
+# Input functions and config helpers shared by every stage. Output paths are relative to the
+# working directory (results of dataset D live in results/D/); source paths (scripts, schema,
+# envs) are relative to the file naming them, so the workflow runs wherever it is deployed.
+import os
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from snakemake.exceptions import WorkflowError
 
-from causalxai.code import module_files  # noqa: E402
-from causalxai.config import check_config  # noqa: E402
+from causalxai.code import module_files
+from causalxai.config import check_config
 
 check_config(config)
 
 DATASETS = config["datasets"]
+#: zoo_train or zoo_smallcnnzoo (workflow/rules/zoo.smk), the rule that writes results/{dataset}/zoo.nc
+ZOO_RULE = f"zoo_{config['zoo']['source']}"
+#: the analysed samples drawn as causal graphs and contribution maps (rule tracer_sample_figures)
+TRACER_FIGURE_SAMPLES = min(config["tracer"]["figures"]["samples"], config["tracer"]["n_samples"])
 
 
 wildcard_constraints:
     dataset="|".join(["digits", "mnist", "fashion_mnist", "cifar10", "svhn_cropped"]),
 
 
+def package_source():
+    """Where pip finds this workflow's own package (pyproject.toml at the repository root): the
+    checkout of a local workflow, or the git repository at the module's ref of a hosted one (a
+    module with snakefile: github(...) or gitlab(...))."""
+    here = workflow.current_basedir  # workflow/rules of this workflow, wherever it is read from
+    if here.is_local:
+        return os.path.dirname(os.path.dirname(here.get_path_or_uri(secret_free=True)))
+    if hasattr(here, "repo") and hasattr(here, "host"):
+        return f"git+https://{here.host}/{here.repo}@{here.ref}#egg=causalxai"
+    raise WorkflowError(
+        f"cannot tell pip where the causalxai package of {here} is: set CAUSALXAI_SOURCE to its "
+        "folder (the one holding pyproject.toml) or to a pip URL of it"
+    )
+
+
+# The rules' conda env (envs/causalxai.yaml) installs the package with pip from ${CAUSALXAI_SOURCE}
+# (a value set by the user wins); declared, so that Snakemake passes it on to cluster jobs.
+if "CAUSALXAI_SOURCE" not in os.environ:
+    os.environ["CAUSALXAI_SOURCE"] = package_source()
+
+
+envvars:
+    "CAUSALXAI_SOURCE",
+
+
+# The scripts' shared helper, workflow/scripts/common: Snakemake puts a local script's folder on
+# the script's sys.path, and for a hosted workflow the source-cache folder of the script; caching
+# the helper puts it there next to the scripts.
+workflow.source_path("../scripts/common/__init__.py")
+
+
 def package_code(script):
     """The causalxai source files a rule's script runs (causalxai.code.module_files): listed
     as the rule's `code` input, so editing one re-runs the rules that use it (mtime trigger)."""
-    return module_files(Path(workflow.basedir) / "workflow" / "scripts" / script)
+    return module_files(workflow.source_path(f"../scripts/{script}"))
 
 
-def result(dataset, name):
-    return f"results/{dataset}/{name}"
+def outputs(*targets, **values):
+    """Every output file of the rules `targets` (``rules.<name>``), each wildcard expanded over
+    its values in `values` (a rule's outputs name some of the wildcards; the others are ignored)."""
+    return expand([path for target in targets for path in target.output], **values)
 
 
 def dataset_params(wildcards):
@@ -94,17 +131,19 @@ def explain_gather_params(wildcards):
     }
 
 
-def explain_shards(wildcards):
-    return [
-        f"results/{wildcards.dataset}/explanations/shards/{wildcards.method}.{k}.nc"
-        for k in range(config["explain"]["shards"])
-    ]
+def explain_shard_index(wildcards):
+    """The model range (0-based) of scatter item "k-of-n" (Snakemake numbers them from 1)."""
+    k, n = map(int, wildcards.scatteritem.split("-of-"))
+    if n != config["explain"]["shards"]:
+        raise WorkflowError(
+            f"--set-scatter explain={n} disagrees with explain.shards={config['explain']['shards']}: "
+            "set explain.shards in the config instead"
+        )
+    return k - 1
 
 
 def explanation_files(wildcards):
-    return {
-        m: f"results/{wildcards.dataset}/explanations/{m}.nc" for m in config["explain"]["methods"]
-    }
+    return {m: f"results/{wildcards.dataset}/explanations/{m}.nc" for m in config["explain"]["methods"]}
 
 
 def effects_inputs(wildcards):
@@ -140,63 +179,3 @@ def tracer_params(*keys):
 
     return params
 
-
-def all_outputs():
-    out = []
-    for d in DATASETS:
-        out += [
-            result(d, "zoo.nc"),
-            result(d, "images.nc"),
-            result(d, "buckets.nc"),
-            result(d, "tables/buckets.csv"),
-            result(d, "figures/accuracy_buckets.png"),
-            result(d, "predictions.nc"),
-        ]
-        out += [result(d, f"explanations/{m}.nc") for m in config["explain"]["methods"]]
-        out += [
-            result(d, "effects.nc"),
-            result(d, "figures/effect_correlations.png"),
-            result(d, "figures/ite_by_bucket.png"),
-            result(d, "tables/effects_cate.csv"),
-            result(d, "tables/effects_ate.csv"),
-            result(d, "figures/ite_by_hparam.png"),
-            result(d, "figures/ite_scatter.png"),
-            result(d, "figures/mediation.png"),
-            result(d, "tables/effects_sensitivity.csv"),
-            result(d, "figures/effects_sensitivity.png"),
-            result(d, "figures/kernel_heatmaps.png"),
-            result(d, "figures/kernel_comparison.png"),
-            result(d, "figures/predictions_by_optimizer.png"),
-            result(d, "meta_model.nc"),
-        ]
-    out.append("results/figures/effect_correlations_by_dataset.png")
-    for d in config["tracer"]["datasets"]:
-        out += [
-            result(d, "tracer/target_model.nc"),
-            result(d, "tracer/samples.nc"),
-            result(d, "tables/target_model_layers.csv"),
-            result(d, "tracer/ace.nc"),
-            result(d, "tracer/mechanisms.nc"),
-            result(d, "tables/mechanisms.csv"),
-            result(d, "tracer/reliability.nc"),
-            result(d, "tables/reliability.csv"),
-            result(d, "figures/tracer/cka.png"),
-            result(d, "figures/tracer/eps_sweep.png"),
-            result(d, "figures/tracer/coverage.png"),
-            result(d, "figures/tracer/reliability.png"),
-            result(d, "tracer/compress.nc"),
-            result(d, "tables/compress_models.csv"),
-            result(d, "tables/compress_layers.csv"),
-            result(d, "figures/tracer/compress.png"),
-            result(d, "tracer/counterfactual_gan.nc"),
-            result(d, "tracer/counterfactuals.nc"),
-            result(d, "tracer/counterfactual_tracer.nc"),
-            result(d, "tables/counterfactuals.csv"),
-            result(d, "figures/tracer/counterfactuals.png"),
-        ]
-        for k in range(min(config["tracer"]["figures"]["samples"], config["tracer"]["n_samples"])):
-            out += [
-                result(d, f"figures/tracer/causal_graph_{k}.png"),
-                result(d, f"figures/tracer/contributions_{k}.png"),
-            ]
-    return out

@@ -102,9 +102,7 @@ rule effects_sensitivity:
         ),
     params:
         effects=effects_params,
-        explain=lambda wildcards: {
-            k: config["explain"][k] for k in ("clip_percentile", "zero_maps")
-        },
+        explain=lambda wildcards: {k: config["explain"][k] for k in ("clip_percentile", "zero_maps")},
         sensitivity=config["effects"]["sensitivity"],
         methods=config["explain"]["methods"],
     threads: 8

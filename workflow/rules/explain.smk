@@ -1,11 +1,15 @@
 # Predictions and saliency maps of every zoo model on the probe images (paper 000 §3.1,
 # App. A.3). Each method's maps are computed in `explain.shards` model ranges by separate
-# jobs (GPU jobs on a cluster) and gathered into one file per method.
+# jobs (GPU jobs on a cluster), Snakemake's scatter items 1-of-n ... n-of-n, and gathered
+# into one file per method.
+
+
+scattergather:
+    explain=config["explain"]["shards"],
 
 
 wildcard_constraints:
     method="|".join(["gradient", "smoothgrad", "integrated_gradients", "grad_cam"]),
-    shard=r"\d+",
 
 
 rule predictions:
@@ -37,17 +41,17 @@ rule explain_shard:
         predictions="results/{dataset}/predictions.nc",
         code=package_code("explain_shard.py"),
     output:
-        shard="results/{dataset}/explanations/shards/{method}.{shard}.nc",
+        shard="results/{dataset}/explanations/shards/{method}.{scatteritem}.nc",
     params:
         explain=explain_method_params,
-        shard=lambda wildcards: int(wildcards.shard),
+        shard=explain_shard_index,
     threads: 8
     resources:
         gpu=1,
     log:
-        "logs/{dataset}/explain/{method}.{shard}.log",
+        "logs/{dataset}/explain/{method}.{scatteritem}.log",
     benchmark:
-        "results/benchmarks/{dataset}/explain/{method}.{shard}.tsv"
+        "results/benchmarks/{dataset}/explain/{method}.{scatteritem}.tsv"
     conda:
         "../../envs/causalxai.yaml"
     script:
@@ -56,7 +60,7 @@ rule explain_shard:
 
 rule explain_gather:
     input:
-        shards=explain_shards,
+        shards=gather.explain("results/{{dataset}}/explanations/shards/{{method}}.{scatteritem}.nc"),
         code=package_code("explain_gather.py"),
     output:
         explanations="results/{dataset}/explanations/{method}.nc",

@@ -1,49 +1,52 @@
-"""Rule compress: compressed models from the mechanisms' causal nodes, retrained and measured (paper 004 §4.3, Tables 1-2)."""
+"""Rule compress: compressed models from the mechanisms' causal nodes, retrained and measured
+(paper 004 §4.3, Tables 1-2)."""
+
 import logging
-import sys
 import time
-from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
+import torch
 
-import torch  # noqa: E402
+from causalxai.compress.build import save_compressed_models
+from causalxai.compress.compress import CompressSettings, compress_dataset
+from causalxai.compress.measure import METRICS
+from causalxai.io import atomic_path, open as open_result, write_dataset
+from causalxai.plots.compress import plot_compression
+from causalxai.tracer.model import observed_layers
+from causalxai.tracer.target_model import dataset_tensors, load_target_model
 
-from causalxai.compress.build import save_compressed_models  # noqa: E402
-from causalxai.compress.compress import CompressSettings, compress_dataset  # noqa: E402
-from causalxai.compress.measure import METRICS  # noqa: E402
-from causalxai.io import atomic_path, open as open_result, write_dataset  # noqa: E402
-from causalxai.plots.compress import plot_compression  # noqa: E402
-from causalxai.tracer.model import observed_layers  # noqa: E402
-from causalxai.tracer.target_model import dataset_tensors, load_target_model  # noqa: E402
+from common import start
 
-torch.set_num_threads(snakemake.threads)  # noqa: F821
-p = snakemake.params  # noqa: F821
-out = snakemake.output  # noqa: F821
+start(snakemake, torch_threads=True)
+
+p = snakemake.params
+out = snakemake.output
 cfg = dict(p.compress)
 settings = CompressSettings.from_params({**cfg, "seed": p.seed})
-model = load_target_model(snakemake.input.weights)  # noqa: F821
-ckpt = torch.load(snakemake.input.weights, map_location="cpu", weights_only=True)  # noqa: F821
-data = open_result(snakemake.input.dataset)  # noqa: F821
-mech = open_result(snakemake.input.mechanisms)  # noqa: F821
+model = load_target_model(snakemake.input.weights)
+ckpt = torch.load(snakemake.input.weights, map_location="cpu", weights_only=True)
+data = open_result(snakemake.input.dataset)
+mech = open_result(snakemake.input.mechanisms)
 layers = observed_layers(model, list(p.layers))
 if [str(v) for v in mech["layer"].values] != layers:
-    raise ValueError(f"{snakemake.input.mechanisms}: its layers {mech['layer'].values.tolist()} are not the observed "  # noqa: F821
+    raise ValueError(f"{snakemake.input.mechanisms}: its layers {mech['layer'].values.tolist()} are not the observed "
                      f"layers {layers} of tracer.layers; re-run the TRACER steps")
 t0 = time.time()
 ds, models = compress_dataset(model, mech, dataset_tensors(data, "train"), dataset_tensors(data, "test"), settings,
-                              device=p.device, threads=snakemake.threads, progress=True)  # noqa: F821
+                              device=p.device, threads=snakemake.threads, progress=True)
 table = ds[["composition", "n_nodes", "coverage", *METRICS, "compression", "duplicate_of"]].to_dataframe()
 logging.info("compressed models in %.1f s:\n%s", time.time() - t0, table.drop(columns="composition").to_string())
 compositions = {str(n): str(c) for n, c in zip(ds["model"].values, ds["composition"].values) if n != "original"}
-save_compressed_models(out.models, {n: models[n] for n in compositions}, compositions,
-                       architecture=ckpt["architecture"], kwargs=dict(ckpt["kwargs"]), input_shape=ds.attrs["input_shape"])
+save_compressed_models(
+    out.models, {n: models[n] for n in compositions}, compositions,
+    architecture=ckpt["architecture"], kwargs=dict(ckpt["kwargs"]), input_shape=ds.attrs["input_shape"],
+)
 with atomic_path(out.table_models) as tmp:
     table.to_csv(tmp)
 layer_vars = ["layer_name", "layer_type", "layer_output_shape", "layer_params"]
 layers_df = ds[layer_vars].to_dataframe().reset_index()
-layers_df = layers_df[layers_df["layer_name"] != ""].rename(columns=lambda c: c.removeprefix("layer_") if c != "layer_index" else c)
+layers_df = layers_df[layers_df["layer_name"] != ""].rename(
+    columns=lambda c: c.removeprefix("layer_") if c != "layer_index" else c
+)
 with atomic_path(out.table_layers) as tmp:
     layers_df.to_csv(tmp, index=False)
 plot_compression(ds, out.figure)

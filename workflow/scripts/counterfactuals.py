@@ -1,33 +1,31 @@
 """Rule counterfactuals: counterfactuals of the misclassified (and some correct) test samples, their metrics,
 and TRACER on originals vs counterfactuals (paper 004 §3.5, App. C Fig. 8)."""
+
 import logging
-import sys
 import time
-from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
+import torch
 
-import torch  # noqa: E402
-
-from causalxai.counterfactual.counterfactuals import (  # noqa: E402
+from causalxai.counterfactual.counterfactuals import (
     CounterfactualSettings,
     counterfactual_table,
     counterfactuals,
     select_samples,
     tracer_comparison,
 )
-from causalxai.counterfactual.gan import load_gan  # noqa: E402
-from causalxai.io import atomic_path, open as open_result, write_dataset  # noqa: E402
-from causalxai.plots.counterfactuals import plot_counterfactuals  # noqa: E402
-from causalxai.runtime import resolve_device  # noqa: E402
-from causalxai.tracer.model import observed_layers  # noqa: E402
-from causalxai.tracer.pipeline import TracerSettings  # noqa: E402
-from causalxai.tracer.target_model import dataset_tensors, load_target_model  # noqa: E402
+from causalxai.counterfactual.gan import load_gan
+from causalxai.io import atomic_path, open as open_result, write_dataset
+from causalxai.plots.counterfactuals import plot_counterfactuals
+from causalxai.runtime import resolve_device
+from causalxai.tracer.model import observed_layers
+from causalxai.tracer.pipeline import TracerSettings
+from causalxai.tracer.target_model import dataset_tensors, load_target_model
 
-torch.set_num_threads(snakemake.threads)  # noqa: F821
-p, inp, out = snakemake.params, snakemake.input, snakemake.output  # noqa: F821
+from common import start
+
+start(snakemake, torch_threads=True)
+
+p, inp, out = snakemake.params, snakemake.input, snakemake.output
 cfg = dict(p.counterfactuals)
 settings = CounterfactualSettings.from_params({**cfg, "seed": p.seed})
 device = resolve_device(p.device)

@@ -1,24 +1,20 @@
 """Rule effects: ITE_Y and ITE_E per hyperparameter, value, bucket and image, with intervals,
 placebo and permutation null; correlations; CATE and ATE tables."""
+
 import logging
-import sys
 import time
-from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
+from causalxai.io import atomic_path, open as open_result, write_dataset
+from causalxai.study.effects import EffectsSettings, compute_effects
+from causalxai.study.estimators.summary import cate_table
 
-import torch  # noqa: E402
+from common import start
 
-from causalxai.study.estimators.summary import cate_table  # noqa: E402
-from causalxai.study.effects import EffectsSettings, compute_effects  # noqa: E402
-from causalxai.io import atomic_path, open as open_result, write_dataset  # noqa: E402
+start(snakemake, torch_threads=True)
 
-torch.set_num_threads(snakemake.threads)  # noqa: F821
-p = snakemake.params  # noqa: F821
-inp = snakemake.input  # noqa: F821
-out = snakemake.output  # noqa: F821
+p = snakemake.params
+inp = snakemake.input
+out = snakemake.output
 settings = EffectsSettings.from_config(p.effects, p.effects["seed"])
 t0 = time.time()
 ds = compute_effects(

@@ -1,27 +1,24 @@
 """Rule meta_model: an MLP predicting each model's prediction from (image, hyperparameters) (paper 000 App. A.2)."""
+
 import logging
-import sys
 import time
-from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
+from causalxai.io import open as open_result, write_dataset
+from causalxai.study.meta_model import MetaModelSettings, fit_meta_model
 
-import torch  # noqa: E402
+from common import start
 
-from causalxai.io import open as open_result, write_dataset  # noqa: E402
-from causalxai.study.meta_model import MetaModelSettings, fit_meta_model  # noqa: E402
+start(snakemake, torch_threads=True)
 
-torch.set_num_threads(snakemake.threads)  # noqa: F821
-p = snakemake.params  # noqa: F821
-inp = snakemake.input  # noqa: F821
+p = snakemake.params
+inp = snakemake.input
 cfg = dict(p.meta_model)
 t0 = time.time()
 ds = fit_meta_model(
     open_result(inp.zoo), open_result(inp.images), open_result(inp.predictions),
     MetaModelSettings.from_params(cfg, p.seed, p.device),
 )
+
 for s in ds["subset"].values:
     r = ds.sel(subset=s)
     logging.info(
@@ -29,4 +26,4 @@ for s in ds["subset"].values:
         s, r["accuracy"], r["n_eval_models"], r["train_accuracy"], r["n_train_models"], r["chance_accuracy"],
     )
 logging.info("meta_model in %.1f s", time.time() - t0)
-write_dataset(ds, snakemake.output.meta_model, step="meta_model", config={**cfg, "device": p.device}, seed=p.seed)  # noqa: F821
+write_dataset(ds, snakemake.output.meta_model, step="meta_model", config={**cfg, "device": p.device}, seed=p.seed)

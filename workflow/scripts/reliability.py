@@ -1,38 +1,34 @@
 """Rule reliability: perturbation score of TRACER and seven established methods (paper 004 §4.1, Fig. 3)."""
+
 import logging
-import sys
 import time
-from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
+from causalxai.data.dataset import from_raw, to_raw
+from causalxai.io import atomic_path, open as open_result, write_dataset
+from causalxai.runtime import resolve_device
+from causalxai.tracer.pipeline import TracerSettings, output_attribution
+from causalxai.tracer.reliability import ReliabilitySettings, reliability_dataset
+from causalxai.tracer.target_model import dataset_tensors, load_target_model
 
-import torch  # noqa: E402
+from common import start
 
-from causalxai.data.dataset import from_raw, to_raw  # noqa: E402
-from causalxai.io import atomic_path, open as open_result, write_dataset  # noqa: E402
-from causalxai.runtime import resolve_device  # noqa: E402
-from causalxai.tracer.pipeline import TracerSettings, output_attribution  # noqa: E402
-from causalxai.tracer.reliability import ReliabilitySettings, reliability_dataset  # noqa: E402
-from causalxai.tracer.target_model import dataset_tensors, load_target_model  # noqa: E402
+start(snakemake, torch_threads=True)
 
-torch.set_num_threads(snakemake.threads)  # noqa: F821
-p = snakemake.params  # noqa: F821
+p = snakemake.params
 cfg = {k: v for k, v in p.reliability.items() if k != "n_samples"}  # n_samples: the tracer_samples rule's
 tracer = TracerSettings.from_params(p.tracer)
 settings = ReliabilitySettings.from_params({**cfg, "methods": ["tracer", *cfg["methods"]]}, seed=p.seed,
                                            threshold=tracer.mask_threshold, baseline=tracer.baseline, from_raw=from_raw)
 device = resolve_device(p.device)
-model = load_target_model(snakemake.input.weights)  # noqa: F821
-x, y = dataset_tensors(open_result(snakemake.input.dataset), "test")  # noqa: F821
-idx = open_result(snakemake.input.samples)["reliability"].values  # noqa: F821
+model = load_target_model(snakemake.input.weights)
+x, y = dataset_tensors(open_result(snakemake.input.dataset), "test")
+idx = open_result(snakemake.input.samples)["reliability"].values
 t0 = time.time()
 tracer_attr = output_attribution(model, x[idx], tracer, device=device, progress=True)
 logging.info("TRACER output attributions of %d samples in %.1f s", idx.size, time.time() - t0)
 ds = reliability_dataset(model, to_raw(x[idx]), None, tracer_attr, settings, device=device, progress=True)
 logging.info("reliability in %.1f s:\n%s", time.time() - t0, ds[["mean", "std"]].to_dataframe().to_string())
-with atomic_path(snakemake.output.table) as tmp:  # noqa: F821
+with atomic_path(snakemake.output.table) as tmp:
     ds[["mean", "std", "mask_fraction"]].to_dataframe().to_csv(tmp)
-write_dataset(ds, snakemake.output.reliability, step="reliability",  # noqa: F821
+write_dataset(ds, snakemake.output.reliability, step="reliability",
               config={**p.reliability, **{f"tracer_{k}": v for k, v in p.tracer.items()}}, seed=p.seed)

@@ -1,26 +1,22 @@
 """Rule target_model: train the classifier TRACER explains; weights, summary and layer table."""
+
 import logging
-import sys
 import time
-from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
+from causalxai.io import atomic_path, open as open_result, write_dataset
+from causalxai.tracer.settings import TrainSettings
+from causalxai.tracer.target_model import save_target_model, train_target_model
 
-import torch  # noqa: E402
+from common import start
 
-from causalxai.io import atomic_path, open as open_result, write_dataset  # noqa: E402
-from causalxai.tracer.settings import TrainSettings  # noqa: E402
-from causalxai.tracer.target_model import save_target_model, train_target_model  # noqa: E402
+start(snakemake, torch_threads=True)
 
-torch.set_num_threads(snakemake.threads)  # noqa: F821
-p = snakemake.params  # noqa: F821
-out = snakemake.output  # noqa: F821
+p = snakemake.params
+out = snakemake.output
 cfg = dict(p.model)
 settings = TrainSettings.from_params({**cfg, "seed": p.seed}, section="tracer.model")
 t0 = time.time()
-model, kwargs, ds = train_target_model(open_result(snakemake.input.dataset), settings, device=p.device, progress=True)  # noqa: F821
+model, kwargs, ds = train_target_model(open_result(snakemake.input.dataset), settings, device=p.device, progress=True)
 logging.info("%s: test accuracy %.4f, %d parameters, trained in %.1f s",
              cfg["architecture"], float(ds["test_accuracy"]), int(ds["n_params"]), time.time() - t0)
 save_target_model(model, cfg["architecture"], kwargs, out.weights)

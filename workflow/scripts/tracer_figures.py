@@ -1,17 +1,15 @@
 """Rule tracer_figures: CKA heat maps, eps sweep, mechanism coverage and reliability (paper 004 Fig. 2, 3, 11, 12)."""
+
 import logging
-import sys
-import time
-from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
+from causalxai.io import open as open_result
+from causalxai.plots.tracer_figures import plot_cka, plot_coverage, plot_eps_sweep, plot_reliability
 
-from causalxai.io import open as open_result  # noqa: E402
-from causalxai.plots.tracer_figures import plot_cka, plot_coverage, plot_eps_sweep, plot_reliability  # noqa: E402
+from common import start
 
-inp, out = snakemake.input, snakemake.output  # noqa: F821
+start(snakemake)
+
+inp, out = snakemake.input, snakemake.output
 nodes = open_result(inp.nodes)
 plot_cka(nodes, out.cka)
 plot_eps_sweep(nodes, out.eps_sweep)
