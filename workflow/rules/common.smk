@@ -166,16 +166,21 @@ def effects_params(wildcards):
 
 
 def tracer_params(*keys):
-    """An input function giving the TRACER settings (config tracer.layers, .interventions, .cka,
-    .ace) a rule uses, flat as causalxai.tracer.settings.TracerSettings.from_params takes them:
-    only `keys`, so changing one re-runs only the rules that use it (eps: causal_nodes and what
-    follows, never interventions)."""
+    """An input function giving the TRACER settings that one step uses (from config tracer.layers,
+    .interventions, .cka and .ace), flat as causalxai.tracer.settings.TracerSettings.from_params
+    takes them. Only `keys` are given, so changing one re-runs only the steps that use it (eps re-runs
+    causal_nodes and what follows, never interventions)."""
 
     def params(wildcards):
         t = config["tracer"]
-        flat = {"layers": t["layers"], **t["interventions"], "kernel": t["cka"]["kernel"], "eps": t["cka"]["eps"],
-                "eps_sweep": t["cka"]["eps_sweep"], **t["ace"]}
+        flat = {
+            "layers": t["layers"],
+            **t["interventions"],
+            "kernel": t["cka"]["kernel"],
+            "eps": t["cka"]["eps"],
+            "eps_sweep": t["cka"]["eps_sweep"],
+            **t["ace"],
+        }
         return {k: flat[k] for k in keys}
 
     return params
-
