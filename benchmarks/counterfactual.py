@@ -33,12 +33,17 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from causalxai.counterfactual.counterfactuals import CounterfactualSettings, candidate_metrics, counterfactuals, select_samples
+from causalxai.counterfactual.counterfactuals import (
+    CounterfactualSettings,
+    candidate_metrics,
+    counterfactuals,
+    select_samples,
+)
 from causalxai.counterfactual.gan import GanSettings, load_gan, nearest_neighbours, train_counterfactual_gan
 from causalxai.data.dataset import load_digits
+from causalxai.runtime import resolve_device
 from causalxai.tracer.settings import TrainSettings
 from causalxai.tracer.target_model import dataset_tensors, load_target_model, train_target_model
-from causalxai.runtime import resolve_device
 
 
 def wachter(model, x, target, *, lam, steps, lr):

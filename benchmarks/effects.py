@@ -27,9 +27,9 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from causalxai.study.estimators.treatments import treatment_groups, treatment_levels
-from causalxai.study.effects import EffectsSettings, compute_effects
 from causalxai.study.buckets import make_buckets
+from causalxai.study.effects import EffectsSettings, compute_effects
+from causalxai.study.estimators.treatments import treatment_groups, treatment_levels
 from causalxai.zoo.dataset import make_zoo_dataset
 from causalxai.zoo.hparams import sample_hparams
 from causalxai.zoo.network import zoo_layout

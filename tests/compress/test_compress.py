@@ -10,8 +10,7 @@ import torch
 from torch import nn
 
 from causalxai.compress.compress import CompressSettings, compress_dataset
-from causalxai.io import open as open_result
-from causalxai.io import write_dataset
+from causalxai.io import open as open_result, write_dataset
 from causalxai.tracer.mechanisms import mechanisms_dataset
 
 SHAPE = (1, 8, 8)

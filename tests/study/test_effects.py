@@ -8,9 +8,9 @@ import pytest
 import xarray as xr
 from scipy import stats
 
+from causalxai.study.effects import EffectsSettings, compute_effects, compute_effects_grid
 from causalxai.study.estimators.estimate import KernelSpec
 from causalxai.study.estimators.treatments import treatment_groups, treatment_levels
-from causalxai.study.effects import EffectsSettings, compute_effects, compute_effects_grid
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,10 @@
 import numpy as np
 import torch
 
-from causalxai.study.estimators.treatments import treatment_levels
-from causalxai.study.estimators.ite import ite
-from causalxai.study.kernel_figures import KernelExampleSettings, kernel_comparison, kernel_examples
 from causalxai.plots.kernel_figures import plot_kernel_comparison, plot_kernel_examples
+from causalxai.study.estimators.ite import ite
+from causalxai.study.estimators.treatments import treatment_levels
+from causalxai.study.kernel_figures import KernelExampleSettings, kernel_comparison, kernel_examples
 
 
 def test_kernel_examples_and_comparison(tmp_path, effect_inputs):

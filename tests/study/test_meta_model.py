@@ -5,7 +5,6 @@ import pytest
 import torch
 import xarray as xr
 
-from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS
 from causalxai.study.meta_model import (
     MetaModelSettings,
     fit_meta_model,
@@ -13,6 +12,7 @@ from causalxai.study.meta_model import (
     hparam_features,
     split_models,
 )
+from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS
 
 torch.set_num_threads(1)
 

@@ -20,13 +20,13 @@ LAYERS = ["a", "b", "c"]
 
 def fake_interventions(kl: np.ndarray, sign: np.ndarray, k: int, stride: int, side: int = 4) -> xr.Dataset:
     """interventions.nc with given ``kl``/``sign`` ``(sample, intervention, layer)``."""
-    s, n, l = kl.shape
+    s, n, n_layers = kl.shape
     return xr.Dataset(
         {
             "kl": (("sample", "intervention", "layer"), kl.astype(np.float64)),
             "sign": (("sample", "intervention", "layer"), sign.astype(np.int8)),
         },
-        coords={"sample": np.arange(s) + 100, "intervention": np.arange(n), "layer": LAYERS[:l]},
+        coords={"sample": np.arange(s) + 100, "intervention": np.arange(n), "layer": LAYERS[:n_layers]},
         attrs={"patch_size": k, "stride": stride, "height": side, "width": side, "n_interventions": n},
     )
 

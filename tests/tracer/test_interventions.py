@@ -231,9 +231,9 @@ def np_linear_cka(a: np.ndarray, b: np.ndarray) -> float:
     """The paper's formula: Tr(H K H L) / sqrt(Tr(H K H K) Tr(H L H L)), float64."""
     n = a.shape[0]
     h = np.eye(n) - np.ones((n, n)) / n
-    k, l = a @ a.T, b @ b.T
-    hkh, hlh = h @ k @ h, h @ l @ h
-    return float(np.trace(hkh @ l) / np.sqrt(np.trace(hkh @ k) * np.trace(hlh @ l)))
+    k, l_gram = a @ a.T, b @ b.T
+    hkh, hlh = h @ k @ h, h @ l_gram @ h
+    return float(np.trace(hkh @ l_gram) / np.sqrt(np.trace(hkh @ k) * np.trace(hlh @ l_gram)))
 
 
 def test_kl_sign_and_predictions_match_a_per_intervention_loop():
@@ -245,16 +245,16 @@ def test_kl_sign_and_predictions_match_a_per_intervention_loop():
     orig = np_layer_outputs(model, x.numpy())
     for i, xp in enumerate(xs):
         out = np_layer_outputs(model, xp)
-        for l, name in enumerate(LAYERS):
+        for li, name in enumerate(LAYERS):
             ref = np_kl(out[name], orig[name])
-            assert r["kl"][i, l].item() == pytest.approx(ref, rel=1e-4, abs=1e-9), (i, name)
+            assert r["kl"][i, li].item() == pytest.approx(ref, rel=1e-4, abs=1e-9), (i, name)
             p0 = np.exp(orig[name] - orig[name].max())
             p0 /= p0.sum()
             p1 = np.exp(out[name] - out[name].max())
             p1 /= p1.sum()
             j = int(np.argmax(orig[name]))
             if abs(p0[j] - p1[j]) > 1e-6 * p0[j]:
-                assert r["sign"][i, l].item() == np.sign(p0[j] - p1[j]), (i, name)
+                assert r["sign"][i, li].item() == np.sign(p0[j] - p1[j]), (i, name)
         assert r["pred_intervened"][i].item() == int(np.argmax(out["fc"]))
     assert r["pred"] == int(np.argmax(orig["fc"]))
     assert np.allclose(r["prob"].numpy(), np.exp(orig["fc"]) / np.exp(orig["fc"]).sum(), rtol=1e-6)

@@ -43,10 +43,10 @@ from causalxai.compress.build import (
     singleton_composition,
 )
 from causalxai.compress.measure import LATENCY_BATCH, METRICS, model_metrics
+from causalxai.progress import Progress
 from causalxai.runtime import resolve_device
 from causalxai.tracer.mechanisms import coverage_levels, parse_composition
 from causalxai.tracer.model import layer_table, train_classifier
-from causalxai.progress import Progress
 from causalxai.tracer.settings import Settings, TrainSettings, integer, number, setting
 
 __all__ = ["CompressSettings", "build_model", "compress_dataset", "measure_models", "select_mechanisms"]

@@ -87,8 +87,8 @@ import xarray as xr
 from torch import nn
 
 from causalxai.io import atomic_path
-from causalxai.runtime import predict, resolve_device
 from causalxai.progress import Progress
+from causalxai.runtime import predict, resolve_device
 from causalxai.tracer.settings import Settings, integer, number, optional, setting
 
 __all__ = [

@@ -53,10 +53,16 @@ import xarray as xr
 
 from causalxai.progress import Progress
 from causalxai.study.estimators.bandwidth import MEDIAN_MODELS
-from causalxai.study.estimators.correlation import hparam_mean, correlations
+from causalxai.study.estimators.correlation import correlations, hparam_mean
 from causalxai.study.estimators.estimate import Block, BucketKernel, KernelSpec
-from causalxai.study.estimators.treatments import LOG_ROUNDED, PLACEBO, placebo_levels, treatment_groups, treatment_levels
 from causalxai.study.estimators.resample import bootstrap_counts, p_values, percentile_interval, permutation_indicators
+from causalxai.study.estimators.treatments import (
+    LOG_ROUNDED,
+    PLACEBO,
+    placebo_levels,
+    treatment_groups,
+    treatment_levels,
+)
 from causalxai.study.explain import EFFECTS
 from causalxai.zoo.hparams import HPARAMS
 

@@ -19,8 +19,8 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from causalxai.study.estimators.treatments import LOG_ROUNDED, treatment_groups, treatment_levels
 from causalxai.study.estimators.ite import KERNELS, gram, ite
+from causalxai.study.estimators.treatments import LOG_ROUNDED, treatment_groups, treatment_levels
 
 __all__ = ["KernelExampleSettings", "kernel_examples", "kernel_comparison"]
 

@@ -78,10 +78,10 @@ import torch
 import xarray as xr
 from torch import nn
 
+from causalxai.progress import Progress
 from causalxai.runtime import eval_mode, model_device
 from causalxai.tracer.cka import cka_matrix
 from causalxai.tracer.model import forward_hooks, observed_layers
-from causalxai.progress import Progress
 from causalxai.tracer.settings import TracerSettings
 
 __all__ = [

@@ -46,8 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from causalxai.runtime import eval_mode, resolve_device
 from causalxai.progress import Progress
+from causalxai.runtime import eval_mode, resolve_device
 from causalxai.tracer.settings import TrainSettings
 
 __all__ = [

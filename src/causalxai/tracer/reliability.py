@@ -73,9 +73,9 @@ from causalxai.attribution.grad_cam import GradCam, layer_forward
 from causalxai.attribution.gradient import Gradient
 from causalxai.attribution.integrated_gradients import IntegratedGradients
 from causalxai.attribution.smoothgrad import SmoothGrad
+from causalxai.progress import Progress
 from causalxai.runtime import eval_mode, model_device, predict
 from causalxai.tracer.ace import threshold_mask
-from causalxai.progress import Progress
 from causalxai.tracer.settings import Settings, function, integer, number, setting
 
 __all__ = [

@@ -7,8 +7,8 @@ import pytest
 from causalxai.study.estimators.estimate import Block, BucketKernel, KernelSpec
 
 RNG = np.random.default_rng(0)
-N, I, D = 12, 3, 8
-OUT = RNG.uniform(size=(N, I, D))
+N, N_IMAGES, D = 12, 3, 8
+OUT = RNG.uniform(size=(N, N_IMAGES, D))
 OUT[4, 1] = np.nan  # model 4's output on image 1 is dropped
 
 
@@ -24,7 +24,7 @@ def _reference(t, c, counts, kernel, gamma, estimator, numpy_ite, numpy_kernel, 
     """Per image: replicate each model by its count, drop NaN outputs, then the definition.
     ``gamma="median_cell"``: the bandwidth of the cell ``cell`` (default (t, c))."""
     rows = []
-    for i in range(I):
+    for i in range(N_IMAGES):
         a = np.concatenate([np.repeat(OUT[[m], i], counts[m], axis=0) for m in t])
         b = np.concatenate([np.repeat(OUT[[m], i], counts[m], axis=0) for m in c])
         a, b = a[np.isfinite(a).all(-1)], b[np.isfinite(b).all(-1)]

@@ -1,10 +1,11 @@
 """CATE and ATE tables against the dataset they are read from."""
 
-import numpy as np
 from dataclasses import replace
 
-from causalxai.study.estimators.summary import cate_table
+import numpy as np
+
 from causalxai.study.effects import compute_effects
+from causalxai.study.estimators.summary import cate_table
 
 
 def test_cate_and_ate_rows(fast_effects, effect_inputs):
