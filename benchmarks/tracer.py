@@ -244,7 +244,8 @@ def main() -> None:
     digits = load_digits()
     test = digits["image"].values[digits["split"].values == "test"]
     x = torch.from_numpy(test[0][None].astype(np.float32))
-    sets = [(args.layers, "selected layers")] if args.layers else [("all", "all layers"), (EIGHT, "8 activation outputs")]
+    sets = ([(args.layers, "selected layers")] if args.layers
+            else [("all", "all layers"), (EIGHT, "8 activation outputs")])
     for layers, label in sets:
         run(model, x, layers, args.repeats, args.naive_pairs, label)
     print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")

@@ -34,4 +34,5 @@ def test_grid_rows_and_consistency(tmp_path, effect_inputs):
     plot_sensitivity(table, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="bandwidths"):
-        sensitivity_table(zoo, buckets, pred, {"gradient": raw}, ExplainSettings(), s, SensitivityGrid(bandwidths=["x"]))
+        sensitivity_table(zoo, buckets, pred, {"gradient": raw}, ExplainSettings(), s,
+                          SensitivityGrid(bandwidths=["x"]))

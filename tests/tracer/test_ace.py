@@ -155,11 +155,13 @@ def test_netcdf_round_trip_of_both_files(tmp_path):
 
     torch.manual_seed(0)
     model = nn.Sequential(OrderedDict(flat=nn.Flatten(), fc=nn.Linear(16, 3))).eval()
-    inter = interventions_dataset(model, torch.rand((2, 1, 4, 4)) * 2 - 1, TracerSettings(layers="all", patch=2, stride=(1, 2)), sample_ids=["a", "b"])
+    inter = interventions_dataset(model, torch.rand((2, 1, 4, 4)) * 2 - 1,
+                                  TracerSettings(layers="all", patch=2, stride=(1, 2)), sample_ids=["a", "b"])
     assert inter.attrs["patch_size"] == 2 and list(inter.attrs["stride"]) == [1, 2]
     io.write_dataset(inter, tmp_path / "interventions.nc", step="interventions")
     back = io.open(tmp_path / "interventions.nc")
-    groups = xr.DataArray([[0, 1], [0, 0]], dims=("sample", "layer"), coords={"sample": ["a", "b"], "layer": ["flat", "fc"]})
+    groups = xr.DataArray([[0, 1], [0, 0]], dims=("sample", "layer"),
+                          coords={"sample": ["a", "b"], "layer": ["flat", "fc"]})
     ds = ace_dataset(back, groups, TracerSettings())
     assert ds.sizes["intervention"] == 3 * 2
     io.write_dataset(ds, tmp_path / "ace.nc", step="ace")

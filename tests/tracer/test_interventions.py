@@ -189,7 +189,9 @@ def tiny_input(seed: int = 1, side: int = 6) -> torch.Tensor:
     return torch.rand((1, side, side), generator=g) * 2 - 1  # normalised: raw = (x + 1)/2
 
 
-def np_interventions(x: np.ndarray, k: int, stride: int, value: float) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+def np_interventions(
+    x: np.ndarray, k: int, stride: int, value: float
+) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
     """Each k×k patch (row-major by top-left corner) set to ``value``, one copy at a time."""
     _, h, w = x.shape
     out, corners = [], []
@@ -206,7 +208,9 @@ def np_layer_outputs(model: nn.Module, x: np.ndarray) -> dict[str, np.ndarray]:
     """One forward of a single input, every layer's output kept (the naive way)."""
     outs: dict[str, np.ndarray] = {}
     hooks = [
-        model.get_submodule(n).register_forward_hook(lambda m, a, o, _n=n: outs.__setitem__(_n, o.detach().numpy().copy()))
+        model.get_submodule(n).register_forward_hook(
+            lambda m, a, o, _n=n: outs.__setitem__(_n, o.detach().numpy().copy())
+        )
         for n in LAYERS
     ]
     try:
@@ -331,7 +335,8 @@ def test_layer_kl_sign_matches_float64_log_softmax():
 def test_interventions_dataset_layout():
     model = tiny_model()
     imgs = torch.stack([tiny_input(1), tiny_input(2)])
-    ds = interventions_dataset(model, imgs, TracerSettings(layers=LAYERS, patch=2, stride=2), sample_ids=[10, 20], labels=[1, 2])
+    ds = interventions_dataset(model, imgs, TracerSettings(layers=LAYERS, patch=2, stride=2), sample_ids=[10, 20],
+                               labels=[1, 2])
     assert ds["sample"].values.tolist() == [10, 20]
     assert ds["layer"].values.tolist() == LAYERS
     assert ds["kl"].dims == ("sample", "intervention", "layer") and ds["kl"].dtype == np.float64
@@ -354,10 +359,12 @@ def test_baseline_is_set_in_raw_space_and_mismatched_normalisation_fails():
     model = nn.Sequential(OrderedDict(flat=nn.Flatten(), fc=nn.Linear(4, 2))).eval()
     x = torch.tensor([[[0.2, 0.4], [0.6, 0.8]]])
     # raw = x (identity normalisation): baseline 0.2 leaves pixel (0, 0) unchanged
-    r = analyse_one(model, x, TracerSettings(layers=["flat", "fc"], patch=1, stride=1, baseline=0.2, to_raw=lambda t: t, from_raw=lambda t: t))
+    r = analyse_one(model, x, TracerSettings(layers=["flat", "fc"], patch=1, stride=1, baseline=0.2,
+                                             to_raw=lambda t: t, from_raw=lambda t: t))
     assert r["kl"][0].tolist() == [0.0, 0.0] and (r["kl"][1:] > 0).all()
     with pytest.raises(ValueError, match="undo each other"):
-        analyse_one(model, x, TracerSettings(layers=["flat", "fc"], patch=1, stride=1, to_raw=lambda t: t, from_raw=lambda t: 2 * t))
+        analyse_one(model, x, TracerSettings(layers=["flat", "fc"], patch=1, stride=1, to_raw=lambda t: t,
+                                             from_raw=lambda t: 2 * t))
 
 
 @pytest.mark.parametrize("training", [False, True])
@@ -378,7 +385,8 @@ def test_tabular_rows_use_one_by_k_windows():
     interventions (paper 004 §4.2: CIC-IDS 2017 with 1 x 3 windows)."""
     torch.manual_seed(0)
     d = 12
-    mlp = nn.Sequential(OrderedDict(flatten=nn.Flatten(), fc1=nn.Linear(d, 8), relu1=nn.ReLU(), fc2=nn.Linear(8, 3))).eval()
+    mlp = nn.Sequential(OrderedDict(flatten=nn.Flatten(), fc1=nn.Linear(d, 8), relu1=nn.ReLU(),
+                                    fc2=nn.Linear(8, 3))).eval()
     rows = torch.rand(2, 1, 1, d) * 2 - 1
     ds = interventions_dataset(mlp, rows, TracerSettings(layers=["relu1", "fc2"], patch=(1, 3), stride=1))
     assert ds.sizes["intervention"] == d - 3 + 1

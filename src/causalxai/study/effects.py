@@ -378,7 +378,8 @@ def compute_effects_grid(
 
     common = dict(
         names=names, n_real=n_real, n_v=n_v, methods=methods, bucket_labels=bucket_labels, value_label=value_label,
-        n_t=n_t, n_c=n_c, n_models_b=[int((bucket == b).sum()) for b in range(n_b)] + ([n_models] if add_global else []),
+        n_t=n_t, n_c=n_c,
+        n_models_b=[int((bucket == b).sum()) for b in range(n_b)] + ([n_models] if add_global else []),
         dropped=_dropped(explanations, methods),
     )
     results = []
@@ -398,7 +399,9 @@ def _median_bucket_gamma(blk: Block | None, read: Callable, key, members: np.nda
     return float(sb.median_gamma(pooled=True))
 
 
-def _assemble(arrays: dict[str, Any], zoo: xr.Dataset, predictions: xr.Dataset, settings: EffectsSettings) -> xr.Dataset:
+def _assemble(
+    arrays: dict[str, Any], zoo: xr.Dataset, predictions: xr.Dataset, settings: EffectsSettings
+) -> xr.Dataset:
     """The dataset of the module docstring from the arrays :func:`compute_effects` filled."""
     v = arrays
     s = settings

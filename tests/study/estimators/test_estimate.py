@@ -41,7 +41,8 @@ def _weighted_mmd(t, c, counts, i, kernel, gamma, numpy_kernel):
 
     def within(models):
         ms = [m for m in models if counts[m] and np.isfinite(OUT[m, i]).all()]
-        num = sum(counts[a] * counts[b] * numpy_kernel(OUT[a, i], OUT[b, i], kernel, g) for a in ms for b in ms if a != b)
+        num = sum(counts[a] * counts[b] * numpy_kernel(OUT[a, i], OUT[b, i], kernel, g)
+                  for a in ms for b in ms if a != b)
         den = sum(counts[a] * counts[b] for a in ms for b in ms if a != b)
         return num / den if den else np.nan  # fewer than two distinct models drawn
 
@@ -74,8 +75,9 @@ def test_columns_match_the_definition(estimator, kernel, bandwidth, gamma, cell,
     est, perm = BucketKernel(block, spec, None if gamma in (None, "median_cell") else gamma).cell(t, c, counts, z)
     g = gamma if gamma != "median_cell" else "median_cell"
     for j in range(3):
-        np.testing.assert_allclose(est[j].numpy(), _reference(t, c, counts[j], kernel, g, estimator, numpy_ite, numpy_kernel), rtol=1e-10,
-                                   err_msg=f"column {j}")
+        np.testing.assert_allclose(est[j].numpy(),
+                                   _reference(t, c, counts[j], kernel, g, estimator, numpy_ite, numpy_kernel),
+                                   rtol=1e-10, err_msg=f"column {j}")
     for p in range(2):  # a permutation keeps the cell's bandwidth (the same pooled models)
         tp, cp = u[z[p] == 1], u[z[p] == 0]
         ref = _reference(tp, cp, np.ones(N, int), kernel, g, estimator, numpy_ite, numpy_kernel, cell=(t, c))
