@@ -33,12 +33,17 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from causalxai.counterfactual.counterfactuals import CounterfactualSettings, candidate_metrics, counterfactuals, select_samples
+from causalxai.counterfactual.counterfactuals import (
+    CounterfactualSettings,
+    candidate_metrics,
+    counterfactuals,
+    select_samples,
+)
 from causalxai.counterfactual.gan import GanSettings, load_gan, nearest_neighbours, train_counterfactual_gan
 from causalxai.data.dataset import load_digits
+from causalxai.runtime import resolve_device
 from causalxai.tracer.settings import TrainSettings
 from causalxai.tracer.target_model import dataset_tensors, load_target_model, train_target_model
-from causalxai.runtime import resolve_device
 
 
 def wachter(model, x, target, *, lam, steps, lr):
@@ -118,7 +123,8 @@ def main() -> None:
         gen, disc, _ = load_gan(args.gan)
         train_s = float("nan")
     else:
-        gen, disc, hist = train_counterfactual_gan(x_train, y_train, model, GanSettings(epochs=args.gan_epochs, seed=args.seed),
+        gen, disc, hist = train_counterfactual_gan(x_train, y_train, model,
+                                                   GanSettings(epochs=args.gan_epochs, seed=args.seed),
                                                    device=dev, progress=False)
         train_s = hist["train_seconds"]
         print(f"GAN: {args.gan_epochs} epochs in {train_s:.1f} s ({np.median(hist['seconds']):.2f} s per epoch, "
@@ -143,7 +149,8 @@ def main() -> None:
         if dev.type == "cuda":
             torch.cuda.synchronize()
         name = "GAN (K candidates)" if steps_ == 0 else f"GAN + refinement ({steps_} steps)"
-        gan_rows.append((name, torch.as_tensor(ds["counterfactual_inputs"].values, device=dev), time.perf_counter() - t0))
+        gan_rows.append((name, torch.as_tensor(ds["counterfactual_inputs"].values, device=dev),
+                         time.perf_counter() - t0))
 
     t0 = time.perf_counter()
     cf_w, steps = wachter(model, x, target, lam=args.wachter_lam, steps=args.wachter_steps, lr=args.wachter_lr)
@@ -163,10 +170,12 @@ def main() -> None:
     raw = lambda t: (t + 1) / 2  # noqa: E731
     _, d0 = nearest_neighbours(raw(x), raw(pool[0]), pool[1], int(pool[1].max()) + 1)
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
-    print(f"nearest real target-class image (train split): mean l1 {float(d0.gather(1, target.to(d0.device)[:, None]).mean()):.1f}")
+    print(f"nearest real target-class image (train split): mean l1 "
+          f"{float(d0.gather(1, target.to(d0.device)[:, None]).mean()):.1f}")
     print(f"Wachter steps per sample: median {np.median(steps):.0f}, max {steps.max()}")
     for name, _, _ in gan_rows:
-        print(f"speed ratio {name} / Wachter: {rows[name]['samples_per_s'] / rows['Wachter search']['samples_per_s']:.1f}x")
+        print(f"speed ratio {name} / Wachter: "
+              f"{rows[name]['samples_per_s'] / rows['Wachter search']['samples_per_s']:.1f}x")
     if not np.isnan(train_s):
         print(f"(GAN training, paid once: {train_s:.1f} s)")
 

@@ -27,9 +27,9 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from causalxai.study.estimators.treatments import treatment_groups, treatment_levels
-from causalxai.study.effects import EffectsSettings, compute_effects
 from causalxai.study.buckets import make_buckets
+from causalxai.study.effects import EffectsSettings, compute_effects
+from causalxai.study.estimators.treatments import treatment_groups, treatment_levels
 from causalxai.zoo.dataset import make_zoo_dataset
 from causalxai.zoo.hparams import sample_hparams
 from causalxai.zoo.network import zoo_layout
@@ -48,7 +48,10 @@ def synthetic(n_models: int, n_images: int, side: int, seed: int = 0):
     buckets = make_buckets(zoo, EDGES)
     prob = rng.dirichlet(np.ones(10), size=(n_models, n_images)).astype(np.float32)
     pred = xr.Dataset(
-        {"prob": (("model", "image", "class"), prob), "prob_direct": (("model", "image", "class"), prob[..., ::-1].copy())},
+        {
+            "prob": (("model", "image", "class"), prob),
+            "prob_direct": (("model", "image", "class"), prob[..., ::-1].copy()),
+        },
         coords={"image": np.arange(n_images)},
     )
     expl = {
@@ -116,7 +119,8 @@ def main() -> None:
     print(f"{'naive NumPy loop (random cells, resamples)':<44}{len(groups):>7}{args.naive_replicates:>9}"
           f"{t_naive:>10.2f}{rate_naive:>10.2f}")
     for b, p, t in rows:
-        print(f"{f'compute_effects (B={b}, P={p})':<44}{n_cells:>7}{1 + b + p:>9}{t:>10.2f}{n_cells * (1 + b + p) / t:>10.1f}")
+        print(f"{f'compute_effects (B={b}, P={p})':<44}{n_cells:>7}{1 + b + p:>9}{t:>10.2f}"
+              f"{n_cells * (1 + b + p) / t:>10.1f}")
     print(f"speed-up: {rate_vec / rate_naive:.0f}x (naive: estimated {n_cells * columns / rate_naive / 3600:.1f} h for "
           f"every cell and column); the bootstrap and null cost {rows[-1][2] / rows[0][2]:.1f}x the point estimate; "
           f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")

@@ -112,7 +112,8 @@ def main() -> None:
     t_cap = captum_loop(w[:n_cap], acts[:n_cap], x, device)
     rate_vec, rate_cap = n * x.shape[0] / t_vec, n_cap * x.shape[0] / t_cap
     name = torch.cuda.get_device_name(device) if gpu else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"explanation suite (Gradient, SmoothGrad 25, IG 25, Grad-CAM) on {name}, {x.shape[0]} images, torch {torch.__version__}")
+    print(f"explanation suite (Gradient, SmoothGrad 25, IG 25, Grad-CAM) on {name}, {x.shape[0]} images, "
+          f"torch {torch.__version__}")
     print(f"{'method':<32}{'models':>8}{'seconds':>10}{'model-images/s':>17}")
     print(f"{'Captum loop per model':<32}{n_cap:>8}{t_cap:>10.2f}{rate_cap:>17.1f}")
     print(f"{'vectorized (chunks of ' + str(chunk) + ')':<32}{n:>8}{t_vec:>10.2f}{rate_vec:>17.1f}")

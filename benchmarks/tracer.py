@@ -42,8 +42,8 @@ import xarray as xr
 from causalxai.data.dataset import load_digits
 from causalxai.tracer.ace import ace_dataset, output_layers
 from causalxai.tracer.interventions import interventions_dataset
-from causalxai.tracer.nodes import binary_matrix, layer_groups
 from causalxai.tracer.model import alexnet28, observed_layers
+from causalxai.tracer.nodes import binary_matrix, layer_groups
 from causalxai.tracer.settings import TracerSettings
 
 EIGHT = ["relu1", "relu2", "relu3", "relu4", "relu5", "relu6", "relu7", "fc3"]  # §4.1: eight activation outputs
@@ -157,12 +157,12 @@ def naive_kl(acts: dict[str, np.ndarray], names: list[str]) -> tuple[np.ndarray,
     kl = np.zeros((n, len(names)))
     sign = np.zeros((n, len(names)))
     for i in range(n):
-        for l, name in enumerate(names):
+        for layer, name in enumerate(names):
             p = scipy.special.softmax(acts[name][0].astype(np.float64))
             q = scipy.special.softmax(acts[name][i + 1].astype(np.float64))
-            kl[i, l] = scipy.stats.entropy(q, p)
+            kl[i, layer] = scipy.stats.entropy(q, p)
             j = int(np.argmax(p))
-            sign[i, l] = np.sign(p[j] - q[j])
+            sign[i, layer] = np.sign(p[j] - q[j])
     return kl, sign, time.perf_counter() - t0
 
 
@@ -244,7 +244,8 @@ def main() -> None:
     digits = load_digits()
     test = digits["image"].values[digits["split"].values == "test"]
     x = torch.from_numpy(test[0][None].astype(np.float32))
-    sets = [(args.layers, "selected layers")] if args.layers else [("all", "all layers"), (EIGHT, "8 activation outputs")]
+    sets = ([(args.layers, "selected layers")] if args.layers
+            else [("all", "all layers"), (EIGHT, "8 activation outputs")])
     for layers, label in sets:
         run(model, x, layers, args.repeats, args.naive_pairs, label)
     print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")

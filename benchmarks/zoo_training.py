@@ -83,7 +83,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--models", type=int, default=None, help="models (default 64 on CPU, 4096 on GPU)")
-    ap.add_argument("--seq-models", type=int, default=None, help="models for the sequential loop (default: min(models, 32 CPU / 64 GPU))")
+    ap.add_argument("--seq-models", type=int, default=None,
+                    help="models for the sequential loop (default: min(models, 32 CPU / 64 GPU))")
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--chunk", type=int, default=None, help="models per chunk (default 16 CPU, 4096 GPU)")

@@ -94,7 +94,8 @@ def _numpy_ite(t, c, kernel="rbf", gamma=None, estimator="eq4"):
     elif gamma == "median_cell":
         gamma = _median_gamma(t, c)
     if estimator == "eq4":
-        total = sum(_k(a, a, kernel, gamma) + _k(b, b, kernel, gamma) - 2 * _k(a, b, kernel, gamma) for a in t for b in c)
+        total = sum(_k(a, a, kernel, gamma) + _k(b, b, kernel, gamma) - 2 * _k(a, b, kernel, gamma)
+                    for a in t for b in c)
         return total / (len(t) * len(c))
     kt = np.mean([_k(t[i], t[j], kernel, gamma) for i in range(len(t)) for j in range(len(t)) if i != j])
     kc = np.mean([_k(c[i], c[j], kernel, gamma) for i in range(len(c)) for j in range(len(c)) if i != j])

@@ -31,7 +31,8 @@ def fake_package(tmp_path):
 
 
 def test_transitive_closure_by_hand(fake_package, tmp_path):
-    script = write(tmp_path / "script.py", "import sys\nfrom causalxai.a.one import x  # noqa\nfrom causalxai.io import y\n")
+    script = write(tmp_path / "script.py",
+                   "import sys\nfrom causalxai.a.one import x  # noqa\nfrom causalxai.io import y\n")
     got = {str(Path(p).relative_to(fake_package / "causalxai")) for p in module_files(script, fake_package)}
     # one -> two (from . import) and three (from .three), two -> b/deep (from ..b.deep),
     # io -> the package __init__ (from causalxai import __version__), and the parent

@@ -10,11 +10,13 @@ from causalxai import io
 
 def test_roundtrip_with_provenance(tmp_path):
     ds = xr.Dataset({"a": (("x",), np.arange(3.0))}, attrs={"flag": True, "table": {"k": [1, 2]}})
-    path = io.write_dataset(ds, tmp_path / "sub" / "r.nc", step="demo", config={"edges": [0, 50, 100], "x": None}, seed=3)
+    path = io.write_dataset(ds, tmp_path / "sub" / "r.nc", step="demo", config={"edges": [0, 50, 100], "x": None},
+                            seed=3)
     back = io.open(path)
     np.testing.assert_array_equal(back["a"].values, ds["a"].values)
     prov = io.provenance(back)
-    assert prov == {"step": "demo", "causalxai_version": causalxai.__version__, "seed": 3, "config": {"edges": [0, 50, 100], "x": None}}
+    assert prov == {"step": "demo", "causalxai_version": causalxai.__version__, "seed": 3,
+                    "config": {"edges": [0, 50, 100], "x": None}}
     assert list(tmp_path.joinpath("sub").iterdir()) == [path]  # no temporary file left
 
 

@@ -40,7 +40,8 @@ def test_first_unit_notes_throttling_and_disabled(caplog):
     for i in range(3):
         every.update(note=f"loss {i}")
     assert [r.getMessage().split(",")[0] for r in caplog.records] == [
-        "epochs: 3 epochs to do", "epochs: 1/3 epochs (33 %)", "epochs: 2/3 epochs (67 %)", "epochs: 3/3 epochs (100 %)"]
+        "epochs: 3 epochs to do", "epochs: 1/3 epochs (33 %)", "epochs: 2/3 epochs (67 %)",
+        "epochs: 3/3 epochs (100 %)"]
     assert caplog.records[-1].getMessage().endswith("; loss 2")
     caplog.clear()
     Progress(2, "quiet", enabled=False).update()

@@ -108,7 +108,9 @@ def check_config(config: Mapping[str, Any]) -> None:
             if name == "dropout" and not (0 <= low and high < 1):
                 raise ConfigError(f"zoo.train.hparams.dropout: the range must lie in [0, 1), got [{low:g}, {high:g}]")
             if name == "train_fraction" and not (0 < low and high <= 1):
-                raise ConfigError(f"zoo.train.hparams.train_fraction: the range must lie in (0, 1], got [{low:g}, {high:g}]")
+                raise ConfigError(
+                    f"zoo.train.hparams.train_fraction: the range must lie in (0, 1], got [{low:g}, {high:g}]"
+                )
             if name in ("init_std", "learning_rate") and low <= 0:
                 raise ConfigError(f"zoo.train.hparams.{name}: must be > 0, got low {low:g}")
             if name == "l2reg" and low < 0:

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from captum.attr import IntegratedGradients as CaptumIG
-from captum.attr import Saliency
+from captum.attr import IntegratedGradients as CaptumIG, Saliency
 
 from causalxai.attribution.integrated_gradients import IntegratedGradients, ig_rule
 from causalxai.zoo.network import batched_forward

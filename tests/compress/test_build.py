@@ -44,7 +44,8 @@ def test_three_node_alexnet_by_hand(alexnet):
     assert list(m._modules) == ["node1_conv", "node1_relu", "node2_conv5", "node2_relu5", "node3_flatten", "node3_drop",
                                 "node3_linear"]
     conv = m.node1_conv
-    assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding) == (1, 64, (4, 4), (2, 2), (0, 0))
+    assert ((conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding)
+            == (1, 64, (4, 4), (2, 2), (0, 0)))
     # the single-layer node keeps conv5 unchanged (fresh weights)
     c5 = m.node2_conv5
     assert (c5.in_channels, c5.out_channels, c5.kernel_size, c5.padding) == (64, 32, (3, 3), (1, 1))
@@ -81,7 +82,8 @@ def test_all_single_nodes_rebuild_the_original(alexnet):
     torch.testing.assert_close(same(x), alexnet(x))
 
 
-@pytest.mark.parametrize("n_in,n_out", [(28, 28), (28, 26), (28, 13), (26, 13), (13, 12), (28, 10), (28, 1), (7, 3), (5, 9)])
+@pytest.mark.parametrize("n_in,n_out",
+                         [(28, 28), (28, 26), (28, 13), (26, 13), (13, 12), (28, 10), (28, 1), (7, 3), (5, 9)])
 def test_conv_rule_maps_sizes_exactly(n_in, n_out):
     k, s, p, up = conv_rule(n_in, n_out)
     assert s <= k
@@ -134,7 +136,8 @@ def test_save_and_load_round_trip(tmp_path, monkeypatch):
 
     def tiny(in_channels=1, n_classes=3, image_size=8):
         return nn.Sequential(OrderedDict([
-            ("c1", nn.Conv2d(in_channels, 2, 3, padding=1)), ("r1", nn.ReLU()), ("c2", nn.Conv2d(2, 2, 3)), ("r2", nn.ReLU()),
+            ("c1", nn.Conv2d(in_channels, 2, 3, padding=1)), ("r1", nn.ReLU()),
+            ("c2", nn.Conv2d(2, 2, 3)), ("r2", nn.ReLU()),
             ("flat", nn.Flatten()), ("fc", nn.Linear(2 * (image_size - 2) ** 2, n_classes)),
         ]))
 
@@ -143,7 +146,8 @@ def test_save_and_load_round_trip(tmp_path, monkeypatch):
     comp = "r1+r2|fc"
     m = compress_model(base, comp, (1, 8, 8)).eval()
     path = tmp_path / "models.pt"
-    save_compressed_models(path, {"C1": m}, {"C1": comp}, architecture="tiny", kwargs={"n_classes": 3}, input_shape=(1, 8, 8))
+    save_compressed_models(path, {"C1": m}, {"C1": comp}, architecture="tiny", kwargs={"n_classes": 3},
+                           input_shape=(1, 8, 8))
     back = load_compressed_models(path)["C1"]
     x = torch.randn(2, 1, 8, 8)
     torch.testing.assert_close(back(x), m(x))

@@ -10,8 +10,7 @@ import torch
 from torch import nn
 
 from causalxai.compress.compress import CompressSettings, compress_dataset
-from causalxai.io import open as open_result
-from causalxai.io import write_dataset
+from causalxai.io import open as open_result, write_dataset
 from causalxai.tracer.mechanisms import mechanisms_dataset
 
 SHAPE = (1, 8, 8)
@@ -45,7 +44,10 @@ def test_compress_dataset_tiny(tmp_path):
     torch.manual_seed(0)
     orig = tiny().eval()
     x, y = data()
-    ds, models = compress_dataset(orig, mech_ds(), (x[:36], y[:36]), (x[36:], y[36:]), CompressSettings(levels=(1.0, 0.6, 0.895), tol=0.005, epochs=1, batch_size=8, lr=1e-3, seed=0, latency_repeats=3, latency_warmup=1), device="cpu")
+    ds, models = compress_dataset(orig, mech_ds(), (x[:36], y[:36]), (x[36:], y[36:]),
+                                  CompressSettings(levels=(1.0, 0.6, 0.895), tol=0.005, epochs=1, batch_size=8,
+                                                   lr=1e-3, seed=0, latency_repeats=3, latency_warmup=1),
+                                  device="cpu")
     assert list(ds["model"].values) == ["original", "C1", "C2", "C3"]
     assert set(models) == {"original", "C1", "C2", "C3"}
     assert ds["composition"].values.tolist() == ["r1|r2|r3|out", "r1+r2|r3+out", "r1+r2|r3|out", "r1|r2|r3|out"]
@@ -72,7 +74,10 @@ def test_compress_dataset_tiny(tmp_path):
     assert ds["layer_output_shape"].values[0, 0] == "4x8x8"
     assert ds["node_replacement"].values[1, 0].startswith("Conv2d(1→6")
     # seeded: the same call gives the same weights
-    _, again = compress_dataset(orig, mech_ds(), (x[:36], y[:36]), (x[36:], y[36:]), CompressSettings(levels=(0.6,), epochs=1, batch_size=8, lr=1e-3, seed=0, latency_repeats=2, latency_warmup=0), device="cpu")
+    _, again = compress_dataset(orig, mech_ds(), (x[:36], y[:36]), (x[36:], y[36:]),
+                                CompressSettings(levels=(0.6,), epochs=1, batch_size=8, lr=1e-3, seed=0,
+                                                 latency_repeats=2, latency_warmup=0),
+                                device="cpu")
     assert all(torch.equal(a, b) for a, b in zip(again["C1"].state_dict().values(), models["C1"].state_dict().values()))
     # writes and reads back as netCDF
     write_dataset(ds, tmp_path / "compress.nc", step="compress", seed=0)
@@ -83,21 +88,31 @@ def test_compress_dataset_tiny(tmp_path):
 def test_duplicate_levels_are_noted_not_retrained():
     torch.manual_seed(0)
     x, y = data(24)
-    ds, models = compress_dataset(tiny(), mech_ds(), (x[:18], y[:18]), (x[18:], y[18:]), CompressSettings(levels=(0.95, 1.0), epochs=0, batch_size=8, lr=1e-3, seed=1, latency_repeats=2, latency_warmup=0), device="cpu")
+    ds, models = compress_dataset(tiny(), mech_ds(), (x[:18], y[:18]), (x[18:], y[18:]),
+                                  CompressSettings(levels=(0.95, 1.0), epochs=0, batch_size=8, lr=1e-3, seed=1,
+                                                   latency_repeats=2, latency_warmup=0),
+                                  device="cpu")
     assert ds["duplicate_of"].values.tolist() == ["", "", "C1"]
     assert ds["composition"].values[1] == ds["composition"].values[2]
     assert models["C2"] is not models["C1"]
     with pytest.raises(ValueError, match="composition"):
-        compress_dataset(tiny(), mech_ds()[["coverage"]], (x, y), (x, y), CompressSettings(epochs=0, batch_size=8, lr=1e-3, seed=0))
+        compress_dataset(tiny(), mech_ds()[["coverage"]], (x, y), (x, y),
+                         CompressSettings(epochs=0, batch_size=8, lr=1e-3, seed=0))
 
 
 def test_default_compresses_every_mechanism_simplest_first():
     torch.manual_seed(0)
     x, y = data(24)
     mech = mech_ds()
-    ds, models = compress_dataset(tiny(), mech, (x[:18], y[:18]), (x[18:], y[18:]), CompressSettings(epochs=0, batch_size=8, lr=1e-3, seed=1, latency_repeats=2, latency_warmup=0), device="cpu")
+    ds, models = compress_dataset(tiny(), mech, (x[:18], y[:18]), (x[18:], y[18:]),
+                                  CompressSettings(epochs=0, batch_size=8, lr=1e-3, seed=1, latency_repeats=2,
+                                                   latency_warmup=0),
+                                  device="cpu")
     n = mech.sizes["mechanism"]
     assert ds["mechanism"].values.tolist() == [-1, *range(min(n, 4))]
     np.testing.assert_allclose(ds["level"].values[1:], mech["coverage"].values[: min(n, 4)])
-    one, _ = compress_dataset(tiny(), mech, (x[:18], y[:18]), (x[18:], y[18:]), CompressSettings(max_models=1, epochs=0, batch_size=8, lr=1e-3, seed=1, latency_repeats=2, latency_warmup=0), device="cpu")
+    one, _ = compress_dataset(tiny(), mech, (x[:18], y[:18]), (x[18:], y[18:]),
+                              CompressSettings(max_models=1, epochs=0, batch_size=8, lr=1e-3, seed=1,
+                                               latency_repeats=2, latency_warmup=0),
+                              device="cpu")
     assert one["model"].values.tolist() == ["original", "C1"]

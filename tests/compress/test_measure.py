@@ -9,6 +9,7 @@ from torch import nn
 
 from causalxai.compress.measure import METRICS, count_flops, model_metrics, size_mb, time_forward
 
+
 def test_flops_params_and_size_of_a_linear():
     lin = nn.Linear(7, 5)
     assert count_flops(lin, (7,)) == 2 * 7 * 5

@@ -1,4 +1,5 @@
-"""Counterfactual candidates, metrics, choice, sample selection and TRACER on counterfactuals (paper 004 §3.5, App. C)."""
+"""Counterfactual candidates, metrics, choice, sample selection and TRACER on counterfactuals
+(paper 004 §3.5, App. C)."""
 
 import numpy as np
 import pytest
@@ -58,7 +59,8 @@ def toy_images(n, seed=0):
 
 def test_candidate_metrics_by_hand():
     orig = -torch.ones(1, 1, 2, 2)  # raw 0
-    cand = torch.tensor([[[[-1.0, 0.0], [1.0, -1.0]]], [[[-0.96, -1.0], [-1.0, -1.0]]]])[None]  # raw [0, .5, 1, 0], [.02, 0, 0, 0]
+    # raw [0, .5, 1, 0], [.02, 0, 0, 0]
+    cand = torch.tensor([[[[-1.0, 0.0], [1.0, -1.0]]], [[[-0.96, -1.0], [-1.0, -1.0]]]])[None]
     m = candidate_metrics(orig, cand, sparsity_tol=0.05)
     assert m["proximity_l1"][0].tolist() == pytest.approx([1.5, 0.02])
     assert m["proximity_l2"][0].tolist() == pytest.approx([np.sqrt(1.25), 0.02])
@@ -116,7 +118,8 @@ def test_counterfactuals_blend_shrinks_proximity():
     assert (blend["candidate_valid"].values | (a == 1)).all()
     assert blend.attrs["mean_proximity_l1"] <= plain.attrs["mean_proximity_l1"] + 1e-9
     with pytest.raises(ValueError, match="blend_steps"):
-        counterfactuals(StubGenerator(), FixedClassifier(), x, {"target": target}, CounterfactualSettings(blend_steps=-1))
+        counterfactuals(StubGenerator(), FixedClassifier(), x, {"target": target},
+                        CounterfactualSettings(blend_steps=-1))
 
 
 def test_select_samples():
@@ -142,8 +145,8 @@ def test_counterfactuals_metrics_and_choice():
     pool_y = torch.tensor([0, 1, 2, 3] * 3 + [1])
     samples = {"target": target, "label": [0] * 5, "index": [10, 11, 12, 13, 14],
                "kind": ["misclassified"] * 2 + ["correct"] * 3}
-    ds = counterfactuals(StubGenerator(), FixedClassifier(), x, samples, CounterfactualSettings(n_candidates=6, sigma=0.8, seed=1),
-                         pool=(pool_x, pool_y))
+    ds = counterfactuals(StubGenerator(), FixedClassifier(), x, samples,
+                         CounterfactualSettings(n_candidates=6, sigma=0.8, seed=1), pool=(pool_x, pool_y))
     assert ds.sizes == {"sample": 5, "candidate": 6, "channel": 1, "y": SIDE, "x": SIDE, "latent": 2}
     assert ds["delta"].values[:, 0].tolist() == [[0.0, 0.0]] * 5  # candidate 0: no perturbation
     cand = torch.as_tensor(ds["candidates"].values)[:, :, None]
@@ -183,7 +186,8 @@ def test_counterfactuals_metrics_and_choice():
 def test_tracer_comparison_shapes_and_difference():
     clf = tiny_classifier()
     xo, xc = toy_images(2, seed=3), toy_images(2, seed=4)
-    ds = tracer_comparison(clf, xo, xc, TracerSettings(layers=["1", "3"], patch=3, stride=1, eps=0.05, mask_threshold=0.2),
+    ds = tracer_comparison(clf, xo, xc,
+                           TracerSettings(layers=["1", "3"], patch=3, stride=1, eps=0.05, mask_threshold=0.2),
                            sample_ids=[7, 9])
     assert ds["attribution"].dims == ("version", "sample", "y", "x") and ds.sizes["version"] == 2
     assert list(ds["sample"].values) == [7, 9]

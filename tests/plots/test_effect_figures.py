@@ -11,8 +11,6 @@ import xarray as xr
 from matplotlib.collections import PathCollection
 
 from causalxai.plots.effect_datasets_figure import plot_correlations_by_dataset  # noqa: E402
-
-from causalxai.study.effects import compute_effects  # noqa: E402
 from causalxai.plots.effect_figures import (  # noqa: E402
     correlation_frame,
     ite_by_bucket_frame,
@@ -26,6 +24,7 @@ from causalxai.plots.effect_figures import (  # noqa: E402
     usable_buckets,
 )
 from causalxai.plots.prediction_figure import plot_prediction_distributions, prediction_frame  # noqa: E402
+from causalxai.study.effects import compute_effects  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

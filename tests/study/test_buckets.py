@@ -40,7 +40,12 @@ def test_ties_are_split_deterministically():
 
 @pytest.mark.parametrize(
     "edges, message",
-    [([0, 50, 50, 100], "strictly increasing"), ([10, 100], "start at 0"), ([0, 90], "end at 100"), ([0], "at least two")],
+    [
+        ([0, 50, 50, 100], "strictly increasing"),
+        ([10, 100], "start at 0"),
+        ([0, 90], "end at 100"),
+        ([0], "at least two"),
+    ],
 )
 def test_bad_edges(edges, message):
     with pytest.raises(ValueError, match=message):

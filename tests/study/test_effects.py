@@ -8,9 +8,9 @@ import pytest
 import xarray as xr
 from scipy import stats
 
+from causalxai.study.effects import EffectsSettings, compute_effects, compute_effects_grid
 from causalxai.study.estimators.estimate import KernelSpec
 from causalxai.study.estimators.treatments import treatment_groups, treatment_levels
-from causalxai.study.effects import EffectsSettings, compute_effects, compute_effects_grid
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,8 @@ def test_effects_table(small):
     assert ds.attrs["n_empty_cells"] == int(empty.sum())  # real cells only, not the padding
     assert bool(ds["ite_y"].where((ds["n_treated"] == 0) | (ds["n_control"] == 0)).isnull().all())
     assert ds["value_label"].sel(hparam="optimizer").values.tolist()[:3] == ["adam", "rmsprop", "sgd"]
-    for key in ("bandwidth", "estimator", "bootstrap", "permutations", "min_models", "ci_level", "max_models_per_group"):
+    for key in ("bandwidth", "estimator", "bootstrap", "permutations", "min_models", "ci_level",
+                "max_models_per_group"):
         assert key in ds.attrs, key
     assert ds.attrs["bandwidth"] == "fixed" and ds.attrs["estimator"] == "eq4"
     # the mediation quantities are the documented differences
@@ -44,7 +45,8 @@ def test_effects_table(small):
                                - ds["ite_e"].sel(effect="direct", drop=True))
     med = ds["corr"].sel(effect="total", drop=True) - ds["corr"].sel(effect="direct", drop=True)
     xr.testing.assert_allclose(ds["corr_mediated"], med)
-    xr.testing.assert_allclose(ds["gap_to_identity"], (med.sel({"method": "identity"}, drop=True) - med).transpose(*med.dims))
+    xr.testing.assert_allclose(ds["gap_to_identity"],
+                               (med.sel({"method": "identity"}, drop=True) - med).transpose(*med.dims))
     np.testing.assert_allclose(ds["gap_to_identity"].sel({"method": "identity"}).values, 0.0)
     np.testing.assert_allclose(ds["gap_to_identity_mean_ci"].sel({"method": "identity"}).values, 0.0)
     # intervals bracket their estimates
@@ -84,7 +86,8 @@ def test_ite_and_correlations_match_numpy_references(small, numpy_ite):
     xr.testing.assert_allclose(ds["corr_mean"], ch.mean("hparam", skipna=True).transpose(*ds["corr_mean"].dims))
     n = np.isfinite(ch).sum("hparam")
     xr.testing.assert_allclose(ds["corr_mean_band"].where(n > 1),
-                               (ch.std("hparam", skipna=True) / np.sqrt(n)).where(n > 1).transpose(*ds["corr_mean"].dims))
+                               (ch.std("hparam", skipna=True) / np.sqrt(n)).where(n > 1)
+                               .transpose(*ds["corr_mean"].dims))
 
 
 def test_dropped_maps_leave_their_image_only(fast_effects, effect_inputs, numpy_ite):
@@ -94,13 +97,15 @@ def test_dropped_maps_leave_their_image_only(fast_effects, effect_inputs, numpy_
     ds = compute_effects(zoo, buckets, pred, {"gradient": e}, s)
     h = list(ds["hparam"].values).index("activation")
     lv, labels = treatment_levels("activation", zoo["activation"].values)
-    g = next(g for g in treatment_groups(lv, 2, buckets["bucket"].values, 2, None, h) if 3 in np.r_[g.treated, g.control])
+    g = next(g for g in treatment_groups(lv, 2, buckets["bucket"].values, 2, None, h)
+             if 3 in np.r_[g.treated, g.control])
     out = e["E"].sel(effect="total").values.reshape(24, 2, -1)
     for img in range(2):
         t = [m for m in g.treated if np.isfinite(out[m, img]).all()]
         c = [m for m in g.control if np.isfinite(out[m, img]).all()]
-        np.testing.assert_allclose(ds["ite_e"].sel({"effect": "total", "method": "gradient"}).values[h, g.value, g.bucket, img],
-                                   numpy_ite(out[t, img], out[c, img]), rtol=1e-10)
+        np.testing.assert_allclose(
+            ds["ite_e"].sel({"effect": "total", "method": "gradient"}).values[h, g.value, g.bucket, img],
+            numpy_ite(out[t, img], out[c, img]), rtol=1e-10)
     assert int(ds["n_dropped_maps"].sel({"effect": "total", "method": "gradient"})) == 1
 
 
@@ -109,10 +114,12 @@ def test_grid_paths_and_pooling_agree(monkeypatch, fast_effects, effect_inputs):
 
     zoo, buckets, pred, e = effect_inputs(30, 2, 3, seed=3)
     s = replace(fast_effects, cap=5)
-    specs = [KernelSpec("rbf", bw, est) for bw in ("fixed", "median_bucket", "median_cell") for est in ("eq4", "mmd_unbiased")]
+    specs = [KernelSpec("rbf", bw, est)
+             for bw in ("fixed", "median_bucket", "median_cell") for est in ("eq4", "mmd_unbiased")]
     grid = compute_effects_grid(zoo, buckets, pred, {"gradient": e}, s, specs)
     for spec, ds in zip(specs, grid):
-        one = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(s, bandwidth=spec.bandwidth, estimator=spec.estimator))
+        one = compute_effects(zoo, buckets, pred, {"gradient": e},
+                              replace(s, bandwidth=spec.bandwidth, estimator=spec.estimator))
         xr.testing.assert_identical(ds, one)
     # a bucket too large to share its Gram matrix is evaluated cell by cell: same numbers
     monkeypatch.setattr(table, "GRAM_BYTES", 0)
@@ -159,7 +166,8 @@ def test_interval_endpoints_settle_as_replicates_grow(fast_effects, effect_input
 
 def test_permutation_null_is_calibrated_and_detects_a_planted_effect(fast_effects, effect_inputs):
     zoo, buckets, pred, e = effect_inputs(80, 6, 3, seed=4, effect=1.5)
-    ds = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(fast_effects, permutations=100, bootstrap=0, cap=None))
+    ds = compute_effects(zoo, buckets, pred, {"gradient": e},
+                         replace(fast_effects, permutations=100, bootstrap=0, cap=None))
     real = [h for h, k in zip(ds["hparam"].values, ds["hparam_kind"].values) if k == "real" and h != "optimizer"]
     null_p = ds["p_value_y"].sel(hparam=real + ["placebo"]).values
     null_p = null_p[np.isfinite(null_p)]
@@ -168,12 +176,14 @@ def test_permutation_null_is_calibrated_and_detects_a_planted_effect(fast_effect
     assert np.nanmax(sgd) < 0.05  # the planted effect of sgd is found on every image
     # eq. (4) for no effect is the permutation level, not 0
     pl = ds["ite_y"].sel(hparam="placebo")
-    assert float(pl.mean()) > 0 and abs(float((pl - ds["ite_y_null"].sel(hparam="placebo")).mean())) < 0.2 * float(pl.mean())
+    assert (float(pl.mean()) > 0
+            and abs(float((pl - ds["ite_y_null"].sel(hparam="placebo")).mean())) < 0.2 * float(pl.mean()))
 
 
 def test_small_cells_are_flagged_and_left_out(fast_effects, effect_inputs):
     zoo, buckets, pred, e = effect_inputs(30, 2, 3, seed=6)
-    ds = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(fast_effects, min_models=100, global_bucket=False))
+    ds = compute_effects(zoo, buckets, pred, {"gradient": e},
+                         replace(fast_effects, min_models=100, global_bucket=False))
     assert bool(ds["small_cell"].where(ds["n_treated"] > 0).fillna(True).all())
     assert ds.attrs["n_small_cells"] > 0 and np.isnan(ds["corr"].values).all()
     assert np.isfinite(ds["ite_y"].values).any()  # still estimated, just not correlated

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from causalxai.study.effects_sensitivity import SensitivityGrid, sensitivity_table
-from causalxai.study.effects import EffectsSettings, compute_effects
-from causalxai.study.explain import ExplainSettings, normalise_explanations
 from causalxai.plots.effects_sensitivity import plot_sensitivity
+from causalxai.study.effects import EffectsSettings, compute_effects
+from causalxai.study.effects_sensitivity import SensitivityGrid, sensitivity_table
+from causalxai.study.explain import ExplainSettings, normalise_explanations
 
 
 def test_grid_rows_and_consistency(tmp_path, effect_inputs):
@@ -34,4 +34,5 @@ def test_grid_rows_and_consistency(tmp_path, effect_inputs):
     plot_sensitivity(table, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="bandwidths"):
-        sensitivity_table(zoo, buckets, pred, {"gradient": raw}, ExplainSettings(), s, SensitivityGrid(bandwidths=["x"]))
+        sensitivity_table(zoo, buckets, pred, {"gradient": raw}, ExplainSettings(), s,
+                          SensitivityGrid(bandwidths=["x"]))

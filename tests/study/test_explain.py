@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from causalxai.attribution.gradient import Gradient
-from causalxai.study.predictions import predict_zoo
 from causalxai.study.explain import (
     ExplainSettings,
     explain_zoo,
@@ -13,6 +12,7 @@ from causalxai.study.explain import (
     model_shard,
     normalise_explanations,
 )
+from causalxai.study.predictions import predict_zoo
 from causalxai.zoo.dataset import zoo_params
 from causalxai.zoo.network import batched_forward
 

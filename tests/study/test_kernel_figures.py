@@ -3,15 +3,16 @@
 import numpy as np
 import torch
 
-from causalxai.study.estimators.treatments import treatment_levels
-from causalxai.study.estimators.ite import ite
-from causalxai.study.kernel_figures import KernelExampleSettings, kernel_comparison, kernel_examples
 from causalxai.plots.kernel_figures import plot_kernel_comparison, plot_kernel_examples
+from causalxai.study.estimators.ite import ite
+from causalxai.study.estimators.treatments import treatment_levels
+from causalxai.study.kernel_figures import KernelExampleSettings, kernel_comparison, kernel_examples
 
 
 def test_kernel_examples_and_comparison(tmp_path, effect_inputs):
     zoo, buckets, pred, e = effect_inputs(60, 3, 4, seed=1)
-    ex = kernel_examples(zoo, buckets, pred, e, KernelExampleSettings(hparam="dropout", value="0", image=1, n=5), label=4)
+    ex = kernel_examples(zoo, buckets, pred, e, KernelExampleSettings(hparam="dropout", value="0", image=1, n=5),
+                         label=4)
     b = str(ex["bucket"].values[0])
     t = ex["model_treated"].sel(bucket=b).values
     c = ex["model_control"].sel(bucket=b).values

@@ -5,7 +5,6 @@ import pytest
 import torch
 import xarray as xr
 
-from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS
 from causalxai.study.meta_model import (
     MetaModelSettings,
     fit_meta_model,
@@ -13,6 +12,7 @@ from causalxai.study.meta_model import (
     hparam_features,
     split_models,
 )
+from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS
 
 torch.set_num_threads(1)
 
@@ -24,7 +24,8 @@ def make_zoo(hp: dict, acc=None) -> xr.Dataset:
     n = len(hp["optimizer"])
     full = {
         "optimizer": ["sgd"] * n, "activation": ["relu"] * n, "w_init": ["he_normal"] * n, "b_init": ["zeros"] * n,
-        "init_std": [0.01] * n, "l2reg": [1e-4] * n, "dropout": [0.0] * n, "learning_rate": [1e-3] * n, "train_fraction": [1.0] * n,
+        "init_std": [0.01] * n, "l2reg": [1e-4] * n, "dropout": [0.0] * n, "learning_rate": [1e-3] * n,
+        "train_fraction": [1.0] * n,
     }
     full.update(hp)
     coords = {"model": np.arange(n)}
@@ -89,7 +90,8 @@ def test_features_one_hot_and_standardised():
     sd = np.sqrt(8 / 3)
     np.testing.assert_allclose(f[:, names.index("log10_l2reg")], np.array([-2, 0, 2, -3]) / sd, rtol=1e-6)
     # dropout is linear: mean 0.2, std sqrt(0.08/3) over models 0-2
-    np.testing.assert_allclose(f[:, names.index("dropout")], (np.array([0, 0.2, 0.4, 0.6]) - 0.2) / np.sqrt(0.08 / 3), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(f[:, names.index("dropout")], (np.array([0, 0.2, 0.4, 0.6]) - 0.2) / np.sqrt(0.08 / 3),
+                               rtol=1e-5, atol=1e-6)
     # constant columns are centred to 0
     np.testing.assert_array_equal(f[:, names.index("log10_init_std")], 0)
 

@@ -20,13 +20,13 @@ LAYERS = ["a", "b", "c"]
 
 def fake_interventions(kl: np.ndarray, sign: np.ndarray, k: int, stride: int, side: int = 4) -> xr.Dataset:
     """interventions.nc with given ``kl``/``sign`` ``(sample, intervention, layer)``."""
-    s, n, l = kl.shape
+    s, n, n_layers = kl.shape
     return xr.Dataset(
         {
             "kl": (("sample", "intervention", "layer"), kl.astype(np.float64)),
             "sign": (("sample", "intervention", "layer"), sign.astype(np.int8)),
         },
-        coords={"sample": np.arange(s) + 100, "intervention": np.arange(n), "layer": LAYERS[:l]},
+        coords={"sample": np.arange(s) + 100, "intervention": np.arange(n), "layer": LAYERS[:n_layers]},
         attrs={"patch_size": k, "stride": stride, "height": side, "width": side, "n_interventions": n},
     )
 
@@ -155,11 +155,13 @@ def test_netcdf_round_trip_of_both_files(tmp_path):
 
     torch.manual_seed(0)
     model = nn.Sequential(OrderedDict(flat=nn.Flatten(), fc=nn.Linear(16, 3))).eval()
-    inter = interventions_dataset(model, torch.rand((2, 1, 4, 4)) * 2 - 1, TracerSettings(layers="all", patch=2, stride=(1, 2)), sample_ids=["a", "b"])
+    inter = interventions_dataset(model, torch.rand((2, 1, 4, 4)) * 2 - 1,
+                                  TracerSettings(layers="all", patch=2, stride=(1, 2)), sample_ids=["a", "b"])
     assert inter.attrs["patch_size"] == 2 and list(inter.attrs["stride"]) == [1, 2]
     io.write_dataset(inter, tmp_path / "interventions.nc", step="interventions")
     back = io.open(tmp_path / "interventions.nc")
-    groups = xr.DataArray([[0, 1], [0, 0]], dims=("sample", "layer"), coords={"sample": ["a", "b"], "layer": ["flat", "fc"]})
+    groups = xr.DataArray([[0, 1], [0, 0]], dims=("sample", "layer"),
+                          coords={"sample": ["a", "b"], "layer": ["flat", "fc"]})
     ds = ace_dataset(back, groups, TracerSettings())
     assert ds.sizes["intervention"] == 3 * 2
     io.write_dataset(ds, tmp_path / "ace.nc", step="ace")

@@ -17,10 +17,10 @@ def ref_centered(k: np.ndarray) -> np.ndarray:
     return h @ k @ h
 
 
-def ref_hsic(hkh: np.ndarray, l: np.ndarray) -> float:
+def ref_hsic(hkh: np.ndarray, l_gram: np.ndarray) -> float:
     """HSIC = (n − 1)⁻² Tr(H K H L); the trace of the product without forming it."""
-    n = l.shape[0]
-    return float(np.einsum("ij,ji->", hkh, l)) / (n - 1) ** 2
+    n = l_gram.shape[0]
+    return float(np.einsum("ij,ji->", hkh, l_gram)) / (n - 1) ** 2
 
 
 def ref_linear_gram(x: np.ndarray) -> np.ndarray:
@@ -40,7 +40,7 @@ def ref_rbf_gram(x: np.ndarray, frac: float) -> np.ndarray:
 def ref_matrix(layers: list[np.ndarray], gram) -> np.ndarray:
     grams = [gram(x) for x in layers]
     hkh = [ref_centered(k) for k in grams]
-    hsic = np.array([[ref_hsic(hk, l) for l in grams] for hk in hkh])
+    hsic = np.array([[ref_hsic(hk, g) for g in grams] for hk in hkh])
     return hsic / np.sqrt(np.outer(np.diag(hsic), np.diag(hsic)))
 
 

@@ -189,7 +189,9 @@ def tiny_input(seed: int = 1, side: int = 6) -> torch.Tensor:
     return torch.rand((1, side, side), generator=g) * 2 - 1  # normalised: raw = (x + 1)/2
 
 
-def np_interventions(x: np.ndarray, k: int, stride: int, value: float) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+def np_interventions(
+    x: np.ndarray, k: int, stride: int, value: float
+) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
     """Each k×k patch (row-major by top-left corner) set to ``value``, one copy at a time."""
     _, h, w = x.shape
     out, corners = [], []
@@ -206,7 +208,9 @@ def np_layer_outputs(model: nn.Module, x: np.ndarray) -> dict[str, np.ndarray]:
     """One forward of a single input, every layer's output kept (the naive way)."""
     outs: dict[str, np.ndarray] = {}
     hooks = [
-        model.get_submodule(n).register_forward_hook(lambda m, a, o, _n=n: outs.__setitem__(_n, o.detach().numpy().copy()))
+        model.get_submodule(n).register_forward_hook(
+            lambda m, a, o, _n=n: outs.__setitem__(_n, o.detach().numpy().copy())
+        )
         for n in LAYERS
     ]
     try:
@@ -231,9 +235,9 @@ def np_linear_cka(a: np.ndarray, b: np.ndarray) -> float:
     """The paper's formula: Tr(H K H L) / sqrt(Tr(H K H K) Tr(H L H L)), float64."""
     n = a.shape[0]
     h = np.eye(n) - np.ones((n, n)) / n
-    k, l = a @ a.T, b @ b.T
-    hkh, hlh = h @ k @ h, h @ l @ h
-    return float(np.trace(hkh @ l) / np.sqrt(np.trace(hkh @ k) * np.trace(hlh @ l)))
+    k, l_gram = a @ a.T, b @ b.T
+    hkh, hlh = h @ k @ h, h @ l_gram @ h
+    return float(np.trace(hkh @ l_gram) / np.sqrt(np.trace(hkh @ k) * np.trace(hlh @ l_gram)))
 
 
 def test_kl_sign_and_predictions_match_a_per_intervention_loop():
@@ -245,16 +249,16 @@ def test_kl_sign_and_predictions_match_a_per_intervention_loop():
     orig = np_layer_outputs(model, x.numpy())
     for i, xp in enumerate(xs):
         out = np_layer_outputs(model, xp)
-        for l, name in enumerate(LAYERS):
+        for li, name in enumerate(LAYERS):
             ref = np_kl(out[name], orig[name])
-            assert r["kl"][i, l].item() == pytest.approx(ref, rel=1e-4, abs=1e-9), (i, name)
+            assert r["kl"][i, li].item() == pytest.approx(ref, rel=1e-4, abs=1e-9), (i, name)
             p0 = np.exp(orig[name] - orig[name].max())
             p0 /= p0.sum()
             p1 = np.exp(out[name] - out[name].max())
             p1 /= p1.sum()
             j = int(np.argmax(orig[name]))
             if abs(p0[j] - p1[j]) > 1e-6 * p0[j]:
-                assert r["sign"][i, l].item() == np.sign(p0[j] - p1[j]), (i, name)
+                assert r["sign"][i, li].item() == np.sign(p0[j] - p1[j]), (i, name)
         assert r["pred_intervened"][i].item() == int(np.argmax(out["fc"]))
     assert r["pred"] == int(np.argmax(orig["fc"]))
     assert np.allclose(r["prob"].numpy(), np.exp(orig["fc"]) / np.exp(orig["fc"]).sum(), rtol=1e-6)
@@ -331,7 +335,8 @@ def test_layer_kl_sign_matches_float64_log_softmax():
 def test_interventions_dataset_layout():
     model = tiny_model()
     imgs = torch.stack([tiny_input(1), tiny_input(2)])
-    ds = interventions_dataset(model, imgs, TracerSettings(layers=LAYERS, patch=2, stride=2), sample_ids=[10, 20], labels=[1, 2])
+    ds = interventions_dataset(model, imgs, TracerSettings(layers=LAYERS, patch=2, stride=2), sample_ids=[10, 20],
+                               labels=[1, 2])
     assert ds["sample"].values.tolist() == [10, 20]
     assert ds["layer"].values.tolist() == LAYERS
     assert ds["kl"].dims == ("sample", "intervention", "layer") and ds["kl"].dtype == np.float64
@@ -354,10 +359,12 @@ def test_baseline_is_set_in_raw_space_and_mismatched_normalisation_fails():
     model = nn.Sequential(OrderedDict(flat=nn.Flatten(), fc=nn.Linear(4, 2))).eval()
     x = torch.tensor([[[0.2, 0.4], [0.6, 0.8]]])
     # raw = x (identity normalisation): baseline 0.2 leaves pixel (0, 0) unchanged
-    r = analyse_one(model, x, TracerSettings(layers=["flat", "fc"], patch=1, stride=1, baseline=0.2, to_raw=lambda t: t, from_raw=lambda t: t))
+    r = analyse_one(model, x, TracerSettings(layers=["flat", "fc"], patch=1, stride=1, baseline=0.2,
+                                             to_raw=lambda t: t, from_raw=lambda t: t))
     assert r["kl"][0].tolist() == [0.0, 0.0] and (r["kl"][1:] > 0).all()
     with pytest.raises(ValueError, match="undo each other"):
-        analyse_one(model, x, TracerSettings(layers=["flat", "fc"], patch=1, stride=1, to_raw=lambda t: t, from_raw=lambda t: 2 * t))
+        analyse_one(model, x, TracerSettings(layers=["flat", "fc"], patch=1, stride=1, to_raw=lambda t: t,
+                                             from_raw=lambda t: 2 * t))
 
 
 @pytest.mark.parametrize("training", [False, True])
@@ -378,7 +385,8 @@ def test_tabular_rows_use_one_by_k_windows():
     interventions (paper 004 §4.2: CIC-IDS 2017 with 1 x 3 windows)."""
     torch.manual_seed(0)
     d = 12
-    mlp = nn.Sequential(OrderedDict(flatten=nn.Flatten(), fc1=nn.Linear(d, 8), relu1=nn.ReLU(), fc2=nn.Linear(8, 3))).eval()
+    mlp = nn.Sequential(OrderedDict(flatten=nn.Flatten(), fc1=nn.Linear(d, 8), relu1=nn.ReLU(),
+                                    fc2=nn.Linear(8, 3))).eval()
     rows = torch.rand(2, 1, 1, d) * 2 - 1
     ds = interventions_dataset(mlp, rows, TracerSettings(layers=["relu1", "fc2"], patch=(1, 3), stride=1))
     assert ds.sizes["intervention"] == d - 3 + 1

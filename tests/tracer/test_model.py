@@ -117,7 +117,8 @@ def test_training_improves_accuracy_and_is_deterministic():
     xte, yte = _blobs(128, 2)
     runs = []
     for _ in range(2):
-        model, hist = train_classifier(_tiny(), xtr, ytr, xte, yte, TrainSettings(epochs=5, batch_size=32, seed=3), device="cpu")
+        model, hist = train_classifier(_tiny(), xtr, ytr, xte, yte, TrainSettings(epochs=5, batch_size=32, seed=3),
+                                       device="cpu")
         runs.append((model, hist))
     (m1, h1), (m2, h2) = runs
     assert h1["final_test_accuracy"] >= 0.95
@@ -148,4 +149,5 @@ def test_training_leaves_the_callers_rng_alone():
 
 def test_training_rejects_mismatched_data():
     with pytest.raises(ValueError, match="labels"):
-        train_classifier(_tiny(), np.zeros((4, 4)), np.zeros(3), np.zeros((1, 4)), np.zeros(1), TrainSettings(epochs=1, batch_size=2, seed=0), device="cpu")
+        train_classifier(_tiny(), np.zeros((4, 4)), np.zeros(3), np.zeros((1, 4)), np.zeros(1),
+                         TrainSettings(epochs=1, batch_size=2, seed=0), device="cpu")

@@ -109,11 +109,13 @@ def test_reliability_score_flips_and_empty():
     assert s.dtype == torch.float64 and s.shape == (3,)
     assert torch.equal(s, torch.ones(3, dtype=torch.float64))
     empty = torch.zeros_like(full)
-    assert torch.equal(reliability_score(MinModel(), x, empty, ReliabilitySettings(p=0.5, trials=2, seed=0)), torch.zeros(2, dtype=torch.float64))
+    assert torch.equal(reliability_score(MinModel(), x, empty, ReliabilitySettings(p=0.5, trials=2, seed=0)),
+                       torch.zeros(2, dtype=torch.float64))
     # half the samples with a mask: score 1/2; baseline 0.9 keeps every pixel above 0.25: score 0
     half = full.clone()
     half[3:] = False
-    assert torch.allclose(reliability_score(MinModel(), x, half, ReliabilitySettings(p=0.5, trials=2, seed=0)), torch.full((2,), 0.5, dtype=torch.float64))
+    assert torch.allclose(reliability_score(MinModel(), x, half, ReliabilitySettings(p=0.5, trials=2, seed=0)),
+                          torch.full((2,), 0.5, dtype=torch.float64))
     assert reliability_score(MinModel(), x, full, ReliabilitySettings(p=0.5, trials=2, seed=0, baseline=0.9)).sum() == 0
 
 
@@ -125,7 +127,8 @@ def test_reliability_score_baseline_in_raw_space():
 
     mask = torch.ones(4, 3, 3, dtype=torch.bool)
     # the model sees normalised inputs, clean min >= 0.3 > 0.25; a raw 0 becomes -0.9 and flips
-    s = reliability_score(MinModel(), x, mask, ReliabilitySettings(p=0.5, trials=2, seed=0, from_raw=lambda t: from_raw(t) + 0.1))
+    s = reliability_score(MinModel(), x, mask,
+                          ReliabilitySettings(p=0.5, trials=2, seed=0, from_raw=lambda t: from_raw(t) + 0.1))
     assert torch.equal(s, torch.ones(2, dtype=torch.float64))
 
 
@@ -238,7 +241,9 @@ def test_reliability_dataset_all_methods(tiny, tmp_path):
     net, _, _ = tiny
     x_raw = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(9))
     tracer = torch.randn(4, 8, 8, generator=torch.Generator().manual_seed(10))
-    ds = reliability_dataset(net, x_raw, None, tracer, ReliabilitySettings(from_raw=lambda t: (t - 0.5) / 0.5, methods=list(reversed(METHODS)), p=0.5, trials=3, threshold=0.1, seed=0, baselines=FAST))
+    ds = reliability_dataset(net, x_raw, None, tracer,
+                             ReliabilitySettings(from_raw=lambda t: (t - 0.5) / 0.5, methods=list(reversed(METHODS)),
+                                                 p=0.5, trials=3, threshold=0.1, seed=0, baselines=FAST))
     assert list(ds["method"].values) == list(METHODS)
     assert ds["score"].shape == (8, 3)
     np.testing.assert_allclose(ds["mean"].values, ds["score"].values.mean(1))

@@ -17,7 +17,8 @@ from causalxai.tracer.target_model import (
 
 
 def tiny(in_channels=1, n_classes=10, image_size=28):
-    return nn.Sequential(nn.Conv2d(in_channels, 4, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 13 * 13, n_classes))
+    return nn.Sequential(nn.Conv2d(in_channels, 4, 3, stride=2), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * 13 * 13, n_classes))
 
 
 @pytest.fixture()
@@ -38,20 +39,23 @@ def test_names_resolve_to_architectures(monkeypatch):
     assert sum(p.numel() for p in build_classifier("alexnet28").parameters()) == 11_696_202
     via_path = build_classifier("causalxai.tracer.model:alexnet28")
     assert sum(p.numel() for p in via_path.parameters()) == 11_696_202
-    for bad, msg in [("vgg", "unknown"), ("no_such_pkg.mod:f", "cannot import"), ("causalxai.tracer.model:nope", "no callable")]:
+    for bad, msg in [("vgg", "unknown"), ("no_such_pkg.mod:f", "cannot import"),
+                     ("causalxai.tracer.model:nope", "no callable")]:
         with pytest.raises(ValueError, match="tracer.model.architecture"):
             build_classifier(bad)
 
 
 def test_train_save_load(dataset, tmp_path, monkeypatch):
     monkeypatch.setitem(target.BUILTIN, "tiny", tiny)
-    model, kwargs, ds = train_target_model(dataset, TrainSettings(architecture="tiny", epochs=3, batch_size=8, seed=1), device="cpu")
+    model, kwargs, ds = train_target_model(dataset, TrainSettings(architecture="tiny", epochs=3, batch_size=8, seed=1),
+                                           device="cpu")
     assert ds.sizes["epoch"] == 3 and 0 <= float(ds["test_accuracy"]) <= 1
     assert int(ds["n_params"]) == sum(p.numel() for p in model.parameters())
     assert list(ds["layer"].values) == ["0", "1", "2", "3"]
     assert ds["output_shape"].values.tolist()[0] == "4x13x13"
     # deterministic: same seed, same weights
-    again, _, _ = train_target_model(dataset, TrainSettings(architecture="tiny", epochs=3, batch_size=8, seed=1), device="cpu")
+    again, _, _ = train_target_model(dataset, TrainSettings(architecture="tiny", epochs=3, batch_size=8, seed=1),
+                                     device="cpu")
     for a, b in zip(model.parameters(), again.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     path = tmp_path / "m.pt"

@@ -12,7 +12,8 @@ from causalxai.zoo.init import init_kernels
 def test_random_and_truncated_normal_use_init_std():
     g = torch.Generator().manual_seed(0)
     std = np.array([1e-3, 0.5, 0.1, 0.1])
-    k = init_kernels((3, 3, 16, 16), np.array(["RandomNormal", "RandomNormal", "TruncatedNormal", "TruncatedNormal"]), std, g)
+    k = init_kernels((3, 3, 16, 16), np.array(["RandomNormal", "RandomNormal", "TruncatedNormal", "TruncatedNormal"]),
+                     std, g)
     assert k.shape == (4, 3, 3, 16, 16)
     np.testing.assert_allclose(k[:2].flatten(1).std(1).numpy(), std[:2], rtol=0.1)
     assert float(k[2:].abs().max()) <= 2 * 0.1 + 1e-7

@@ -299,7 +299,8 @@ def test_any_folder_prefix_is_accepted_and_missing_members_are_named(tables, tmp
 def test_layout_that_does_not_match_the_weights_is_an_error(tables, tmp_path):
     weights, metrics, _ = tables
     arc = write_zoo_archive(tmp_path / "r1" / "mnist.tar.xz", weights, metrics, zoo_layout(3))
-    with pytest.raises(ZooArchiveError, match=r"layout.csv describes 5258 parameters but .*weights.npy has 4970 columns"):
+    with pytest.raises(ZooArchiveError,
+                       match=r"layout.csv describes 5258 parameters but .*weights.npy has 4970 columns"):
         load(arc, tmp_path / "c1")
     broken = zoo_layout(1)
     broken.loc[3, "shape"] = "(3, 3, 8, 16)"
@@ -391,7 +392,8 @@ def test_read_zoo_on_plain_files_drops_missing_hyperparameters(tables, tmp_path)
     np.save(tmp_path / "weights.npy", weights)
     metrics.to_csv(tmp_path / "metrics.csv.gz", index=False)
     layout.to_csv(tmp_path / "layout.csv", index=False)
-    files = {"weights": tmp_path / "weights.npy", "metrics": tmp_path / "metrics.csv.gz", "layout": tmp_path / "layout.csv"}
+    files = {"weights": tmp_path / "weights.npy", "metrics": tmp_path / "metrics.csv.gz",
+             "layout": tmp_path / "layout.csv"}
     zoo = read_zoo(files, "mnist")
     assert zoo.source_row.values.tolist() == final[[0, 1, 3, 5]].tolist()
     assert zoo.attrs["n_dropped_missing_hparams"] == 2

@@ -56,7 +56,8 @@ def _reference(row, hp, x, y, steps):
     for _ in range(steps):
         opt.zero_grad()
         loss = F.cross_entropy(model(xt), yt)
-        loss = loss + float(hp.l2reg) * sum((m.weight**2).sum() for m in (model.conv1, model.conv2, model.conv3, model.dense))
+        loss = loss + float(hp.l2reg) * sum((m.weight**2).sum()
+                                            for m in (model.conv1, model.conv2, model.conv3, model.dense))
         loss.backward()
         opt.step()
     params = {k: v.detach()[None] for k, v in model.state_dict().items()}
@@ -110,7 +111,8 @@ def test_models_stop_after_their_own_steps(digits):
 def test_train_zoo_learns_and_is_deterministic(digits):
     x, y = digits
     tr, te = slice(0, 1200), slice(1200, None)
-    spec = {"optimizer": ["adam"], "learning_rate": [1e-2], "init_std": [0.1], "dropout": [0.0], "train_fraction": [1.0]}
+    spec = {"optimizer": ["adam"], "learning_rate": [1e-2], "init_std": [0.1], "dropout": [0.0],
+            "train_fraction": [1.0]}
     kw = dict(n_models=6, hparam_spec=spec, settings=TrainSettings(epochs=2, chunk_size=4, device="cpu"))
     w1, hp1, m1, _ = train_zoo(x[tr], y[tr], x[te], y[te], seed=5, **kw)
     w2, hp2, m2, _ = train_zoo(x[tr], y[tr], x[te], y[te], seed=5, **kw)

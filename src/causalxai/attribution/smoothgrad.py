@@ -57,7 +57,8 @@ class SmoothGrad(Attribution):
         for start in range(0, samples, samples_per_pass):
             k = min(samples_per_pass, samples - start)
             shape = (x.shape[0] * k, *x.shape[1:])
-            eps = torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype) * sigma.repeat_interleave(k, 0)
+            eps = (torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
+                   * sigma.repeat_interleave(k, 0))
             g = self.input_gradients(x.repeat_interleave(k, 0) + eps, target.repeat_interleave(k, -1))
             if k > 1:
                 g = g.unflatten(axis, (x.shape[0], k)).sum(axis + 1)

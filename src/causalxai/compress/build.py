@@ -178,7 +178,8 @@ def _shapes(model: nn.Module, leaves: list[tuple[str, nn.Module]], input_shape: 
 
 
 def _groups(composition: str | Sequence[Sequence[str]]) -> list[list[str]]:
-    groups = parse_composition(composition) if isinstance(composition, str) else [[str(n) for n in g] for g in composition]
+    groups = (parse_composition(composition) if isinstance(composition, str)
+              else [[str(n) for n in g] for g in composition])
     if not groups or any(not g or any(not n for n in g) for g in groups):
         raise ValueError(f"compress_model: empty causal node in composition {composition!r}")
     return groups
@@ -354,7 +355,8 @@ def compression_plan(
     df = pd.DataFrame(rows)
     before = int(sum(p.numel() for p in model.parameters()))
     after = int(df["params_after"].sum())
-    df.attrs.update(params_before=before, params_after=after, compression=1.0 - after / before if before else float("nan"))
+    df.attrs.update(params_before=before, params_after=after,
+                    compression=1.0 - after / before if before else float("nan"))
     return df
 
 
@@ -400,7 +402,9 @@ def load_compressed_models(path: str | os.PathLike[str]) -> dict[str, nn.Sequent
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise ValueError(f"{path}: not a readable compressed-models file ({exc}); delete it and re-run compress") from exc
+        raise ValueError(
+            f"{path}: not a readable compressed-models file ({exc}); delete it and re-run compress"
+        ) from exc
     if not isinstance(ckpt, dict) or not {"architecture", "kwargs", "input_shape", "models"} <= set(ckpt):
         raise ValueError(f"{path}: not a compressed-models file (needs architecture, kwargs, input_shape, models)")
     base = build_classifier(str(ckpt["architecture"]), **dict(ckpt["kwargs"]))

@@ -43,10 +43,10 @@ from causalxai.compress.build import (
     singleton_composition,
 )
 from causalxai.compress.measure import LATENCY_BATCH, METRICS, model_metrics
+from causalxai.progress import Progress
 from causalxai.runtime import resolve_device
 from causalxai.tracer.mechanisms import coverage_levels, parse_composition
 from causalxai.tracer.model import layer_table, train_classifier
-from causalxai.progress import Progress
 from causalxai.tracer.settings import Settings, TrainSettings, integer, number, setting
 
 __all__ = ["CompressSettings", "build_model", "compress_dataset", "measure_models", "select_mechanisms"]
@@ -287,8 +287,9 @@ def _compress_ds(names, rows, metrics, tables, plans, *, levels, layers, input_s
     data["layer_type"] = (("model", "layer_index"), padded(tables, "type", "", n_layer, str))
     data["layer_output_shape"] = (("model", "layer_index"), padded(tables, "output_shape", "", n_layer, _table_strings))
     data["layer_params"] = (("model", "layer_index"), padded(tables, "params", np.int64(-1), n_layer, int))
-    for col, var in [("layers", "node_layers"), ("original_modules", "node_modules"), ("replacement", "node_replacement"),
-                     ("in_shape", "node_in_shape"), ("out_shape", "node_out_shape")]:
+    for col, var in [("layers", "node_layers"), ("original_modules", "node_modules"),
+                     ("replacement", "node_replacement"), ("in_shape", "node_in_shape"),
+                     ("out_shape", "node_out_shape")]:
         data[var] = (("model", "node"), padded(plans, col, "", n_node, str))
     for col in ("params_before", "params_after"):
         data[f"node_{col}"] = (("model", "node"), padded(plans, col, np.int64(-1), n_node, int))
@@ -312,7 +313,8 @@ def _compress_ds(names, rows, metrics, tables, plans, *, levels, layers, input_s
     descr = {
         "n_params": "parameters (θ)",
         "size_mb": "bytes of parameters and buffers / 1e6",
-        "flops": "FLOPs of one sample's forward (torch FlopCounterMode: 2 per multiply-accumulate, conv and matmul only)",
+        "flops": "FLOPs of one sample's forward (torch FlopCounterMode: 2 per multiply-accumulate, "
+                 "conv and matmul only)",
         "macs": "multiply-accumulates of one sample's forward (flops / 2; paper Table 1's 'FLOPs')",
         "latency_cpu_ms_mean": "per-sample forward latency on the CPU, batch 1, ms (mean over repeats)",
         "latency_gpu_ms_mean": "per-sample forward latency on CUDA, batch 1, ms (NaN without a CUDA device)",

@@ -124,7 +124,8 @@ def model_metrics(
     try:
         if threads:
             torch.set_num_threads(int(threads))
-        out["latency_cpu_ms_mean"], out["latency_cpu_ms_std"] = time_forward(cpu_model, xb, repeats=repeats, warmup=warmup)
+        out["latency_cpu_ms_mean"], out["latency_cpu_ms_std"] = time_forward(cpu_model, xb, repeats=repeats,
+                                                                             warmup=warmup)
     finally:
         torch.set_num_threads(old_threads)
     if dev.type == "cuda":

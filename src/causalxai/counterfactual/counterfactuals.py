@@ -47,9 +47,9 @@ pure generator output.
 (:func:`~causalxai.tracer.pipeline.run_tracer`: interventions, causal nodes at ε, ACE) on the
 originals and the chosen counterfactuals in one pass, the output node's attribution of both,
 their difference and the features where they differ
-(:func:`~causalxai.tracer.ace.threshold_mask` of the difference). Each attribution is signed with respect to the class the model predicts
-for *that* input (ACE's convention): for a misclassified original, + supports the wrong
-class; for a valid counterfactual, + supports the target.
+(:func:`~causalxai.tracer.ace.threshold_mask` of the difference). Each attribution is signed with
+respect to the class the model predicts for *that* input (ACE's convention): for a misclassified
+original, + supports the wrong class; for a valid counterfactual, + supports the target.
 """
 
 from __future__ import annotations

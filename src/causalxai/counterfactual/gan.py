@@ -87,8 +87,8 @@ import xarray as xr
 from torch import nn
 
 from causalxai.io import atomic_path
-from causalxai.runtime import predict, resolve_device
 from causalxai.progress import Progress
+from causalxai.runtime import predict, resolve_device
 from causalxai.tracer.settings import Settings, integer, number, optional, setting
 
 __all__ = [
@@ -117,7 +117,8 @@ def _conv_out(size: int, stride: int) -> int:
 class CounterfactualGenerator(nn.Module):
     """``x (N, C, H, W)``, target ``(N,)`` [, ``delta (N, latent_dim)``] → ``x* (N, C, H, W)`` in [−1, 1]."""
 
-    def __init__(self, in_channels: int = 1, height: int = 28, width: int = 28, n_classes: int = 10, latent_dim: int = 32):
+    def __init__(self, in_channels: int = 1, height: int = 28, width: int = 28, n_classes: int = 10,
+                 latent_dim: int = 32):
         super().__init__()
         if min(height, width) < 1 or in_channels < 1 or n_classes < 2 or latent_dim < 1:
             raise ValueError(
@@ -332,7 +333,8 @@ def train_counterfactual_gan(
     x = torch.as_tensor(x_train, dtype=torch.float32)
     y = torch.as_tensor(y_train).long().reshape(-1)
     if x.dim() != 4 or len(x) != len(y) or len(x) == 0:
-        raise ValueError(f"train_counterfactual_gan: need images (N, C, H, W) and N labels, got {tuple(x.shape)}, {tuple(y.shape)}")
+        raise ValueError(f"train_counterfactual_gan: need images (N, C, H, W) and N labels, "
+                         f"got {tuple(x.shape)}, {tuple(y.shape)}")
     classifier = classifier.to(dev).eval()
     x, y = x.to(dev), y.to(dev)
     if n_classes is None:

@@ -287,7 +287,8 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
     dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     size = int(np.prod(dims))
     if len(data) - header != size:
-        raise _bad_file(path, what, f"header says {'x'.join(map(str, dims))} = {size} bytes, found {len(data) - header}")
+        raise _bad_file(path, what,
+                        f"header says {'x'.join(map(str, dims))} = {size} bytes, found {len(data) - header}")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
@@ -377,7 +378,8 @@ def _parse_cifar10(paths: Mapping[str, Path]) -> tuple[tuple[np.ndarray, np.ndar
                 except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as exc:
                     raise _bad_file(path, what, f"batch {batch_name}: {type(exc).__name__}: {exc}") from exc
                 if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-                    raise _bad_file(path, what, f"batch {batch_name}: data is {data.dtype} {data.shape}, expected uint8 (N, 3072)")
+                    raise _bad_file(path, what,
+                                    f"batch {batch_name}: data is {data.dtype} {data.shape}, expected uint8 (N, 3072)")
                 if labels.shape != (data.shape[0],):
                     raise _bad_file(path, what, f"batch {batch_name}: {labels.size} labels for {data.shape[0]} images")
                 _check_labels(labels, path, what)
@@ -404,7 +406,8 @@ def _read_svhn(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except Exception as exc:  # scipy raises ValueError, OSError, TypeError, MatReadError, ... on bad files
         raise _bad_file(path, what, f"{type(exc).__name__}: {exc}") from exc
     if "X" not in mat or "y" not in mat:
-        raise _bad_file(path, what, f"variables X and y expected, found {sorted(k for k in mat if not k.startswith('__'))}")
+        raise _bad_file(path, what,
+                        f"variables X and y expected, found {sorted(k for k in mat if not k.startswith('__'))}")
     x, y = np.asarray(mat["X"]), np.asarray(mat["y"])
     if x.ndim != 4 or x.shape[:3] != (32, 32, 3):
         raise _bad_file(path, what, f"X has shape {x.shape}, expected (32, 32, 3, N)")
@@ -423,7 +426,9 @@ def _parse_svhn(paths: Mapping[str, Path]) -> tuple[tuple[np.ndarray, np.ndarray
     return _read_svhn(paths["train_32x32.mat"]), _read_svhn(paths["test_32x32.mat"])
 
 
-_PARSERS: dict[str, Callable[[Mapping[str, Path]], tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]]] = {
+_PARSERS: dict[
+    str, Callable[[Mapping[str, Path]], tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]]
+] = {
     "mnist": _parse_idx_set,
     "fashion_mnist": _parse_idx_set,
     "cifar10": _parse_cifar10,
@@ -474,7 +479,8 @@ def load_dataset(
         paths[file_name] = fetch(urls, folder / file_name, md5=spec.get("md5"), progress=progress)
     (xtr, ytr), (xte, yte) = _PARSERS[name](paths)
     md5s = {f: (spec.get("md5") or file_digest(paths[f], "md5")) for f, spec in files.items()}
-    source = "; ".join(" | ".join([spec["urls"]] if isinstance(spec["urls"], str) else spec["urls"]) for spec in files.values())
+    source = "; ".join(" | ".join([spec["urls"]] if isinstance(spec["urls"], str) else spec["urls"])
+                       for spec in files.values())
     return _assemble(
         name,
         (zoo_preprocess(xtr), ytr, np.arange(len(ytr))),

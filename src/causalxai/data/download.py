@@ -208,7 +208,9 @@ def _download_once(url: str, part: Path, timeout: float, progress: bool, label: 
                     try:
                         chunk = response.read(CHUNK_SIZE)
                     except (OSError, http.client.HTTPException) as exc:
-                        raise _RetryableError(f"connection lost after {have} bytes ({type(exc).__name__}: {exc})") from exc
+                        raise _RetryableError(
+                            f"connection lost after {have} bytes ({type(exc).__name__}: {exc})"
+                        ) from exc
                     if not chunk:
                         break
                     try:
@@ -313,7 +315,9 @@ def fetch(
         try:
             _download(u, part, timeout, retries, progress, dest.name)
         except _LocalError as exc:
-            raise DownloadError(f"downloading {u} to {dest} failed: {exc}. Free some space or fix the permissions and retry.") from exc
+            raise DownloadError(
+                f"downloading {u} to {dest} failed: {exc}. Free some space or fix the permissions and retry."
+            ) from exc
         except (_RetryableError, _FinalError) as exc:
             failures.append(f"{u}: {exc}")
             continue

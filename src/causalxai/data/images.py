@@ -95,5 +95,6 @@ def select_probe_images(dataset: xr.Dataset, n_images: int, seed: int) -> xr.Dat
         },
         coords={"image": np.arange(idx.size)},
     )
-    out.attrs.update({"dataset": dataset.attrs.get("dataset", ""), "n_classes": int(k), "selection": "class-balanced from the test split"})
+    out.attrs.update({"dataset": dataset.attrs.get("dataset", ""), "n_classes": int(k),
+                      "selection": "class-balanced from the test split"})
     return out

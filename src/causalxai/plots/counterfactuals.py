@@ -66,7 +66,9 @@ def counterfactual_frame(cf_ds: xr.Dataset, tracer_ds: xr.Dataset | None = None,
         _need(tracer_ds, (*_TR_VARS, "n_groups"), "counterfactual_tracer.nc")
         missing = [s for s in chosen if s not in _ids(tracer_ds)]
         if missing:
-            raise ValueError(f"samples {missing} are not in counterfactual_tracer.nc; available: {_ids(tracer_ds)[:20]}")
+            raise ValueError(
+                f"samples {missing} are not in counterfactual_tracer.nc; available: {_ids(tracer_ds)[:20]}"
+            )
         tr = tracer_ds.sel(sample=chosen)
         frame["n_groups_original"] = tr["n_groups"].sel(version="original").values
         frame["n_groups_counterfactual"] = tr["n_groups"].sel(version="counterfactual").values

@@ -223,7 +223,8 @@ def ite_by_bucket_frame(effects: xr.Dataset, hparam: str = "optimizer", effect: 
     small = np.asarray(effects["small_cell"].sel(sel).transpose("value", "bucket").values, dtype=bool) \
         if "small_cell" in effects else np.zeros((len(values), len(buckets)), bool)
     idx = pd.MultiIndex.from_product(
-        [outputs, values, buckets, np.asarray(y["image"].values).tolist()], names=["output", "value", "bucket", "image"],
+        [outputs, values, buckets, np.asarray(y["image"].values).tolist()],
+        names=["output", "value", "bucket", "image"],
     )
     df = pd.DataFrame({"ite": data.ravel(),
                        "small": np.broadcast_to(small[None, :, :, None], data.shape).ravel()}, index=idx).reset_index()
@@ -250,7 +251,8 @@ def ite_scatter_frame(effects: xr.Dataset, effect: str = "total", include_identi
     keep_m = [m for m in methods if include_identity or m != "identity"]
     e = e.isel({"method": [methods.index(m) for m in keep_m]})
     ev = np.asarray(e.values, dtype=float)
-    yv = np.broadcast_to(np.asarray(y.transpose("bucket", "hparam", "value", "image").values, dtype=float)[None], ev.shape)
+    yv = np.broadcast_to(np.asarray(y.transpose("bucket", "hparam", "value", "image").values, dtype=float)[None],
+                         ev.shape)
     idx = pd.MultiIndex.from_product(
         [keep_m, _strs(e["bucket"].values), _strs(e["hparam"].values),
          np.asarray(e["value"].values).astype(int).tolist(), np.asarray(e["image"].values).tolist()],
@@ -270,10 +272,13 @@ def mediation_frame(effects: xr.Dataset, stat: str = "pearson", aggregation: str
     """
     _check_choice("statistic", stat, _strs(effects["stat"].values))
     name = _check_aggregation(aggregation)
-    med, gap = ("corr_mean_mediated", "gap_to_identity_mean") if name == "corr_mean" else ("corr_mediated", "gap_to_identity")
+    med, gap = (("corr_mean_mediated", "gap_to_identity_mean") if name == "corr_mean"
+                else ("corr_mediated", "gap_to_identity"))
     sources = {
-        "total": (effects[name].sel({"effect": "total"}, drop=True), effects[f"{name}_ci"].sel({"effect": "total"}, drop=True)),
-        "direct": (effects[name].sel({"effect": "direct"}, drop=True), effects[f"{name}_ci"].sel({"effect": "direct"}, drop=True)),
+        "total": (effects[name].sel({"effect": "total"}, drop=True),
+                  effects[f"{name}_ci"].sel({"effect": "total"}, drop=True)),
+        "direct": (effects[name].sel({"effect": "direct"}, drop=True),
+                   effects[f"{name}_ci"].sel({"effect": "direct"}, drop=True)),
         "mediated": (effects[med], effects[f"{med}_ci"]),
         "gap_to_identity": (effects[gap], effects[f"{gap}_ci"]),
     }

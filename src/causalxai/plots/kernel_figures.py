@@ -43,14 +43,16 @@ def plot_kernel_examples(examples: xr.Dataset, path: str | os.PathLike[str]) -> 
             ax = row[1 + k]
             ax.imshow(examples[name].sel(bucket=b).values, vmin=0, vmax=1, cmap="magma", aspect="auto")
             if a["label"] >= 0:
-                ax.add_patch(plt.Rectangle((a["label"] - 0.5, -0.5), 1, examples[name].shape[1], fill=False, ec="c", lw=1))
+                ax.add_patch(plt.Rectangle((a["label"] - 0.5, -0.5), 1, examples[name].shape[1], fill=False, ec="c",
+                                           lw=1))
             ax.set_title(f"Y, {a['hparam']} {lab} {a['value']}", fontsize=8)
             ax.set_xlabel("class", fontsize=7)
         if has_e:
             de = examples["d_e"].sel(bucket=b).values
             im = row[3].imshow(de, vmin=0, cmap="viridis")
             fig.colorbar(im, ax=row[3], shrink=0.8)
-            row[3].set_title(f"d(E {METHOD_NAMES.get(a['method'], a['method'])}), mean {np.nanmean(de):.3g}", fontsize=8)
+            row[3].set_title(f"d(E {METHOD_NAMES.get(a['method'], a['method'])}), mean {np.nanmean(de):.3g}",
+                             fontsize=8)
     for ax in axes.flat:
         ax.tick_params(labelsize=6)
     fig.suptitle(f"RBF kernel (γ = 1/d) dissimilarities ‖φ(a) − φ(b)‖², {a['hparam']} = {a['value']} vs ≠, "

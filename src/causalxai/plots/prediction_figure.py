@@ -29,7 +29,9 @@ from causalxai.plots._figure import save_figure  # noqa: E402
 __all__ = ["prediction_frame", "plot_prediction_distributions"]
 
 
-def prediction_frame(predictions: xr.Dataset, zoo: xr.Dataset, images: xr.Dataset, hparam: str = "optimizer") -> pd.DataFrame:
+def prediction_frame(
+    predictions: xr.Dataset, zoo: xr.Dataset, images: xr.Dataset, hparam: str = "optimizer"
+) -> pd.DataFrame:
     """Rows (image, label, model, value, predicted, p_true) for the first probe image of each class."""
     if hparam not in zoo:
         raise ValueError(f"hyperparameter {hparam!r} is not in zoo.nc")
@@ -47,7 +49,11 @@ def prediction_frame(predictions: xr.Dataset, zoo: xr.Dataset, images: xr.Datase
 
 
 def plot_prediction_distributions(
-    predictions: xr.Dataset, zoo: xr.Dataset, images: xr.Dataset, path: str | os.PathLike[str], hparam: str = "optimizer"
+    predictions: xr.Dataset,
+    zoo: xr.Dataset,
+    images: xr.Dataset,
+    path: str | os.PathLike[str],
+    hparam: str = "optimizer",
 ) -> Figure:
     """Paper 000 Fig. 6 (see the module docstring)."""
     df = prediction_frame(predictions, zoo, images, hparam)

@@ -53,10 +53,16 @@ import xarray as xr
 
 from causalxai.progress import Progress
 from causalxai.study.estimators.bandwidth import MEDIAN_MODELS
-from causalxai.study.estimators.correlation import hparam_mean, correlations
+from causalxai.study.estimators.correlation import correlations, hparam_mean
 from causalxai.study.estimators.estimate import Block, BucketKernel, KernelSpec
-from causalxai.study.estimators.treatments import LOG_ROUNDED, PLACEBO, placebo_levels, treatment_groups, treatment_levels
 from causalxai.study.estimators.resample import bootstrap_counts, p_values, percentile_interval, permutation_indicators
+from causalxai.study.estimators.treatments import (
+    LOG_ROUNDED,
+    PLACEBO,
+    placebo_levels,
+    treatment_groups,
+    treatment_levels,
+)
 from causalxai.study.explain import EFFECTS
 from causalxai.zoo.hparams import HPARAMS
 
@@ -372,7 +378,8 @@ def compute_effects_grid(
 
     common = dict(
         names=names, n_real=n_real, n_v=n_v, methods=methods, bucket_labels=bucket_labels, value_label=value_label,
-        n_t=n_t, n_c=n_c, n_models_b=[int((bucket == b).sum()) for b in range(n_b)] + ([n_models] if add_global else []),
+        n_t=n_t, n_c=n_c,
+        n_models_b=[int((bucket == b).sum()) for b in range(n_b)] + ([n_models] if add_global else []),
         dropped=_dropped(explanations, methods),
     )
     results = []
@@ -392,7 +399,9 @@ def _median_bucket_gamma(blk: Block | None, read: Callable, key, members: np.nda
     return float(sb.median_gamma(pooled=True))
 
 
-def _assemble(arrays: dict[str, Any], zoo: xr.Dataset, predictions: xr.Dataset, settings: EffectsSettings) -> xr.Dataset:
+def _assemble(
+    arrays: dict[str, Any], zoo: xr.Dataset, predictions: xr.Dataset, settings: EffectsSettings
+) -> xr.Dataset:
     """The dataset of the module docstring from the arrays :func:`compute_effects` filled."""
     v = arrays
     s = settings

@@ -26,12 +26,12 @@ import pandas as pd
 import xarray as xr
 
 from causalxai.progress import Progress
+from causalxai.study.effects import EffectsSettings, compute_effects_grid
 from causalxai.study.estimators.bandwidth import BANDWIDTHS
 from causalxai.study.estimators.estimate import KernelSpec
 from causalxai.study.estimators.ite import ESTIMATORS
-from causalxai.study.effects import EffectsSettings, compute_effects_grid
-from causalxai.study.postprocess import NORMALISATIONS
 from causalxai.study.explain import ExplainSettings, normalise_explanations
+from causalxai.study.postprocess import NORMALISATIONS
 
 __all__ = ["SensitivityGrid", "sensitivity_table", "headline_rows"]
 

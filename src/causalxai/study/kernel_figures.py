@@ -19,8 +19,8 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from causalxai.study.estimators.treatments import LOG_ROUNDED, treatment_groups, treatment_levels
 from causalxai.study.estimators.ite import KERNELS, gram, ite
+from causalxai.study.estimators.treatments import LOG_ROUNDED, treatment_groups, treatment_levels
 
 __all__ = ["KernelExampleSettings", "kernel_examples", "kernel_comparison"]
 
@@ -84,13 +84,15 @@ def kernel_examples(
     v = labels.index(value)
     bucket = np.asarray(buckets["bucket"].values)
     names = [str(b) for b in buckets["bucket_label"].values]
-    ok = [b for b in range(len(names)) if ((bucket == b) & (lv == v)).sum() >= 2 and ((bucket == b) & (lv != v)).sum() >= 2]
+    ok = [b for b in range(len(names))
+          if ((bucket == b) & (lv == v)).sum() >= 2 and ((bucket == b) & (lv != v)).sum() >= 2]
     if not ok:
         raise ValueError(f"no bucket has two models with {hparam} = {value} and two without")
     chosen = list(dict.fromkeys([ok[0], ok[len(ok) // 2], ok[-1]]))
     rng = np.random.default_rng([seed, 0xF167])
     prob = np.asarray(predictions["prob"].values[:, image])
-    e = None if maps is None else np.asarray(maps["E"].sel({"effect": "total"}).values[:, image]).reshape(prob.shape[0], -1)
+    e = (None if maps is None
+         else np.asarray(maps["E"].sel({"effect": "total"}).values[:, image]).reshape(prob.shape[0], -1))
     t_sel, c_sel = [], []
     for b in chosen:
         t = np.flatnonzero((bucket == b) & (lv == v))

@@ -197,7 +197,8 @@ def split_models(
 
 def build_mlp(n_in: int, hidden: int, n_classes: int) -> nn.Sequential:
     """The paper's "simple 3-layer MLP": Linear-ReLU-Linear-ReLU-Linear."""
-    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, n_classes))
 
 
 def _pairs(models: np.ndarray, n_images: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -327,7 +328,8 @@ def fit_meta_model(
     n_classes = int(predictions.sizes["class"]) if "class" in predictions.sizes else int(target_np.max()) + 1
     n_models, n_images = target_np.shape
 
-    splits = split_models(zoo["test_accuracy"].values, train_fraction=train_fraction, top_fraction=top_fraction, seed=seed)
+    splits = split_models(zoo["test_accuracy"].values, train_fraction=train_fraction, top_fraction=top_fraction,
+                          seed=seed)
     dev = resolve_device(st.device)
     pix_np = np.asarray(images["pixels"].values, dtype=np.float32).reshape(n_images, -1)
     pix = torch.as_tensor(pix_np, device=dev)
@@ -377,7 +379,8 @@ def fit_meta_model(
         "chance_accuracy": "baseline: per image the class most training models predict, on the held-out models",
         "label_accuracy": "baseline: the image's true label, on the held-out models",
         "loss": "mean training cross-entropy per epoch",
-        "agreement": "per held-out model, fraction of its probe images where the meta-model agrees; NaN if not evaluated",
+        "agreement": "per held-out model, fraction of its probe images where the meta-model agrees; "
+                     "NaN if not evaluated",
         "split": "the model's role in the subset: train, eval or none",
     }
     for name, text in desc.items():

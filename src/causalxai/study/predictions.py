@@ -62,6 +62,8 @@ def predict_zoo(zoo: xr.Dataset, images: xr.Dataset, settings: ExplainSettings) 
     ds["prob"].attrs["description"] = "softmax output Y of each model on each probe image"
     ds["target"].attrs["description"] = "the class each model predicts (the class the total-effect maps explain)"
     ds["permutation"].attrs["description"] = "σ: seeded uniformly random class permutation per (model, image)"
-    ds["prob_direct"].attrs["description"] = "Y with its scores moved to the permuted classes: prob_direct[σ(c)] = prob[c]"
-    ds["target_direct"].attrs["description"] = "σ(target): the class the direct-effect maps explain, independent of H and Y"
+    ds["prob_direct"].attrs["description"] = ("Y with its scores moved to the permuted classes: "
+                                              "prob_direct[σ(c)] = prob[c]")
+    ds["target_direct"].attrs["description"] = ("σ(target): the class the direct-effect maps explain, "
+                                                "independent of H and Y")
     return ds

@@ -102,7 +102,9 @@ def _pair(v: Any) -> tuple[int, int]:
 
 def _aligned_groups(interventions: xr.Dataset, groups: xr.DataArray) -> np.ndarray:
     if not isinstance(groups, xr.DataArray) or set(groups.dims) != {"sample", "layer"}:
-        raise ValueError("ace_dataset: groups must be a DataArray (sample, layer) of group ids, as causal_nodes.nc's 'group'")
+        raise ValueError(
+            "ace_dataset: groups must be a DataArray (sample, layer) of group ids, as causal_nodes.nc's 'group'"
+        )
     g = groups
     if "sample" in g.coords:
         missing = sorted(set(interventions["sample"].values.tolist()) - set(g["sample"].values.tolist()))
@@ -152,7 +154,9 @@ def ace_dataset(interventions: xr.Dataset, groups: xr.DataArray, settings: Trace
         sh, sw = _pair(attrs["stride"])
         height, width = int(attrs["height"]), int(attrs["width"])
     except KeyError as err:
-        raise ValueError(f"ace_dataset: interventions.nc lacks the attribute {err}; make it with interventions_dataset") from None
+        raise ValueError(
+            f"ace_dataset: interventions.nc lacks the attribute {err}; make it with interventions_dataset"
+        ) from None
     mask_threshold, top_k = settings.mask_threshold, settings.top_k
     layer_names = [str(v) for v in interventions["layer"].values]
     n_samples, n_layers = interventions.sizes["sample"], len(layer_names)

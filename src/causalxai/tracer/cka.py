@@ -207,10 +207,10 @@ def cka_matrix(
     n_layers = len(tensors)
     stack = torch.empty((n_layers, n * n), dtype=dtype, device=device)
     scales = torch.empty(n_layers, dtype=torch.float64, device=device)
-    for l, t in enumerate(tensors):
+    for layer, t in enumerate(tensors):
         k, scale = centered_gram(t.to(device), kernel, dtype, sigma_frac)
-        stack[l] = k.flatten()
-        scales[l] = scale.to(torch.float64)
+        stack[layer] = k.flatten()
+        scales[layer] = scale.to(torch.float64)
     # HSIC of all pairs: one product S Sᵀ, accumulated in float64 over column chunks (a float32
     # reduction over n² terms alone costs ~1e-5 in CKA; chunks avoid a float64 copy of S)
     hsic = torch.zeros((n_layers, n_layers), dtype=torch.float64, device=device)

@@ -78,10 +78,10 @@ import torch
 import xarray as xr
 from torch import nn
 
+from causalxai.progress import Progress
 from causalxai.runtime import eval_mode, model_device
 from causalxai.tracer.cka import cka_matrix
 from causalxai.tracer.model import forward_hooks, observed_layers
-from causalxai.progress import Progress
 from causalxai.tracer.settings import TracerSettings
 
 __all__ = [
@@ -479,7 +479,9 @@ def interventions_dataset(
     """
     imgs = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
     if imgs.dim() != 4 or len(imgs) == 0:
-        raise ValueError(f"interventions_dataset: images must be (S, C, H, W) with S ≥ 1, got shape {tuple(imgs.shape)}")
+        raise ValueError(
+            f"interventions_dataset: images must be (S, C, H, W) with S ≥ 1, got shape {tuple(imgs.shape)}"
+        )
     if not imgs.is_floating_point():
         imgs = imgs.float()
     n_samples, n_channels, height, width = imgs.shape

@@ -67,7 +67,9 @@ def parse_composition(composition: str) -> list[list[str]]:
     return [grp.split(LAYER_SEP) for grp in str(composition).split(GROUP_SEP)]
 
 
-def _group_table(groups: xr.DataArray | np.ndarray, layers: Sequence[str] | None) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+def _group_table(
+    groups: xr.DataArray | np.ndarray, layers: Sequence[str] | None
+) -> tuple[np.ndarray, list[str], np.ndarray | None]:
     sample_coord = None
     if isinstance(groups, xr.DataArray):
         if set(groups.dims) != {"sample", "layer"}:
@@ -81,7 +83,9 @@ def _group_table(groups: xr.DataArray | np.ndarray, layers: Sequence[str] | None
     else:
         arr = np.asarray(groups)
     if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise ValueError(f"mechanisms: groups must be a (sample, layer) table with at least one entry, got shape {arr.shape}")
+        raise ValueError(
+            f"mechanisms: groups must be a (sample, layer) table with at least one entry, got shape {arr.shape}"
+        )
     if not np.issubdtype(arr.dtype, np.integer):
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
             raise ValueError("mechanisms: group ids must be integers")
@@ -93,7 +97,8 @@ def _group_table(groups: xr.DataArray | np.ndarray, layers: Sequence[str] | None
         raise ValueError(f"mechanisms: {len(layers)} layer names for {arr.shape[1]} layers")
     bad_names = [n for n in layers if GROUP_SEP in n or LAYER_SEP in n or not n]
     if bad_names:
-        raise ValueError(f"mechanisms: layer names must be non-empty and contain neither {GROUP_SEP!r} nor {LAYER_SEP!r}: {bad_names}")
+        raise ValueError(f"mechanisms: layer names must be non-empty and contain neither {GROUP_SEP!r} "
+                         f"nor {LAYER_SEP!r}: {bad_names}")
     d = np.diff(arr, axis=1)
     ok = (arr[:, 0] == 0) & np.all((d == 0) | (d == 1), axis=1)
     if not ok.all():
@@ -178,7 +183,9 @@ def mechanisms_dataset(
     )
 
 
-def coverage_levels(mech_ds: xr.Dataset, levels: Sequence[float] = (0.85, 0.99, 1.0), *, tol: float = 1e-12) -> list[int]:
+def coverage_levels(
+    mech_ds: xr.Dataset, levels: Sequence[float] = (0.85, 0.99, 1.0), *, tol: float = 1e-12
+) -> list[int]:
     """For each coverage level, the first mechanism whose cumulative coverage reaches it.
 
     ``coverage[m] ≥ level − tol``; the paper's compressed models C1, C2, C3 correspond to

@@ -46,8 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from causalxai.runtime import eval_mode, resolve_device
 from causalxai.progress import Progress
+from causalxai.runtime import eval_mode, resolve_device
 from causalxai.tracer.settings import TrainSettings
 
 __all__ = [
@@ -265,7 +265,8 @@ def train_classifier(
     running means over the epoch's minibatches, in train mode), plus ``initial_test_loss``,
     ``initial_test_accuracy`` (before training) and ``final_test_accuracy``.
     """
-    epochs, batch_size, seed, eval_batch_size = settings.epochs, settings.batch_size, settings.seed, settings.eval_batch_size
+    epochs, batch_size, seed, eval_batch_size = (settings.epochs, settings.batch_size, settings.seed,
+                                                 settings.eval_batch_size)
     dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
     xtr, ytr = _as_inputs(x_train), _as_labels(y_train)
     if len(xtr) != len(ytr) or len(xtr) == 0:

@@ -229,6 +229,8 @@ def causal_nodes_dataset(cka: xr.DataArray, settings: TracerSettings, *, atol: f
         },
         attrs={"eps": eps, "atol": atol},
     )
-    ds["group"].attrs["description"] = "causal node of each layer (Def. 3: chains of consecutive layers with CKA >= 1 - eps)"
-    ds["link"].attrs["description"] = "directed causal links between nodes (Def. 4: adjacent, or any similar layer pair)"
+    ds["group"].attrs["description"] = ("causal node of each layer "
+                                        "(Def. 3: chains of consecutive layers with CKA >= 1 - eps)")
+    ds["link"].attrs["description"] = ("directed causal links between nodes "
+                                       "(Def. 4: adjacent, or any similar layer pair)")
     return ds

@@ -73,9 +73,9 @@ from causalxai.attribution.grad_cam import GradCam, layer_forward
 from causalxai.attribution.gradient import Gradient
 from causalxai.attribution.integrated_gradients import IntegratedGradients
 from causalxai.attribution.smoothgrad import SmoothGrad
+from causalxai.progress import Progress
 from causalxai.runtime import eval_mode, model_device, predict
 from causalxai.tracer.ace import threshold_mask
-from causalxai.progress import Progress
 from causalxai.tracer.settings import Settings, function, integer, number, setting
 
 __all__ = [
@@ -109,10 +109,14 @@ def per_sample_mask(attribution: torch.Tensor, threshold: float) -> torch.Tensor
     """
     a = torch.as_tensor(attribution)
     if a.dim() < 2:
-        raise ValueError(f"per_sample_mask: attribution must be (N, ...) with a sample axis, got shape {tuple(a.shape)}")
+        raise ValueError(
+            f"per_sample_mask: attribution must be (N, ...) with a sample axis, got shape {tuple(a.shape)}"
+        )
     t = float(threshold)
     if not 0.0 <= t <= 1.0:
-        raise ValueError(f"per_sample_mask: the mask threshold must lie in [0, 1] (tracer.ace.mask_threshold), got {threshold}")
+        raise ValueError(
+            f"per_sample_mask: the mask threshold must lie in [0, 1] (tracer.ace.mask_threshold), got {threshold}"
+        )
     if not a.is_floating_point():
         a = a.float()
     if not torch.isfinite(a).all():
@@ -519,13 +523,18 @@ def reliability_dataset(
     for j, method in enumerate(chosen):
         if method == "tracer":
             if tracer_attribution is None:
-                raise ValueError("reliability_dataset: 'tracer' is among the methods but no tracer_attribution was given")
+                raise ValueError(
+                    "reliability_dataset: 'tracer' is among the methods but no tracer_attribution was given"
+                )
             ta = tracer_attribution
             attr = torch.as_tensor(ta.values if isinstance(ta, xr.DataArray) else ta)
             if tuple(attr.shape) != (n, h, w):
-                raise ValueError(f"reliability_dataset: tracer_attribution {tuple(attr.shape)} must be (N, H, W) = {(n, h, w)}")
+                raise ValueError(
+                    f"reliability_dataset: tracer_attribution {tuple(attr.shape)} must be (N, H, W) = {(n, h, w)}"
+                )
         else:
-            attr = baseline_attributions(model, x, tgt, method, settings=s, reference=reference, seed=r.seed, device=dev)
+            attr = baseline_attributions(model, x, tgt, method, settings=s, reference=reference, seed=r.seed,
+                                         device=dev)
         mask = per_sample_mask(attr.cpu(), r.threshold)
         score[j] = reliability_score(model, x_raw, mask, r, device=dev).numpy()
         frac[j] = float(mask.flatten(1).double().mean(1).mean())

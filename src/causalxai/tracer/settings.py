@@ -20,7 +20,18 @@ import torch
 
 from causalxai.data.dataset import from_raw, to_raw
 
-__all__ = ["EPS_SWEEP", "SettingError", "Settings", "TracerSettings", "TrainSettings", "function", "integer", "number", "optional", "setting"]
+__all__ = [
+    "EPS_SWEEP",
+    "SettingError",
+    "Settings",
+    "TracerSettings",
+    "TrainSettings",
+    "function",
+    "integer",
+    "number",
+    "optional",
+    "setting",
+]
 
 EPS_SWEEP = (0.0, 0.05, 0.1, 0.2, 1.0)  # App. G
 

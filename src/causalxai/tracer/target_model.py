@@ -70,7 +70,9 @@ def build_classifier(architecture: str, **kwargs: Any) -> nn.Module:
     """The named architecture, built with ``kwargs`` (``in_channels``, ``n_classes``, ...)."""
     model = _resolve(architecture)(**kwargs)
     if not isinstance(model, nn.Module):
-        raise ValueError(f"tracer.model.architecture {architecture!r} returned {type(model).__name__}, not a torch module")
+        raise ValueError(
+            f"tracer.model.architecture {architecture!r} returned {type(model).__name__}, not a torch module"
+        )
     return model
 
 
@@ -147,7 +149,9 @@ def train_target_model(
     return model, kwargs, ds
 
 
-def save_target_model(model: nn.Module, architecture: str, kwargs: dict[str, Any], path: str | os.PathLike[str]) -> None:
+def save_target_model(
+    model: nn.Module, architecture: str, kwargs: dict[str, Any], path: str | os.PathLike[str]
+) -> None:
     """Write the weights file atomically (architecture, kwargs, state_dict)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
@@ -164,7 +168,9 @@ def load_target_model(path: str | os.PathLike[str]) -> nn.Module:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise ValueError(f"{path}: not a readable target-model checkpoint ({exc}); delete it and re-run target_model") from exc
+        raise ValueError(
+            f"{path}: not a readable target-model checkpoint ({exc}); delete it and re-run target_model"
+        ) from exc
     if not isinstance(ckpt, dict) or not {"architecture", "kwargs", "state_dict"} <= set(ckpt):
         raise ValueError(f"{path}: not a target-model checkpoint (needs architecture, kwargs, state_dict)")
     model = build_classifier(str(ckpt["architecture"]), **dict(ckpt["kwargs"]))

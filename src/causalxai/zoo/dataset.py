@@ -104,7 +104,9 @@ def validate_zoo(ds: xr.Dataset) -> None:
     w = ds["weights"].values
     bad = ~np.isfinite(w).all(axis=1)
     if bad.any():
-        raise ValueError(f"zoo dataset has {int(bad.sum())} model(s) with non-finite weights, e.g. model {int(np.argmax(bad))}")
+        raise ValueError(
+            f"zoo dataset has {int(bad.sum())} model(s) with non-finite weights, e.g. model {int(np.argmax(bad))}"
+        )
     acc = ds["test_accuracy"].values
     if not np.isfinite(acc).all():
         raise ValueError("zoo dataset has non-finite test accuracies")
@@ -117,7 +119,9 @@ def zoo_layout_of(ds: xr.Dataset) -> pd.DataFrame:
     return layout_from_json(ds.attrs["layout"])
 
 
-def zoo_params(ds: xr.Dataset, models: slice | np.ndarray | None = None, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+def zoo_params(
+    ds: xr.Dataset, models: slice | np.ndarray | None = None, device: str | torch.device = "cpu"
+) -> dict[str, torch.Tensor]:
     """Torch-ordered parameters (leading model dim) of the selected models of a zoo."""
     w = ds["weights"].values if models is None else ds["weights"].values[models]
     return unflatten(torch.tensor(np.asarray(w, dtype=np.float32), device=device), zoo_layout_of(ds))

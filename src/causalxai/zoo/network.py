@@ -168,8 +168,10 @@ def _check_zoo_layout(entries: Sequence[LayoutEntry]) -> None:
     for e in entries:
         if e.layer not in layers:
             layers.append(e.layer)
-    convs = [l for l in layers if any(e.layer == l and e.kind == "kernel" and len(e.shape) == 4 for e in entries)]
-    dense = [l for l in layers if any(e.layer == l and e.kind == "kernel" and len(e.shape) == 2 for e in entries)]
+    convs = [layer for layer in layers
+             if any(e.layer == layer and e.kind == "kernel" and len(e.shape) == 4 for e in entries)]
+    dense = [layer for layer in layers
+             if any(e.layer == layer and e.kind == "kernel" and len(e.shape) == 2 for e in entries)]
     if len(convs) != 3 or len(dense) != 1:
         raise ValueError(
             f"layout describes {len(convs)} conv and {len(dense)} dense layers; the zoo network has 3 and 1"

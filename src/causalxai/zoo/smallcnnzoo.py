@@ -348,8 +348,8 @@ def read_zoo(
         The zoo dataset (:func:`causalxai.zoo.dataset.make_zoo_dataset`) with ``source_row``
         the row in ``weights.npy`` and attributes ``n_runs_final_step``,
         ``n_dropped_nonfinite``, ``n_dropped_missing_hparams``, ``final_step``,
-        ``max_models`` (-1: all), ``subsample_seed``, ``archive_sha256`` (from the extraction record) and ``url`` (empty here;
-        :func:`load_smallcnnzoo` fills it).
+        ``max_models`` (-1: all), ``subsample_seed``, ``archive_sha256`` (from the extraction record)
+        and ``url`` (empty here; :func:`load_smallcnnzoo` fills it).
 
     Raises:
         ZooArchiveError (a ValueError): ``layout.csv`` does not describe ``weights.npy``'s
@@ -407,7 +407,8 @@ def read_zoo(
     if "config.dataset" in final:
         names = set(final["config.dataset"].dropna().astype(str))
         if names and names != {dataset}:
-            log.warning("%s: config.dataset is %s, but the zoo was loaded as %r", paths["metrics"], sorted(names), dataset)
+            log.warning("%s: config.dataset is %s, but the zoo was loaded as %r", paths["metrics"], sorted(names),
+                        dataset)
 
     acc_ok = np.ones(n_final, dtype=bool)
     for col in ("test_accuracy", "train_accuracy"):

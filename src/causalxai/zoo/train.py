@@ -41,7 +41,16 @@ from causalxai.zoo.hparams import sample_hparams
 from causalxai.zoo.init import init_kernels
 from causalxai.zoo.network import batched_logits, flatten, parse_layout, unflatten, zoo_layout
 
-__all__ = ["TrainSettings", "train_zoo", "init_flat", "train_chunk", "make_chunks", "build_trained_zoo", "resolve_chunk_size", "evaluate"]
+__all__ = [
+    "TrainSettings",
+    "train_zoo",
+    "init_flat",
+    "train_chunk",
+    "make_chunks",
+    "build_trained_zoo",
+    "resolve_chunk_size",
+    "evaluate",
+]
 
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-7
 RMS_RHO, RMS_EPS = 0.9, 1e-7
@@ -315,7 +324,9 @@ def train_zoo(
     chunk = resolve_chunk_size(settings.chunk_size, device, n_models)
     n_train = xt.shape[0]
     total = int(
-        np.ceil(settings.epochs * np.maximum(1, np.round(hp["train_fraction"].to_numpy() * n_train)) / settings.batch_size).sum()
+        np.ceil(
+            settings.epochs * np.maximum(1, np.round(hp["train_fraction"].to_numpy() * n_train)) / settings.batch_size
+        ).sum()
     )
     weights = np.zeros((n_models, parse_layout(layout)[-1].end), dtype=np.float32)
     metrics = pd.DataFrame(

@@ -7,8 +7,8 @@ import pytest
 from causalxai.study.estimators.estimate import Block, BucketKernel, KernelSpec
 
 RNG = np.random.default_rng(0)
-N, I, D = 12, 3, 8
-OUT = RNG.uniform(size=(N, I, D))
+N, N_IMAGES, D = 12, 3, 8
+OUT = RNG.uniform(size=(N, N_IMAGES, D))
 OUT[4, 1] = np.nan  # model 4's output on image 1 is dropped
 
 
@@ -24,7 +24,7 @@ def _reference(t, c, counts, kernel, gamma, estimator, numpy_ite, numpy_kernel, 
     """Per image: replicate each model by its count, drop NaN outputs, then the definition.
     ``gamma="median_cell"``: the bandwidth of the cell ``cell`` (default (t, c))."""
     rows = []
-    for i in range(I):
+    for i in range(N_IMAGES):
         a = np.concatenate([np.repeat(OUT[[m], i], counts[m], axis=0) for m in t])
         b = np.concatenate([np.repeat(OUT[[m], i], counts[m], axis=0) for m in c])
         a, b = a[np.isfinite(a).all(-1)], b[np.isfinite(b).all(-1)]
@@ -41,7 +41,8 @@ def _weighted_mmd(t, c, counts, i, kernel, gamma, numpy_kernel):
 
     def within(models):
         ms = [m for m in models if counts[m] and np.isfinite(OUT[m, i]).all()]
-        num = sum(counts[a] * counts[b] * numpy_kernel(OUT[a, i], OUT[b, i], kernel, g) for a in ms for b in ms if a != b)
+        num = sum(counts[a] * counts[b] * numpy_kernel(OUT[a, i], OUT[b, i], kernel, g)
+                  for a in ms for b in ms if a != b)
         den = sum(counts[a] * counts[b] for a in ms for b in ms if a != b)
         return num / den if den else np.nan  # fewer than two distinct models drawn
 
@@ -74,8 +75,9 @@ def test_columns_match_the_definition(estimator, kernel, bandwidth, gamma, cell,
     est, perm = BucketKernel(block, spec, None if gamma in (None, "median_cell") else gamma).cell(t, c, counts, z)
     g = gamma if gamma != "median_cell" else "median_cell"
     for j in range(3):
-        np.testing.assert_allclose(est[j].numpy(), _reference(t, c, counts[j], kernel, g, estimator, numpy_ite, numpy_kernel), rtol=1e-10,
-                                   err_msg=f"column {j}")
+        np.testing.assert_allclose(est[j].numpy(),
+                                   _reference(t, c, counts[j], kernel, g, estimator, numpy_ite, numpy_kernel),
+                                   rtol=1e-10, err_msg=f"column {j}")
     for p in range(2):  # a permutation keeps the cell's bandwidth (the same pooled models)
         tp, cp = u[z[p] == 1], u[z[p] == 0]
         ref = _reference(tp, cp, np.ones(N, int), kernel, g, estimator, numpy_ite, numpy_kernel, cell=(t, c))

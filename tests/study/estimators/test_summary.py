@@ -1,10 +1,11 @@
 """CATE and ATE tables against the dataset they are read from."""
 
-import numpy as np
 from dataclasses import replace
 
-from causalxai.study.estimators.summary import cate_table
+import numpy as np
+
 from causalxai.study.effects import compute_effects
+from causalxai.study.estimators.summary import cate_table
 
 
 def test_cate_and_ate_rows(fast_effects, effect_inputs):
@@ -15,10 +16,11 @@ def test_cate_and_ate_rows(fast_effects, effect_inputs):
     assert set(ate["bucket"]) == {"0-100"} and set(cate["bucket"]) == {"0-50", "50-100", "0-100"}
     assert set(cate["output"]) == {"Y", "identity", "gradient"}
     assert not ((cate["output"] == "identity") & (cate["effect"] == "total")).any()  # that is Y
-    row = cate[(cate.hparam == "optimizer") & (cate.value == "sgd") & (cate.bucket == "0-50") & (cate.output == "gradient")
-               & (cate.effect == "direct")].iloc[0]
+    row = cate[(cate.hparam == "optimizer") & (cate.value == "sgd") & (cate.bucket == "0-50")
+               & (cate.output == "gradient") & (cate.effect == "direct")].iloc[0]
     sel = {"hparam": "optimizer", "value": 2, "bucket": "0-50"}
-    np.testing.assert_allclose(row.estimate, float(ds["ite_e"].sel({"effect": "direct", "method": "gradient", **sel}).mean()))
+    np.testing.assert_allclose(row.estimate,
+                               float(ds["ite_e"].sel({"effect": "direct", "method": "gradient", **sel}).mean()))
     lo, hi = ds["cate_e_ci"].sel({"effect": "direct", "method": "gradient", **sel}).values
     assert (row.lower, row.upper) == (lo, hi) and row.lower <= row.estimate <= row.upper
     assert row.n_treated == int(ds["n_treated"].sel(sel))

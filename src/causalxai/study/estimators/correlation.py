@@ -3,8 +3,8 @@
 :func:`correlations` correlates two arrays along their last axis for every leading index at
 once (every bootstrap replicate, every group of cells), using only the entries where both
 are finite. Spearman's ρ is Pearson's r of the average ranks (ties share their mean rank,
-as :func:`scipy.stats.spearmanr`; values equal to 10 significant digits tie). Fewer than 3 entries, or a constant side, give NaN: the
-correlation is undefined, never a made-up number.
+as :func:`scipy.stats.spearmanr`; values equal to 10 significant digits tie). Fewer than 3 entries,
+or a constant side, give NaN: the correlation is undefined, never a made-up number.
 
 Two aggregations of a bucket's correlation (both stored in ``effects.nc``):
 

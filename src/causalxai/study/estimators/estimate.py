@@ -175,7 +175,8 @@ def weighted_effect(
         if estimator == "eq4":
             ok = (st > 0) & (sc > 0)
             st1, sc1 = torch.where(ok, st, 1.0), torch.where(ok, sc, 1.0)
-            out = (self_t[..., None] * wt).sum(1) / st1 + (self_c[..., None] * wc).sum(1) / sc1 - 2 * cross / (st1 * sc1)
+            out = ((self_t[..., None] * wt).sum(1) / st1 + (self_c[..., None] * wc).sum(1) / sc1
+                   - 2 * cross / (st1 * sc1))
         else:
             if k_tt is None or k_cc is None:
                 raise ValueError("mmd_unbiased needs the within-group kernels k_tt and k_cc")

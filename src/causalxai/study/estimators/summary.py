@@ -5,8 +5,8 @@ The conditional average treatment effect of ``hparam = value`` in a bucket is th
 its ITE over the probe images (``cate_y``, ``cate_e`` in ``effects.nc``, with bootstrap
 intervals); in the bucket ``0-100`` of all models it is the average treatment effect.
 :func:`cate_table` lays them out as one row per (hyperparameter, value, bucket, output,
-effect; Identity's total effect is the row of ``Y``), next to the cell's group sizes, its small-cell flag and the mean permutation
-level of no effect.
+effect; Identity's total effect is the row of ``Y``), next to the cell's group sizes, its small-cell
+flag and the mean permutation level of no effect.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ def cate_table(effects: xr.Dataset, ate: bool = False) -> pd.DataFrame:
     from causalxai.study.effects import GLOBAL_BUCKET
 
     buckets = [str(b) for b in effects["bucket"].values]
-    keep = buckets if not ate else [GLOBAL_BUCKET] if GLOBAL_BUCKET in buckets else buckets[-1:] if len(buckets) == 1 else []
+    keep = (buckets if not ate else [GLOBAL_BUCKET] if GLOBAL_BUCKET in buckets
+            else buckets[-1:] if len(buckets) == 1 else [])
     ds = effects.sel({"bucket": keep})
     cell = ["hparam", "value", "bucket"]
     # Y (Identity's total effect) as one more "method" of effect total, then every (effect, method)

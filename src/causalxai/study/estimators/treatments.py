@@ -19,10 +19,9 @@ trained with), so any effect it shows is what eq. (4) reports for no effect at a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
-
-from typing import Sequence
 
 from causalxai.zoo.hparams import MARKERS, round_to_markers
 
