@@ -458,7 +458,7 @@ def load_dataset(
         test_fraction: ``digits`` only: held-out share. Downloaded sets use their official
             train/test files.
         seed: ``digits`` only: seed of the split (downloaded sets are deterministic).
-        progress: show download progress bars.
+        progress: log the downloads' progress.
 
     Raises:
         ValueError: unknown ``name``.

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import logging
 import os
-import sys
 import tarfile
 import time
 import urllib.error
@@ -26,6 +26,10 @@ import urllib.request
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from causalxai.progress import Progress
+
+_LOG = logging.getLogger(__name__)
 
 __all__ = [
     "DownloadError",
@@ -184,48 +188,34 @@ def _download_once(url: str, part: Path, timeout: float, progress: bool, label: 
         except ValueError:
             expected_total = None
 
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=expected_total,
-            initial=have,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            desc=label,
-            file=sys.stderr,
-            disable=not progress,
-            leave=False,
-        )
+        bar = Progress(expected_total or 0, f"download {label}", "bytes", _LOG, enabled=progress)
+        if have:
+            bar.update(have, note="resumed")
         try:
             out = open(part, "ab" if append else "wb")
         except OSError as exc:
-            bar.close()
             raise _LocalError(f"cannot write {part} ({exc})") from exc
-        try:
-            with out:
-                while True:
-                    try:
-                        chunk = response.read(CHUNK_SIZE)
-                    except (OSError, http.client.HTTPException) as exc:
-                        raise _RetryableError(
-                            f"connection lost after {have} bytes ({type(exc).__name__}: {exc})"
-                        ) from exc
-                    if not chunk:
-                        break
-                    try:
-                        out.write(chunk)
-                    except OSError as exc:
-                        raise _LocalError(f"cannot write {part} ({exc})") from exc
-                    have += len(chunk)
-                    bar.update(len(chunk))
+        with out:
+            while True:
                 try:
-                    out.flush()
-                    os.fsync(out.fileno())
+                    chunk = response.read(CHUNK_SIZE)
+                except (OSError, http.client.HTTPException) as exc:
+                    raise _RetryableError(
+                        f"connection lost after {have} bytes ({type(exc).__name__}: {exc})"
+                    ) from exc
+                if not chunk:
+                    break
+                try:
+                    out.write(chunk)
                 except OSError as exc:
                     raise _LocalError(f"cannot write {part} ({exc})") from exc
-        finally:
-            bar.close()
+                have += len(chunk)
+                bar.update(len(chunk))
+            try:
+                out.flush()
+                os.fsync(out.fileno())
+            except OSError as exc:
+                raise _LocalError(f"cannot write {part} ({exc})") from exc
         if expected_total is not None and have != expected_total:
             raise _RetryableError(f"incomplete download: got {have} of {expected_total} bytes")
 
@@ -274,7 +264,7 @@ def fetch(
         retries: how many more times one URL is tried after a connection error or short
             read before the next mirror is tried (waiting :data:`BACKOFF_S`, doubled each
             time).
-        progress: show a tqdm progress bar on stderr.
+        progress: log the bytes received at a steady rate (:class:`causalxai.progress.Progress`).
 
     Returns:
         ``dest`` as a :class:`~pathlib.Path`. An existing ``dest`` whose digests match is

@@ -115,7 +115,7 @@ def fetch_zoo_archive(
         sha256: expected SHA-256 of the archive (default :data:`ZOO_SHA256`, unknown). Without
             one the download is not verified: a warning is issued and the digest seen is
             recorded in ``<archive>.sha256`` so it can be pinned in the config.
-        progress: show a progress bar.
+        progress: log the download's progress.
 
     Raises:
         ValueError: unknown ``dataset``.
