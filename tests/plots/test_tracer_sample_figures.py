@@ -1,0 +1,174 @@
+"""One TRACER sample's figures (rule tracer_sample_figures; paper 004 Fig. 2, App. B Fig. 5) on
+synthetic datasets of the steps' schemas (tests/plots/tracer_outputs.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from matplotlib.patches import FancyArrowPatch
+
+from causalxai.plots.tracer_figures import compact_group
+from causalxai.plots.tracer_sample_figures import contribution_frame, graph_edges, plot_causal_graph, plot_contributions
+from tests.plots.tracer_outputs import GROUPS, LAYERS, SAMPLES, SKIPS, check_png, make_ace, make_cka, make_interventions
+
+
+@pytest.fixture(scope="module")
+def data():
+    return {"cka": make_cka(), "int": make_interventions(), "ace": make_ace()}
+
+
+@pytest.fixture(scope="module")
+def drawn(data, tmp_path_factory):
+    before = {k: v.copy(deep=True) for k, v in data.items()}
+    out = tmp_path_factory.mktemp("figures") / "sub"
+    paths = {k: out / f"{k}.png" for k in ["graph", "contrib"]}
+    figs = {
+        "graph": plot_causal_graph(data["cka"], paths["graph"], 42),
+        "contrib": plot_contributions(data["int"], data["ace"], paths["contrib"], 3),
+    }
+    return paths, figs, before
+
+
+@pytest.mark.parametrize("fig", ["graph", "contrib"])
+def test_writes_png(drawn, fig):
+    check_png(drawn[0][fig])
+
+
+def test_plots_leave_inputs_untouched(data, drawn):
+    for k, ds in data.items():
+        xr.testing.assert_identical(ds, drawn[2][k])
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_graph_edges_are_the_link_entries(data, sample):
+    ds = data["cka"]
+    edges, labels = graph_edges(ds, sample)
+    n = int(ds["n_groups"].sel(sample=sample))
+    link = ds["link"].sel(sample=sample).values
+    assert edges == sorted(map(tuple, np.argwhere(link).tolist()))  # padding is False
+    assert edges == sorted([(a, a + 1) for a in range(n - 1)] + SKIPS[sample])
+    assert sorted(labels) == list(range(n))
+    g = np.asarray(GROUPS[sample])
+    for j in range(n):
+        assert labels[j] == compact_group([LAYERS[i] for i in np.flatnonzero(g == j)])
+
+
+def test_causal_graph_draws_every_link_once(data, drawn):
+    fig = drawn[1]["graph"]
+    ax_h, ax_g = [ax for ax in fig.axes if ax.get_title()][:2]
+    edges, labels = graph_edges(data["cka"], 42)
+    arrows = [p for p in ax_g.patches if isinstance(p, FancyArrowPatch)]
+    assert sorted(p.get_gid() for p in arrows) == sorted(f"edge {a}->{b}" for a, b in edges)
+    assert len(arrows) == 5 + 2
+    # skip links arc, adjacent links are straight
+    for p in arrows:
+        a, b = map(int, p.get_gid().split()[1].split("->"))
+        assert (p.get_connectionstyle().rad == 0) == (b - a == 1)
+    texts = {t.get_text() for t in ax_g.texts}
+    assert {f"G{g + 1}" for g in labels} <= texts
+    # heat map is the sample's CKA
+    mesh = ax_h.collections[0]
+    np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(len(LAYERS), -1),
+                               data["cka"]["cka"].sel(sample=42).values)
+    assert [t.get_text() for t in ax_h.get_xticklabels()] == LAYERS
+
+
+def test_graph_positions_are_deterministic(data, tmp_path):
+    a = plot_causal_graph(data["cka"], tmp_path / "a.png", 3)
+    b = plot_causal_graph(data["cka"], tmp_path / "b.png", 3)
+    pa = [p.get_path().vertices.tolist() for p in a.axes[1].patches if isinstance(p, FancyArrowPatch)]
+    pb = [p.get_path().vertices.tolist() for p in b.axes[1].patches if isinstance(p, FancyArrowPatch)]
+    assert pa and pa == pb
+
+
+def test_single_node_graph(data, tmp_path):
+    edges, labels = graph_edges(data["cka"], 50)
+    assert edges == [] and labels == {0: compact_group(LAYERS)}
+    plot_causal_graph(data["cka"], tmp_path / "one.png", 50)
+    check_png(tmp_path / "one.png")
+
+
+def test_missing_variable_raises(data, tmp_path):
+    with pytest.raises(ValueError, match="link"):
+        plot_causal_graph(data["cka"].drop_vars("link"), tmp_path / "x.png", 3)
+
+
+def test_contribution_frame_skips_padded_groups(data):
+    ace = data["ace"]
+    for s in SAMPLES:
+        df = contribution_frame(ace, s)
+        n = max(GROUPS[s]) + 1
+        assert df["group"].tolist() == list(range(n))
+        np.testing.assert_array_equal(df["ace"].values, ace["ace"].sel(sample=s).values[:n])
+        assert df["output_layer"].tolist() == ace["output_layer"].sel(sample=s).values[:n].tolist()
+        np.testing.assert_allclose(df["vmax"].values,
+                                   np.abs(ace["attribution"].sel(sample=s).values[:n]).max(axis=(1, 2)))
+
+
+def test_contributions_panels(data, drawn):
+    fig = drawn[1]["contrib"]
+    ace = data["ace"].sel(sample=3)
+    n = max(GROUPS[3]) + 1
+    images = [im for ax in fig.axes for im in ax.get_images()]
+    attr = [im for im in images if (im.get_gid() or "").startswith("attribution")]
+    assert [im.get_gid() for im in attr] == [f"attribution G{g + 1}" for g in range(n)]  # padding not drawn
+    for g, im in enumerate(attr):
+        a = ace["attribution"].isel(group=g).values
+        np.testing.assert_array_equal(np.asarray(im.get_array()), a)
+        lo, hi = im.get_clim()
+        assert lo == -hi == -np.abs(a).max()
+        assert im.get_cmap().name == "RdBu"
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert titles[0].startswith("input, sample 3")
+    for g in range(n):
+        assert f"G{g + 1}: {str(ace['output_layer'].values[g])}\nACE = {float(ace['ace'].values[g]):.3g}" in titles
+    (mask,) = [im for im in images if im.get_gid() == "mask"]
+    np.testing.assert_array_equal(np.asarray(mask.get_array()), data["ace"]["mask"].sel(sample=3).values)
+    (inp,) = [im for im in images if im.get_gid() is None]
+    np.testing.assert_array_equal(np.asarray(inp.get_array()), data["int"]["image"].sel(sample=3).values)
+    assert inp.get_clim() == (-1.0, 1.0)
+
+
+def test_contributions_many_groups_wrap(data, tmp_path):
+    fig = plot_contributions(data["int"], data["ace"], tmp_path / "c.png", 42)  # 6 nodes → 8 panels, 2 rows
+    check_png(tmp_path / "c.png")
+    assert len([ax for ax in fig.axes if ax.get_visible() and ax.get_images()]) == 8
+
+
+def test_missing_sample_raises_naming_it(data, tmp_path):
+    with pytest.raises(ValueError, match=r"sample 99 .*causal_nodes\.nc.*3, 11, 17, 42, 50"):
+        plot_causal_graph(data["cka"], tmp_path / "x.png", 99)
+    with pytest.raises(ValueError, match=r"sample 99 .*interventions\.nc"):
+        plot_contributions(data["int"], data["ace"], tmp_path / "x.png", 99)
+    with pytest.raises(ValueError, match=r"sample 3 .*ace\.nc.*11, 17"):
+        plot_contributions(data["int"], make_ace(samples=[11, 17]), tmp_path / "x.png", 3)
+    with pytest.raises(ValueError, match="sample 99"):
+        graph_edges(data["cka"], 99)
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_frames_are_dataframes(data):
+    for df in (contribution_frame(data["ace"], 3),):
+        assert isinstance(df, pd.DataFrame) and len(df)
+
+
+def test_large_networks_stay_bounded(tmp_path):
+    """40 layers, every one its own node (ε = 0): the causal graph's PNG stays under 6,000 px."""
+    n_l, names = 40, [f"layer{i}" for i in range(40)]
+    rng = np.random.default_rng(4)
+    c = rng.uniform(0, 1, (2, n_l, n_l))
+    link = np.zeros((2, n_l, n_l), dtype=bool)
+    link[:, np.arange(n_l - 1), np.arange(1, n_l)] = True
+    ds = xr.Dataset(
+        {"cka": (("sample", "layer_i", "layer_j"), c),
+         "group": (("sample", "layer"), np.tile(np.arange(n_l), (2, 1))),
+         "n_groups": (("sample",), np.array([n_l, n_l])),
+         "link": (("sample", "group_a", "group_b"), link),
+         "group_sweep": (("sample", "eps", "layer"), np.tile(np.arange(n_l), (2, 2, 1))),
+         "n_groups_sweep": (("sample", "eps"), np.full((2, 2), n_l))},
+        coords={"sample": [0, 1], "layer": names, "layer_i": names, "layer_j": names, "eps": [0.0, 0.05]},
+    )
+    plot_causal_graph(ds, tmp_path / "g.png", 1)
+    check_png(tmp_path / "g.png")
