@@ -1,4 +1,4 @@
-"""Figures of the effects step (paper 000 Fig. 2-4, 6, 10-13, 16) on a real effects.nc of a
+"""Figures of the effects step (rule effect_figures; paper 000 Fig. 2-4, 10-13) on a real effects.nc of a
 small synthetic zoo: frames against the dataset, every figure a PNG, bad choices named."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import pytest
 import xarray as xr
 from matplotlib.collections import PathCollection
 
-from causalxai.plots.effect_datasets_figure import plot_correlations_by_dataset  # noqa: E402
 from causalxai.plots.effect_figures import (  # noqa: E402
     correlation_frame,
     ite_by_bucket_frame,
@@ -23,7 +22,6 @@ from causalxai.plots.effect_figures import (  # noqa: E402
     plot_mediation,
     usable_buckets,
 )
-from causalxai.plots.prediction_figure import plot_prediction_distributions, prediction_frame  # noqa: E402
 from causalxai.study.effects import compute_effects  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -46,13 +44,12 @@ def drawn(effects, tmp_path_factory):
         "hparam": plot_ite_by_hparam(effects, out / "hparam.png"),
         "scatter": plot_ite_scatter(effects, out / "scatter.png"),
         "mediation": plot_mediation(effects, out / "mediation.png"),
-        "datasets": plot_correlations_by_dataset({"a": effects, "b": effects}, out / "datasets.png"),
     }
     xr.testing.assert_identical(effects, before)  # plotting leaves its input untouched
     return out, figs
 
 
-@pytest.mark.parametrize("name", ["corr", "pooled", "bucket", "hparam", "scatter", "mediation", "datasets"])
+@pytest.mark.parametrize("name", ["corr", "pooled", "bucket", "hparam", "scatter", "mediation"])
 def test_writes_png(drawn, name):
     out, _ = drawn
     data = (out / f"{name}.png").read_bytes()
@@ -115,19 +112,4 @@ def test_bad_choices_raise_naming_them(effects, tmp_path):
         plot_correlations(effects, tmp_path / "x.png", aggregation="median")
     with pytest.raises(ValueError, match="statistic 'kendall'"):
         mediation_frame(effects, "kendall")
-    with pytest.raises(ValueError, match="at least one"):
-        plot_correlations_by_dataset({}, tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
-
-
-def test_prediction_figure_is_the_papers_fig6(tmp_path, effect_inputs):
-    zoo, buckets, pred, e = effect_inputs(30, 20, 3, seed=2)
-    images = xr.Dataset({"label": ("image", np.repeat(np.arange(10), 2))}, coords={"image": np.arange(20)})
-    df = prediction_frame(pred, zoo, images)
-    assert df["image"].nunique() == 10 and len(df) == 10 * 30
-    row = df.iloc[35]
-    i = int(row.image.split()[0][1:])
-    assert row.predicted == int(pred["prob"].values[row.model, i].argmax())
-    assert row.p_true == pred["prob"].values[row.model, i, row.label]
-    plot_prediction_distributions(pred, zoo, images, tmp_path / "f6.png")
-    assert (tmp_path / "f6.png").read_bytes()[:8] == PNG_MAGIC

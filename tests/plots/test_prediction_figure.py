@@ -49,3 +49,16 @@ def test_writes_a_png_and_names_a_missing_hparam(inputs, tmp_path):
     assert w > 600 and h > 300
     with pytest.raises(ValueError, match="'dropout' is not in zoo.nc"):
         prediction_frame(predictions, zoo, images, hparam="dropout")
+
+
+def test_prediction_figure_is_the_papers_fig6(tmp_path, effect_inputs):
+    zoo, buckets, pred, e = effect_inputs(30, 20, 3, seed=2)
+    images = xr.Dataset({"label": ("image", np.repeat(np.arange(10), 2))}, coords={"image": np.arange(20)})
+    df = prediction_frame(pred, zoo, images)
+    assert df["image"].nunique() == 10 and len(df) == 10 * 30
+    row = df.iloc[35]
+    i = int(row.image.split()[0][1:])
+    assert row.predicted == int(pred["prob"].values[row.model, i].argmax())
+    assert row.p_true == pred["prob"].values[row.model, i, row.label]
+    plot_prediction_distributions(pred, zoo, images, tmp_path / "f6.png")
+    assert (tmp_path / "f6.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

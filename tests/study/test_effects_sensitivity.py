@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from causalxai.plots.effects_sensitivity import plot_sensitivity
 from causalxai.study.effects import EffectsSettings, compute_effects
 from causalxai.study.effects_sensitivity import SensitivityGrid, sensitivity_table
 from causalxai.study.explain import ExplainSettings, normalise_explanations
@@ -30,9 +29,6 @@ def test_grid_rows_and_consistency(tmp_path, effect_inputs):
                  & (table.stat == "pearson")].set_index("bucket")
     ref = ds["corr_mean"].sel({"effect": "total", "method": "gradient", "stat": "pearson"})
     np.testing.assert_allclose(rows.loc[list(ref["bucket"].values), "value"].values, ref.values)
-    path = tmp_path / "s.png"
-    plot_sensitivity(table, path)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="bandwidths"):
         sensitivity_table(zoo, buckets, pred, {"gradient": raw}, ExplainSettings(), s,
                           SensitivityGrid(bandwidths=["x"]))
