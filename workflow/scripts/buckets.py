@@ -4,7 +4,7 @@ from causalxai.io import atomic_path, open as open_result, write_dataset
 from causalxai.plots.buckets import plot_accuracy_buckets
 from causalxai.study.buckets import make_buckets
 
-from common import start
+from common import provenance, start
 
 start(snakemake)
 
@@ -16,5 +16,4 @@ with atomic_path(snakemake.output.table) as tmp:
     table.to_csv(tmp, index=False)
 plot_accuracy_buckets(buckets, snakemake.output.figure)
 # the seed breaks ties in accuracy (and is the one the zoo was made with)
-write_dataset(buckets, snakemake.output.buckets, step="buckets", config={"edges": p.edges, "metric": p.metric},
-              seed=p.seed)
+write_dataset(buckets, snakemake.output.buckets, step="buckets", **provenance(snakemake))

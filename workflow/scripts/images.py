@@ -3,10 +3,10 @@
 from causalxai.data.images import select_probe_images
 from causalxai.io import open as open_result, write_dataset
 
-from common import start
+from common import provenance, start
 
 start(snakemake)
 
 p = snakemake.params
 images = select_probe_images(open_result(snakemake.input.dataset), p.n_images, p.seed)
-write_dataset(images, snakemake.output.images, step="images", config={"n_images": p.n_images}, seed=p.seed)
+write_dataset(images, snakemake.output.images, step="images", **provenance(snakemake))

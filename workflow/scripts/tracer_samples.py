@@ -6,7 +6,7 @@ from causalxai.io import open as open_result, write_dataset
 from causalxai.tracer.samples import tracer_samples
 from causalxai.tracer.target_model import dataset_tensors
 
-from common import start
+from common import provenance, start
 
 start(snakemake)
 
@@ -15,5 +15,4 @@ _, y = dataset_tensors(open_result(snakemake.input.dataset), "test")
 ds = tracer_samples(y.numpy(), p.n_samples, p.reliability_n_samples, p.seed)
 logging.info("%d interventions samples (seed %d), %d reliability samples (seed %d)", ds.sizes["interventions_sample"],
              ds.attrs["seed_interventions"], ds.sizes["reliability_sample"], ds.attrs["seed_reliability"])
-write_dataset(ds, snakemake.output.samples, step="tracer_samples",
-              config={"n_samples": p.n_samples, "reliability_n_samples": p.reliability_n_samples}, seed=p.seed)
+write_dataset(ds, snakemake.output.samples, step="tracer_samples", **provenance(snakemake))
