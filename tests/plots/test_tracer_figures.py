@@ -28,6 +28,7 @@ from tests.plots.tracer_outputs import (
     make_ace,
     make_cka,
     make_interventions,
+    make_large_cka,
     make_mechanisms,
     make_reliability,
 )
@@ -160,20 +161,7 @@ def test_frames_are_dataframes(data):
 
 def test_large_networks_stay_bounded(tmp_path):
     """40 layers, every one its own node (ε = 0), and 30 mechanisms: PNGs stay under 6,000 px."""
-    n_l, names = 40, [f"layer{i}" for i in range(40)]
-    rng = np.random.default_rng(4)
-    c = rng.uniform(0, 1, (2, n_l, n_l))
-    link = np.zeros((2, n_l, n_l), dtype=bool)
-    link[:, np.arange(n_l - 1), np.arange(1, n_l)] = True
-    ds = xr.Dataset(
-        {"cka": (("sample", "layer_i", "layer_j"), c),
-         "group": (("sample", "layer"), np.tile(np.arange(n_l), (2, 1))),
-         "n_groups": (("sample",), np.array([n_l, n_l])),
-         "link": (("sample", "group_a", "group_b"), link),
-         "group_sweep": (("sample", "eps", "layer"), np.tile(np.arange(n_l), (2, 2, 1))),
-         "n_groups_sweep": (("sample", "eps"), np.full((2, 2), n_l))},
-        coords={"sample": [0, 1], "layer": names, "layer_i": names, "layer_j": names, "eps": [0.0, 0.05]},
-    )
+    ds, names = make_large_cka()
     plot_cka(ds, tmp_path / "c.png")
     plot_eps_sweep(ds, tmp_path / "e.png")
     k = 30

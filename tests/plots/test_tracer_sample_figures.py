@@ -11,7 +11,17 @@ from matplotlib.patches import FancyArrowPatch
 
 from causalxai.plots.tracer_figures import compact_group
 from causalxai.plots.tracer_sample_figures import contribution_frame, graph_edges, plot_causal_graph, plot_contributions
-from tests.plots.tracer_outputs import GROUPS, LAYERS, SAMPLES, SKIPS, check_png, make_ace, make_cka, make_interventions
+from tests.plots.tracer_outputs import (
+    GROUPS,
+    LAYERS,
+    SAMPLES,
+    SKIPS,
+    check_png,
+    make_ace,
+    make_cka,
+    make_interventions,
+    make_large_cka,
+)
 
 
 @pytest.fixture(scope="module")
@@ -156,19 +166,6 @@ def test_frames_are_dataframes(data):
 
 def test_large_networks_stay_bounded(tmp_path):
     """40 layers, every one its own node (ε = 0): the causal graph's PNG stays under 6,000 px."""
-    n_l, names = 40, [f"layer{i}" for i in range(40)]
-    rng = np.random.default_rng(4)
-    c = rng.uniform(0, 1, (2, n_l, n_l))
-    link = np.zeros((2, n_l, n_l), dtype=bool)
-    link[:, np.arange(n_l - 1), np.arange(1, n_l)] = True
-    ds = xr.Dataset(
-        {"cka": (("sample", "layer_i", "layer_j"), c),
-         "group": (("sample", "layer"), np.tile(np.arange(n_l), (2, 1))),
-         "n_groups": (("sample",), np.array([n_l, n_l])),
-         "link": (("sample", "group_a", "group_b"), link),
-         "group_sweep": (("sample", "eps", "layer"), np.tile(np.arange(n_l), (2, 2, 1))),
-         "n_groups_sweep": (("sample", "eps"), np.full((2, 2), n_l))},
-        coords={"sample": [0, 1], "layer": names, "layer_i": names, "layer_j": names, "eps": [0.0, 0.05]},
-    )
+    ds, names = make_large_cka()
     plot_causal_graph(ds, tmp_path / "g.png", 1)
     check_png(tmp_path / "g.png")

@@ -149,3 +149,22 @@ def check_png(path, min_w=300, min_h=200) -> None:
     assert w < 6000 and h < 6000
     assert img.std() > 0.01
     assert not list(path.parent.glob(".*.tmp"))
+
+
+def make_large_cka(n_l: int = 40) -> tuple[xr.Dataset, list[str]]:
+    """A ``causal_nodes.nc`` of a large network: ``n_l`` layers, each its own node (ε = 0); and the names."""
+    names = [f"layer{i}" for i in range(n_l)]
+    rng = np.random.default_rng(4)
+    c = rng.uniform(0, 1, (2, n_l, n_l))
+    link = np.zeros((2, n_l, n_l), dtype=bool)
+    link[:, np.arange(n_l - 1), np.arange(1, n_l)] = True
+    ds = xr.Dataset(
+        {"cka": (("sample", "layer_i", "layer_j"), c),
+         "group": (("sample", "layer"), np.tile(np.arange(n_l), (2, 1))),
+         "n_groups": (("sample",), np.array([n_l, n_l])),
+         "link": (("sample", "group_a", "group_b"), link),
+         "group_sweep": (("sample", "eps", "layer"), np.tile(np.arange(n_l), (2, 2, 1))),
+         "n_groups_sweep": (("sample", "eps"), np.full((2, 2), n_l))},
+        coords={"sample": [0, 1], "layer": names, "layer_i": names, "layer_j": names, "eps": [0.0, 0.05]},
+    )
+    return ds, names
