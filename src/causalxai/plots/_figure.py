@@ -1,18 +1,20 @@
-"""What every figure module shares: the resolution and the atomic PNG write."""
+"""What every figure module shares: the resolution, the atomic PNG write and the check of its inputs."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import xarray as xr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from causalxai.io import atomic_path  # noqa: E402
 
-__all__ = ["DPI", "save_figure"]
+__all__ = ["DPI", "require", "save_figure"]
 
 #: resolution of every PNG the workflow writes
 DPI = 120
@@ -26,3 +28,11 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], **kwargs) -> Figure:
     finally:
         plt.close(fig)
     return fig
+
+
+def require(ds: xr.Dataset, names: Iterable[str], what: str) -> None:
+    """Raise :class:`ValueError` naming the variables of ``names`` that ``ds`` (the file ``what``) lacks."""
+    missing = [n for n in names if n not in ds.variables]
+    if missing:
+        have = ", ".join(sorted(map(str, ds.data_vars))) or "none"
+        raise ValueError(f"{what} lacks {', '.join(missing)} (it holds: {have}); is it the output of the right step?")

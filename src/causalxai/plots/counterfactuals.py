@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from causalxai.plots._figure import DPI, save_figure as _save  # noqa: E402,F401
+from causalxai.plots._figure import DPI, require, save_figure as _save  # noqa: E402,F401
 
 __all__ = ["COLUMNS", "counterfactual_frame", "plot_counterfactuals"]
 
@@ -31,13 +31,6 @@ COLUMNS = ("original", "counterfactual", "difference", "contribution (original)"
 _CF_VARS = ("original", "counterfactual", "difference", "label", "pred", "target", "pred_counterfactual", "valid",
             "proximity_l1")
 _TR_VARS = ("attribution", "difference", "changed")
-
-
-def _need(ds: xr.Dataset, names, what: str) -> None:
-    missing = [n for n in names if n not in ds.variables]
-    if missing:
-        have = ", ".join(sorted(map(str, ds.data_vars))) or "none"
-        raise ValueError(f"{what} lacks {', '.join(missing)} (it holds: {have}); is it the output of the right step?")
 
 
 def _ids(ds: xr.Dataset) -> list:
@@ -50,7 +43,7 @@ def counterfactual_frame(cf_ds: xr.Dataset, tracer_ds: xr.Dataset | None = None,
     misclassified first) with ``kind``, ``label``, ``pred``, ``target``,
     ``pred_counterfactual``, ``valid``, ``proximity_l1`` and, with ``tracer_ds``, the number
     of causal nodes of both versions and ``n_changed`` (features whose contribution differs)."""
-    _need(cf_ds, _CF_VARS, "counterfactuals.nc")
+    require(cf_ds, _CF_VARS, "counterfactuals.nc")
     ids = _ids(cf_ds)
     chosen = ids[: max(0, int(max_samples))] if samples is None else list(samples)
     for s in chosen:
@@ -63,7 +56,7 @@ def counterfactual_frame(cf_ds: xr.Dataset, tracer_ds: xr.Dataset | None = None,
         **{k: sub[k].values for k in ("label", "pred", "target", "pred_counterfactual", "valid", "proximity_l1")},
     })
     if tracer_ds is not None:
-        _need(tracer_ds, (*_TR_VARS, "n_groups"), "counterfactual_tracer.nc")
+        require(tracer_ds, (*_TR_VARS, "n_groups"), "counterfactual_tracer.nc")
         missing = [s for s in chosen if s not in _ids(tracer_ds)]
         if missing:
             raise ValueError(

@@ -38,7 +38,7 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
 
-from causalxai.plots._figure import DPI, save_figure as _save  # noqa: E402,F401
+from causalxai.plots._figure import DPI, require, save_figure as _save  # noqa: E402,F401
 
 __all__ = [
     "compact_group",
@@ -76,13 +76,6 @@ def _strs(values) -> list[str]:
     return [str(v) for v in np.asarray(values).tolist()]
 
 
-
-
-def _need(ds: xr.Dataset, names, what: str) -> None:
-    missing = [n for n in names if n not in ds.variables]
-    if missing:
-        have = ", ".join(sorted(map(str, ds.data_vars))) or "none"
-        raise ValueError(f"{what} lacks {', '.join(missing)} (it holds: {have}); is it the output of the right step?")
 
 
 def _sample_ids(ds: xr.Dataset) -> list:
@@ -155,7 +148,7 @@ def _group_runs(groups: np.ndarray) -> list[tuple[int, int, int]]:
 
 def eps_sweep_frame(cka_ds: xr.Dataset) -> pd.DataFrame:
     """Number of causal nodes per (sample, ε) (App. G): rows (sample, eps, n_groups)."""
-    _need(cka_ds, ["n_groups_sweep"], "causal_nodes.nc")
+    require(cka_ds, ["n_groups_sweep"], "causal_nodes.nc")
     da = cka_ds["n_groups_sweep"].transpose("sample", "eps")
     idx = pd.MultiIndex.from_product([_sample_ids(cka_ds), np.asarray(da["eps"].values, dtype=float).tolist()],
                                      names=["sample", "eps"])
@@ -167,7 +160,7 @@ def eps_sweep_frame(cka_ds: xr.Dataset) -> pd.DataFrame:
 def coverage_frame(mech_ds: xr.Dataset) -> pd.DataFrame:
     """One row per mechanism in the dataset's order: (mechanism, n_nodes, composition,
     label, n_samples, share, coverage); ``label`` is the tick label of Fig. 11."""
-    _need(mech_ds, ["n_nodes", "composition", "n_samples", "share", "coverage"], "mechanisms.nc")
+    require(mech_ds, ["n_nodes", "composition", "n_samples", "share", "coverage"], "mechanisms.nc")
     n = mech_ds.sizes["mechanism"]
     mech = np.asarray(mech_ds["mechanism"].values).tolist() if "mechanism" in mech_ds.coords else list(range(n))
     df = pd.DataFrame({
@@ -186,7 +179,7 @@ def coverage_frame(mech_ds: xr.Dataset) -> pd.DataFrame:
 def reliability_frame(rel_ds: xr.Dataset) -> pd.DataFrame:
     """One row per method in the dataset's order: (method, name, mean, std, n_trials),
     ``n_trials`` counting finite scores; NaN kept (a method that did not run)."""
-    _need(rel_ds, ["mean", "std"], "reliability.nc")
+    require(rel_ds, ["mean", "std"], "reliability.nc")
     methods = _strs(rel_ds["method"].values)
     if "score" in rel_ds:
         n = np.isfinite(np.asarray(rel_ds["score"].transpose("method", ...).values, dtype=float)).sum(axis=-1)
@@ -211,7 +204,7 @@ def reliability_frame(rel_ds: xr.Dataset) -> pd.DataFrame:
 def plot_cka(cka_ds: xr.Dataset, path: str | os.PathLike[str], samples=None) -> Figure:
     """CKA heat maps (vmin 0, vmax 1) of up to four samples side by side, one shared colour bar;
     ``samples`` defaults to the first four of the dataset."""
-    _need(cka_ds, ["cka"], "the CKA dataset")
+    require(cka_ds, ["cka"], "the CKA dataset")
     ids = _sample_ids(cka_ds)
     if samples is None:
         samples = ids[:MAX_CKA_PANELS]
@@ -248,7 +241,7 @@ def plot_eps_sweep(cka_ds: xr.Dataset, path: str | os.PathLike[str]) -> Figure:
     """Paper 004 App. G (Fig. 12): left the number of causal nodes per ε (one thin line per
     sample, the mean with the min–max range over samples); right the group of every layer at
     each ε for the first sample (one row per ε). ε are evenly spaced on the axis."""
-    _need(cka_ds, ["group_sweep", "n_groups_sweep"], "causal_nodes.nc")
+    require(cka_ds, ["group_sweep", "n_groups_sweep"], "causal_nodes.nc")
     df = eps_sweep_frame(cka_ds)
     eps = np.asarray(cka_ds["eps"].values, dtype=float)
     x = np.arange(eps.size)

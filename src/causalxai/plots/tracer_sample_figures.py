@@ -19,14 +19,13 @@ import xarray as xr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from causalxai.plots._figure import save_figure as _save  # noqa: E402
+from causalxai.plots._figure import require, save_figure as _save  # noqa: E402
 from causalxai.plots.tracer_figures import (  # noqa: E402
     MAX_WIDTH,
     _check_sample,
     _cka_matrix,
     _group_runs,
     _heatmap,
-    _need,
     _strs,
     compact_group,
 )
@@ -38,7 +37,7 @@ def graph_edges(cka_ds: xr.Dataset, sample) -> tuple[list[tuple[int, int]], dict
     """The causal graph of one sample: directed edges ``(a, b)`` (``link[a, b]`` true, ``a < b <
     n_groups``, padding ignored) sorted, and node labels ``{group: "conv1+relu1"}`` (the member
     layer names, :func:`compact_group`)."""
-    _need(cka_ds, ["group", "n_groups", "link"], "causal_nodes.nc")
+    require(cka_ds, ["group", "n_groups", "link"], "causal_nodes.nc")
     sel = _check_sample(cka_ds, sample, "causal_nodes.nc")
     n = int(cka_ds["n_groups"].sel(sel))
     groups = np.asarray(cka_ds["group"].sel(sel).values).astype(int)
@@ -53,7 +52,7 @@ def contribution_frame(ace_ds: xr.Dataset, sample) -> pd.DataFrame:
     """The causal nodes of one sample drawn in Fig. 5: rows (group, output_layer, ace, vmax),
     ``vmax`` being the symmetric colour limit max |attribution|; padded groups (ACE and
     attribution all NaN) are left out."""
-    _need(ace_ds, ["attribution", "ace", "output_layer"], "ace.nc")
+    require(ace_ds, ["attribution", "ace", "output_layer"], "ace.nc")
     sel = _check_sample(ace_ds, sample, "ace.nc")
     attr = np.asarray(ace_ds["attribution"].sel(sel).transpose("group", "y", "x").values, dtype=float)
     ace = np.asarray(ace_ds["ace"].sel(sel).values, dtype=float)
@@ -102,7 +101,7 @@ def plot_causal_graph(cka_ds: xr.Dataset, path: str | os.PathLike[str], sample) 
     """Paper 004 Fig. 2 for one sample: left the CKA of every pair of layers (layer groups
     outlined), right the causal graph: one node per layer group (its member layers below),
     adjacent links straight, skip links as arcs above the chain."""
-    _need(cka_ds, ["cka"], "causal_nodes.nc")
+    require(cka_ds, ["cka"], "causal_nodes.nc")
     edges, labels = graph_edges(cka_ds, sample)
     sel = _check_sample(cka_ds, sample, "causal_nodes.nc")
     matrix, names = _cka_matrix(cka_ds, sel)
@@ -131,8 +130,8 @@ def plot_contributions(interventions_ds: xr.Dataset, ace_ds: xr.Dataset, path: s
     its signed attribution over the input (blue positive, red negative, limits ±max|·| per
     panel, the input's outline on top), titled with the node's output layer and ACE, then the
     binary explanation mask. Padded groups are not drawn."""
-    _need(interventions_ds, ["image"], "interventions.nc")
-    _need(ace_ds, ["mask"], "ace.nc")
+    require(interventions_ds, ["image"], "interventions.nc")
+    require(ace_ds, ["mask"], "ace.nc")
     sel_i = _check_sample(interventions_ds, sample, "interventions.nc")
     frame = contribution_frame(ace_ds, sample)
     sel_a = _check_sample(ace_ds, sample, "ace.nc")

@@ -42,6 +42,7 @@ import torch
 import xarray as xr
 
 from causalxai.tracer.interventions import patch_masks
+from causalxai.tracer.nodes import check_groups
 from causalxai.tracer.settings import TracerSettings
 
 __all__ = ["ace_dataset", "threshold_mask", "output_layers"]
@@ -80,12 +81,7 @@ def threshold_mask(attribution: Any, threshold: float = 0.1, *, axis: int | Sequ
 
 def output_layers(groups: Sequence[int] | np.ndarray) -> np.ndarray:
     """Index of each group's output layer (its last layer), ``(G,)``, from group ids ``(L,)``."""
-    g = np.asarray(groups, dtype=np.int64)
-    if g.ndim != 1 or g.size == 0 or g[0] != 0 or np.any(np.diff(g) < 0) or np.any(np.diff(g) > 1):
-        raise ValueError(
-            "layer groups must be ids 0 … G−1 over consecutive layers in order (as "
-            f"groups.layer_groups returns), got {g.tolist()}"
-        )
+    g = check_groups(groups)
     return np.searchsorted(g, np.arange(int(g[-1]) + 1), side="right") - 1
 
 

@@ -41,7 +41,7 @@ import xarray as xr
 
 from causalxai.tracer.settings import EPS_SWEEP, TracerSettings
 
-__all__ = ["binary_matrix", "layer_groups", "group_members", "causal_links", "eps_sweep", "causal_nodes_dataset"]
+__all__ = ["binary_matrix", "check_groups", "layer_groups", "group_members", "causal_links", "eps_sweep", "causal_nodes_dataset"]
 
 ATOL = 1e-12
 
@@ -91,11 +91,13 @@ def layer_groups(b: object) -> np.ndarray:
 
 def group_members(groups: Sequence[int] | np.ndarray) -> list[list[int]]:
     """The layer indices of each group, from :func:`layer_groups`'s ids."""
-    g = _check_groups(groups)
+    g = check_groups(groups)
     return [np.flatnonzero(g == k).tolist() for k in range(int(g[-1]) + 1)]
 
 
-def _check_groups(groups: Sequence[int] | np.ndarray) -> np.ndarray:
+def check_groups(groups: Sequence[int] | np.ndarray) -> np.ndarray:
+    """``groups`` as int64 ids ``0 … G−1`` over consecutive layers in order (Def. 3's partition), else
+    :class:`ValueError`."""
     g = np.asarray(groups, dtype=np.int64)
     if g.ndim != 1 or g.size == 0 or g[0] != 0 or np.any(np.diff(g) < 0) or np.any(np.diff(g) > 1):
         raise ValueError(
@@ -112,7 +114,7 @@ def causal_links(b: object, groups: Sequence[int] | np.ndarray) -> np.ndarray:
     of ``a`` and some layer of ``b`` have ``B = 1``. Lower triangle and diagonal are False.
     """
     bb = _square(b, "the binary matrix").astype(bool)
-    g = _check_groups(groups)
+    g = check_groups(groups)
     if g.size != bb.shape[0]:
         raise ValueError(f"{g.size} group ids for a binary matrix over {bb.shape[0]} layers")
     n_groups = int(g[-1]) + 1
