@@ -41,7 +41,15 @@ import xarray as xr
 
 from causalxai.tracer.settings import EPS_SWEEP, TracerSettings
 
-__all__ = ["binary_matrix", "check_groups", "layer_groups", "group_members", "causal_links", "eps_sweep", "causal_nodes_dataset"]
+__all__ = [
+    "binary_matrix",
+    "check_groups",
+    "layer_groups",
+    "group_members",
+    "causal_links",
+    "eps_sweep",
+    "causal_nodes_dataset",
+]
 
 ATOL = 1e-12
 
