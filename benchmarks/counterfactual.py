@@ -42,7 +42,7 @@ from causalxai.counterfactual.counterfactuals import (
 from causalxai.counterfactual.gan import GanSettings, load_gan, nearest_neighbours, train_counterfactual_gan
 from causalxai.data.dataset import load_digits
 from causalxai.runtime import resolve_device
-from causalxai.tracer.settings import TrainSettings
+from causalxai.tracer.settings import ClassifierSettings
 from causalxai.tracer.target_model import dataset_tensors, load_target_model, train_target_model
 
 
@@ -114,7 +114,7 @@ def main() -> None:
         model = load_target_model(args.target)
     else:
         t0 = time.perf_counter()
-        model, _, summary = train_target_model(data, TrainSettings(epochs=args.target_epochs, seed=args.seed),
+        model, _, summary = train_target_model(data, ClassifierSettings(epochs=args.target_epochs, seed=args.seed),
                                                device=args.device)
         print(f"target model: {float(summary['test_accuracy']):.4f} test accuracy, trained in "
               f"{time.perf_counter() - t0:.1f} s")

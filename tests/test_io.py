@@ -43,3 +43,14 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_describe_sets_each_variables_description():
+    import numpy as np
+    import xarray as xr
+
+    from causalxai.io import describe
+
+    ds = xr.Dataset({"a": ("x", np.arange(3)), "b": ("x", np.ones(3))})
+    assert describe(ds, {"a": "the first", "b": "the second"}) is ds
+    assert ds["a"].attrs == {"description": "the first"} and ds["b"].attrs == {"description": "the second"}

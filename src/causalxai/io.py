@@ -22,7 +22,7 @@ import xarray as xr
 
 from causalxai import __version__
 
-__all__ = ["write_dataset", "open", "provenance", "atomic_path"]
+__all__ = ["write_dataset", "open", "provenance", "atomic_path", "describe"]
 
 
 def _jsonable(value: Any) -> Any:
@@ -154,3 +154,10 @@ def provenance(ds: xr.Dataset) -> dict[str, Any]:
     raw = ds.attrs.get("config")
     out["config"] = json.loads(raw) if isinstance(raw, str) else {}
     return out
+
+
+def describe(ds: xr.Dataset, descriptions: Mapping[str, str]) -> xr.Dataset:
+    """Set the ``description`` attribute of each named variable of ``ds`` (in place); returns ``ds``."""
+    for name, text in descriptions.items():
+        ds[name].attrs["description"] = text
+    return ds

@@ -14,7 +14,7 @@ from causalxai.tracer.model import (
     observed_layers,
     train_classifier,
 )
-from causalxai.tracer.settings import TrainSettings
+from causalxai.tracer.settings import ClassifierSettings
 
 TABLE2_TOTAL = 11_696_202  # paper 004 Table 2, "Total Parameters" of the baseline
 
@@ -117,7 +117,7 @@ def test_training_improves_accuracy_and_is_deterministic():
     xte, yte = _blobs(128, 2)
     runs = []
     for _ in range(2):
-        model, hist = train_classifier(_tiny(), xtr, ytr, xte, yte, TrainSettings(epochs=5, batch_size=32, seed=3),
+        model, hist = train_classifier(_tiny(), xtr, ytr, xte, yte, ClassifierSettings(epochs=5, batch_size=32, seed=3),
                                        device="cpu")
         runs.append((model, hist))
     (m1, h1), (m2, h2) = runs
@@ -132,8 +132,10 @@ def test_training_improves_accuracy_and_is_deterministic():
     loss, acc = evaluate_classifier(m1, xte, yte, device="cpu")
     assert acc == h1["final_test_accuracy"] and loss == pytest.approx(h1["test_loss"][-1])
     # another seed shuffles differently
-    m3, _ = train_classifier(_tiny(), xtr, ytr, xte, yte, TrainSettings(epochs=1, batch_size=32, seed=4), device="cpu")
-    m4, _ = train_classifier(_tiny(), xtr, ytr, xte, yte, TrainSettings(epochs=1, batch_size=32, seed=3), device="cpu")
+    m3, _ = train_classifier(_tiny(), xtr, ytr, xte, yte, ClassifierSettings(epochs=1, batch_size=32, seed=4),
+                             device="cpu")
+    m4, _ = train_classifier(_tiny(), xtr, ytr, xte, yte, ClassifierSettings(epochs=1, batch_size=32, seed=3),
+                             device="cpu")
     assert not torch.equal(m3.fc1.weight, m4.fc1.weight)
 
 
@@ -143,11 +145,11 @@ def test_training_leaves_the_callers_rng_alone():
     expected = torch.rand(3)
     model = _tiny()
     torch.manual_seed(123)
-    train_classifier(model, xtr, ytr, xtr, ytr, TrainSettings(epochs=1, batch_size=16, seed=0), device="cpu")
+    train_classifier(model, xtr, ytr, xtr, ytr, ClassifierSettings(epochs=1, batch_size=16, seed=0), device="cpu")
     assert torch.equal(torch.rand(3), expected)
 
 
 def test_training_rejects_mismatched_data():
     with pytest.raises(ValueError, match="labels"):
         train_classifier(_tiny(), np.zeros((4, 4)), np.zeros(3), np.zeros((1, 4)), np.zeros(1),
-                         TrainSettings(epochs=1, batch_size=2, seed=0), device="cpu")
+                         ClassifierSettings(epochs=1, batch_size=2, seed=0), device="cpu")

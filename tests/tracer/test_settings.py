@@ -10,7 +10,7 @@ from causalxai.compress.compress import CompressSettings
 from causalxai.counterfactual.counterfactuals import CounterfactualSettings
 from causalxai.counterfactual.gan import GanSettings
 from causalxai.tracer.reliability import ReliabilitySettings
-from causalxai.tracer.settings import EPS_SWEEP, TracerSettings, TrainSettings
+from causalxai.tracer.settings import EPS_SWEEP, ClassifierSettings, TracerSettings
 
 
 def test_tracer_settings_from_params_and_defaults():
@@ -44,16 +44,16 @@ def test_tracer_settings_errors_name_the_config_key(params, key):
 def test_direct_construction_names_the_field():
     with pytest.raises(ValueError, match=r"TracerSettings.eps must be a number in \[0, 1\].*got 2"):
         TracerSettings(eps=2)
-    with pytest.raises(ValueError, match="TrainSettings.epochs"):
-        TrainSettings(epochs=-1)
+    with pytest.raises(ValueError, match="ClassifierSettings.epochs"):
+        ClassifierSettings(epochs=-1)
 
 
 @pytest.mark.parametrize(
     ("cls", "params", "section", "key"),
     [
-        (TrainSettings, {"lr": -1}, "tracer.model", "tracer.model.lr"),
-        (TrainSettings, {"batch_size": 0}, "tracer.compress", "tracer.compress.batch_size"),
-        (TrainSettings, {"seed": -3}, "tracer.model", r"^seed"),
+        (ClassifierSettings, {"lr": -1}, "tracer.model", "tracer.model.lr"),
+        (ClassifierSettings, {"batch_size": 0}, "tracer.compress", "tracer.compress.batch_size"),
+        (ClassifierSettings, {"seed": -3}, "tracer.model", r"^seed"),
         (GanSettings, {"lam": 2}, None, "tracer.counterfactual_gan.lam"),
         (CounterfactualSettings, {"n_candidates": 0}, None, "tracer.counterfactuals.n_candidates"),
         (CompressSettings, {"levels": []}, None, "tracer.compress.levels"),
@@ -71,4 +71,4 @@ def test_reliability_settings_carry_the_captum_baselines():
     s = ReliabilitySettings.from_params({"methods": ["lrp", "tracer"], "lime_samples": 20, "superpixel": 7}, seed=3)
     assert s.methods == ("tracer", "lrp") and s.seed == 3
     assert s.baselines.n_samples == 20 and s.baselines.superpixel == 7
-    assert CompressSettings(epochs=2, lr=0.01, seed=5).training == TrainSettings(epochs=2, lr=0.01, seed=5)
+    assert CompressSettings(epochs=2, lr=0.01, seed=5).training == ClassifierSettings(epochs=2, lr=0.01, seed=5)

@@ -7,7 +7,7 @@ import xarray as xr
 from torch import nn
 
 from causalxai.tracer import target_model as target
-from causalxai.tracer.settings import TrainSettings
+from causalxai.tracer.settings import ClassifierSettings
 from causalxai.tracer.target_model import (
     build_classifier,
     load_target_model,
@@ -47,14 +47,15 @@ def test_names_resolve_to_architectures(monkeypatch):
 
 def test_train_save_load(dataset, tmp_path, monkeypatch):
     monkeypatch.setitem(target.BUILTIN, "tiny", tiny)
-    model, kwargs, ds = train_target_model(dataset, TrainSettings(architecture="tiny", epochs=3, batch_size=8, seed=1),
-                                           device="cpu")
+    model, kwargs, ds = train_target_model(
+        dataset, ClassifierSettings(architecture="tiny", epochs=3, batch_size=8, seed=1), device="cpu"
+    )
     assert ds.sizes["epoch"] == 3 and 0 <= float(ds["test_accuracy"]) <= 1
     assert int(ds["n_params"]) == sum(p.numel() for p in model.parameters())
     assert list(ds["layer"].values) == ["0", "1", "2", "3"]
     assert ds["output_shape"].values.tolist()[0] == "4x13x13"
     # deterministic: same seed, same weights
-    again, _, _ = train_target_model(dataset, TrainSettings(architecture="tiny", epochs=3, batch_size=8, seed=1),
+    again, _, _ = train_target_model(dataset, ClassifierSettings(architecture="tiny", epochs=3, batch_size=8, seed=1),
                                      device="cpu")
     for a, b in zip(model.parameters(), again.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)

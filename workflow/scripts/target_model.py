@@ -4,7 +4,7 @@ import logging
 import time
 
 from causalxai.io import atomic_path, open as open_result, write_dataset
-from causalxai.tracer.settings import TrainSettings
+from causalxai.tracer.settings import ClassifierSettings
 from causalxai.tracer.target_model import save_target_model, train_target_model
 
 from common import start
@@ -14,7 +14,7 @@ start(snakemake, torch_threads=True)
 p = snakemake.params
 out = snakemake.output
 cfg = dict(p.model)
-settings = TrainSettings.from_params({**cfg, "seed": p.seed}, section="tracer.model")
+settings = ClassifierSettings.from_params({**cfg, "seed": p.seed}, section="tracer.model")
 t0 = time.time()
 model, kwargs, ds = train_target_model(open_result(snakemake.input.dataset), settings, device=p.device, progress=True)
 logging.info("%s: test accuracy %.4f, %d parameters, trained in %.1f s",

@@ -396,17 +396,11 @@ def save_compressed_models(
 
 def load_compressed_models(path: str | os.PathLike[str]) -> dict[str, nn.Sequential]:
     """The models written by :func:`save_compressed_models`, in eval mode on the CPU."""
-    from causalxai.tracer.target_model import build_classifier
+    from causalxai.tracer.target_model import build_classifier, load_checkpoint
 
     path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise ValueError(
-            f"{path}: not a readable compressed-models file ({exc}); delete it and re-run compress"
-        ) from exc
-    if not isinstance(ckpt, dict) or not {"architecture", "kwargs", "input_shape", "models"} <= set(ckpt):
-        raise ValueError(f"{path}: not a compressed-models file (needs architecture, kwargs, input_shape, models)")
+    ckpt = load_checkpoint(path, ("architecture", "kwargs", "input_shape", "models"), "compressed-models file",
+                           "compress")
     base = build_classifier(str(ckpt["architecture"]), **dict(ckpt["kwargs"]))
     out = {}
     for name, entry in ckpt["models"].items():

@@ -43,11 +43,12 @@ from causalxai.compress.build import (
     singleton_composition,
 )
 from causalxai.compress.measure import LATENCY_BATCH, METRICS, model_metrics
+from causalxai.io import describe
 from causalxai.progress import Progress
 from causalxai.runtime import resolve_device
 from causalxai.tracer.mechanisms import coverage_levels, parse_composition
 from causalxai.tracer.model import layer_table, train_classifier
-from causalxai.tracer.settings import Settings, TrainSettings, integer, number, setting
+from causalxai.tracer.settings import ClassifierSettings, Settings, integer, number, setting
 
 __all__ = ["CompressSettings", "build_model", "compress_dataset", "measure_models", "select_mechanisms"]
 
@@ -90,9 +91,9 @@ class CompressSettings(Settings):
     latency_warmup: int = setting(10, integer(0))
 
     @property
-    def training(self) -> TrainSettings:
-        """The retraining's :class:`~causalxai.tracer.settings.TrainSettings`."""
-        return TrainSettings(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed)
+    def training(self) -> ClassifierSettings:
+        """The retraining's :class:`~causalxai.tracer.settings.ClassifierSettings`."""
+        return ClassifierSettings(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed)
 
 
 
@@ -242,17 +243,16 @@ def compress_dataset(
 
     measured = measure_models(models, {n: rows[n]["composition"] for n in names}, original, test, settings,
                               device=device, threads=threads)
-    metrics = {n: measured[n]["metrics"] for n in names}
-    tables = {n: measured[n]["table"] for n in names}
-    plans = {n: measured[n]["plan"] for n in names}
-    n_train, n_test = len(y_train), len(test[1])
-    ds = _compress_ds(names, rows, metrics, tables, plans, levels=levels, layers=layers, input_shape=input_shape,
-                      n_train=n_train, n_test=n_test, settings=settings, threads=threads, device=device)
+    ds = _compress_ds(names, rows, measured, levels=levels, layers=layers, input_shape=input_shape,
+                      n_train=len(y_train), n_test=len(test[1]), settings=settings, threads=threads, device=device)
     return ds, models
 
 
-def _compress_ds(names, rows, metrics, tables, plans, *, levels, layers, input_shape, n_train, n_test, settings,
-                 threads, device) -> xr.Dataset:
+def _compress_ds(names, rows, measured, *, levels, layers, input_shape, n_train, n_test, settings, threads,
+                 device) -> xr.Dataset:
+    metrics = {n: measured[n]["metrics"] for n in names}
+    tables = {n: measured[n]["table"] for n in names}
+    plans = {n: measured[n]["plan"] for n in names}
     n_epochs = max((len(r["curve"]) for r in rows.values()), default=0)
     curve = np.full((len(names), n_epochs), np.nan)
     for i, n in enumerate(names):
@@ -325,6 +325,4 @@ def _compress_ds(names, rows, metrics, tables, plans, *, levels, layers, input_s
         "layer_params": "parameters of the layer (-1: padding)",
         "node_params_after": "parameters of the node's modules in this model (-1: padding)",
     }
-    for k, v in descr.items():
-        ds[k].attrs["description"] = v
-    return ds
+    return describe(ds, descr)

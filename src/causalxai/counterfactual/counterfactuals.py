@@ -66,6 +66,7 @@ from torch import nn
 
 from causalxai.counterfactual.gan import nearest_neighbours
 from causalxai.data.dataset import to_raw as _to_raw
+from causalxai.io import describe
 from causalxai.runtime import predict
 from causalxai.tracer.ace import threshold_mask
 from causalxai.tracer.pipeline import TracerSettings, run_tracer
@@ -407,8 +408,7 @@ def counterfactuals(
                  "minimal-change refinement, blend_steps)",
         "gan_proximity_l1": "proximity_l1 of the generator's own output, before the refinement",
     }
-    for key, value in desc.items():
-        ds[key].attrs["description"] = value
+    describe(ds, desc)
     return ds
 
 

@@ -86,7 +86,7 @@ import torch.nn.functional as F
 import xarray as xr
 from torch import nn
 
-from causalxai.io import atomic_path
+from causalxai.io import atomic_path, describe
 from causalxai.progress import Progress
 from causalxai.runtime import predict, resolve_device
 from causalxai.tracer.settings import Settings, integer, number, optional, setting
@@ -458,8 +458,7 @@ def history_dataset(history: dict[str, Any]) -> xr.Dataset:
         "validity": "share of the epoch's generated counterfactuals the classifier assigns to their target",
         "seconds": "wall time of the epoch",
     }
-    for k, v in desc.items():
-        ds[k].attrs["description"] = v
+    describe(ds, desc)
     ds.attrs["description"] = ("training of the counterfactual autoencoder-GAN (paper 004 §3.5, App. F): "
                                "L = (1 - lam) L_GAN + lam ||x* - x_nn||_1")
     return ds

@@ -51,6 +51,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from causalxai.io import describe
 from causalxai.progress import Progress
 from causalxai.study.estimators.bandwidth import MEDIAN_MODELS
 from causalxai.study.estimators.correlation import correlations, hparam_mean
@@ -508,8 +509,7 @@ def _assemble(
         "gap_to_identity": "corr_mediated of Identity minus the method's (Fig. 4, third column)",
         "n_dropped_maps": "(model, image) maps that are NaN (zero-scale maps dropped) and left out",
     }
-    for name, text in desc.items():
-        ds[name].attrs["description"] = text
+    describe(ds, desc)
     for name in ds.data_vars:
         if name.endswith("_ci"):
             ds[name].attrs["description"] = f"{100 * s.ci_level:g} % percentile bootstrap interval of {name[:-3]} " \

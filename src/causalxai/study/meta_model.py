@@ -40,6 +40,7 @@ import torch
 import xarray as xr
 from torch import nn
 
+from causalxai.io import describe
 from causalxai.progress import Progress
 from causalxai.runtime import predict, resolve_device
 from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS, ZOO_RANGES
@@ -383,8 +384,7 @@ def fit_meta_model(
                      "NaN if not evaluated",
         "split": "the model's role in the subset: train, eval or none",
     }
-    for name, text in desc.items():
-        ds[name].attrs["description"] = text
+    describe(ds, desc)
     ds.attrs.update(
         {
             "paper": "000 App. A.2 (meta-model)",

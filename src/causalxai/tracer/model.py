@@ -48,7 +48,7 @@ from torch import nn
 
 from causalxai.progress import Progress
 from causalxai.runtime import eval_mode, resolve_device
-from causalxai.tracer.settings import TrainSettings
+from causalxai.tracer.settings import ClassifierSettings
 
 __all__ = [
     "alexnet28",
@@ -237,7 +237,7 @@ def train_classifier(
     y_train: Any,
     x_test: Any,
     y_test: Any,
-    settings: TrainSettings,
+    settings: ClassifierSettings,
     *,
     device: str | torch.device = "auto",
     progress: str | None = None,

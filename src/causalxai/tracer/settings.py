@@ -6,7 +6,7 @@ argument list. Each validates itself in ``__post_init__`` (an error names the fi
 ``snakemake.params`` by ``from_params``, which names the config key instead
 (``tracer.cka.eps must lie in [0, 1], got 2``). :class:`Settings` holds that shared
 machinery; :class:`TracerSettings` (interventions → causal nodes → ACE) and
-:class:`TrainSettings` (the classifier training loop of the target model and of the
+:class:`ClassifierSettings` (the classifier training loop of the target model and of the
 compressed models) live here, on the lowest floor of paper 004's packages.
 """
 
@@ -25,7 +25,7 @@ __all__ = [
     "SettingError",
     "Settings",
     "TracerSettings",
-    "TrainSettings",
+    "ClassifierSettings",
     "function",
     "integer",
     "number",
@@ -92,7 +92,7 @@ class Settings:
             params: the rule's ``snakemake.params`` entry (a dict): every key must be a field;
                 fields not given keep their defaults.
             section: the config section the params come from, when a class serves several
-                (e.g. ``tracer.model`` and ``tracer.compress`` for :class:`TrainSettings`).
+                (e.g. ``tracer.model`` and ``tracer.compress`` for :class:`ClassifierSettings`).
             extra: further fields set by the script (not config values: e.g. callables).
 
         Returns:
@@ -252,7 +252,7 @@ class TracerSettings(Settings):
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainSettings(Settings):
+class ClassifierSettings(Settings):
     """The classifier training loop's settings (paper 004 App. F: Adam, lr 1e-3).
 
     Attributes:

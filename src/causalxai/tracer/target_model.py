@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ from torch import nn
 from causalxai.io import atomic_path
 from causalxai.runtime import predict
 from causalxai.tracer.model import alexnet28, layer_table, train_classifier
-from causalxai.tracer.settings import TrainSettings
+from causalxai.tracer.settings import ClassifierSettings
 
 __all__ = [
     "BUILTIN",
@@ -87,7 +87,7 @@ def dataset_tensors(dataset: xr.Dataset, split: str) -> tuple[torch.Tensor, torc
 
 
 def train_target_model(
-    dataset: xr.Dataset, settings: TrainSettings, *, device: str = "auto", progress: bool = False
+    dataset: xr.Dataset, settings: ClassifierSettings, *, device: str = "auto", progress: bool = False
 ) -> tuple[nn.Module, dict[str, Any], xr.Dataset]:
     """Train the target classifier on the dataset's train split (paper 004 App. F: Adam,
     lr 1e-3) and describe it.
@@ -158,6 +158,27 @@ def save_target_model(
         torch.save({"architecture": architecture, "kwargs": dict(kwargs), "state_dict": state}, tmp)
 
 
+def load_checkpoint(path: str | os.PathLike[str], keys: Sequence[str], what: str, rule: str) -> dict[str, Any]:
+    """A ``torch.save``d dict with at least ``keys``, loaded with ``weights_only=True`` on the CPU.
+
+    Args:
+        path: the file.
+        keys: the entries it must hold.
+        what: what the file is, for the errors (e.g. ``"target-model checkpoint"``).
+        rule: the rule that writes it (named in the fix).
+
+    Returns:
+        The dict. An unreadable file or one without ``keys`` raises :class:`ValueError` naming it.
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
+        raise ValueError(f"{path}: not a readable {what} ({exc}); delete it and re-run {rule}") from exc
+    if not isinstance(ckpt, dict) or not set(keys) <= set(ckpt):
+        raise ValueError(f"{path}: not a {what} (needs {', '.join(keys)})")
+    return ckpt
+
+
 def load_target_model(path: str | os.PathLike[str]) -> nn.Module:
     """Rebuild the classifier from its weights file, in eval mode on the CPU.
 
@@ -165,14 +186,7 @@ def load_target_model(path: str | os.PathLike[str]) -> nn.Module:
     naming it.
     """
     path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise ValueError(
-            f"{path}: not a readable target-model checkpoint ({exc}); delete it and re-run target_model"
-        ) from exc
-    if not isinstance(ckpt, dict) or not {"architecture", "kwargs", "state_dict"} <= set(ckpt):
-        raise ValueError(f"{path}: not a target-model checkpoint (needs architecture, kwargs, state_dict)")
+    ckpt = load_checkpoint(path, ("architecture", "kwargs", "state_dict"), "target-model checkpoint", "target_model")
     model = build_classifier(str(ckpt["architecture"]), **dict(ckpt["kwargs"]))
     try:
         model.load_state_dict(ckpt["state_dict"])
