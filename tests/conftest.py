@@ -171,6 +171,17 @@ class SnakemakeRunner:
                 jobs[parts[0]] = int(parts[1])
         return jobs
 
+    @staticmethod
+    def planned_outputs(output: str, rule: str) -> list[str]:
+        """The output paths of a dry run's planned jobs of `rule` (from each job's 'output:' line)."""
+        paths = []
+        for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+            if re.match(rf"(?:local)?rule {rule}:", block.strip()):
+                m = re.search(r"^\s*output: (.*)$", block, re.M)
+                if m:
+                    paths += [p.strip() for p in m.group(1).split(",")]
+        return paths
+
     def command(self, workdir: Path, *args: str, targets: Sequence[str] = (), cores: int | None = None,
                 configfiles: Sequence[Path] = ()) -> list[str]:
         snakefile = self.snakefile or self.repo / "Snakefile"

@@ -54,3 +54,37 @@ def test_describe_sets_each_variables_description():
     ds = xr.Dataset({"a": ("x", np.arange(3)), "b": ("x", np.ones(3))})
     assert describe(ds, {"a": "the first", "b": "the second"}) is ds
     assert ds["a"].attrs == {"description": "the first"} and ds["b"].attrs == {"description": "the second"}
+
+
+def test_write_streamed_is_atomic(tmp_path):
+    import numpy as np
+    import pytest
+    import xarray as xr
+
+    from causalxai import io
+
+    skeleton = xr.Dataset(coords={"model": np.arange(5)}, attrs={"note": {"a": 1}})
+    with io.write_streamed(skeleton, tmp_path / "a.nc", step="s", config={"k": 2}, seed=3) as nc:
+        v = nc.createVariable("w", "f4", ("model",))
+        for start in range(0, 5, 2):
+            v[start : start + 2] = np.arange(start, min(start + 2, 5))
+        io.set_attr(nc, "done", [1, 2])
+    back = io.open(tmp_path / "a.nc")
+    np.testing.assert_array_equal(back["w"].values, np.arange(5))
+    assert io.provenance(back) == {"step": "s", "causalxai_version": back.attrs["causalxai_version"], "seed": 3,
+                                   "config": {"k": 2}}
+    assert back.attrs["done"] == "[1, 2]" and back.attrs["note"] == '{"a": 1}'
+    with pytest.raises(RuntimeError):
+        with io.write_streamed(skeleton, tmp_path / "b.nc", step="s") as nc:
+            raise RuntimeError("a block failed")
+    assert not list(tmp_path.glob("*b.nc*"))
+
+
+def test_a_lazy_subset_closes_its_file(tmp_path):
+    ds = xr.Dataset({"a": ("x", np.arange(3.0)), "b": ("x", np.ones(3))})
+    path = io.write_dataset(ds, tmp_path / "f.nc", step="t")
+    sub = io.open_lazy(path, variables=["a"])
+    # closing the subset closes the file, rather than leaving it to the garbage collector (which
+    # closed HDF5 handles in the middle of later netCDF calls: a segmentation fault)
+    assert list(sub.data_vars) == ["a"] and sub._close is not None
+    sub.close()

@@ -17,17 +17,21 @@ import scipy.io
 import torch
 import xarray as xr
 
-from causalxai.data import dataset as datasets
+from causalxai.data import dataset as datasets, download
 from causalxai.data.dataset import (
     DATASETS,
     DatasetFileError,
+    dataset_files,
+    download_files,
+    fetch_dataset,
     from_raw,
     load_dataset,
     load_digits,
+    read_dataset,
     to_raw,
     zoo_preprocess,
 )
-from causalxai.data.download import ChecksumError
+from causalxai.data.download import ChecksumError, MissingDownloadError
 
 
 def _md5(path: Path) -> str:
@@ -194,6 +198,58 @@ def test_md5_mismatch_raises_and_keeps_nothing(tmp_path, monkeypatch):
         load_dataset("fashion_mnist", cache_dir=tmp_path / "cache", progress=False)
     cached = {p.name for p in (tmp_path / "cache" / "fashion_mnist").iterdir()}
     assert "t10k-labels-idx1-ubyte.gz" not in cached and not any(n.endswith(".part") for n in cached)
+
+
+# --------------------------------------------------------------------------- no network (rule dataset)
+
+
+def _no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"fetch called with {args}: read_dataset must not download")
+
+    monkeypatch.setattr(download, "fetch", refuse)
+    monkeypatch.setattr(datasets, "fetch", refuse)
+
+
+def test_fetch_then_read_is_load_and_read_never_fetches(tmp_path, monkeypatch):
+    """What rules download_images and dataset do: download into the cache, then read it offline."""
+    paths, _ = _idx_files(tmp_path / "server")
+    _serve(monkeypatch, "mnist", paths)
+    cache = tmp_path / "cache"
+    fetched = fetch_dataset("mnist", cache, progress=False)
+    assert fetched == dataset_files("mnist", cache) == {f: cache / "mnist" / f for f in paths}
+    assert download_files("mnist")["t10k-images-idx3-ubyte.gz"]["urls"] == [paths["t10k-images-idx3-ubyte.gz"].as_uri()]
+    assert download_files("digits") == {} and dataset_files("digits", cache) == {}
+    expected = load_dataset("mnist", cache_dir=tmp_path / "other", progress=False)
+    _no_network(monkeypatch)
+    for p in paths.values():
+        p.unlink()  # and no server either
+    xr.testing.assert_identical(read_dataset("mnist", {f: str(p) for f, p in fetched.items()}), expected)
+
+
+def test_read_dataset_names_the_missing_file_and_the_download_rule(tmp_path, monkeypatch):
+    paths, _ = _idx_files(tmp_path / "cache" / "mnist")
+    _serve(monkeypatch, "mnist", paths)
+    _no_network(monkeypatch)
+    gone = paths["t10k-labels-idx1-ubyte.gz"]
+    gone.unlink()
+    with pytest.raises(MissingDownloadError) as info:
+        read_dataset("mnist", dataset_files("mnist", tmp_path / "cache"))
+    assert str(gone) in str(info.value) and "download_images" in str(info.value)
+    with pytest.raises(ValueError, match="lacks.*t10k-labels-idx1-ubyte.gz"):
+        read_dataset("mnist", {f: p for f, p in paths.items() if p != gone})
+    with pytest.raises(ValueError, match="load_digits"):
+        read_dataset("digits", {})
+
+
+def test_read_dataset_verifies_the_md5(tmp_path, monkeypatch):
+    paths, _ = _idx_files(tmp_path / "cache" / "fashion_mnist")
+    _serve(monkeypatch, "fashion_mnist", paths, md5={"train-labels-idx1-ubyte.gz": "0" * 32})
+    _no_network(monkeypatch)
+    with pytest.raises(ChecksumError, match=r"labels-idx1-ubyte.gz is not the expected file \(md5 expected 0{32}"):
+        read_dataset("fashion_mnist", paths)
+    ds = read_dataset("fashion_mnist", paths, verify=False)  # the caller verified them (load_dataset)
+    assert json.loads(ds.attrs["md5"])["train-labels-idx1-ubyte.gz"] == "0" * 32
 
 
 # --------------------------------------------------------------------------- CIFAR-10

@@ -12,7 +12,15 @@ import warnings
 import pytest
 
 from causalxai.data import download
-from causalxai.data.download import ChecksumError, DownloadError, UnverifiedDownloadWarning, fetch, file_digest
+from causalxai.data.download import (
+    ChecksumError,
+    DownloadError,
+    MissingDownloadError,
+    UnverifiedDownloadWarning,
+    fetch,
+    file_digest,
+    require_downloaded,
+)
 
 PAYLOAD = bytes(range(256)) * 2000 + b"tail"  # 512,004 bytes: several read chunks
 
@@ -249,3 +257,14 @@ def test_bad_arguments(tmp_path):
         fetch([], tmp_path / "a")
     with pytest.raises(ValueError, match="ftp://"):
         fetch("ftp://127.0.0.1/a", tmp_path / "a")
+
+
+def test_require_downloaded_names_the_file_and_how_to_download_it(tmp_path):
+    here = tmp_path / "here.bin"
+    here.write_bytes(b"x")
+    assert require_downloaded(str(here), "fetch") == here
+    for missing in (tmp_path / "absent.bin", tmp_path):  # a folder is not the file either
+        with pytest.raises(MissingDownloadError) as info:
+            require_downloaded(missing, "rule download_zoo")
+        assert str(missing) in str(info.value) and "rule download_zoo" in str(info.value)
+        assert isinstance(info.value, FileNotFoundError)

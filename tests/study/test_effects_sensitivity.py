@@ -32,3 +32,22 @@ def test_grid_rows_and_consistency(tmp_path, effect_inputs):
     with pytest.raises(ValueError, match="bandwidths"):
         sensitivity_table(zoo, buckets, pred, {"gradient": raw}, ExplainSettings(), s,
                           SensitivityGrid(bandwidths=["x"]))
+
+
+def test_raw_maps_from_shards_give_the_same_table(tmp_path, effect_inputs):
+    from causalxai.io import write_dataset
+
+    zoo, buckets, pred, e = effect_inputs(30, 3, 4, seed=2)
+    raw = xr.Dataset({"attribution": (e["E"] - 0.5).astype(np.float32)}, coords=e.coords)
+    raw = raw.assign_coords(model=np.arange(30))
+    paths = [tmp_path / "b.nc", tmp_path / "a.nc"]
+    write_dataset(raw.isel(model=slice(13, None)), paths[0], step="explain_shard")
+    write_dataset(raw.isel(model=slice(0, 13)), paths[1], step="explain_shard")
+    grid = SensitivityGrid(normalisations=["paper", "public_code"], bandwidths=["fixed"], estimators=["eq4"],
+                           bootstrap=5)
+    s = EffectsSettings(min_models=2, cap=None)
+    memory = sensitivity_table(zoo, buckets, pred, {"gradient": raw}, ExplainSettings(), s, grid)
+    disk = sensitivity_table(zoo, buckets, pred, {"gradient": paths}, ExplainSettings(), s, grid)
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(memory, disk)

@@ -1,16 +1,23 @@
 """The explanation step: sharding, chunking and gathering do not change the numbers."""
 
+import netCDF4
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
+import causalxai.study.explain as explain_module
 from causalxai.attribution.gradient import Gradient
+from causalxai.io import open_lazy, write_dataset
 from causalxai.study.explain import (
     ExplainSettings,
+    RawMaps,
     explain_zoo,
     gather,
+    gather_to_file,
     model_shard,
     normalise_explanations,
+    pack_maps,
 )
 from causalxai.study.predictions import predict_zoo
 from causalxai.zoo.dataset import zoo_params
@@ -66,3 +73,73 @@ def test_bad_shards_and_methods(zoo_and_images):
         model_shard(7, 8, 0)
     with pytest.raises(ValueError, match="explain.methods"):
         explain_zoo(zoo, images, None, "lime", ExplainSettings(device="cpu"))
+
+
+#: the packed maps' worst-case error: half a step of 1/65534, plus float32 rounding of the decoded value
+PACK_BOUND = 0.5 / 65534 + 1e-7
+
+
+def _shard_files(tmp_path, zoo_and_images, method="gradient"):
+    """Three shard files of the test zoo (one map set to zero: a degenerate map), and their parts."""
+    zoo, images = zoo_and_images
+    s = ExplainSettings(device="cpu", chunk_size=3)
+    pred = predict_zoo(zoo, images, s)
+    parts = [explain_zoo(zoo, images, pred, method, s, model_shard(7, 3, k), normalise=False) for k in range(3)]
+    parts[1]["attribution"][0, 1, 2] = 0.0  # model 3's direct map of image 2
+    paths = []
+    for k, part in enumerate(parts):
+        paths.append(tmp_path / f"{method}.{k + 1}-of-3.nc")
+        write_dataset(part, paths[-1], step="explain_shard", seed=0)
+    return paths, parts
+
+
+def test_gather_to_file_streams_the_shards_into_packed_maps(tmp_path, zoo_and_images, monkeypatch):
+    paths, parts = _shard_files(tmp_path, zoo_and_images)
+    s = ExplainSettings(device="cpu")
+    whole = normalise_explanations(gather(parts), "gradient", s)
+    monkeypatch.setattr(explain_module, "GATHER_BLOCK_BYTES", 1)  # one model per block: many blocks per shard
+    out = gather_to_file(paths[::-1], tmp_path / "gradient.nc", "gradient", s, config={"method": "gradient"})
+    with open_lazy(out) as ds:
+        got = ds.load()
+    np.testing.assert_array_equal(got["model"].values, whole["model"].values)
+    np.testing.assert_array_equal(got["degenerate"].values, whole["degenerate"].values)
+    assert got["degenerate"].dtype == bool and got["degenerate"].values[3, 1, 2]
+    e, ref = got["E"].values, whole["E"].values
+    assert e.dtype == np.float32 and (np.isnan(e) == np.isnan(ref)).all()
+    assert np.nanmax(np.abs(e - ref)) <= PACK_BOUND
+    assert got.attrs["n_degenerate"] == '{"direct": 1, "total": 0}' and got.attrs["step"] == "explain"
+    assert "attribution" not in got  # the raw maps stay in the shards
+    with netCDF4.Dataset(out) as nc:  # 16 bits on disk, one chunk per (model, effect), all images
+        assert nc["E"].dtype == np.uint16 and nc["E"].chunking() == [1, 1, 4, 28, 28]
+    # the reader of the raw shards gives the in-memory maps exactly, and counts the dropped ones
+    with RawMaps(paths, "gradient", s) as raw:
+        for eff in ("total", "direct"):
+            idx = np.array([5, 0, 2, 6])
+            np.testing.assert_array_equal(raw.read(eff, idx), whole["E"].sel(effect=eff).values[idx])
+        np.testing.assert_array_equal(raw.n_dropped(), [0, 1])
+
+
+def test_packing_bound_and_dropped_maps():
+    x = np.array([0.0, 1.0, 0.5, 1 / 3, np.nan, 2e-6, 0.99999], dtype=np.float32)
+    q = pack_maps(x)
+    assert q.dtype == np.uint16 and q[4] == 65535 and q[0] == 0 and q[1] == 65534
+    decoded = q[np.isfinite(x)].astype(np.float64) / 65534
+    assert np.abs(decoded - x[np.isfinite(x)]).max() <= 0.5 / 65534
+
+
+def test_gather_refuses_bad_shards_and_leaves_no_file(tmp_path, zoo_and_images):
+    paths, parts = _shard_files(tmp_path, zoo_and_images)
+    s = ExplainSettings(device="cpu")
+    out = tmp_path / "out.nc"
+    with pytest.raises(ValueError, match="overlap"):
+        gather_to_file([paths[0], paths[0]], out, "gradient", s)
+    with pytest.raises(ValueError, match="not 'smoothgrad'"):
+        gather_to_file(paths, out, "smoothgrad", s)
+    other = parts[2].assign_coords(image=parts[2]["image"].values + 100)
+    write_dataset(other, tmp_path / "other.nc", step="explain_shard")
+    with pytest.raises(ValueError, match="different image"):
+        gather_to_file([paths[0], tmp_path / "other.nc"], out, "gradient", s)
+    xr.Dataset({"E": parts[0]["attribution"]}).to_netcdf(tmp_path / "gathered.nc")
+    with pytest.raises(ValueError, match="not an explain_shard output"):
+        gather_to_file([tmp_path / "gathered.nc"], out, "gradient", s)
+    assert not out.exists() and not list(tmp_path.glob(".out.nc.*"))

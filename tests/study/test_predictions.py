@@ -30,3 +30,28 @@ def test_permuted_targets_are_uniform_and_independent_of_the_prediction():
     direct = np.take_along_axis(perm, target[..., None], -1)[..., 0]
     share = np.bincount(direct.ravel(), minlength=10) / direct.size
     np.testing.assert_allclose(share, 0.1, atol=0.005)
+
+
+def test_streamed_predictions_equal_the_in_memory_ones_block_by_block(zoo_and_images, tmp_path, monkeypatch):
+    import causalxai.study.predictions as predictions
+    from causalxai.io import open as open_result, open_lazy, write_dataset
+    from causalxai.study.predictions import predict_zoo_to_file
+
+    zoo, images = zoo_and_images
+    settings = ExplainSettings(device="cpu", seed=3)
+    whole = predict_zoo(zoo, images, settings)
+    write_dataset(zoo, tmp_path / "zoo.nc", step="zoo")
+    monkeypatch.setattr(predictions, "ZOO_BLOCK", 3)  # several blocks, the last one short
+    with open_lazy(tmp_path / "zoo.nc") as lazy:
+        blocked = predict_zoo(lazy, images, settings)
+        predict_zoo_to_file(lazy, images, settings, tmp_path / "predictions.nc", config={"seed": 3})
+    streamed = open_result(tmp_path / "predictions.nc")
+    for name in ("prob", "target", "permutation", "prob_direct", "target_direct"):
+        np.testing.assert_array_equal(blocked[name].values, whole[name].values, err_msg=name)
+        np.testing.assert_array_equal(streamed[name].values, whole[name].values, err_msg=name)
+        assert streamed[name].dims == whole[name].dims
+        assert streamed[name].attrs["description"] == whole[name].attrs["description"]
+    assert streamed.attrs["step"] == "predictions" and streamed.attrs["seed"] == 3
+    # σ drawn in blocks from one generator equals σ drawn for the whole zoo at once
+    np.testing.assert_array_equal(streamed["permutation"].values,
+                                  class_permutations(zoo.sizes["model"], images.sizes["image"], 10, seed=3))

@@ -46,3 +46,31 @@ def test_row_counts_must_agree():
             np.zeros((2, 4970)), sample_hparams(3, {}, 0), pd.DataFrame({"test_accuracy": [0.1, 0.2]}),
             zoo_layout(1), dataset="d", source="train", input_size=28,
         )
+
+
+def test_a_lazy_zoo_gives_the_same_models_reading_only_their_rows(tmp_path, monkeypatch):
+    zoo = _zoo(n=9)
+    path = io.write_dataset(zoo, tmp_path / "zoo.nc", step="zoo")
+    with io.open_lazy(path) as lazy:
+        for sel in (np.array([2, 5, 3]), np.array([8]), slice(1, 4), None, np.array([], dtype=int)):
+            want = zoo_params(zoo, sel)
+            got = zoo_params(lazy, sel)
+            assert want.keys() == got.keys()
+            for k in want:
+                torch.testing.assert_close(got[k], want[k], rtol=0, atol=0)
+        ref = model_from_zoo(zoo, 4)
+        got = model_from_zoo(lazy, 4)
+        for (n1, p1), (n2, p2) in zip(ref.state_dict().items(), got.state_dict().items()):
+            assert n1 == n2
+            torch.testing.assert_close(p1, p2, rtol=0, atol=0)
+        # rows 2..5 only are read for [2, 5, 3]: the bounding range, never the whole array
+        seen = []
+        real_isel = type(lazy["weights"]).isel
+
+        def spy(self, *args, **kwargs):
+            seen.append(kwargs.get("model", args[0] if args else None))
+            return real_isel(self, *args, **kwargs)
+
+        monkeypatch.setattr(type(lazy["weights"]), "isel", spy)
+        zoo_params(lazy, np.array([2, 5, 3]))
+        assert seen == [slice(2, 6)]

@@ -18,7 +18,9 @@ import pandas as pd
 import pytest
 import torch
 
-from causalxai.data.download import ChecksumError
+from causalxai.data import download
+from causalxai.data.download import ChecksumError, MissingDownloadError
+from causalxai.zoo import smallcnnzoo
 from causalxai.zoo.dataset import model_from_zoo, zoo_params
 from causalxai.zoo.hparams import HPARAMS, sample_hparams
 from causalxai.zoo.network import ZooCNN, batched_logits, flatten, zoo_layout
@@ -30,6 +32,7 @@ from causalxai.zoo.smallcnnzoo import (
     extract_zoo_archive,
     fetch_zoo_archive,
     load_smallcnnzoo,
+    load_smallcnnzoo_archive,
     read_zoo,
     zoo_url,
 )
@@ -401,3 +404,52 @@ def test_read_zoo_on_plain_files_drops_missing_hyperparameters(tables, tmp_path)
     assert zoo.attrs["archive_sha256"] == ""  # no extraction record next to the files
     with pytest.raises(ValueError, match="read_zoo needs the paths"):
         read_zoo({"weights": files["weights"]}, "mnist")
+
+
+# ----------------------------------------------------------------------------- no network (rule zoo_smallcnnzoo)
+
+
+def _no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"fetch called with {args}: the archive reader must not download")
+
+    monkeypatch.setattr(download, "fetch", refuse)
+    monkeypatch.setattr(smallcnnzoo, "fetch", refuse)
+
+
+def test_local_archive_is_read_without_fetching(archive, tmp_path, monkeypatch):
+    """What rule zoo_smallcnnzoo does: the archive download_zoo put into the cache, read offline,
+    equal to what load_smallcnnzoo downloads and reads."""
+    expected = load(archive, tmp_path / "online")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    local = cache / "mnist.tar.xz"
+    local.write_bytes(archive.read_bytes())
+    _no_network(monkeypatch)
+    got = load_smallcnnzoo_archive(local, "mnist", url=archive.as_uri(), sha256=sha256_of(archive))
+    assert got.equals(expected) and got.attrs == expected.attrs  # url and archive_sha256 included
+    assert (cache / "mnist" / STAMP).is_file()  # extracted next to the archive, as load_smallcnnzoo does
+    # the default url records where the zoo publishes its archives
+    assert load_smallcnnzoo_archive(local, "mnist").attrs["url"] == zoo_url("mnist")
+
+
+def test_missing_archive_names_the_file_and_the_download_rule(tmp_path, monkeypatch):
+    _no_network(monkeypatch)
+    missing = tmp_path / "cache" / "mnist.tar.xz"
+    with pytest.raises(MissingDownloadError) as info:
+        load_smallcnnzoo_archive(missing, "mnist")
+    msg = str(info.value)
+    assert str(missing) in msg and "download_zoo" in msg and "fetch_zoo_archive" in msg
+    assert isinstance(info.value, FileNotFoundError)
+    assert not (tmp_path / "cache").exists()  # nothing created
+
+
+def test_local_archive_with_the_wrong_digest_is_refused(archive, tmp_path, monkeypatch):
+    local = tmp_path / "cache" / "mnist.tar.xz"
+    local.parent.mkdir()
+    local.write_bytes(archive.read_bytes())
+    _no_network(monkeypatch)
+    with pytest.raises(ChecksumError, match=r"sha256 expected 0{64}, got " + sha256_of(archive)):
+        load_smallcnnzoo_archive(local, "mnist", sha256="0" * 64)
+    # the right pin (any case) passes, from the digest the extraction recorded
+    assert load_smallcnnzoo_archive(local, "mnist", sha256=sha256_of(archive).upper()).sizes["model"] == N_RUNS

@@ -2,11 +2,14 @@
 # working directory (results of dataset D live in results/D/); source paths (scripts, schema,
 # envs) are relative to the file naming them, so the workflow runs wherever it is deployed.
 import os
+import re
 
 from snakemake.exceptions import WorkflowError
 
 from causalxai.code import module_files
-from causalxai.config import check_config
+from causalxai.config import ZOO_DATASETS, check_config
+from causalxai.data.dataset import DATASETS as IMAGE_SETS
+from causalxai.data.dataset import download_files
 
 check_config(config)
 
@@ -76,6 +79,44 @@ def dataset_params(wildcards):
     return {"image_size": None, "test_fraction": None, "seed": None}
 
 
+# Downloads (rules download_images and download_zoo, local rules: on a cluster they run where
+# Snakemake runs, the login node, and no compute job touches the network). They write into
+# data.cache_dir the very files the package downloads there, so an existing cache is reused.
+CACHE_DIR = config["data"]["cache_dir"]
+#: the image sets that are downloaded (all but digits, which scikit-learn ships)
+DOWNLOADED_SETS = [d for d in IMAGE_SETS if download_files(d)]
+#: every downloaded image-set file name (one download_images job per file)
+IMAGE_FILES = sorted({f for d in DOWNLOADED_SETS for f in download_files(d)})
+
+
+def image_downloads(wildcards):
+    """The downloaded files the dataset step reads (none for digits), as ancient(): their bytes
+    are fixed by the MD5s in the package's SOURCES (and verified again by the reader), so a
+    file downloaded anew, copied or touched does not re-run the data set and all that follows."""
+    return [ancient(os.path.join(CACHE_DIR, wildcards.dataset, f)) for f in download_files(wildcards.dataset)]
+
+
+def image_download_params(wildcards):
+    """Where one image-set file comes from and its MD5 (causalxai.data.dataset.SOURCES)."""
+    spec = download_files(wildcards.dataset).get(wildcards.file)
+    if spec is None:
+        raise WorkflowError(f"{wildcards.file} is not a file of the image set {wildcards.dataset}")
+    return spec
+
+
+def zoo_archive(wildcards):
+    """The Small CNN Zoo archive the zoo_smallcnnzoo step reads. Not ancient(): the zoo publishes
+    no digests, so an archive downloaded anew (a changed URL) may hold other runs and must be
+    read again; and Snakemake 9 does not re-run an ancient() reader in the same invocation that
+    re-runs its producer, even when the reader's own params changed."""
+    return os.path.join(CACHE_DIR, f"{wildcards.dataset}.tar.xz")
+
+
+def zoo_download_params(wildcards):
+    z = config["zoo"]["smallcnnzoo"]
+    return {"url": z["url"].format(dataset=wildcards.dataset), "sha256": z["sha256"].get(wildcards.dataset)}
+
+
 def zoo_train_params(wildcards):
     return {
         "n_models": config["zoo"]["n_models"],
@@ -88,8 +129,7 @@ def zoo_train_params(wildcards):
 def smallcnnzoo_params(wildcards):
     z = config["zoo"]["smallcnnzoo"]
     return {
-        "url": z["url"].format(dataset=wildcards.dataset),
-        "sha256": z["sha256"].get(wildcards.dataset),
+        **zoo_download_params(wildcards),
         "final_step": z["final_step"],
         "max_models": z["max_models"],
         "seed": config["seed"],
@@ -153,6 +193,24 @@ def effects_inputs(wildcards):
         "buckets": f"results/{d}/buckets.nc",
         "predictions": f"results/{d}/predictions.nc",
         **{f"E_{m}": p for m, p in explanation_files(wildcards).items()},
+    }
+
+
+def explanation_shards(wildcards, method):
+    """The raw maps of one method: its explain_shard outputs (the scatter items k-of-n)."""
+    n = config["explain"]["shards"]
+    d = wildcards.dataset
+    return [f"results/{d}/explanations/shards/{method}.{k}-of-{n}.nc" for k in range(1, n + 1)]
+
+
+def sensitivity_inputs(wildcards):
+    """The sensitivity report renormalises the raw maps, read from the shards."""
+    d = wildcards.dataset
+    return {
+        "zoo": f"results/{d}/zoo.nc",
+        "buckets": f"results/{d}/buckets.nc",
+        "predictions": f"results/{d}/predictions.nc",
+        **{f"shards_{m}": explanation_shards(wildcards, m) for m in config["explain"]["methods"]},
     }
 
 

@@ -85,7 +85,7 @@ rule effect_figures:
 
 rule effects_sensitivity:
     input:
-        unpack(effects_inputs),
+        unpack(sensitivity_inputs),
         code=package_code("effects_sensitivity.py"),
     output:
         table=report(

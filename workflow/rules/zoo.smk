@@ -25,13 +25,33 @@ if config["zoo"]["source"] == "train":
 
 else:
 
+    # The zoo's archive, downloaded into data.cache_dir (resumable; SHA-256-verified when
+    # zoo.smallcnnzoo.sha256 pins it): a local rule, so that on a cluster the download runs on
+    # the login node and rule zoo_smallcnnzoo, a compute job, reads the local archive only.
+    rule download_zoo:
+        output:
+            archive=os.path.join(CACHE_DIR, "{dataset}.tar.xz"),
+        params:
+            download=zoo_download_params,
+        localrule: True
+        wildcard_constraints:
+            dataset="|".join(ZOO_DATASETS),
+        log:
+            "logs/downloads/{dataset}.tar.xz.log",
+        benchmark:
+            "results/benchmarks/downloads/{dataset}.tar.xz.tsv"
+        conda:
+            "../../envs/causalxai.yaml"
+        script:
+            "../scripts/download_zoo.py"
+
     rule zoo_smallcnnzoo:
         input:
+            archive=zoo_archive,
             code=package_code("zoo_smallcnnzoo.py"),
         output:
             zoo="results/{dataset}/zoo.nc",
         params:
-            cache_dir=config["data"]["cache_dir"],
             download=smallcnnzoo_params,
         log:
             "logs/{dataset}/zoo.log",

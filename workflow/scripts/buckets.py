@@ -1,15 +1,15 @@
 """Rule buckets: accuracy-percentile buckets, their boundary table and figure."""
 
-from causalxai.io import atomic_path, open as open_result, write_dataset
+from causalxai.io import atomic_path, write_dataset
 from causalxai.plots.buckets import plot_accuracy_buckets
 from causalxai.study.buckets import make_buckets
 
-from common import provenance, start
+from common import provenance, start, zoo_hparams
 
 start(snakemake)
 
 p = snakemake.params
-zoo = open_result(snakemake.input.zoo)
+zoo = zoo_hparams(snakemake.input.zoo)  # no weights
 buckets = make_buckets(zoo, p.edges, p.metric, seed=p.seed)
 table = buckets.drop_dims("model").to_dataframe().reset_index()
 with atomic_path(snakemake.output.table) as tmp:

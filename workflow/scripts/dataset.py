@@ -1,6 +1,9 @@
-"""Rule dataset: load (download if needed) an image set with the zoo's preprocessing."""
+"""Rule dataset: read an image set (downloaded by rule download_images; digits: bundled) with the
+zoo's preprocessing. Never touches the network."""
 
-from causalxai.data.dataset import load_dataset
+from pathlib import Path
+
+from causalxai.data.dataset import load_digits, read_dataset
 from causalxai.io import write_dataset
 
 from common import start
@@ -9,5 +12,8 @@ start(snakemake)
 
 p = snakemake.params
 opts = {k: v for k, v in p.options.items() if v is not None}
-ds = load_dataset(p.name, cache_dir=p.cache_dir, progress=True, **opts)
+if p.name == "digits":
+    ds = load_digits(**opts)
+else:
+    ds = read_dataset(p.name, {Path(f).name: f for f in snakemake.input.downloads})
 write_dataset(ds, snakemake.output.dataset, step="dataset", config={"name": p.name, **p.options}, seed=opts.get("seed"))

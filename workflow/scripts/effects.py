@@ -4,11 +4,11 @@ placebo and permutation null; correlations; CATE and ATE tables."""
 import logging
 import time
 
-from causalxai.io import atomic_path, open as open_result, write_dataset
+from causalxai.io import atomic_path, open as open_result, open_lazy, write_dataset
 from causalxai.study.effects import EffectsSettings, compute_effects
 from causalxai.study.estimators.summary import cate_table
 
-from common import start
+from common import start, zoo_hparams
 
 start(snakemake, torch_threads=True)
 
@@ -17,11 +17,11 @@ inp = snakemake.input
 out = snakemake.output
 settings = EffectsSettings.from_config(p.effects, p.effects["seed"])
 t0 = time.time()
-ds = compute_effects(
-    open_result(inp.zoo), open_result(inp.buckets), open_result(inp.predictions),
-    {m: open_result(inp[f"E_{m}"], variables=["E", "degenerate"]) for m in p.methods},
-    settings,
-)
+maps = {m: open_lazy(inp[f"E_{m}"], variables=["E", "degenerate"]) for m in p.methods}  # read cell by cell
+pred = open_lazy(inp.predictions, variables=["prob", "prob_direct"])  # read bucket by bucket
+ds = compute_effects(zoo_hparams(inp.zoo), open_result(inp.buckets), pred, maps, settings)
+for m in [*maps.values(), pred]:
+    m.close()
 logging.info("effects in %.1f s; %d empty and %d small cells; dropped maps %s", time.time() - t0,
              ds.attrs["n_empty_cells"], ds.attrs["n_small_cells"], ds["n_dropped_maps"].values.tolist())
 write_dataset(ds, out.effects, step="effects", config={**p.effects, "methods": p.methods}, seed=p.effects["seed"])

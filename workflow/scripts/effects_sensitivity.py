@@ -1,5 +1,5 @@
 """Rule effects_sensitivity: the headline correlations and gaps for every normalisation x
-bandwidth rule x estimator x aggregation, from the raw maps read once."""
+bandwidth rule x estimator x aggregation, from the raw maps of the explanation shards."""
 
 import logging
 import time
@@ -10,7 +10,7 @@ from causalxai.study.effects import EffectsSettings
 from causalxai.study.effects_sensitivity import SensitivityGrid, sensitivity_table
 from causalxai.study.explain import ExplainSettings
 
-from common import start
+from common import start, zoo_hparams
 
 start(snakemake, torch_threads=True)
 
@@ -18,8 +18,8 @@ p = snakemake.params
 inp = snakemake.input
 t0 = time.time()
 table = sensitivity_table(
-    open_result(inp.zoo), open_result(inp.buckets), open_result(inp.predictions),
-    {m: open_result(inp[f"E_{m}"], variables=["attribution"]) for m in p.methods},
+    zoo_hparams(inp.zoo), open_result(inp.buckets), open_result(inp.predictions, variables=["prob", "prob_direct"]),
+    {m: list(inp[f"shards_{m}"]) for m in p.methods},  # the raw maps, read cell by cell
     ExplainSettings(clip_percentile=p.explain["clip_percentile"], zero_maps=p.explain["zero_maps"]),
     EffectsSettings.from_config(p.effects, p.effects["seed"]),
     SensitivityGrid(bootstrap=p.sensitivity["bootstrap"]),

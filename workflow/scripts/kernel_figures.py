@@ -1,18 +1,18 @@
 """Rule kernel_figures: paper 000 Fig. 7 (kernel dissimilarities of one treatment on one image)
 and Fig. 8 (the ITE of the optimizer on E under each kernel)."""
 
-from causalxai.io import open as open_result
+from causalxai.io import open as open_result, open_lazy
 from causalxai.plots.kernel_figures import plot_kernel_comparison, plot_kernel_examples
 from causalxai.study.kernel_figures import KernelExampleSettings, kernel_comparison, kernel_examples
 
-from common import start
+from common import start, zoo_hparams
 
 start(snakemake)
 
 p = snakemake.params
 inp = snakemake.input
-zoo, images = open_result(inp.zoo), open_result(inp.images)
-maps = {m: open_result(inp[f"E_{m}"], variables=["E"]) for m in p.methods}
+zoo, images = zoo_hparams(inp.zoo), open_result(inp.images)
+maps = {m: open_lazy(inp[f"E_{m}"], variables=["E"]) for m in p.methods}  # read a group's models at a time
 first = p.methods[0]
 maps[first].attrs["method"] = first
 examples = kernel_examples(

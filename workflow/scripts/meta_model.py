@@ -6,7 +6,7 @@ import time
 from causalxai.io import open as open_result, write_dataset
 from causalxai.study.meta_model import MetaModelSettings, fit_meta_model
 
-from common import start
+from common import start, zoo_hparams
 
 start(snakemake, torch_threads=True)
 
@@ -15,7 +15,7 @@ inp = snakemake.input
 cfg = dict(p.meta_model)
 t0 = time.time()
 ds = fit_meta_model(
-    open_result(inp.zoo), open_result(inp.images), open_result(inp.predictions),
+    zoo_hparams(inp.zoo), open_result(inp.images), open_result(inp.predictions, variables=["target"]),
     MetaModelSettings.from_params(cfg, p.seed, p.device),
 )
 

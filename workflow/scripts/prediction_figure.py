@@ -3,12 +3,12 @@
 from causalxai.io import open as open_result
 from causalxai.plots.prediction_figure import plot_prediction_distributions
 
-from common import start
+from common import start, zoo_hparams
 
 start(snakemake)
 
 inp = snakemake.input
 plot_prediction_distributions(
-    open_result(inp.predictions), open_result(inp.zoo), open_result(inp.images),
+    open_result(inp.predictions), zoo_hparams(inp.zoo), open_result(inp.images),
     snakemake.output.figure, hparam=snakemake.params.hparam,
 )

@@ -1,14 +1,14 @@
 """Rule predictions: every model's softmax output on the probe images."""
 
-from causalxai.io import open as open_result, write_dataset
+from causalxai.io import open as open_result, open_lazy
 from causalxai.study.explain import ExplainSettings
-from causalxai.study.predictions import predict_zoo
+from causalxai.study.predictions import predict_zoo_to_file
 
 from common import start
 
 start(snakemake, torch_threads=True)
 
 cfg = dict(snakemake.params.explain)
-pred = predict_zoo(open_result(snakemake.input.zoo), open_result(snakemake.input.images),
-                   ExplainSettings.from_config(cfg))
-write_dataset(pred, snakemake.output.predictions, step="predictions", config=cfg, seed=cfg["seed"])
+with open_lazy(snakemake.input.zoo) as zoo:  # read a block of models at a time
+    predict_zoo_to_file(zoo, open_result(snakemake.input.images), ExplainSettings.from_config(cfg),
+                        snakemake.output.predictions, config=cfg)

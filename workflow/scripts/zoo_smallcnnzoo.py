@@ -1,16 +1,17 @@
-"""Rule zoo_smallcnnzoo: download, verify and read the Small CNN Zoo of one dataset."""
+"""Rule zoo_smallcnnzoo: extract and read the Small CNN Zoo archive of one dataset (downloaded by
+rule download_zoo). Never touches the network."""
 
 from causalxai.io import write_dataset
-from causalxai.zoo.smallcnnzoo import load_smallcnnzoo
+from causalxai.zoo.smallcnnzoo import load_smallcnnzoo_archive
 
 from common import start
 
 start(snakemake)
 
 d = dict(snakemake.params.download)
-zoo = load_smallcnnzoo(
+zoo = load_smallcnnzoo_archive(
+    snakemake.input.archive,
     snakemake.wildcards.dataset,
-    snakemake.params.cache_dir,
     url=d["url"],
     sha256=d["sha256"],
     final_step=d["final_step"],

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from causalxai.data.download import fetch, file_digest, unsafe_tar_member
+from causalxai.data.download import ChecksumError, fetch, file_digest, require_downloaded, unsafe_tar_member
 
 __all__ = [
     "DATASETS",
@@ -47,6 +47,10 @@ __all__ = [
     "to_raw",
     "zoo_preprocess",
     "load_digits",
+    "download_files",
+    "dataset_files",
+    "fetch_dataset",
+    "read_dataset",
     "load_dataset",
 ]
 
@@ -439,6 +443,93 @@ _PARSERS: dict[
 # --------------------------------------------------------------------------- entry point
 
 
+#: how the workflow downloads a missing image-set file (for the messages of :func:`read_dataset`)
+DOWNLOAD_HINT = "fetch_dataset (the workflow's rule download_images: `snakemake --cores 1 --until download_images`)"
+
+
+def download_files(name: str) -> dict[str, dict[str, Any]]:
+    """The files image set ``name`` is read from: ``{file: {"urls": [...], "md5": ...}}``
+    (:data:`SOURCES`; ``{}`` for ``digits``, which needs no download).
+
+    Raises:
+        ValueError: unknown ``name``.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if name == "digits":
+        return {}
+    return {
+        f: {"urls": [spec["urls"]] if isinstance(spec["urls"], str) else list(spec["urls"]), "md5": spec.get("md5")}
+        for f, spec in SOURCES[name]["files"].items()
+    }
+
+
+def dataset_files(name: str, cache_dir: str | os.PathLike) -> dict[str, Path]:
+    """Where the downloaded files of ``name`` lie: ``{file: <cache_dir>/<name>/<file>}``
+    (``{}`` for ``digits``)."""
+    return {f: Path(cache_dir) / name / f for f in download_files(name)}
+
+
+def fetch_dataset(name: str, cache_dir: str | os.PathLike, *, progress: bool = True) -> dict[str, Path]:
+    """Download the files of image set ``name`` into ``<cache_dir>/<name>/`` (resumable,
+    MD5-verified; files already there are verified and kept) and return :func:`dataset_files`.
+
+    Raises:
+        ValueError: unknown ``name``.
+        causalxai.data.download.ChecksumError: a cached or downloaded file has the wrong MD5.
+        causalxai.data.download.DownloadError: a file could not be downloaded.
+    """
+    paths = dataset_files(name, cache_dir)
+    for file_name, spec in download_files(name).items():
+        fetch(spec["urls"], paths[file_name], md5=spec["md5"], progress=progress)
+    return paths
+
+
+def read_dataset(name: str, files: Mapping[str, str | os.PathLike], *, verify: bool = True) -> xr.Dataset:
+    """Read a downloaded image set from local files only (never the network).
+
+    Args:
+        name: one of :data:`DATASETS` but ``digits`` (use :func:`load_digits`).
+        files: ``{file: path}`` for every file of :func:`download_files` (``name``); e.g.
+            :func:`dataset_files` of the cache, or :func:`fetch_dataset`'s result.
+        verify: check each file's MD5 against :data:`SOURCES` (the files' digests are
+            computed anyway for the ``md5`` attribute when no MD5 is known).
+
+    Raises:
+        ValueError: unknown ``name``, ``digits``, or ``files`` lacks one of the set's files.
+        causalxai.data.download.MissingDownloadError: a file is not there (download it first:
+            :func:`fetch_dataset`, in the workflow rule ``download_images``).
+        causalxai.data.download.ChecksumError: a file has the wrong MD5.
+        DatasetFileError: a file is corrupt or not in the expected format.
+    """
+    specs = download_files(name)
+    if not specs:
+        raise ValueError(f"read_dataset: {name!r} is not a downloaded image set (use load_digits)")
+    lacking = [f for f in specs if f not in files]
+    if lacking:
+        raise ValueError(f"read_dataset({name!r}): files lacks {lacking} (a {name} set is read from {list(specs)})")
+    paths = {f: require_downloaded(files[f], DOWNLOAD_HINT) for f in specs}
+    md5s: dict[str, str] = {}
+    for f, spec in specs.items():
+        if spec["md5"] and not verify:
+            md5s[f] = spec["md5"]
+            continue
+        md5s[f] = file_digest(paths[f], "md5")
+        if spec["md5"] and md5s[f] != spec["md5"].strip().lower():
+            raise ChecksumError(
+                f"{paths[f]} is not the expected file (md5 expected {spec['md5']}, got {md5s[f]}). It is "
+                f"probably corrupt or an incomplete copy: delete it (`rm {paths[f]}`) to download it again."
+            )
+    (xtr, ytr), (xte, yte) = _PARSERS[name](paths)
+    source = "; ".join(" | ".join(spec["urls"]) for spec in specs.values())
+    return _assemble(
+        name,
+        (zoo_preprocess(xtr), ytr, np.arange(len(ytr))),
+        (zoo_preprocess(xte), yte, np.arange(len(yte))),
+        {"source": source, "md5": json.dumps(md5s, sort_keys=True)},
+    )
+
+
 def load_dataset(
     name: str,
     *,
@@ -449,6 +540,9 @@ def load_dataset(
     progress: bool = True,
 ) -> xr.Dataset:
     """Load an image set by name, downloading it into ``cache_dir`` if needed.
+
+    :func:`fetch_dataset`, then :func:`read_dataset` (the workflow runs the two as separate
+    rules, ``download_images`` and ``dataset``, so that only the first touches the network).
 
     Args:
         name: one of :data:`DATASETS`.
@@ -470,20 +564,5 @@ def load_dataset(
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if name == "digits":
         return load_digits(image_size=image_size, test_fraction=test_fraction, seed=seed)
-
-    folder = Path(cache_dir) / name
-    files: Mapping[str, Mapping[str, Any]] = SOURCES[name]["files"]
-    paths: dict[str, Path] = {}
-    for file_name, spec in files.items():
-        urls = [spec["urls"]] if isinstance(spec["urls"], str) else list(spec["urls"])
-        paths[file_name] = fetch(urls, folder / file_name, md5=spec.get("md5"), progress=progress)
-    (xtr, ytr), (xte, yte) = _PARSERS[name](paths)
-    md5s = {f: (spec.get("md5") or file_digest(paths[f], "md5")) for f, spec in files.items()}
-    source = "; ".join(" | ".join([spec["urls"]] if isinstance(spec["urls"], str) else spec["urls"])
-                       for spec in files.values())
-    return _assemble(
-        name,
-        (zoo_preprocess(xtr), ytr, np.arange(len(ytr))),
-        (zoo_preprocess(xte), yte, np.arange(len(yte))),
-        {"source": source, "md5": json.dumps(md5s, sort_keys=True)},
-    )
+    # fetch verified every file with a known MD5 (existing or downloaded): no second pass
+    return read_dataset(name, fetch_dataset(name, cache_dir, progress=progress), verify=False)

@@ -34,9 +34,11 @@ _LOG = logging.getLogger(__name__)
 __all__ = [
     "DownloadError",
     "ChecksumError",
+    "MissingDownloadError",
     "UnverifiedDownloadWarning",
     "file_digest",
     "fetch",
+    "require_downloaded",
     "unsafe_tar_member",
 ]
 
@@ -57,6 +59,26 @@ class DownloadError(RuntimeError):
 
 class ChecksumError(DownloadError):
     """A file's digest is not the expected one."""
+
+
+class MissingDownloadError(FileNotFoundError):
+    """A file that should have been downloaded already is not there (a reader that never downloads)."""
+
+
+def require_downloaded(path: str | os.PathLike, how: str) -> Path:
+    """``path`` as a :class:`~pathlib.Path` if it is a file, else :class:`MissingDownloadError`.
+
+    Args:
+        path: a file a download step writes.
+        how: how to download it (a function, a workflow rule), for the message.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDownloadError(
+            f"{path} is missing: it is not downloaded here (this step reads local files only); "
+            f"download it first with {how}"
+        )
+    return path
 
 
 class UnverifiedDownloadWarning(UserWarning):

@@ -75,7 +75,7 @@ log = logging.getLogger(__name__)
 GLOBAL_BUCKET = "0-100"
 #: a bucket whose Gram matrix (images × models² float64) fits in this many bytes shares it
 #: between its cells; larger buckets are evaluated cell by cell (same numbers)
-GRAM_BYTES = 512 * 2**20
+GRAM_BYTES = 128 * 2**20
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ class EffectsSettings:
         return out
 
 
-def _check_inputs(buckets: xr.Dataset, predictions: xr.Dataset, explanations: Mapping[str, xr.Dataset]) -> None:
+def _check_inputs(buckets: xr.Dataset, predictions: xr.Dataset, explanations: Mapping[str, Any]) -> None:
     bucket = np.asarray(buckets["bucket"].values)
     sizes = np.bincount(bucket, minlength=buckets.sizes["bucket_label"])
     if (sizes < 2).any():
@@ -157,39 +157,54 @@ def _check_inputs(buckets: xr.Dataset, predictions: xr.Dataset, explanations: Ma
         if key not in predictions:
             raise ValueError(f"predictions.nc has no {key!r}: it was made by an older version; delete it and re-run")
     for m, e in explanations.items():
+        if not isinstance(e, xr.Dataset):
+            if not (hasattr(e, "read") and hasattr(e, "n_dropped")):
+                raise TypeError(f"explanations[{m!r}] is neither a dataset with E nor a map reader (RawMaps)")
+            continue
         if "E" not in e or "effect" not in e["E"].dims or list(e["effect"].values) != list(EFFECTS):
             raise ValueError(f"explanations/{m}.nc has no E with an effect dimension {list(EFFECTS)}: "
                              "it was made by an older version; delete it and re-run")
 
 
-def _output_reader(predictions: xr.Dataset, explanations: Mapping[str, xr.Dataset]) -> Callable:
-    """``read((effect, method), model indices) -> (n, I, ...)``: only those models' outputs
-    (a lazily opened file reads only them)."""
-    arrays = {("total", "identity"): predictions["prob"], ("direct", "identity"): predictions["prob_direct"]}
+def _output_reader(predictions: xr.Dataset, explanations: Mapping[str, Any]) -> Callable:
+    """``read((effect, method), model indices) -> (n, I, ...)`` float32 (float64 for Y): only
+    those models' outputs. A lazily opened file (:func:`causalxai.io.open_lazy`) or a map
+    reader (:class:`causalxai.study.explain.RawMaps`) reads only them from disk, so memory
+    is a cell's (or a bucket's) models, not the zoo's."""
+    arrays: dict[tuple[str, str], Any] = {("total", "identity"): predictions["prob"],
+                                          ("direct", "identity"): predictions["prob_direct"]}
     for m, e in explanations.items():
         for eff in EFFECTS:
-            arrays[(eff, m)] = e["E"].sel({"effect": eff}, drop=True)
+            arrays[(eff, m)] = e["E"].sel({"effect": eff}, drop=True) if isinstance(e, xr.Dataset) else (e, eff)
 
     def read(key, idx: np.ndarray) -> np.ndarray:
-        da = arrays[key]
-        return np.asarray(da.isel({"model": np.asarray(idx, dtype=np.int64)}).values, dtype=np.float64)
+        src, idx = arrays[key], np.asarray(idx, dtype=np.int64)
+        if isinstance(src, tuple):
+            return src[0].read(src[1], idx)
+        values = np.asarray(src.isel({"model": idx}).values)
+        return values if values.dtype == np.float32 else values.astype(np.float64)
 
     return read
 
 
-def _dropped(explanations: Mapping[str, xr.Dataset], methods: list[str]) -> np.ndarray:
+def _dropped(explanations: Mapping[str, Any], methods: list[str]) -> np.ndarray:
     """``(effect, method)``: (model, image) maps that are NaN (dropped) in the inputs."""
     out = np.zeros((len(EFFECTS), len(methods)), dtype=np.int64)
     for k, m in enumerate(methods):
         if m == "identity":
             continue
         e = explanations[m]
+        if not isinstance(e, xr.Dataset):
+            out[:, k] = e.n_dropped()
+            continue
         for i, eff in enumerate(EFFECTS):
             if "degenerate" in e and e.attrs.get("zero_maps", "drop") == "drop":
                 out[i, k] = int(np.asarray(e["degenerate"].sel({"effect": eff}).values).sum())
-            else:
-                maps = np.asarray(e["E"].sel({"effect": eff}).values)
-                out[i, k] = int(np.isnan(maps.reshape(*maps.shape[:2], -1)).any(-1).sum())
+            else:  # a block of models at a time
+                maps = e["E"].sel({"effect": eff})
+                for start in range(0, maps.sizes["model"], 256):
+                    blk = np.asarray(maps.isel({"model": slice(start, start + 256)}).values)
+                    out[i, k] += int(np.isnan(blk.reshape(*blk.shape[:2], -1)).any(-1).sum())
     return out
 
 
@@ -197,7 +212,7 @@ def compute_effects(
     zoo: xr.Dataset,
     buckets: xr.Dataset,
     predictions: xr.Dataset,
-    explanations: Mapping[str, xr.Dataset],
+    explanations: Mapping[str, Any],
     settings: EffectsSettings = EffectsSettings(),
 ) -> xr.Dataset:
     """Build ``effects.nc`` (see the module docstring) from the earlier steps' results.
@@ -206,7 +221,10 @@ def compute_effects(
         zoo, buckets, predictions: ``zoo.nc`` (hyperparameters), ``buckets.nc`` and
             ``predictions.nc`` (``prob``, ``prob_direct``).
         explanations: per method a dataset with ``E(model, effect, image, y, x)``
-            (``effect`` = total, direct); NaN maps drop out of their (model, image).
+            (``effect`` = total, direct), best opened lazily (:func:`causalxai.io.open_lazy`:
+            only each cell's models are read, and memory does not grow with the zoo), or a
+            map reader (:class:`causalxai.study.explain.RawMaps`); NaN maps drop out of
+            their (model, image).
         settings: the estimator's choices.
     """
     return compute_effects_grid(zoo, buckets, predictions, explanations, settings, [settings.spec])[0]
@@ -235,7 +253,7 @@ def compute_effects_grid(
     zoo: xr.Dataset,
     buckets: xr.Dataset,
     predictions: xr.Dataset,
-    explanations: Mapping[str, xr.Dataset],
+    explanations: Mapping[str, Any],
     settings: EffectsSettings,
     specs: list[KernelSpec],
 ) -> list[xr.Dataset]:

@@ -9,8 +9,10 @@ recomputes them, with bootstrap intervals, for every combination of
 * the estimator (``eq4``, ``mmd_unbiased``: :mod:`causalxai.study.estimators.ite`),
 
 and both aggregations of the correlation (``hparam_mean``, ``pooled``), and reports the
-placebo hyperparameter's correlation beside them. The raw attributions are read once; for
-each normalisation every bandwidth and estimator share one pass over the Gram matrices
+placebo hyperparameter's correlation beside them. The raw attributions are read from the
+explanation shards a cell at a time and normalised as they are read
+(:class:`causalxai.study.explain.RawMaps`), so memory does not grow with the zoo; for each
+normalisation every bandwidth and estimator share one pass over the Gram matrices
 (:func:`causalxai.study.effects.compute_effects_grid`). No permutations are run (they do not
 enter these numbers), and the bootstrap has its own, smaller number of replicates.
 """
@@ -18,6 +20,7 @@ enter these numbers), and the bootstrap has its own, smaller number of replicate
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
@@ -30,7 +33,7 @@ from causalxai.study.effects import EffectsSettings, compute_effects_grid
 from causalxai.study.estimators.bandwidth import BANDWIDTHS
 from causalxai.study.estimators.estimate import KernelSpec
 from causalxai.study.estimators.ite import ESTIMATORS
-from causalxai.study.explain import ExplainSettings, normalise_explanations
+from causalxai.study.explain import ExplainSettings, RawMaps, normalise_explanations
 from causalxai.study.postprocess import NORMALISATIONS
 
 __all__ = ["SensitivityGrid", "sensitivity_table", "headline_rows"]
@@ -91,7 +94,7 @@ def sensitivity_table(
     zoo: xr.Dataset,
     buckets: xr.Dataset,
     predictions: xr.Dataset,
-    attributions: Mapping[str, xr.Dataset],
+    attributions: Mapping[str, xr.Dataset | Sequence[str | os.PathLike[str]]],
     explain: ExplainSettings,
     effects: EffectsSettings,
     grid: SensitivityGrid = SensitivityGrid(),
@@ -100,7 +103,8 @@ def sensitivity_table(
 
     Args:
         zoo, buckets, predictions: as for :func:`causalxai.study.effects.compute_effects`.
-        attributions: per method a dataset with the raw ``attribution(model, effect, image, y, x)``.
+        attributions: per method the paths of its ``explain_shard`` outputs (read lazily),
+            or a dataset in memory with the raw ``attribution(model, effect, image, y, x)``.
         explain: the explanation settings (clip percentile, zero maps); the normalisation
             is the grid's.
         effects: the effects settings; kernel spec, bootstrap and permutations the grid's.
@@ -120,9 +124,15 @@ def sensitivity_table(
                         log, interval=0.0)
     for norm in grid.normalisations:
         st = replace(explain, normalisation=norm)
-        maps = {m: normalise_explanations(ds, m, st)[["E"]] for m, ds in attributions.items()}
-        for ds in compute_effects_grid(zoo, buckets, predictions, maps, settings, specs):
-            frames.append(headline_rows(ds, norm))
+        maps = {m: normalise_explanations(src, m, st)[["E"]] if isinstance(src, xr.Dataset) else RawMaps(src, m, st)
+                for m, src in attributions.items()}
+        try:
+            for ds in compute_effects_grid(zoo, buckets, predictions, maps, settings, specs):
+                frames.append(headline_rows(ds, norm))
+        finally:
+            for src in maps.values():
+                if isinstance(src, RawMaps):
+                    src.close()
         del maps
         progress.update()
     return pd.concat(frames, ignore_index=True)

@@ -21,13 +21,30 @@ Each map is computed twice, along the ``effect`` dimension (paper 000 §3.2, Fig
   estimator (its code permuted the class scores before explaining); the Identity
   explanation's direct counterpart is the permuted score vector ``prob_direct`` (the
   scores moved to the permuted classes). The mediated effect is total − direct.
+
+**On disk, in bounded memory.** A shard job writes the raw ``attribution``; the gather
+(:func:`gather_to_file`) streams the shards block by block (:data:`GATHER_BLOCK_BYTES` of
+raw maps at a time) into ``explanations/<method>.nc``, normalising each block (the
+normalisation is per map, so blocks give exactly the numbers of the whole), and never holds
+a method's maps in memory. That file holds ``E`` and ``degenerate``; the raw attributions
+stay in the shards (read by the sensitivity report through :class:`RawMaps`).
+
+``E`` lies in [0, 1] and is stored as 16-bit packed integers, netCDF's (CF's) way to hold
+16-bit values (netCDF has no float16 type): ``round(E · 65534)`` as ``uint16`` with
+``scale_factor = 1/65534`` and ``_FillValue = 65535`` for a dropped (NaN) map; xarray
+decodes it to float32 on reading. The worst-case error is half a step, 1/131068 ≈ 7.6e-6
+(float16 would give 2.4e-4 near 1), and the file is half the size of float32. Chunks are
+one (model, effect) each, all images: the effects step reads a cell's models for all images
+(:func:`causalxai.study.effects.compute_effects`), so every read is of whole chunks.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -37,6 +54,7 @@ from causalxai.attribution.grad_cam import GradCam
 from causalxai.attribution.gradient import Gradient
 from causalxai.attribution.integrated_gradients import IntegratedGradients
 from causalxai.attribution.smoothgrad import SmoothGrad
+from causalxai.io import open_lazy, set_attr, write_streamed
 from causalxai.progress import Progress
 from causalxai.runtime import resolve_device
 from causalxai.study.postprocess import normalize_maps
@@ -51,6 +69,10 @@ __all__ = [
     "explain_zoo",
     "normalise_explanations",
     "gather",
+    "gather_to_file",
+    "pack_maps",
+    "E_ENCODING",
+    "RawMaps",
 ]
 
 log = logging.getLogger(__name__)
@@ -151,7 +173,9 @@ def explain_zoo(
     for key in ("target", "target_direct"):
         if key not in predictions:
             raise ValueError(f"predictions.nc has no {key!r}: it was made by an older version; delete it and re-run")
-    targets = [np.asarray(predictions["target"].values), np.asarray(predictions["target_direct"].values)]
+    lo = int(models.min()) if models.size else 0
+    rows = slice(lo, int(models.max()) + 1 if models.size else 0)  # the shard's rows only (predictions may be lazy)
+    targets = [np.asarray(predictions[key].isel(model=rows).values) for key in ("target", "target_direct")]
     out = np.zeros((models.size, len(EFFECTS), x.shape[0], *x.shape[-2:]), dtype=np.float32)
     progress = Progress(models.size * len(EFFECTS), f"{method} of {models.size} models x {len(EFFECTS)} effects",
                         "model-effects", log)
@@ -159,7 +183,7 @@ def explain_zoo(
         params = {k: v.to(dtype) for k, v in zoo_params(zoo, sel, device).items()}
         a = str(act[sel[0]])
         for k, target_all in enumerate(targets):
-            target = torch.tensor(target_all[sel], device=device)
+            target = torch.tensor(target_all[sel - lo], device=device)
             maps = _saliency(method, params, x, a, target, settings, device)
             out[np.searchsorted(models, sel), k] = maps[:, :, 0].float().cpu().numpy()
             progress.update(sel.size)
@@ -175,43 +199,240 @@ def explain_zoo(
     return normalise_explanations(ds, method, settings) if normalise else ds
 
 
+def _normalise_block(raw: np.ndarray, method: str, settings: ExplainSettings) -> tuple[np.ndarray, np.ndarray]:
+    """``(E, degenerate)`` of raw maps ``(..., H, W)`` (one block; the rule is per map)."""
+    m, d = normalize_maps(
+        torch.as_tensor(np.asarray(raw, dtype=np.float32)), signed=method != "grad_cam",
+        clip_percentile=settings.clip_percentile, rule=settings.normalisation, zero_maps=settings.zero_maps,
+    )
+    return m.numpy(), d.numpy()
+
+
+def _block_models(shape: Sequence[int], itemsize: int = 4) -> int:
+    """Models per block so that a block of raw maps ``(model, ...)`` holds at most :data:`GATHER_BLOCK_BYTES`."""
+    per_model = int(np.prod(shape[1:])) * itemsize
+    return max(1, GATHER_BLOCK_BYTES // max(per_model, 1))
+
+
+def _descriptions(method: str, settings: ExplainSettings) -> dict[str, str]:
+    rule = {"paper": "clipped to the 99th percentile of |x| in both tails, scaled to [-1, 1], negatives set to 0",
+            "public_code": "the public code's PAIR visualisation (signed maps diverging around 0.5; Grad-CAM "
+                           "(|x| - min) / (p99 - min))"}[settings.normalisation]
+    return {
+        "E": f"{method} saliency normalised to [0, 1] (paper 000 App. A.3, rule {settings.normalisation}: {rule}); "
+             + ("NaN: a map of zero scale, dropped" if settings.zero_maps == "drop" else "zero-scale maps kept"),
+        "degenerate": "the map has zero scale (all zero, or p99 of |x| is 0): no normalised form",
+    }
+
+
+def _map_attrs(method: str, settings: ExplainSettings, degenerate_counts: np.ndarray) -> dict[str, Any]:
+    return {
+        "method": method,
+        "normalisation": settings.normalisation,
+        "zero_maps": settings.zero_maps,
+        "n_degenerate": {eff: int(n) for eff, n in zip(EFFECTS, degenerate_counts)},
+    }
+
+
 def normalise_explanations(ds: xr.Dataset, method: str, settings: ExplainSettings) -> xr.Dataset:
     """Add ``E`` (the maps normalised to [0, 1], paper 000 App. A.3) and ``degenerate``.
 
     The rule is ``settings.normalisation`` (:mod:`causalxai.study.postprocess`); maps of
     zero scale are NaN in ``E`` with ``zero_maps: drop``. ``degenerate(model, effect,
-    image)`` marks them and the attribute ``n_degenerate`` counts them per effect.
+    image)`` marks them and the attribute ``n_degenerate`` counts them per effect. In
+    memory (use :func:`gather_to_file` for a zoo's shards on disk).
     """
-    raw = np.asarray(ds["attribution"].values)
+    raw = ds["attribution"]
     maps = np.empty(raw.shape, dtype=np.float32)
     degenerate = np.empty(raw.shape[:3], dtype=bool)
-    for start in range(0, raw.shape[0], 256):  # a block of models at a time: memory O(block)
-        block = slice(start, start + 256)
-        m, d = normalize_maps(
-            torch.as_tensor(raw[block]), signed=method != "grad_cam", clip_percentile=settings.clip_percentile,
-            rule=settings.normalisation, zero_maps=settings.zero_maps,
-        )
-        maps[block], degenerate[block] = m.numpy(), d.numpy()
+    step = _block_models(raw.shape)
+    for start in range(0, raw.shape[0], step):  # a block of models at a time: memory O(block)
+        block = slice(start, start + step)
+        maps[block], degenerate[block] = _normalise_block(raw[block].values, method, settings)
     out = ds.copy()
     dims = ("model", "effect", "image")
     out["E"] = (dims + ("y", "x"), maps)
     out["degenerate"] = (dims, degenerate)
-    counts = degenerate.sum(axis=(0, 2))
-    out.attrs.update({
-        "method": method,
-        "normalisation": settings.normalisation,
-        "zero_maps": settings.zero_maps,
-        "n_degenerate": {eff: int(n) for eff, n in zip(EFFECTS, counts)},
-    })
-    rule = {"paper": "clipped to the 99th percentile of |x| in both tails, scaled to [-1, 1], negatives set to 0",
-            "public_code": "the public code's PAIR visualisation (signed maps diverging around 0.5; Grad-CAM "
-                           "(|x| - min) / (p99 - min))"}[settings.normalisation]
-    out["E"].attrs["description"] = (
-        f"{method} saliency normalised to [0, 1] (paper 000 App. A.3, rule {settings.normalisation}: {rule}); "
-        + ("NaN: a map of zero scale, dropped" if settings.zero_maps == "drop" else "zero-scale maps kept")
-    )
-    out["degenerate"].attrs["description"] = "the map has zero scale (all zero, or p99 of |x| is 0): no normalised form"
+    out.attrs.update(_map_attrs(method, settings, degenerate.sum(axis=(0, 2))))
+    for name, text in _descriptions(method, settings).items():
+        out[name].attrs["description"] = text
     return out
+
+
+#: raw maps per block of the streaming gather and of :class:`RawMaps`' passes (memory O(block))
+GATHER_BLOCK_BYTES = 8 * 2**20
+#: ``E`` on disk: 16-bit packed (see the module docstring); ``round(E * _PACK_STEPS)``, NaN as ``_PACK_FILL``
+_PACK_STEPS = 65534
+_PACK_FILL = 65535
+#: xarray encoding of a packed ``E`` (for :func:`causalxai.io.write_dataset`'s ``encoding``)
+E_ENCODING = {"dtype": "uint16", "scale_factor": np.float32(1 / _PACK_STEPS), "_FillValue": np.uint16(_PACK_FILL),
+              "zlib": True, "complevel": 1, "shuffle": True}
+
+
+def pack_maps(maps: np.ndarray) -> np.ndarray:
+    """Maps in [0, 1] (NaN: dropped) as the packed ``uint16`` of the file (see the module docstring)."""
+    m = np.asarray(maps, dtype=np.float32)
+    q = np.rint(np.clip(m, 0.0, 1.0) * _PACK_STEPS)
+    return np.where(np.isnan(m), _PACK_FILL, q).astype(np.uint16)
+
+
+def _check_shards(paths: Sequence[str | os.PathLike[str]], method: str) -> np.ndarray:
+    """Check that the shard files fit together (opened one at a time); the sorted model ids of them all."""
+    if not paths:
+        raise ValueError("gather needs at least one shard")
+    ids, ref = [], None
+    for p in paths:
+        with open_lazy(p, variables=["attribution"]) as ds:
+            if "attribution" not in ds:
+                raise ValueError(f"{p} has no raw 'attribution': it is not an explain_shard output; "
+                                 "delete it and re-run")
+            if ds.attrs.get("method", method) != method:
+                raise ValueError(f"{p} holds {ds.attrs.get('method')!r} maps, not {method!r}: delete it and re-run")
+            coords = {dim: ds[dim].values for dim in ("effect", "image")}
+            if ref is None:
+                ref = coords
+            for dim in ("effect", "image"):
+                if not np.array_equal(coords[dim], ref[dim]):
+                    raise ValueError(f"{p} and {paths[0]} have different {dim} coordinates: they come from different "
+                                     "runs; delete the shards and re-run explain_shard")
+            ids.append(np.asarray(ds["model"].values))
+    order = np.sort(np.concatenate(ids))
+    if (np.diff(order) == 0).any():
+        raise ValueError("shards overlap: a model appears in more than one shard")
+    return order
+
+
+def _open_shards(paths: Sequence[str | os.PathLike[str]], method: str) -> tuple[list[xr.Dataset], np.ndarray]:
+    """The shards checked (:func:`_check_shards`) and opened lazily; and the sorted model ids of them all."""
+    order = _check_shards(paths, method)
+    return [open_lazy(p, variables=["attribution"]) for p in paths], order
+
+
+def gather_to_file(
+    shards: Sequence[str | os.PathLike[str]],
+    path: str | os.PathLike[str],
+    method: str,
+    settings: ExplainSettings,
+    *,
+    config: Mapping[str, Any] | None = None,
+) -> Path:
+    """Stream one method's shard files into ``explanations/<method>.nc`` (rule ``explain_gather``).
+
+    Reads each shard's raw ``attribution`` a block of models at a time, normalises the
+    block (:func:`normalise_explanations`' rule) and writes ``E`` (packed, see the module
+    docstring) and ``degenerate`` at the models' places (sorted by model): memory is one
+    block, whatever the zoo's size. The file is written atomically.
+
+    Args:
+        shards: the ``explain_shard`` outputs of the method (any order; disjoint models).
+        path: the output file.
+        method: the method the shards hold.
+        settings: normalisation, clip percentile, zero maps and seed.
+        config: the config values recorded in the file's provenance.
+
+    Returns:
+        ``path``.
+    """
+    # the shards are checked, then read, one after another: one is open at a time
+    order = _check_shards(shards, method)
+    with open_lazy(shards[0], variables=["attribution"]) as first:
+        n_eff, n_img, h, w = (first.sizes[d] for d in ("effect", "image", "y", "x"))
+        attrs = {k: v for k, v in first.attrs.items() if k not in ("step", "config", "seed", "causalxai_version")}
+        effects, images = first["effect"].values, first["image"].values
+    skeleton = xr.Dataset(
+        {"degenerate": (("model", "effect", "image"), np.zeros((order.size, n_eff, n_img), dtype=bool))},
+        coords={"model": order, "effect": effects, "image": images},
+        attrs={**attrs, **_map_attrs(method, settings, np.zeros(n_eff))},
+    )
+    desc = _descriptions(method, settings)
+    skeleton["degenerate"].attrs["description"] = desc["degenerate"]
+    counts = np.zeros(n_eff, dtype=np.int64)
+    progress = Progress(order.size, f"gathering {method} of {order.size} models", "models", log)
+    with write_streamed(skeleton, path, step="explain", config=config, seed=settings.seed) as nc:
+        nc.createDimension("y", h)
+        nc.createDimension("x", w)
+        var = nc.createVariable("E", "u2", ("model", "effect", "image", "y", "x"), zlib=True, complevel=1,
+                                shuffle=True, chunksizes=(1, 1, n_img, h, w), fill_value=np.uint16(_PACK_FILL))
+        var.setncattr("scale_factor", E_ENCODING["scale_factor"])
+        set_attr(var, "description", desc["E"])
+        var.set_auto_maskandscale(False)
+        deg = nc["degenerate"]
+        deg.set_auto_maskandscale(False)
+        for shard_path in shards:
+            with open_lazy(shard_path, variables=["attribution"]) as ds:
+                raw = ds["attribution"]
+                pos = np.searchsorted(order, np.asarray(ds["model"].values))
+                step = _block_models(raw.shape)
+                for start in range(0, pos.size, step):
+                    p = pos[start : start + step]
+                    e, d = _normalise_block(raw.isel({"model": slice(start, start + step)}).values, method, settings)
+                    rows = slice(int(p[0]), int(p[-1]) + 1) if (np.diff(p) == 1).all() else p
+                    var[rows] = pack_maps(e)
+                    deg[rows] = d.astype(np.int8)
+                    counts += d.sum(axis=(0, 2))
+                    progress.update(p.size)
+        set_attr(nc, "n_degenerate", {eff: int(n) for eff, n in zip(effects, counts)})
+    return Path(path)
+
+
+class RawMaps:
+    """A method's raw shards read as normalised maps, a block of models at a time: what the
+    effects step reads from ``explanations/<method>.nc``, for another normalisation (the
+    sensitivity report) without writing it.
+
+    Args:
+        shards: the method's ``explain_shard`` outputs; models are indexed by their
+            position in the sorted model ids of them all (the zoo's order).
+        method: the method.
+        settings: the normalisation rule, clip percentile and zero maps.
+    """
+
+    def __init__(self, shards: Sequence[str | os.PathLike[str]], method: str, settings: ExplainSettings):
+        self.method, self.settings = method, settings
+        self._shards, self.models = _open_shards(shards, method)
+        ids = [np.asarray(ds["model"].values) for ds in self._shards]
+        by_id = np.argsort(np.concatenate(ids))
+        self._shard_of = np.concatenate([np.full(i.size, k) for k, i in enumerate(ids)])[by_id]
+        self._row_of = np.concatenate([np.arange(i.size) for i in ids])[by_id]
+        self.attrs = {"method": method, "normalisation": settings.normalisation, "zero_maps": settings.zero_maps}
+        self._dropped: np.ndarray | None = None
+
+    def read(self, effect: str, models: np.ndarray) -> np.ndarray:
+        """Normalised maps ``(n, image, y, x)`` float32 of the models at these positions."""
+        models = np.asarray(models, dtype=np.int64)
+        first = self._shards[0]
+        out = np.empty((models.size, first.sizes["image"], first.sizes["y"], first.sizes["x"]), dtype=np.float32)
+        for k, ds in enumerate(self._shards):
+            at = np.flatnonzero(self._shard_of[models] == k)
+            if at.size:
+                rows = self._row_of[models[at]]
+                raw = ds["attribution"].sel({"effect": effect}).isel({"model": rows}).values
+                out[at] = _normalise_block(raw, self.method, self.settings)[0]
+        return out
+
+    def n_dropped(self) -> np.ndarray:
+        """Dropped (NaN) maps per effect under this normalisation (one pass over the shards, kept)."""
+        if self._dropped is None:
+            counts = np.zeros(len(EFFECTS), dtype=np.int64)
+            if self.settings.zero_maps == "drop":
+                for ds in self._shards:
+                    raw = ds["attribution"]
+                    step = _block_models(raw.shape)
+                    for start in range(0, raw.sizes["model"], step):
+                        blk = raw.isel({"model": slice(start, start + step)}).values
+                        counts += _normalise_block(blk, self.method, self.settings)[1].sum(axis=(0, 2))
+            self._dropped = counts
+        return self._dropped
+
+    def close(self) -> None:
+        for ds in self._shards:
+            ds.close()
+
+    def __enter__(self) -> "RawMaps":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _saliency(method: str, params, x: torch.Tensor, act: str, target: torch.Tensor,

@@ -91,14 +91,18 @@ def kernel_examples(
     chosen = list(dict.fromkeys([ok[0], ok[len(ok) // 2], ok[-1]]))
     rng = np.random.default_rng([seed, 0xF167])
     prob = np.asarray(predictions["prob"].values[:, image])
-    e = (None if maps is None
-         else np.asarray(maps["E"].sel({"effect": "total"}).values[:, image]).reshape(prob.shape[0], -1))
     t_sel, c_sel = [], []
     for b in chosen:
         t = np.flatnonzero((bucket == b) & (lv == v))
         c = np.flatnonzero((bucket == b) & (lv != v))
         t_sel.append(np.sort(rng.choice(t, min(n, t.size), replace=False)))
         c_sel.append(np.sort(rng.choice(c, min(n, c.size), replace=False)))
+    e = None
+    if maps is not None:  # only the drawn models' maps (a lazily opened file reads only them)
+        drawn = np.unique(np.concatenate(t_sel + c_sel))
+        e = np.full((prob.shape[0], maps.sizes["y"] * maps.sizes["x"]), np.nan, dtype=np.float32)
+        e[drawn] = np.asarray(maps["E"].sel({"effect": "total"}).isel({"model": drawn, "image": image}).values
+                              ).reshape(drawn.size, -1)
     k = max(max(len(t) for t in t_sel), max(len(c) for c in c_sel))
     shape = (len(chosen), k, k)
     d_y = np.full(shape, np.nan)
@@ -148,12 +152,15 @@ def kernel_comparison(
     kernel and method). Maps that are NaN are left out of their image's groups."""
     lv, labels = treatment_levels(hparam, zoo[hparam].values, log_rounding)
     groups = treatment_groups(lv, len(labels), np.zeros(lv.size, int), 1, cap, [seed, 0xF168])
-    maps = {m: np.asarray(ds["E"].sel({"effect": "total"}).values) for m, ds in explanations.items()}
+    maps = {m: ds["E"].sel({"effect": "total"}) for m, ds in explanations.items()}
     rows = []
     for g in groups:
-        for m, e in maps.items():
-            e = e.reshape(e.shape[0], e.shape[1], -1)
-            t, c = torch.as_tensor(e[g.treated].transpose(1, 0, 2)), torch.as_tensor(e[g.control].transpose(1, 0, 2))
+        for m, da in maps.items():  # only the group's models (a lazily opened file reads only them)
+            def read(idx: np.ndarray) -> torch.Tensor:
+                e = np.asarray(da.isel({"model": idx}).values)
+                return torch.as_tensor(e.reshape(e.shape[0], e.shape[1], -1).transpose(1, 0, 2))
+
+            t, c = read(g.treated), read(g.control)
             for kern in kernels:  # every image at once; a NaN map drops out of its image
                 rows += [{"kernel": kern, "method": m, "value": labels[g.value], "image": i, "ite": float(x)}
                          for i, x in enumerate(ite(t, c, kern).numpy())]

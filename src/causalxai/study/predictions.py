@@ -4,15 +4,25 @@ Fig. 4; see :mod:`causalxai.study.explain` for the ``total``/``direct`` contract
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
 import numpy as np
 import torch
 import xarray as xr
 
+from causalxai.io import describe, set_attr, write_streamed
 from causalxai.study.explain import ExplainSettings, _chunks, _setup
 from causalxai.zoo.dataset import zoo_params
 from causalxai.zoo.network import batched_forward
 
-__all__ = ["class_permutations", "predict_zoo"]
+__all__ = ["ZOO_BLOCK", "class_permutations", "predict_zoo", "predict_zoo_to_file"]
+
+
+#: models whose weights are read from ``zoo.nc`` at once (20 MB of Small CNN Zoo weights):
+#: the predictions step's memory is this block and its outputs, whatever the zoo's size
+ZOO_BLOCK = 1024
 
 
 def class_permutations(n_models: int, n_images: int, n_classes: int, seed: int) -> np.ndarray:
@@ -21,9 +31,59 @@ def class_permutations(n_models: int, n_images: int, n_classes: int, seed: int) 
     Drawn for the whole zoo at once from ``seed`` (never per shard), so a model's
     permutations do not depend on how the zoo is sharded.
     """
-    rng = np.random.default_rng([int(seed), 0x5E7E2])
+    rng = _permutation_rng(seed)
+    return _permute(rng, n_models, n_images, n_classes)
+
+
+def _permutation_rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed), 0x5E7E2])
+
+
+def _permute(rng: np.random.Generator, n_models: int, n_images: int, n_classes: int) -> np.ndarray:
+    # rows are shuffled one after another from the same stream: consecutive blocks drawn from
+    # one generator equal the whole zoo drawn at once (tests/study/test_predictions.py)
     base = np.broadcast_to(np.arange(n_classes), (n_models, n_images, n_classes))
     return rng.permuted(base, axis=-1)
+
+
+VARIABLES = ("prob", "target", "permutation", "prob_direct", "target_direct")
+DESCRIPTIONS = {
+    "prob": "softmax output Y of each model on each probe image",
+    "target": "the class each model predicts (the class the total-effect maps explain)",
+    "permutation": "σ: seeded uniformly random class permutation per (model, image)",
+    "prob_direct": "Y with its scores moved to the permuted classes: prob_direct[σ(c)] = prob[c]",
+    "target_direct": "σ(target): the class the direct-effect maps explain, independent of H and Y",
+}
+
+
+def _blocks(zoo: xr.Dataset, images: xr.Dataset, settings: ExplainSettings, block: int = ZOO_BLOCK):
+    """``(start, stop, {variable: values})`` for consecutive blocks of ≤ ``block`` models."""
+    device, dtype, x, chunk = _setup(zoo, images, settings)
+    n = zoo.sizes["model"]
+    act = np.asarray(zoo["activation"].values).astype(str)
+    rng = _permutation_rng(settings.seed)
+    for lo in range(0, n, block):
+        hi = min(n, lo + block)
+        prob = np.zeros((hi - lo, x.shape[0], 10), dtype=np.float32)
+        for sel in _chunks(act, np.arange(lo, hi), chunk):
+            params = {k: v.to(dtype) for k, v in zoo_params(zoo, sel, device).items()}
+            with torch.no_grad():
+                prob[sel - lo] = batched_forward(params, str(act[sel[0]]))(x).float().cpu().numpy()
+        target = prob.argmax(-1).astype(np.int64)
+        perm = _permute(rng, hi - lo, x.shape[0], prob.shape[-1]).astype(np.int64)
+        prob_direct = np.empty_like(prob)
+        np.put_along_axis(prob_direct, perm, prob, axis=-1)
+        target_direct = np.take_along_axis(perm, target[..., None], axis=-1)[..., 0].astype(np.int64)
+        yield lo, hi, {"prob": prob, "target": target, "permutation": perm, "prob_direct": prob_direct,
+                       "target_direct": target_direct}
+
+
+def _coords(zoo: xr.Dataset, images: xr.Dataset) -> dict[str, np.ndarray]:
+    return {"model": zoo["model"].values, "image": images["image"].values, "class": np.arange(10)}
+
+
+def _dims(name: str) -> tuple[str, ...]:
+    return ("model", "image", "class") if name in ("prob", "permutation", "prob_direct") else ("model", "image")
 
 
 def predict_zoo(zoo: xr.Dataset, images: xr.Dataset, settings: ExplainSettings) -> xr.Dataset:
@@ -34,36 +94,48 @@ def predict_zoo(zoo: xr.Dataset, images: xr.Dataset, settings: ExplainSettings) 
     * ``permutation(model, image, class)``: σ, a seeded random class permutation per
       (model, image); ``prob_direct`` with ``prob_direct[σ(c)] = prob[c]`` and
       ``target_direct = σ(target)``: Y severed from H (see the module docstring).
+
+    The zoo is read :data:`ZOO_BLOCK` models at a time (``zoo`` may be lazy); the result is
+    in memory. :func:`predict_zoo_to_file` writes the same values block by block.
     """
-    device, dtype, x, chunk = _setup(zoo, images, settings)
-    n = zoo.sizes["model"]
-    act = np.asarray(zoo["activation"].values).astype(str)
-    prob = np.zeros((n, x.shape[0], 10), dtype=np.float32)
-    for sel in _chunks(act, np.arange(n), chunk):
-        params = {k: v.to(dtype) for k, v in zoo_params(zoo, sel, device).items()}
-        with torch.no_grad():
-            prob[sel] = batched_forward(params, str(act[sel[0]]))(x).float().cpu().numpy()
-    target = prob.argmax(-1).astype(np.int64)
-    perm = class_permutations(n, x.shape[0], prob.shape[-1], settings.seed)
-    prob_direct = np.empty_like(prob)
-    np.put_along_axis(prob_direct, perm, prob, axis=-1)
-    target_direct = np.take_along_axis(perm, target[..., None], axis=-1)[..., 0]
-    dims = ("model", "image", "class")
-    ds = xr.Dataset(
-        {
-            "prob": (dims, prob),
-            "target": (dims[:2], target),
-            "permutation": (dims, perm.astype(np.int64)),
-            "prob_direct": (dims, prob_direct),
-            "target_direct": (dims[:2], target_direct.astype(np.int64)),
-        },
-        coords={"model": zoo["model"].values, "image": images["image"].values, "class": np.arange(prob.shape[-1])},
-    )
-    ds["prob"].attrs["description"] = "softmax output Y of each model on each probe image"
-    ds["target"].attrs["description"] = "the class each model predicts (the class the total-effect maps explain)"
-    ds["permutation"].attrs["description"] = "σ: seeded uniformly random class permutation per (model, image)"
-    ds["prob_direct"].attrs["description"] = ("Y with its scores moved to the permuted classes: "
-                                              "prob_direct[σ(c)] = prob[c]")
-    ds["target_direct"].attrs["description"] = ("σ(target): the class the direct-effect maps explain, "
-                                                "independent of H and Y")
+    parts = [values for _, _, values in _blocks(zoo, images, settings)]
+    ds = xr.Dataset({name: (_dims(name), np.concatenate([p[name] for p in parts])) for name in VARIABLES},
+                    coords=_coords(zoo, images))
+    describe(ds, DESCRIPTIONS)
     return ds
+
+
+def predict_zoo_to_file(
+    zoo: xr.Dataset,
+    images: xr.Dataset,
+    settings: ExplainSettings,
+    path: str | os.PathLike[str],
+    *,
+    config: Mapping[str, Any] | None = None,
+) -> Path:
+    """:func:`predict_zoo` written to ``path`` block by block (rule ``predictions``): memory is
+    one block of :data:`ZOO_BLOCK` models, whatever the zoo's size; the file is atomic.
+
+    Args:
+        zoo: ``zoo.nc``, best opened lazily (:func:`causalxai.io.open_lazy`).
+        images, settings: as :func:`predict_zoo`.
+        path: the output file.
+        config: the config values recorded in its provenance.
+
+    Returns:
+        ``path``.
+    """
+    coords = _coords(zoo, images)
+    n, n_img = coords["model"].size, coords["image"].size
+    skeleton = xr.Dataset(coords=coords)
+    with write_streamed(skeleton, path, step="predictions", config=config, seed=settings.seed) as nc:
+        for name in VARIABLES:
+            dims = _dims(name)
+            kind = "f4" if name.startswith("prob") else "i8"
+            chunks = (max(1, min(n, ZOO_BLOCK // 4)), n_img, *([10] if len(dims) == 3 else []))
+            var = nc.createVariable(name, kind, dims, zlib=True, complevel=4, chunksizes=chunks)
+            set_attr(var, "description", DESCRIPTIONS[name])
+        for lo, hi, values in _blocks(zoo, images, settings):
+            for name, v in values.items():
+                nc[name][lo:hi] = v
+    return Path(path)

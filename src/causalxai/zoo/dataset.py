@@ -101,8 +101,10 @@ def validate_zoo(ds: xr.Dataset) -> None:
     missing = [n for n in (*HPARAMS, *METRICS, "weights") if n not in ds.variables]
     if missing:
         raise ValueError(f"zoo dataset lacks {missing}")
-    w = ds["weights"].values
-    bad = ~np.isfinite(w).all(axis=1)
+    w = ds["weights"]
+    # checked 4,096 rows at a time: a whole-zoo mask would be one byte per weight (149 MB at 30k)
+    bad = np.concatenate([~np.isfinite(w.isel(model=slice(i, i + 4096)).values).all(axis=1)
+                          for i in range(0, max(w.sizes["model"], 1), 4096)])
     if bad.any():
         raise ValueError(
             f"zoo dataset has {int(bad.sum())} model(s) with non-finite weights, e.g. model {int(np.argmax(bad))}"
@@ -122,11 +124,37 @@ def zoo_layout_of(ds: xr.Dataset) -> pd.DataFrame:
 def zoo_params(
     ds: xr.Dataset, models: slice | np.ndarray | None = None, device: str | torch.device = "cpu"
 ) -> dict[str, torch.Tensor]:
-    """Torch-ordered parameters (leading model dim) of the selected models of a zoo."""
-    w = ds["weights"].values if models is None else ds["weights"].values[models]
-    return unflatten(torch.tensor(np.asarray(w, dtype=np.float32), device=device), zoo_layout_of(ds))
+    """Torch-ordered parameters (leading model dim) of the selected models of a zoo.
+
+    Only the rows between the smallest and the largest selected position are read, so on a
+    zoo opened lazily (:func:`causalxai.io.open_lazy`) memory follows the selection (a block
+    of neighbouring models), not the zoo.
+
+    Args:
+        ds: ``zoo.nc``, in memory or lazy.
+        models: positions (not labels) of the models on ``model``; all by default.
+        device: where the tensors live.
+
+    Returns:
+        ``{parameter name: tensor (len(models), ...)}`` in torch's layout.
+    """
+    return unflatten(torch.tensor(_weight_rows(ds, models), device=device), zoo_layout_of(ds))
+
+
+def _weight_rows(ds: xr.Dataset, models: slice | np.ndarray | int | None) -> np.ndarray:
+    """float32 ``weights`` rows at positions ``models``, reading their bounding range only."""
+    w = ds["weights"]
+    if models is None or isinstance(models, slice):
+        return np.asarray(w.isel(model=models if models is not None else slice(None)).values, dtype=np.float32)
+    idx = np.asarray(models, dtype=np.int64)
+    if idx.ndim == 0:
+        return np.asarray(w.isel(model=int(idx)).values, dtype=np.float32)
+    if idx.size == 0:
+        return np.zeros((0, w.sizes["param"]), dtype=np.float32)
+    lo, hi = int(idx.min()), int(idx.max()) + 1
+    return np.asarray(w.isel(model=slice(lo, hi)).values, dtype=np.float32)[idx - lo]
 
 
 def model_from_zoo(ds: xr.Dataset, model: int) -> ZooCNN:
     """Rebuild one model of a zoo as a :class:`ZooCNN` (eval mode)."""
-    return ZooCNN.from_flat(ds["weights"].values[model], zoo_layout_of(ds), str(ds["activation"].values[model]))
+    return ZooCNN.from_flat(_weight_rows(ds, model), zoo_layout_of(ds), str(ds["activation"].values[model]))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import lzma
+import mmap
 import os
 import shutil
 import tarfile
@@ -36,7 +37,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from causalxai.data.download import ChecksumError, fetch, file_digest, unsafe_tar_member
+from causalxai.data.download import ChecksumError, fetch, file_digest, require_downloaded, unsafe_tar_member
 from causalxai.io import atomic_path
 from causalxai.zoo.dataset import make_zoo_dataset
 from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS, HPARAMS
@@ -55,6 +56,7 @@ __all__ = [
     "extract_zoo_archive",
     "read_zoo",
     "load_smallcnnzoo",
+    "load_smallcnnzoo_archive",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,8 @@ ZOO_FILES = {"weights.npy": "weights", "metrics.csv.gz": "metrics", "layout.csv"
 #: the record of an extraction, written last (its presence means the extraction is whole)
 STAMP = "extracted.json"
 _CHUNK = 1 << 22  # bytes per copy while extracting
-_ROW_CHUNK = 4096  # weight rows read at once from the memory map
+_MAP_BYTES = 8 << 20  # span of weights.npy whose rows are read at once from the memory map
+_CSV_ROWS = 1 << 16  # metrics.csv.gz rows parsed at once
 
 
 class ZooArchiveError(ValueError):
@@ -298,6 +301,7 @@ def _stream_members(archive: Path, out_dir: Path) -> dict[str, str]:
 
 
 def _load_weights(path: Path) -> np.ndarray:
+    """``weights.npy`` as a read-only memory map (nothing read yet), checked to be a 2-D float array."""
     try:
         weights = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -312,13 +316,70 @@ def _load_weights(path: Path) -> np.ndarray:
     return weights
 
 
+def _row_groups(weights: np.ndarray, rows: np.ndarray):
+    """Slices of ``rows`` (ascending) whose rows lie within :data:`_MAP_BYTES` of the file."""
+    span = max(1, _MAP_BYTES // max(1, abs(weights.strides[0])))
+    i = 0
+    while i < rows.size:
+        j = max(i + 1, int(np.searchsorted(rows, rows[i] + span)))
+        yield slice(i, j)
+        i = j
+
+
+def _unmap(weights: np.ndarray) -> None:
+    """Drop the pages of ``weights``' memory map from this process (the page cache keeps them).
+
+    The kernel maps a file's pages in large folios, not only those a read touches: without
+    this, reading every 9th row of ``weights.npy`` puts the whole file (5.4 GB) into the
+    process's resident memory, which is what a job's memory limit and ``ru_maxrss`` count.
+    """
+    mm = getattr(weights, "_mmap", None)  # np.memmap's mapping (absent for an in-memory array)
+    if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            mm.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):  # a closed map or a platform without it: the pages just stay
+            pass
+
+
 def _finite_rows(weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Whether each of ``weights[rows]`` is all finite, reading ``_ROW_CHUNK`` rows at a time."""
+    """Whether each of ``weights[rows]`` (``rows`` ascending) is all finite, reading the rows
+    of :data:`_MAP_BYTES` of the file at a time and unmapping them before the next."""
     ok = np.empty(len(rows), dtype=bool)
-    for i in range(0, len(rows), _ROW_CHUNK):
-        block = np.asarray(weights[rows[i : i + _ROW_CHUNK]])
-        ok[i : i + _ROW_CHUNK] = np.isfinite(block).all(axis=1)
+    for group in _row_groups(weights, rows):
+        ok[group] = np.isfinite(weights[rows[group]]).all(axis=1)
+        _unmap(weights)
     return ok
+
+
+def _read_final_metrics(path: Path, final_step: int, wanted: list[str], required: list[str]):
+    """The rows of ``metrics.csv.gz`` with ``step == final_step``, only the ``wanted`` columns.
+
+    Parsed :data:`_CSV_ROWS` rows at a time, so that memory grows with the final rows, not
+    with all checkpoints. Returns the table of those rows, their row numbers, the number of
+    rows of the file and the steps present (sorted).
+    """
+    want = set(wanted)
+    parts, rows, steps, n, lacking = [], [], set(), 0, []
+    try:
+        reader = pd.read_csv(path, usecols=lambda c: c in want, chunksize=_CSV_ROWS)
+        with reader:
+            for chunk in reader:
+                lacking = [c for c in required if c not in chunk.columns]
+                if lacking:
+                    break
+                step = pd.to_numeric(chunk["step"], errors="coerce").to_numpy(dtype=np.float64)
+                steps.update(np.unique(step[np.isfinite(step)]).tolist())
+                hit = np.flatnonzero(step == final_step)
+                rows.append(hit + n)
+                parts.append(chunk.iloc[hit])
+                n += len(chunk)
+    except (ValueError, OSError, EOFError, zlib.error) as exc:
+        raise ZooArchiveError(f"{path} is not a readable (gzip) CSV: {exc}") from exc
+    if lacking:
+        raise ZooArchiveError(f"{path} lacks the column(s) {lacking}")
+    final = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=wanted)
+    rows_arr = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    return final, rows_arr, n, sorted(int(s) for s in steps)
 
 
 def read_zoo(
@@ -335,6 +396,15 @@ def read_zoo(
     drops those whose weights or train/test accuracy are not finite (crashed runs) and
     those with a missing hyperparameter, and optionally keeps a seeded random subset of
     ``max_models`` of the rest (in their original order).
+
+    Memory grows with the models returned, not with the checkpoints: ``metrics.csv.gz`` is
+    parsed in blocks that keep only the final rows, and the final rows of ``weights.npy`` are
+    read from its memory map :data:`_MAP_BYTES` of the file at a time, each span unmapped
+    before the next (:func:`_unmap`). For the full zoo (270,000 rows x 4970 float32, 5.4 GB;
+    ``benchmarks/smallcnnzoo_loader.py``) the peak above the interpreter's baseline is the
+    returned weights (29,910 x 4970 float32, 567 MiB), 30 MiB more, and the bool per weight of
+    :func:`~causalxai.zoo.dataset.validate_zoo`'s finiteness check (142 MiB): 730 MiB in all,
+    against 5.8 GiB when the rows were read from the memory map without unmapping it.
 
     Args:
         files: ``{"weights", "metrics", "layout"}`` paths, as :func:`extract_zoo_archive`
@@ -377,32 +447,22 @@ def read_zoo(
             f"extraction and its archive and download again"
         )
 
-    try:
-        metrics = pd.read_csv(paths["metrics"], low_memory=False)
-    except (ValueError, OSError, EOFError, zlib.error) as exc:
-        raise ZooArchiveError(f"{paths['metrics']} is not a readable (gzip) CSV: {exc}") from exc
-    if len(metrics) != weights.shape[0]:
+    hp_cols = {f"config.{name}": name for name in HPARAMS}
+    needed = ["step", "test_accuracy", "train_accuracy", *hp_cols]
+    wanted = [*needed, "train_loss", "test_loss", "config.dataset"]
+    final, rows, n_metrics, present = _read_final_metrics(paths["metrics"], final_step, wanted, needed)
+    if n_metrics != weights.shape[0]:
         raise ZooArchiveError(
-            f"{paths['metrics']} has {len(metrics)} rows but {paths['weights']} has {weights.shape[0]}: "
+            f"{paths['metrics']} has {n_metrics} rows but {paths['weights']} has {weights.shape[0]}: "
             f"the zoo has one metrics row per weights row; delete the extraction and its archive "
             f"and download again"
         )
-    hp_cols = {f"config.{name}": name for name in HPARAMS}
-    needed = ["step", "test_accuracy", "train_accuracy", *hp_cols]
-    lacking = [c for c in needed if c not in metrics.columns]
-    if lacking:
-        raise ZooArchiveError(f"{paths['metrics']} lacks the column(s) {lacking}")
-
-    step = pd.to_numeric(metrics["step"], errors="coerce").to_numpy()
-    rows = np.flatnonzero(step == final_step)
     if rows.size == 0:
-        present = sorted(int(s) for s in np.unique(step[np.isfinite(step)]))
         raise ZooArchiveError(
             f"{paths['metrics']} has no row with step == {final_step} (steps present: {present}); "
             f"set zoo.smallcnnzoo.final_step to one of them"
         )
     n_final = int(rows.size)
-    final = metrics.iloc[rows].reset_index(drop=True)
 
     if "config.dataset" in final:
         names = set(final["config.dataset"].dropna().astype(str))
@@ -440,8 +500,9 @@ def read_zoo(
 
     source_row = rows[kept]
     w = np.empty((source_row.size, weights.shape[1]), dtype=np.float32)
-    for i in range(0, source_row.size, _ROW_CHUNK):
-        w[i : i + _ROW_CHUNK] = weights[source_row[i : i + _ROW_CHUNK]]
+    for group in _row_groups(weights, source_row):
+        w[group] = weights[source_row[group]]
+        _unmap(weights)
     sel = final.iloc[kept].reset_index(drop=True)
     hparams = pd.DataFrame(
         {
@@ -497,13 +558,63 @@ def load_smallcnnzoo(
     """Download (once), extract (once) and read the Small CNN Zoo of ``dataset``.
 
     The archive lies at ``<cache_dir>/<dataset>.tar.xz``, its files in
-    ``<cache_dir>/<dataset>/``. See :func:`fetch_zoo_archive`, :func:`extract_zoo_archive`
-    and :func:`read_zoo` for the arguments and errors.
+    ``<cache_dir>/<dataset>/``: :func:`fetch_zoo_archive`, then
+    :func:`load_smallcnnzoo_archive` (the workflow runs the two as separate rules,
+    ``download_zoo`` and ``zoo_smallcnnzoo``, so that only the first touches the network).
+    See :func:`fetch_zoo_archive`, :func:`extract_zoo_archive` and :func:`read_zoo` for the
+    arguments and errors.
     """
     _check_dataset(dataset)
     source = zoo_url(dataset, url)
     archive = fetch_zoo_archive(dataset, cache_dir, url=source, sha256=sha256, progress=progress)
-    files = extract_zoo_archive(archive, Path(cache_dir) / dataset)
+    return load_smallcnnzoo_archive(archive, dataset, url=source, final_step=final_step, max_models=max_models,
+                                    seed=seed)
+
+
+def load_smallcnnzoo_archive(
+    archive: str | os.PathLike[str],
+    dataset: str,
+    *,
+    url: str | None = None,
+    sha256: str | None = None,
+    final_step: int = 86,
+    max_models: int | None = None,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Extract (once) and read a Small CNN Zoo archive that is already here: never downloads.
+
+    Its files go to ``<archive's folder>/<dataset>/`` (:func:`extract_zoo_archive`), as
+    :func:`load_smallcnnzoo` puts them.
+
+    Args:
+        archive: the local ``{dataset}.tar.xz`` (:func:`fetch_zoo_archive` downloads it).
+        dataset: one of :data:`ZOO_DATASETS`.
+        url: where the archive came from, recorded in the ``url`` attribute (default
+            :data:`ZOO_URL`); nothing is fetched from it.
+        sha256: expected SHA-256 of the archive, checked against the digest the extraction
+            records (no second pass over the archive).
+        final_step, max_models, seed: see :func:`read_zoo`.
+
+    Raises:
+        causalxai.data.download.MissingDownloadError: ``archive`` is not there.
+        causalxai.data.download.ChecksumError: the archive's SHA-256 is not ``sha256``.
+        ZooArchiveError: see :func:`extract_zoo_archive` and :func:`read_zoo`.
+    """
+    _check_dataset(dataset)
+    source = zoo_url(dataset, url)
+    archive = require_downloaded(
+        archive,
+        "fetch_zoo_archive (the workflow's rule download_zoo: `snakemake --cores 1 --until download_zoo`)",
+    )
+    dest = archive.parent / dataset
+    files = extract_zoo_archive(archive, dest)
+    if sha256:
+        seen = str((_read_stamp(dest) or {}).get("sha256", ""))
+        if seen != sha256.strip().lower():
+            raise ChecksumError(
+                f"{archive} is not the expected file (sha256 expected {sha256}, got {seen}). It is probably "
+                f"corrupt or an incomplete copy: delete it (`rm {archive}`) to download it again."
+            )
     ds = read_zoo(files, dataset, final_step=final_step, max_models=max_models, seed=seed)
     ds.attrs["url"] = source
     return ds

@@ -1,0 +1,45 @@
+"""Memory that does not grow with the zoo (issue 15): the memory-bound steps run at N and
+2N models in fresh processes (benchmarks/scale.py, the true peak of each), next to the
+in-memory gather they replaced as a control that does grow."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCALE = Path(__file__).resolve().parents[2] / "benchmarks" / "scale.py"
+STEPS = ("predictions", "explain_shard", "gather", "effects", "meta_model")
+
+
+@pytest.fixture(scope="module")
+def peaks(tmp_path_factory):
+    out = tmp_path_factory.mktemp("scale") / "peaks.json"
+    # 20 images of 28x28: one method's raw maps are 38 MB at 300 models, 75 MB at 600; the
+    # effects step shares a bucket's Gram matrix only up to 4 MiB here (its default bound is
+    # 128 MiB, which the small zoos would not reach), so both sizes take the bounded path
+    cmd = [sys.executable, str(SCALE), "--models", "300", "600", "--images", "20", "--steps", *STEPS, "--naive",
+           "--shard-models", "64", "--bootstrap", "4", "--permutations", "4", "--meta-epochs", "1",
+           "--gram-bytes", str(4 * 2**20), "--threads", "1", "--json", str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    return {(r["step"], r["models"]): r["peak_mb"] for r in rows}
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_peak_memory_does_not_grow_with_the_zoo(peaks, step):
+    small, large = peaks[(step, 300)], peaks[(step, 600)]
+    assert large / small < 1.2, f"{step}: peak {small:.0f} MB at 300 models, {large:.0f} MB at 600"
+    # and in absolute terms: far below the 75 MB of maps (or 12 MB of weights) the zoo added
+    assert large - small < 40, f"{step}: peak {small:.0f} MB at 300 models, {large:.0f} MB at 600"
+
+
+def test_the_in_memory_gather_grows_so_the_check_can_fail(peaks):
+    # the control: concatenating the shards in memory, as before issue 15, grows with the zoo
+    # by about 4x the maps (+150 MB from 300 to 600 models here), which the check above detects
+    naive = peaks[("gather_naive", 600)] - peaks[("gather_naive", 300)]
+    streamed = peaks[("gather", 600)] - peaks[("gather", 300)]
+    assert naive > 100, naive
+    assert streamed < 40 < naive
