@@ -121,7 +121,9 @@ def run_step(step: str, work: Path, args: argparse.Namespace) -> None:
     import torch
 
     from causalxai import io
+    from causalxai.runtime import bounded_heap
 
+    bounded_heap()  # as every workflow script does (workflow/scripts/common.start)
     torch.set_num_threads(args.threads)
     if args.gram_bytes is not None:
         import causalxai.study.effects as effects

@@ -214,11 +214,19 @@ def _inputs(pix: torch.Tensor, feat: torch.Tensor, mi: torch.Tensor, ii: torch.T
 
 
 def _predict(net: nn.Module, pix: torch.Tensor, feat: torch.Tensor, models: np.ndarray, n_images: int) -> np.ndarray:
-    """The meta-model's class for every (model, image) pair of ``models``: ``(len(models), n_images)``."""
-    pairs = torch.stack(_pairs(models, n_images, pix.device), dim=1)  # inputs built batch by batch
-    labels = predict(net, pairs, batch_size=_EVAL_BATCH, transform=lambda b: _inputs(pix, feat, b[:, 0], b[:, 1]),
-                     device=pix.device, output="label")
-    return labels.numpy().reshape(models.size, n_images)
+    """The meta-model's class for every (model, image) pair of ``models``: ``(len(models), n_images)``
+    int8. Pairs and inputs are built a block of models at a time (memory O(block), not O(zoo))."""
+    out = np.empty((models.size, n_images), dtype=np.int8)
+    # a block's pairs are a whole number of batches: the batches are those of all pairs at once
+    base = math.lcm(max(n_images, 1), _EVAL_BATCH) // max(n_images, 1)
+    step = base * max(1, 8 * _EVAL_BATCH // (base * max(n_images, 1)))
+    for lo in range(0, models.size, step):
+        block = models[lo : lo + step]
+        pairs = torch.stack(_pairs(block, n_images, pix.device), dim=1)  # inputs built batch by batch
+        labels = predict(net, pairs, batch_size=_EVAL_BATCH,
+                         transform=lambda b: _inputs(pix, feat, b[:, 0], b[:, 1]), device=pix.device, output="label")
+        out[lo : lo + step] = labels.numpy().reshape(block.size, n_images)
+    return out
 
 
 def _majority(targets: np.ndarray, n_classes: int) -> np.ndarray:
@@ -231,7 +239,7 @@ def _majority(targets: np.ndarray, n_classes: int) -> np.ndarray:
 def _fit_one(
     pix: torch.Tensor,
     feat: torch.Tensor,
-    target: torch.Tensor,
+    target: np.ndarray,
     train: np.ndarray,
     *,
     n_classes: int,
@@ -251,7 +259,7 @@ def _fit_one(
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     mi, ii = _pairs(train, n_images, device)
-    y_all = target[mi, ii]
+    y_all = torch.as_tensor(target[train].reshape(-1), dtype=torch.long, device=device)  # model-major, as the pairs
     n_pairs = mi.numel()
     losses = np.zeros(epochs)
     for epoch in range(epochs):
@@ -269,6 +277,22 @@ def _fit_one(
         if progress is not None:
             progress.update()
     return net, losses
+
+
+def _targets(predictions: xr.Dataset, block: int = 4096) -> np.ndarray:
+    """The base models' classes ``(model, image)`` as int16, read a block of models at a time
+    (``predictions`` may be lazy; a quarter of the int64 the file holds)."""
+    if "target" in predictions:
+        da = predictions["target"].transpose("model", "image")
+    elif "prob" in predictions:
+        da = predictions["prob"].transpose("model", "image", "class")
+    else:
+        raise ValueError("predictions dataset lacks target and prob")
+    out = np.empty((da.sizes["model"], da.sizes["image"]), dtype=np.int16)
+    for lo in range(0, out.shape[0], block):
+        values = np.asarray(da.isel({"model": slice(lo, lo + block)}).values)
+        out[lo : lo + block] = values if values.ndim == 2 else values.argmax(-1)
+    return out
 
 
 def fit_meta_model(
@@ -320,12 +344,7 @@ def fit_meta_model(
                 f"the {dim} coordinates of {an} ({a.sizes.get(dim, 0)}) do not match those of {bn} "
                 f"({b.sizes.get(dim, 0)}): rebuild {an} from this {bn}"
             )
-    if "target" in predictions:
-        target_np = np.asarray(predictions["target"].transpose("model", "image").values, dtype=np.int64)
-    elif "prob" in predictions:
-        target_np = np.asarray(predictions["prob"].transpose("model", "image", "class").values).argmax(-1)
-    else:
-        raise ValueError("predictions dataset lacks target and prob")
+    target_np = _targets(predictions)
     n_classes = int(predictions.sizes["class"]) if "class" in predictions.sizes else int(target_np.max()) + 1
     n_models, n_images = target_np.shape
 
@@ -334,7 +353,6 @@ def fit_meta_model(
     dev = resolve_device(st.device)
     pix_np = np.asarray(images["pixels"].values, dtype=np.float32).reshape(n_images, -1)
     pix = torch.as_tensor(pix_np, device=dev)
-    target = torch.as_tensor(target_np, device=dev)
     label = np.asarray(images["label"].values, dtype=np.int64) if "label" in images else None
 
     S = len(SUBSETS)
@@ -349,8 +367,8 @@ def fit_meta_model(
         feat = torch.as_tensor(hparam_features(zoo, train), device=dev)
         sub_seed = int(np.random.default_rng([seed, k]).integers(2**62))
         net, loss[k] = _fit_one(
-            pix, feat, target, train, n_classes=n_classes, hidden=hidden, epochs=epochs, lr=lr, batch_size=batch_size,
-            seed=sub_seed, progress=progress,
+            pix, feat, target_np, train, n_classes=n_classes, hidden=hidden, epochs=epochs, lr=lr,
+            batch_size=batch_size, seed=sub_seed, progress=progress,
         )
         agree_ev = _predict(net, pix, feat, ev, n_images) == target_np[ev]
         agree_tr = _predict(net, pix, feat, train, n_images) == target_np[train]

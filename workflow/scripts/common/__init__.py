@@ -18,7 +18,9 @@ __all__ = ["provenance", "start", "zoo_hparams"]
 
 
 def start(snakemake: Any, *, torch_threads: bool = False) -> None:
-    """Send the script's stderr, warnings and ``logging`` (level INFO) to the job's log.
+    """Send the script's stderr, warnings and ``logging`` (level INFO) to the job's log, and
+    have freed memory returned to the system at once (``causalxai.runtime.bounded_heap``: the
+    streamed steps' peaks stay one block's, not a fragmented heap's).
 
     Args:
         snakemake: the script's ``snakemake`` object (its first ``log`` file is the job's log).
@@ -28,6 +30,9 @@ def start(snakemake: Any, *, torch_threads: bool = False) -> None:
         raise ValueError(f"rule {snakemake.rule}: declare a log file (log: ...) for its script")
     sys.stderr = open(snakemake.log[0], "w", buffering=1)  # line-buffered: the log is readable while it runs
     logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+    from causalxai.runtime import bounded_heap
+
+    bounded_heap()
     if torch_threads:
         import torch
 
