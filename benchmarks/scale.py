@@ -48,6 +48,8 @@ import numpy as np
 STEPS = ("import", "zoo", "buckets", "predictions", "explain_shard", "gather", "effects", "meta_model")
 EDGES = [0, 20, 40, 60, 80, 90, 95, 99, 100]
 METHOD = "gradient"
+#: steps run only for comparison (the pre-issue-15 way): a failure is reported, not raised
+CONTROLS = ("gather_naive",)
 
 
 # ---------------------------------------------------------------------------------------
@@ -79,7 +81,7 @@ def build(work: Path, n_models: int, n_images: int, side: int, shard_models: int
         attrs=dict(one.attrs),
     )
     with write_streamed(skeleton, work / "zoo.nc", step="zoo") as nc:
-        var = nc.createVariable("weights", "f4", ("model", "param"), zlib=False, chunksizes=(256, 4970))
+        var = nc.createVariable("weights", "f4", ("model", "param"), zlib=False, chunksizes=(min(256, n_models), 4970))
         set_attr(var, "description", "synthetic weights")
         for lo in range(0, n_models, 4096):
             hi = min(n_models, lo + 4096)
@@ -123,7 +125,8 @@ def run_step(step: str, work: Path, args: argparse.Namespace) -> None:
     from causalxai import io
     from causalxai.runtime import bounded_heap
 
-    bounded_heap()  # as every workflow script does (workflow/scripts/common.start)
+    if not args.default_heap:
+        bounded_heap()  # as the workflow's scripts do (workflow/scripts/common.start)
     torch.set_num_threads(args.threads)
     if args.gram_bytes is not None:
         import causalxai.study.effects as effects
@@ -205,12 +208,34 @@ def child(step: str, work: Path, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--child", step, "--workdir", str(work), "--threads", str(args.threads),
            "--shard-models", str(args.shard_models), "--bootstrap", str(args.bootstrap),
            "--permutations", str(args.permutations), "--meta-epochs", str(args.meta_epochs)]
+    if args.default_heap:
+        cmd.append("--default-heap")
     if args.gram_bytes is not None:
         cmd += ["--gram-bytes", str(args.gram_bytes)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
+        if step in CONTROLS:  # the control may die of what it demonstrates: recorded, not fatal
+            why = "killed (out of memory?)" if out.returncode in (-9, 137) else f"failed (rc {out.returncode})"
+            return {"seconds": float("nan"), "peak_mb": float("nan"), "note": why}
         raise RuntimeError(f"step {step} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def naive_gather_need_mb(work: Path) -> float:
+    """What the in-memory gather needs: about 4x the raw maps (measured 4.1x at 3,000 models:
+    every shard loaded, concatenated, sorted, normalised)."""
+    return 4.2 * sum(p.stat().st_size for p in (work / "shards").glob("*.nc")) / 2**20
+
+
+def available_mb() -> float:
+    """``MemAvailable`` of this machine in MB (inf where /proc/meminfo is not there)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("inf")
 
 
 def exponent(ns: list[int], ys: list[float]) -> float:
@@ -236,6 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--gram-bytes", type=int, default=None,
                     help="the effects step's shared-Gram limit (causalxai.study.effects.GRAM_BYTES)")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--default-heap", action="store_true",
+                    help="leave glibc's malloc as it is (no causalxai.runtime.bounded_heap): the control")
     ap.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder, removed afterwards")
     ap.add_argument("--keep", action="store_true", help="keep the synthetic files")
     ap.add_argument("--json", type=Path, default=None, help="also write the measurements here")
@@ -277,10 +304,16 @@ def main(argv: list[str] | None = None) -> None:
                     if dep not in done and dep not in steps:
                         child(dep, work, args)  # an input the step needs, not measured
                         done.add(dep)
-                r = child(step, work, args)
+                if step in CONTROLS and naive_gather_need_mb(work) > 0.9 * available_mb():
+                    r = {"seconds": float("nan"), "peak_mb": float("nan"),
+                         "note": f"not run: needs ~{naive_gather_need_mb(work) / 1024:.0f} GB, "
+                                 f"{available_mb() / 1024:.0f} GB available"}
+                else:
+                    r = child(step, work, args)
                 done.add(step)
                 rows.append({"step": step, "models": n, **r})
-                print(f"{step:>14} N={n:>6}  {r['seconds']:8.1f} s  {r['peak_mb']:8.0f} MB", flush=True)
+                print(f"{step:>14} N={n:>6}  {r['seconds']:8.1f} s  {r['peak_mb']:8.0f} MB  {r.get('note', '')}",
+                      flush=True)
             if not args.keep:
                 shutil.rmtree(work)
     finally:
@@ -296,7 +329,7 @@ def main(argv: list[str] | None = None) -> None:
     for step in steps:
         rs = [r for r in rows if r["step"] == step]
         ns = [r["models"] for r in rs]
-        cells = [f"{r['seconds']:.1f} s, {r['peak_mb']:.0f} MB" for r in rs]
+        cells = [r["note"] if "note" in r else f"{r['seconds']:.1f} s, {r['peak_mb']:.0f} MB" for r in rs]
         t_exp = exponent(ns, [r["seconds"] for r in rs])
         m_exp = exponent(ns, [r["peak_mb"] - floor[r["models"]] for r in rs]) if step != "import" else float("nan")
         summary[step] = {"time_exponent": t_exp, "memory_exponent": m_exp}
@@ -305,6 +338,9 @@ def main(argv: list[str] | None = None) -> None:
         for n in args.models:
             a = next(r for r in rows if r["step"] == "gather" and r["models"] == n)
             b = next(r for r in rows if r["step"] == "gather_naive" and r["models"] == n)
+            if "note" in b:
+                print(f"gather at N={n}: in-memory gather {b['note']}; streamed peak {a['peak_mb']:.0f} MB")
+                continue
             print(f"gather at N={n}: in-memory peak / streamed peak = {b['peak_mb'] / a['peak_mb']:.1f}x")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "summary": summary, "images": args.images}, indent=1))
