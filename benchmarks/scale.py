@@ -48,6 +48,9 @@ import numpy as np
 STEPS = ("import", "zoo", "buckets", "predictions", "explain_shard", "gather", "effects", "meta_model")
 EDGES = [0, 20, 40, 60, 80, 90, 95, 99, 100]
 METHOD = "gradient"
+#: the steps whose rules run with causalxai.runtime.bounded_heap (the streamed ones; not the
+#: compute-bound explain_shard, nor buckets)
+BOUNDED_HEAP = ("predictions", "gather", "gather_naive", "effects", "meta_model")
 #: steps run only for comparison (the pre-issue-15 way): a failure is reported, not raised
 CONTROLS = ("gather_naive",)
 
@@ -125,8 +128,8 @@ def run_step(step: str, work: Path, args: argparse.Namespace) -> None:
     from causalxai import io
     from causalxai.runtime import bounded_heap
 
-    if not args.default_heap:
-        bounded_heap()  # as the workflow's scripts do (workflow/scripts/common.start)
+    if step in BOUNDED_HEAP and not args.default_heap:
+        bounded_heap()  # as the rule's script does (workflow/scripts/common.start(bounded_heap=True))
     torch.set_num_threads(args.threads)
     if args.gram_bytes is not None:
         import causalxai.study.effects as effects
@@ -262,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="the effects step's shared-Gram limit (causalxai.study.effects.GRAM_BYTES)")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--default-heap", action="store_true",
-                    help="leave glibc's malloc as it is (no causalxai.runtime.bounded_heap): the control")
+                    help="leave glibc's malloc as it is in every step (no causalxai.runtime.bounded_heap)")
     ap.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder, removed afterwards")
     ap.add_argument("--keep", action="store_true", help="keep the synthetic files")
     ap.add_argument("--json", type=Path, default=None, help="also write the measurements here")

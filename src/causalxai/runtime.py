@@ -36,9 +36,14 @@ def bounded_heap(trim_threshold: int = TRIM_THRESHOLD) -> bool:
     Setting ``M_TRIM_THRESHOLD`` (what dask does for its workers with the environment
     variable ``MALLOC_TRIM_THRESHOLD_=65536``) switches the dynamic threshold off, so large
     blocks are mapped and unmapped again and the top of the heap is trimmed: the peak is
-    what the step holds at once. This is a setting of the process, not of a result: the
-    workflow's scripts call it first (``workflow/scripts/common``), as does
-    ``benchmarks/scale.py``; call it in your own process before a long streamed step.
+    what the step holds at once. It costs time, as every large block is faulted in afresh:
+    the streamed steps ran 20-55 % longer (600 models: gather 7.9 -> 11.5 s, effects 30 ->
+    47 s) and zoo training 2-3x longer. So the zoo study's streamed steps (predictions,
+    explain_gather, effects, effects_sensitivity, kernel_figures, meta_model, the Small CNN
+    Zoo loader) call it first (``workflow/scripts/common.start(bounded_heap=True)``), as
+    ``benchmarks/scale.py`` does for them, and the compute-bound steps do not. This is a
+    setting of the process, not of a result; call it in your own process before a long
+    streamed step.
 
     Args:
         trim_threshold: bytes of free memory at the top of the heap before it is trimmed.

@@ -7,7 +7,7 @@ from causalxai.study.explain import ExplainSettings, gather_to_file
 
 from common import start
 
-start(snakemake)
+start(snakemake, bounded_heap=True)
 
 cfg = dict(snakemake.params.explain)
 out = gather_to_file(snakemake.input.shards, snakemake.output.explanations, cfg["method"],

@@ -7,7 +7,7 @@ from causalxai.study.kernel_figures import KernelExampleSettings, kernel_compari
 
 from common import start, zoo_hparams
 
-start(snakemake)
+start(snakemake, bounded_heap=True)
 
 p = snakemake.params
 inp = snakemake.input

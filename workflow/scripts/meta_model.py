@@ -8,7 +8,7 @@ from causalxai.study.meta_model import MetaModelSettings, fit_meta_model
 
 from common import start, zoo_hparams
 
-start(snakemake, torch_threads=True)
+start(snakemake, torch_threads=True, bounded_heap=True)
 
 p = snakemake.params
 inp = snakemake.input

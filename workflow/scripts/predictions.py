@@ -6,7 +6,7 @@ from causalxai.study.predictions import predict_zoo_to_file
 
 from common import start
 
-start(snakemake, torch_threads=True)
+start(snakemake, torch_threads=True, bounded_heap=True)
 
 cfg = dict(snakemake.params.explain)
 with open_lazy(snakemake.input.zoo) as zoo:  # read a block of models at a time

@@ -6,7 +6,7 @@ from causalxai.zoo.smallcnnzoo import load_smallcnnzoo_archive
 
 from common import start
 
-start(snakemake)
+start(snakemake, bounded_heap=True)
 
 d = dict(snakemake.params.download)
 zoo = load_smallcnnzoo_archive(

@@ -17,22 +17,25 @@ from typing import Any
 __all__ = ["provenance", "start", "zoo_hparams"]
 
 
-def start(snakemake: Any, *, torch_threads: bool = False) -> None:
-    """Send the script's stderr, warnings and ``logging`` (level INFO) to the job's log, and
-    have freed memory returned to the system at once (``causalxai.runtime.bounded_heap``: the
-    streamed steps' peaks stay one block's, not a fragmented heap's).
+def start(snakemake: Any, *, torch_threads: bool = False, bounded_heap: bool = False) -> None:
+    """Send the script's stderr, warnings and ``logging`` (level INFO) to the job's log.
 
     Args:
         snakemake: the script's ``snakemake`` object (its first ``log`` file is the job's log).
         torch_threads: give torch the rule's ``threads`` (the rules that declare ``threads``).
+        bounded_heap: have freed memory returned to the system at once
+            (``causalxai.runtime.bounded_heap``), for the zoo study's streamed steps, whose peak
+            is then one block's, not a fragmented heap's; they run 20-50 % longer for it, and
+            training 2-3x longer, so the compute-bound steps leave it off.
     """
     if not snakemake.log:
         raise ValueError(f"rule {snakemake.rule}: declare a log file (log: ...) for its script")
     sys.stderr = open(snakemake.log[0], "w", buffering=1)  # line-buffered: the log is readable while it runs
     logging.basicConfig(stream=sys.stderr, level=logging.INFO)
-    from causalxai.runtime import bounded_heap
+    if bounded_heap:
+        from causalxai.runtime import bounded_heap as bound
 
-    bounded_heap()
+        bound()
     if torch_threads:
         import torch
 
