@@ -189,6 +189,17 @@ def set_attr(nc: netCDF4.Dataset | netCDF4.Variable, name: str, value: Any) -> N
     nc.setncattr(name, _attr_value(value))
 
 
+def _existing(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path; :class:`FileNotFoundError` naming it and how to make it if it is not there."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} does not exist: run the workflow step that makes it "
+            f"(e.g. `snakemake --cores 2 {path}`)."
+        )
+    return path
+
+
 def open(path: str | os.PathLike[str], variables: list[str] | None = None) -> xr.Dataset:  # noqa: A001
     """Load a result file into memory (the file is closed afterwards); mirrors xarray.open_dataset.
 
@@ -200,19 +211,12 @@ def open(path: str | os.PathLike[str], variables: list[str] | None = None) -> xr
     Raises:
         FileNotFoundError: naming the missing file and the step that makes it.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} does not exist: run the workflow step that makes it "
-            f"(e.g. `snakemake --cores 2 {path}`)."
-        )
+    path = _existing(path)
     if variables is None:
         return xr.load_dataset(path, engine="netcdf4")
     with xr.open_dataset(path, engine="netcdf4") as ds:
         keep = [v for v in ds.data_vars if v in set(variables)]
         return ds[keep].load()
-
-
 
 
 def open_lazy(
@@ -231,12 +235,7 @@ def open_lazy(
     Raises:
         FileNotFoundError: naming the missing file and the step that makes it.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} does not exist: run the workflow step that makes it "
-            f"(e.g. `snakemake --cores 2 {path}`)."
-        )
+    path = _existing(path)
     with _chunk_cache(chunk_cache):
         ds = xr.open_dataset(path, engine="netcdf4", cache=False)
     if variables is not None:

@@ -37,13 +37,14 @@ def bounded_heap(trim_threshold: int = TRIM_THRESHOLD) -> bool:
     variable ``MALLOC_TRIM_THRESHOLD_=65536``) switches the dynamic threshold off, so large
     blocks are mapped and unmapped again and the top of the heap is trimmed: the peak is
     what the step holds at once. It costs time, as every large block is faulted in afresh:
-    the streamed steps ran 20-55 % longer (600 models: gather 7.9 -> 11.5 s, effects 30 ->
-    47 s) and zoo training 2-3x longer. So the zoo study's streamed steps (predictions,
-    explain_gather, effects, effects_sensitivity, kernel_figures, meta_model, the Small CNN
-    Zoo loader) call it first (``workflow/scripts/common.start(bounded_heap=True)``), as
-    ``benchmarks/scale.py`` does for them, and the compute-bound steps do not. This is a
-    setting of the process, not of a result; call it in your own process before a long
-    streamed step.
+    the gather ran 45 % longer (600 models: 7.9 -> 11.5 s), the embedded default's effects
+    step 1.7x longer (174 -> 298 s, for a peak of 0.67 instead of 1.04 GB) and zoo training
+    2-3x longer. So the steps whose work per block is light (predictions, explain_gather,
+    meta_model, the Small CNN Zoo loader) call it first
+    (``workflow/scripts/common.start(bounded_heap=True)``), as ``benchmarks/scale.py`` does
+    for them, and the others do not: their peaks are bounded by their blocks and cells, and
+    the fragmentation adds a bounded ~25-400 MB on top. This is a setting of the process,
+    not of a result; call it in your own process before a long streamed step.
 
     Args:
         trim_threshold: bytes of free memory at the top of the heap before it is trimmed.

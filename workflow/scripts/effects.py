@@ -10,7 +10,7 @@ from causalxai.study.estimators.summary import cate_table
 
 from common import start, zoo_hparams
 
-start(snakemake, torch_threads=True, bounded_heap=True)
+start(snakemake, torch_threads=True)
 
 p = snakemake.params
 inp = snakemake.input

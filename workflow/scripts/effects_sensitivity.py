@@ -12,7 +12,7 @@ from causalxai.study.explain import ExplainSettings
 
 from common import start, zoo_hparams
 
-start(snakemake, torch_threads=True, bounded_heap=True)
+start(snakemake, torch_threads=True)
 
 p = snakemake.params
 inp = snakemake.input

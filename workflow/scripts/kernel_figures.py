@@ -7,7 +7,7 @@ from causalxai.study.kernel_figures import KernelExampleSettings, kernel_compari
 
 from common import start, zoo_hparams
 
-start(snakemake, bounded_heap=True)
+start(snakemake)
 
 p = snakemake.params
 inp = snakemake.input

@@ -24,9 +24,10 @@ def start(snakemake: Any, *, torch_threads: bool = False, bounded_heap: bool = F
         snakemake: the script's ``snakemake`` object (its first ``log`` file is the job's log).
         torch_threads: give torch the rule's ``threads`` (the rules that declare ``threads``).
         bounded_heap: have freed memory returned to the system at once
-            (``causalxai.runtime.bounded_heap``), for the zoo study's streamed steps, whose peak
-            is then one block's, not a fragmented heap's; they run 20-50 % longer for it, and
-            training 2-3x longer, so the compute-bound steps leave it off.
+            (``causalxai.runtime.bounded_heap``), for the streamed steps whose work per block is
+            light (predictions, explain_gather, meta_model, zoo_smallcnnzoo): their peak is then
+            one block's, not a fragmented heap's. It made effects 1.7x and training 2-3x slower,
+            so the other steps leave it off.
     """
     if not snakemake.log:
         raise ValueError(f"rule {snakemake.rule}: declare a log file (log: ...) for its script")
