@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from causalxai.data.download import ChecksumError, fetch, file_digest, require_downloaded, unsafe_tar_member
+from causalxai.data.download import fetch, file_digest, require_downloaded, unsafe_tar_member, verify as check_digests
 
 __all__ = [
     "DATASETS",
@@ -509,17 +509,10 @@ def read_dataset(name: str, files: Mapping[str, str | os.PathLike], *, verify: b
     if lacking:
         raise ValueError(f"read_dataset({name!r}): files lacks {lacking} (a {name} set is read from {list(specs)})")
     paths = {f: require_downloaded(files[f], DOWNLOAD_HINT) for f in specs}
-    md5s: dict[str, str] = {}
-    for f, spec in specs.items():
-        if spec["md5"] and not verify:
-            md5s[f] = spec["md5"]
-            continue
-        md5s[f] = file_digest(paths[f], "md5")
-        if spec["md5"] and md5s[f] != spec["md5"].strip().lower():
-            raise ChecksumError(
-                f"{paths[f]} is not the expected file (md5 expected {spec['md5']}, got {md5s[f]}). It is "
-                f"probably corrupt or an incomplete copy: delete it (`rm {paths[f]}`) to download it again."
-            )
+    if verify:
+        for f, spec in specs.items():
+            check_digests(paths[f], md5=spec["md5"])
+    md5s = {f: spec["md5"] or file_digest(paths[f], "md5") for f, spec in specs.items()}
     (xtr, ytr), (xte, yte) = _PARSERS[name](paths)
     source = "; ".join(" | ".join(spec["urls"]) for spec in specs.values())
     return _assemble(

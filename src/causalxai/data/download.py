@@ -40,6 +40,7 @@ __all__ = [
     "fetch",
     "require_downloaded",
     "unsafe_tar_member",
+    "verify",
 ]
 
 #: First wait between two attempts at one URL in seconds (doubled after each failure,
@@ -128,6 +129,38 @@ def _mismatches(path: Path, expected: Mapping[str, str]) -> dict[str, tuple[str,
 
 def _describe(mismatches: Mapping[str, tuple[str, str]]) -> str:
     return "; ".join(f"{a} expected {e}, got {g}" for a, (e, g) in mismatches.items())
+
+
+def verify(
+    path: str | os.PathLike,
+    *,
+    md5: str | None = None,
+    sha256: str | None = None,
+    known: Mapping[str, str] | None = None,
+) -> Path:
+    """``path`` if its digests are the expected ones, else :class:`ChecksumError` naming the
+    file, both digests and the fix (delete it to download it again).
+
+    Args:
+        path: a downloaded file.
+        md5, sha256: the expected digests (None: not checked).
+        known: digests of ``path`` already computed (e.g. while extracting it), used instead of
+            reading the file again.
+    """
+    path = Path(path)
+    expected = {a: v.strip().lower() for a, v in (("md5", md5), ("sha256", sha256)) if v}
+    actual = dict(known or {})
+    missing = [a for a in expected if a not in actual]
+    if missing:
+        actual.update(_digests(path, missing))
+    bad = {a: (expected[a], str(actual[a]).strip().lower()) for a in expected
+           if str(actual[a]).strip().lower() != expected[a]}
+    if bad:
+        raise ChecksumError(
+            f"{path} is not the expected file ({_describe(bad)}). It is probably corrupt or an incomplete copy: "
+            f"delete it (`rm {path}`) to download it again."
+        )
+    return path
 
 
 def _scheme(url: str) -> str:
@@ -310,14 +343,7 @@ def fetch(
     expected = {a: v.strip().lower() for a, v in (("md5", md5), ("sha256", sha256)) if v}
 
     if dest.exists():
-        if expected:
-            bad = _mismatches(dest, expected)
-            if bad:
-                raise ChecksumError(
-                    f"{dest} exists but is not the expected file ({_describe(bad)}). It is probably "
-                    f"corrupt or an incomplete copy: delete it (`rm {dest}`) to download it again."
-                )
-        return dest
+        return verify(dest, md5=md5, sha256=sha256)
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")

@@ -37,7 +37,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from causalxai.data.download import ChecksumError, fetch, file_digest, require_downloaded, unsafe_tar_member
+from causalxai.data.download import (
+    ChecksumError,
+    fetch,
+    file_digest,
+    require_downloaded,
+    unsafe_tar_member,
+    verify,
+)
 from causalxai.io import atomic_path
 from causalxai.zoo.dataset import make_zoo_dataset
 from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS, HPARAMS
@@ -608,13 +615,8 @@ def load_smallcnnzoo_archive(
     )
     dest = archive.parent / dataset
     files = extract_zoo_archive(archive, dest)
-    if sha256:
-        seen = str((_read_stamp(dest) or {}).get("sha256", ""))
-        if seen != sha256.strip().lower():
-            raise ChecksumError(
-                f"{archive} is not the expected file (sha256 expected {sha256}, got {seen}). It is probably "
-                f"corrupt or an incomplete copy: delete it (`rm {archive}`) to download it again."
-            )
+    if sha256:  # against the digest the extraction recorded: no second pass over the archive
+        verify(archive, sha256=sha256, known={"sha256": str((_read_stamp(dest) or {}).get("sha256", ""))})
     ds = read_zoo(files, dataset, final_step=final_step, max_models=max_models, seed=seed)
     ds.attrs["url"] = source
     return ds
