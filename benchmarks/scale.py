@@ -127,6 +127,7 @@ def run_step(step: str, work: Path, args: argparse.Namespace) -> None:
 
     from causalxai import io
     from causalxai.runtime import bounded_heap
+    from causalxai.zoo.dataset import open_hparams
 
     if step in BOUNDED_HEAP and not args.default_heap:
         bounded_heap()  # as the rule's script does (workflow/scripts/common.start(bounded_heap=True))
@@ -135,16 +136,15 @@ def run_step(step: str, work: Path, args: argparse.Namespace) -> None:
         import causalxai.study.effects as effects
 
         effects.GRAM_BYTES = args.gram_bytes
-    hparams = ["test_accuracy", "train_accuracy", "test_loss", "train_loss"]
     if step == "import":
         return
     if step == "zoo":
-        zoo = io.open(work / "zoo.nc", variables=hparams)
+        zoo = open_hparams(work / "zoo.nc")
         assert zoo.sizes["model"] > 0
     elif step == "buckets":
         from causalxai.study.buckets import make_buckets
 
-        ds = make_buckets(io.open(work / "zoo.nc", variables=hparams), EDGES, "test_accuracy", seed=0)
+        ds = make_buckets(open_hparams(work / "zoo.nc"), EDGES, "test_accuracy", seed=0)
         io.write_dataset(ds, work / "buckets.nc", step="buckets")
     elif step == "predictions":
         from causalxai.study.predictions import predict_zoo_to_file
@@ -179,13 +179,13 @@ def run_step(step: str, work: Path, args: argparse.Namespace) -> None:
         settings = EffectsSettings(bootstrap=args.bootstrap, permutations=args.permutations, seed=0)
         with (io.open_lazy(work / f"{METHOD}.nc", variables=["E", "degenerate"]) as maps,
               io.open_lazy(work / "predictions.nc", variables=["prob", "prob_direct"]) as pred):
-            ds = compute_effects(io.open(work / "zoo.nc", variables=hparams), io.open(work / "buckets.nc"),
+            ds = compute_effects(open_hparams(work / "zoo.nc"), io.open(work / "buckets.nc"),
                                  pred, {METHOD: maps}, settings)
         io.write_dataset(ds, work / "effects.nc", step="effects")
     elif step == "meta_model":
         from causalxai.study.meta_model import MetaModelSettings, fit_meta_model
 
-        ds = fit_meta_model(io.open(work / "zoo.nc", variables=hparams), io.open(work / "images.nc"),
+        ds = fit_meta_model(open_hparams(work / "zoo.nc"), io.open(work / "images.nc"),
                             io.open(work / "predictions.nc", variables=["target"]),
                             MetaModelSettings(epochs=args.meta_epochs, device="cpu"))
         io.write_dataset(ds, work / "meta_model.nc", step="meta_model")

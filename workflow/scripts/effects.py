@@ -7,8 +7,9 @@ import time
 from causalxai.io import atomic_path, open as open_result, open_lazy, write_dataset
 from causalxai.study.effects import EffectsSettings, compute_effects
 from causalxai.study.estimators.summary import cate_table
+from causalxai.zoo.dataset import open_hparams
 
-from common import start, zoo_hparams
+from common import start
 
 start(snakemake, torch_threads=True)
 
@@ -19,7 +20,7 @@ settings = EffectsSettings.from_config(p.effects, p.effects["seed"])
 t0 = time.time()
 maps = {m: open_lazy(inp[f"E_{m}"], variables=["E", "degenerate"]) for m in p.methods}  # read cell by cell
 pred = open_lazy(inp.predictions, variables=["prob", "prob_direct"])  # read bucket by bucket
-ds = compute_effects(zoo_hparams(inp.zoo), open_result(inp.buckets), pred, maps, settings)
+ds = compute_effects(open_hparams(inp.zoo), open_result(inp.buckets), pred, maps, settings)
 for m in [*maps.values(), pred]:
     m.close()
 logging.info("effects in %.1f s; %d empty and %d small cells; dropped maps %s", time.time() - t0,

@@ -9,8 +9,9 @@ from causalxai.plots.effects_sensitivity import plot_sensitivity
 from causalxai.study.effects import EffectsSettings
 from causalxai.study.effects_sensitivity import SensitivityGrid, sensitivity_table
 from causalxai.study.explain import ExplainSettings
+from causalxai.zoo.dataset import open_hparams
 
-from common import start, zoo_hparams
+from common import start
 
 start(snakemake, torch_threads=True)
 
@@ -18,7 +19,7 @@ p = snakemake.params
 inp = snakemake.input
 t0 = time.time()
 table = sensitivity_table(
-    zoo_hparams(inp.zoo), open_result(inp.buckets), open_result(inp.predictions, variables=["prob", "prob_direct"]),
+    open_hparams(inp.zoo), open_result(inp.buckets), open_result(inp.predictions, variables=["prob", "prob_direct"]),
     {m: list(inp[f"shards_{m}"]) for m in p.methods},  # the raw maps, read cell by cell
     ExplainSettings(clip_percentile=p.explain["clip_percentile"], zero_maps=p.explain["zero_maps"]),
     EffectsSettings.from_config(p.effects, p.effects["seed"]),

@@ -4,14 +4,15 @@ and Fig. 8 (the ITE of the optimizer on E under each kernel)."""
 from causalxai.io import open as open_result, open_lazy
 from causalxai.plots.kernel_figures import plot_kernel_comparison, plot_kernel_examples
 from causalxai.study.kernel_figures import KernelExampleSettings, kernel_comparison, kernel_examples
+from causalxai.zoo.dataset import open_hparams
 
-from common import start, zoo_hparams
+from common import start
 
 start(snakemake)
 
 p = snakemake.params
 inp = snakemake.input
-zoo, images = zoo_hparams(inp.zoo), open_result(inp.images)
+zoo, images = open_hparams(inp.zoo), open_result(inp.images)
 maps = {m: open_lazy(inp[f"E_{m}"], variables=["E"]) for m in p.methods}  # read a group's models at a time
 first = p.methods[0]
 maps[first].attrs["method"] = first

@@ -5,8 +5,9 @@ import time
 
 from causalxai.io import open as open_result, write_dataset
 from causalxai.study.meta_model import MetaModelSettings, fit_meta_model
+from causalxai.zoo.dataset import open_hparams
 
-from common import start, zoo_hparams
+from common import start
 
 start(snakemake, torch_threads=True, bounded_heap=True)
 
@@ -15,7 +16,7 @@ inp = snakemake.input
 cfg = dict(p.meta_model)
 t0 = time.time()
 ds = fit_meta_model(
-    zoo_hparams(inp.zoo), open_result(inp.images), open_result(inp.predictions, variables=["target"]),
+    open_hparams(inp.zoo), open_result(inp.images), open_result(inp.predictions, variables=["target"]),
     MetaModelSettings.from_params(cfg, p.seed, p.device),
 )
 

@@ -58,7 +58,7 @@ from causalxai.io import open_lazy, set_attr, write_streamed
 from causalxai.progress import Progress
 from causalxai.runtime import resolve_device
 from causalxai.study.postprocess import normalize_maps
-from causalxai.zoo.dataset import zoo_params
+from causalxai.zoo.dataset import zoo_params, zoo_rows
 from causalxai.zoo.network import batched_forward
 
 __all__ = [
@@ -179,8 +179,9 @@ def explain_zoo(
     out = np.zeros((models.size, len(EFFECTS), x.shape[0], *x.shape[-2:]), dtype=np.float32)
     progress = Progress(models.size * len(EFFECTS), f"{method} of {models.size} models x {len(EFFECTS)} effects",
                         "model-effects", log)
+    shard = zoo_rows(zoo, rows.start, rows.stop)  # the shard's weights read once, its chunks taken from memory
     for sel in _chunks(act, models, chunk):
-        params = {k: v.to(dtype) for k, v in zoo_params(zoo, sel, device).items()}
+        params = {k: v.to(dtype) for k, v in zoo_params(shard, sel - lo, device).items()}
         a = str(act[sel[0]])
         for k, target_all in enumerate(targets):
             target = torch.tensor(target_all[sel - lo], device=device)

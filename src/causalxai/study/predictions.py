@@ -14,7 +14,7 @@ import xarray as xr
 
 from causalxai.io import describe, set_attr, write_streamed
 from causalxai.study.explain import ExplainSettings, _chunks, _setup
-from causalxai.zoo.dataset import zoo_params
+from causalxai.zoo.dataset import zoo_params, zoo_rows
 from causalxai.zoo.network import batched_forward
 
 __all__ = ["ZOO_BLOCK", "class_permutations", "predict_zoo", "predict_zoo_to_file"]
@@ -65,8 +65,9 @@ def _blocks(zoo: xr.Dataset, images: xr.Dataset, settings: ExplainSettings, bloc
     for lo in range(0, n, block):
         hi = min(n, lo + block)
         prob = np.zeros((hi - lo, x.shape[0], 10), dtype=np.float32)
+        rows = zoo_rows(zoo, lo, hi)  # the block's weights read once, its chunks taken from memory
         for sel in _chunks(act, np.arange(lo, hi), chunk):
-            params = {k: v.to(dtype) for k, v in zoo_params(zoo, sel, device).items()}
+            params = {k: v.to(dtype) for k, v in zoo_params(rows, sel - lo, device).items()}
             with torch.no_grad():
                 prob[sel - lo] = batched_forward(params, str(act[sel[0]]))(x).float().cpu().numpy()
         target = prob.argmax(-1).astype(np.int64)

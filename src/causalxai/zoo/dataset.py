@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Mapping
 
 import numpy as np
@@ -23,6 +24,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from causalxai.io import open as open_result
 from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS, HPARAMS
 from causalxai.zoo.network import (
     ARCHITECTURE,
@@ -34,7 +36,16 @@ from causalxai.zoo.network import (
     unflatten,
 )
 
-__all__ = ["METRICS", "make_zoo_dataset", "validate_zoo", "zoo_layout_of", "model_from_zoo", "zoo_params"]
+__all__ = [
+    "METRICS",
+    "make_zoo_dataset",
+    "validate_zoo",
+    "zoo_layout_of",
+    "model_from_zoo",
+    "zoo_params",
+    "zoo_rows",
+    "open_hparams",
+]
 
 METRICS = ("train_accuracy", "test_accuracy", "train_loss", "test_loss")
 
@@ -139,6 +150,19 @@ def zoo_params(
         ``{parameter name: tensor (len(models), ...)}`` in torch's layout.
     """
     return unflatten(torch.tensor(_weight_rows(ds, models), device=device), zoo_layout_of(ds))
+
+
+def zoo_rows(ds: xr.Dataset, start: int, stop: int) -> xr.Dataset:
+    """The weights (with the zoo's attributes) of the models at positions ``start:stop``,
+    read into memory at once: a block or a shard of a lazily opened zoo is read once, and
+    :func:`zoo_params` then takes its chunks from memory (positions relative to ``start``)."""
+    return ds[["weights"]].isel(model=slice(int(start), int(stop))).load()
+
+
+def open_hparams(path: str | os.PathLike[str]) -> xr.Dataset:
+    """``zoo.nc`` without its weights: the hyperparameters (coordinates), :data:`METRICS` and
+    the attributes, for the steps that need no weights (memory O(models), not O(models × parameters))."""
+    return open_result(path, variables=list(METRICS))
 
 
 def _weight_rows(ds: xr.Dataset, models: slice | np.ndarray | int | None) -> np.ndarray:

@@ -14,7 +14,7 @@ import logging
 import sys
 from typing import Any
 
-__all__ = ["provenance", "start", "zoo_hparams"]
+__all__ = ["provenance", "start"]
 
 
 def start(snakemake: Any, *, torch_threads: bool = False, bounded_heap: bool = False) -> None:
@@ -60,10 +60,3 @@ def provenance(snakemake: Any, config: dict[str, Any] | None = None, seed: int |
         "seed": seed if seed is not None else params.get("seed"),
     }
 
-
-def zoo_hparams(path: str) -> Any:
-    """``zoo.nc`` without its weights: the hyperparameters (coordinates), accuracies and
-    attributes, for the steps that need no weights (memory O(models), not O(models × parameters))."""
-    from causalxai.io import open as open_result
-
-    return open_result(path, variables=["test_accuracy", "train_accuracy", "test_loss", "train_loss"])
