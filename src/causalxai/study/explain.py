@@ -372,7 +372,9 @@ def gather_to_file(
                     deg[rows] = d.astype(np.int8)
                     counts += d.sum(axis=(0, 2))
                     progress.update(p.size)
-        set_attr(nc, "n_degenerate", {eff: int(n) for eff, n in zip(effects, counts)})
+        n_degenerate = {str(eff): int(n) for eff, n in zip(effects, counts)}
+        set_attr(nc, "n_degenerate", n_degenerate)
+    log.info("%s: degenerate (zero-scale) maps per effect: %s (%s)", method, n_degenerate, settings.zero_maps)
     return Path(path)
 
 

@@ -137,6 +137,12 @@ def kernel_examples(
     return ds
 
 
+def _image_major(maps: xr.DataArray, models: np.ndarray) -> torch.Tensor:
+    """``maps(model, image, y, x)`` of ``models`` as ``(image, model, pixel)``."""
+    e = np.asarray(maps.isel({"model": models}).values)
+    return torch.as_tensor(e.reshape(e.shape[0], e.shape[1], -1).transpose(1, 0, 2))
+
+
 def kernel_comparison(
     zoo: xr.Dataset,
     explanations: Mapping[str, xr.Dataset],
@@ -156,11 +162,7 @@ def kernel_comparison(
     rows = []
     for g in groups:
         for m, da in maps.items():  # only the group's models (a lazily opened file reads only them)
-            def read(idx: np.ndarray) -> torch.Tensor:
-                e = np.asarray(da.isel({"model": idx}).values)
-                return torch.as_tensor(e.reshape(e.shape[0], e.shape[1], -1).transpose(1, 0, 2))
-
-            t, c = read(g.treated), read(g.control)
+            t, c = _image_major(da, g.treated), _image_major(da, g.control)
             for kern in kernels:  # every image at once; a NaN map drops out of its image
                 rows += [{"kernel": kern, "method": m, "value": labels[g.value], "image": i, "ite": float(x)}
                          for i, x in enumerate(ite(t, c, kern).numpy())]
