@@ -39,7 +39,7 @@ def groups_da(g: list[list[int]], samples=None) -> xr.DataArray:
     )
 
 
-def test_non_overlapping_patches_attribution_is_effect_over_k2():
+def test_non_overlapping_patches_attribution_is_the_patch_effect():
     # 4×4 image, 2×2 patches, stride 2: 4 patches (TL, TR, BL, BR); layers a, b | c → 2 groups
     kl = np.zeros((1, 4, 3))
     kl[0, :, 1] = [0.4, 0.8, 1.2, 2.0]  # layer b: output of group 0
@@ -54,33 +54,33 @@ def test_non_overlapping_patches_attribution_is_effect_over_k2():
     eff1 = np.array([4.0, 0.0, 8.0, 0.4])
     assert np.allclose(ds["effect"].values[0, :, 0], eff0) and np.allclose(ds["effect"].values[0, :, 1], eff1)
     assert ds["ace"].values[0, 0] == pytest.approx(eff0.mean()) and ds["ace"].values[0, 1] == pytest.approx(3.1)
-    expect1 = np.array([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0], [2.0, 2.0, 0.1, 0.1], [2.0, 2.0, 0.1, 0.1]])
+    expect1 = np.array([[4.0, 4.0, 0.0, 0.0], [4.0, 4.0, 0.0, 0.0], [8.0, 8.0, 0.4, 0.4], [8.0, 8.0, 0.4, 0.4]])
     assert np.allclose(ds["attribution"].values[0, 1], expect1)
-    expect0 = np.kron(eff0.reshape(2, 2), np.ones((2, 2))) / 4
+    expect0 = np.kron(eff0.reshape(2, 2), np.ones((2, 2)))  # each pixel covered once: its patch's effect
     assert np.allclose(ds["attribution"].values[0, 0], expect0)
     # padding group 2
     assert np.isnan(ds["ace"].values[0, 2]) and np.isnan(ds["attribution"].values[0, 2]).all()
     assert np.isnan(ds["effect"].values[0, :, 2]).all() and (ds["top_feature"].values[0, 2] == -1).all()
     assert np.isnan(ds["positive_share"].values[0, 2])
-    # mask of the output group (1): |a| ≥ 0.1 · 2.0 → the TL and BL blocks, not the 0.1 block
-    assert np.array_equal(ds["mask"].values[0], expect1 >= 0.2)
+    # mask of the output group (1): |a| ≥ 0.1 · 8.0 → the TL and BL blocks, not the 0.4 block
+    assert np.array_equal(ds["mask"].values[0], expect1 >= 0.8)
     # top features by |attribution|: BL block (2.0) first, lower flat index first on ties
     assert ds["top_feature"].values[0, 1, :4].tolist() == [8, 9, 12, 13]
     assert ds["top_feature"].values[0, 1, 4:8].tolist() == [0, 1, 4, 5]
-    assert np.allclose(ds["top_value"].values[0, 0, :4], -0.5)  # signed: BR block of group 0 is −2.0/4
+    assert np.allclose(ds["top_value"].values[0, 0, :4], -2.0)  # signed: BR block of group 0
     assert ds["positive_share"].values[0, 1] == pytest.approx(1.0)
     assert ds["positive_share"].values[0, 0] == pytest.approx((0.4 + 1.2) / (0.4 + 0.8 + 1.2 + 2.0))
 
 
 def test_overlapping_patches_stride_one_coverage():
-    # 4×4, 2×2 patches, stride 1: 9 patches; every effect 1 → attribution = coverage / 4
+    # 4×4, 2×2 patches, stride 1: 9 patches; every effect 1 → every pixel's mean effect is 1
+    # (corners covered by 1 patch, edges by 2, the inner 2×2 by 4: no border under-weighting)
     kl = np.ones((1, 9, 1))
     sign = np.ones((1, 9, 1))
     ds = ace_dataset(fake_interventions(kl, sign, 2, 1), groups_da([[0]]), TracerSettings())
-    cover = np.array([[1, 2, 2, 1], [2, 4, 4, 2], [2, 4, 4, 2], [1, 2, 2, 1]]) / 4
-    assert np.allclose(ds["attribution"].values[0, 0], cover)
-    assert ds["attribution"].values[0, 0, 0, 0] == 0.25 and ds["attribution"].values[0, 0, 1, 1] == 1.0
-    # one patch only (top-left corner 1, 1 = intervention 4) with effect −2
+    assert np.allclose(ds["attribution"].values[0, 0], 1.0)
+    # one patch only (top-left corner 1, 1 = intervention 4) with effect −2: the inner 2×2 is covered
+    # by 4 patches, so its mean effect is −2/4
     kl2 = np.zeros((1, 9, 1))
     kl2[0, 4, 0] = 2.0
     ds2 = ace_dataset(fake_interventions(kl2, -sign, 2, 1), groups_da([[0]]), TracerSettings())
@@ -89,6 +89,25 @@ def test_overlapping_patches_stride_one_coverage():
     assert np.allclose(ds2["attribution"].values[0, 0], expect)
     assert ds2["ace"].values[0, 0] == pytest.approx(-2.0 / 9)
     assert ds2["mask"].values[0].sum() == 4 and ds2["positive_share"].values[0, 0] == 0.0
+
+
+def test_attribution_is_the_mean_over_covering_patches_numpy_loop():
+    # 7×6 image, 3×2 patches, stride 2×1: rows 0,2,4 (the last cut to rows 4-6), 5 columns
+    rng = np.random.default_rng(3)
+    h, w, (kh, kw), (sh, sw) = 7, 6, (3, 2), (2, 1)
+    starts_y, starts_x = [0, 2, 4], [0, 1, 2, 3, 4]
+    n = len(starts_y) * len(starts_x)
+    kl = rng.uniform(0, 2, (2, n, 2))
+    sign = rng.choice([-1, 1], (2, n, 2))
+    inter = fake_interventions(kl, sign, [kh, kw], [sh, sw], side=h).assign_attrs(width=w)
+    ds = ace_dataset(inter, groups_da([[0, 1], [0, 0]]), TracerSettings(top_k=3))
+    for s, g in [(0, 1), (1, 0)]:  # the group whose output layer is "b" (index 1) in each sample
+        total, count = np.zeros((h, w)), np.zeros((h, w))
+        for i, (py, px) in enumerate([(y, x) for y in starts_y for x in starts_x]):
+            total[py : min(py + kh, h), px : min(px + kw, w)] += sign[s, i, 1] * kl[s, i, 1]
+            count[py : min(py + kh, h), px : min(px + kw, w)] += 1
+        assert (count > 0).all()
+        np.testing.assert_allclose(ds["attribution"].values[s, g], total / count, rtol=1e-12)
 
 
 def test_groups_aligned_by_coordinates_and_padding_per_sample():

@@ -39,8 +39,12 @@ def test_patch_masks_mnist_count_size_and_coverage():
 
 def test_patch_masks_stride_rectangles_and_errors():
     m = patch_masks(224, 224, 30, 15)  # ImageNet setting of App. F
-    assert len(m) == n_windows(224, 30, 15) ** 2 == 13**2
-    assert (m.sum((1, 2)) == 900).all()
+    # 13 full windows (0 … 180, covering rows 0-209) and a 14th at 195 truncated to rows 195-223
+    assert len(m) == n_windows(224, 30, 15) ** 2 == 14**2
+    sizes = m.sum((1, 2)).reshape(14, 14)
+    assert (sizes[:13, :13] == 900).all() and (sizes[13, :13] == 29 * 30).all() and sizes[13, 13] == 29 * 29
+    assert m[-1, 195:, 195:].all() and not m[-1, :195].any()
+    assert m.any(0).all()  # rows/columns 210-223 are occluded too
     r = patch_masks(5, 7, (2, 3), (1, 2))
     assert r.shape == (4 * 3, 5, 7) and (r.sum((1, 2)) == 6).all()
     with pytest.raises(ValueError, match="larger than the input"):
@@ -53,7 +57,40 @@ def test_window_masks_tabular():
     m = window_masks(10, 3, 1)
     assert m.shape == (8, 10) and (m.sum(1) == 3).all()
     assert m[0, :3].all() and m[7, 7:].all()
-    assert len(window_masks(10, 3, 2)) == 4
+    w = window_masks(10, 3, 2)  # starts 0, 2, 4, 6 and a last one at 8 truncated to features 8-9
+    assert len(w) == 5 and w[4].tolist() == [False] * 8 + [True, True]
+
+
+def _numpy_windows(length: int, k: int, s: int) -> np.ndarray:
+    """Independent reference: Captum's Occlusion shift count ceil((L − k)/s) + 1, windows cut at the edge."""
+    count = int(np.ceil((length - k) / s)) + 1
+    out = np.zeros((count, length), bool)
+    for j in range(count):
+        out[j, j * s : min(j * s + k, length)] = True
+    return out
+
+
+@pytest.mark.parametrize("length", [1, 5, 7, 10, 28, 29, 31, 224])
+def test_windows_cover_every_position_as_captum(length):
+    for k in range(1, min(length, 31) + 1):
+        for s in (1, 2, 3, 4, 7, 15, 16):
+            m = window_masks(length, k, s).numpy()
+            assert np.array_equal(m, _numpy_windows(length, k, s)), (length, k, s)
+            if s <= k:  # windows no farther apart than their size: every position occluded
+                assert m.any(0).all(), (length, k, s)
+            assert len(m) == n_windows(length, k, s)
+            if (length - k) % s == 0:  # exact tiling: the paper's count, no truncated window
+                assert len(m) == (length - k) // s + 1 and (m.sum(1) == k).all()
+
+
+def test_patch_masks_cover_every_pixel():
+    for (h, w), k, s in [((28, 28), 3, 1), ((28, 28), 5, 4), ((224, 224), 30, 15), ((13, 17), (4, 3), (3, 2))]:
+        m = patch_masks(h, w, k, s).numpy()
+        assert m.any(0).all()
+        kh, kw = (k, k) if isinstance(k, int) else k
+        sh, sw = (s, s) if isinstance(s, int) else s
+        ref = _numpy_windows(h, kh, sh)[:, None, :, None] & _numpy_windows(w, kw, sw)[None, :, None, :]
+        assert np.array_equal(m, ref.reshape(-1, h, w))
 
 
 def test_intervene_images():

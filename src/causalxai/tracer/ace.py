@@ -13,12 +13,17 @@ For sample ``x``, causal node (layer group) ``g`` and intervention ``x'``:
 * **ACE** (Definition 5). ``ACE_g = E_{P(X)}[effect]``: the expectation runs over the
   sample's interventions, i.e. ``P(X)`` is the uniform distribution over the ``n`` intervened
   copies of ``x``, so ``ACE_g`` is the mean effect over the ``n`` interventions.
-* **Feature attributions** (App. B, "feature contributions"). Each pixel receives an equal
-  share of the effect of every patch that covers it:
-  ``attribution(p) = Σ_{patches P ∋ p} effect(P) / |P|`` with ``|P| = k_h·k_w``, signed
-  (positive: supports, negative: opposes). Non-overlapping patches give ``effect/k²`` on each
-  of a patch's pixels; with stride 1 a corner pixel is covered by one patch and an inner
-  pixel by ``k²``. One matrix product of the effects with the boolean patch masks.
+* **Feature attributions** (App. B, "feature contributions"). Each pixel's attribution is the
+  mean effect of the patches that cover it:
+  ``attribution(p) = Σ_{patches P ∋ p} effect(P) / c(p)`` with ``c(p) = #{P ∋ p}`` the pixel's
+  coverage count, signed (positive: supports, negative: opposes). This is Captum's
+  ``Occlusion`` aggregation (the sum of the covering windows' effects divided by the number of
+  windows covering the pixel): non-overlapping patches give ``effect`` on each of a patch's
+  pixels; with stride 1 a corner pixel is covered by one patch and an inner pixel by ``k²``, and
+  all of them get the mean of their patches, so border pixels are not under-weighted (dividing
+  by ``k²`` would shrink a corner's effect up to 9× for 3×3 patches). A pixel no patch covers
+  (only when the stride exceeds the patch size) gets 0. One matrix product of the effects with
+  the boolean patch masks, divided by the coverage count.
 * **Explanation mask.** Features whose interventions have a non-negligible effect on the
   decision: :func:`threshold_mask` of the OUTPUT node's attribution (the last group),
   ``|a| ≥ threshold · max |a|``; nothing when every attribution is 0. The same function makes
@@ -178,7 +183,8 @@ def ace_dataset(interventions: xr.Dataset, groups: xr.DataArray, settings: Trace
 
     signed = sign * kl  # (S, n, L)
     effect0 = np.take_along_axis(signed, out_idx[:, None, :], axis=2) * valid[:, None, :]  # (S, n, G), 0-padded
-    attribution = np.matmul(effect0.transpose(0, 2, 1), masks.astype(np.float64)) / (kh * kw)  # (S, G, H·W)
+    coverage = masks.sum(axis=0).astype(np.float64)  # (H·W,) patches covering each pixel
+    attribution = np.matmul(effect0.transpose(0, 2, 1), masks.astype(np.float64)) / np.maximum(coverage, 1.0)
     ace = effect0.mean(axis=1)
 
     mag = np.abs(attribution)
@@ -226,8 +232,8 @@ def ace_dataset(interventions: xr.Dataset, groups: xr.DataArray, settings: Trace
         },
         attrs={
             "description": "average causal effects per causal node (paper 004 Def. 5: mean over the sample's "
-            "interventions of sign·KL at the node's last layer), per-pixel attributions (App. B: Σ over covering "
-            "patches of effect / k²), explanation mask of the output node and top features",
+            "interventions of sign·KL at the node's last layer), per-pixel attributions (App. B: mean effect of the "
+            "patches covering the pixel, as Captum's Occlusion), explanation mask of the output node and top features",
             "mask_threshold": float(mask_threshold),
             "top_k": int(k),
             "patch_size": attrs["patch_size"],

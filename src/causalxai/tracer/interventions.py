@@ -8,10 +8,14 @@ An intervention sets a subset I of the input features to a baseline b,
 * tabular rows of d features: 1×k windows with stride s (CIC-IDS 2017: 1×3, stride 1),
   :func:`window_masks`.
 
-The number of interventions along one axis of length L is ``floor((L − k) / s) + 1``
-(windows that fit entirely; no padding), so an H×W image has
-``(floor((H − k_h)/s_h) + 1) · (floor((W − k_w)/s_w) + 1)`` of them: 26·26 = 676 for
-MNIST. :func:`intervene` builds the original plus every intervened copy in one tensor
+Windows start at ``0, s, 2s, …`` along an axis of length L, ``ceil((L − k) / s) + 1`` of
+them; when ``(L − k)`` is not a multiple of ``s`` the last one is **truncated** at the border
+(it starts at ``ceil((L − k)/s)·s`` and covers ``[start, L)``, fewer than k positions), so every
+position is occluded at least once. This is Captum's ``Occlusion`` rule (its shift count is
+``ceil((L − k)/s) + 1``, the last window cut at the edge). When the windows tile exactly the
+count is the paper's ``(L − k)/s + 1``: 26·26 = 676 for MNIST (3×3, stride 1); 30×30 with stride
+15 on 224 px gives 14 windows per axis, the last at 195 covering rows 195-223 (the 13 full ones
+stop at row 209, so dropping the remainder would never occlude rows 210-223). :func:`intervene` builds the original plus every intervened copy in one tensor
 (row 0 the original), :func:`record_activations` runs them through the model in batches
 and keeps every observed layer's output. All of it is vectorised: no Python loop per
 intervention.
@@ -104,16 +108,21 @@ def _pair(v: int | Sequence[int], what: str) -> tuple[int, int]:
 
 
 def n_windows(length: int, k: int, stride: int) -> int:
-    """Windows of size ``k`` with stride ``stride`` that fit in ``length``: ``(length−k)//stride + 1``."""
+    """Windows of size ``k`` with stride ``stride`` along ``length``: ``ceil((length−k)/stride) + 1``.
+
+    Starts ``0, s, 2s, …``; the last window is truncated at the border when ``length − k`` is not
+    a multiple of ``stride`` (Captum's ``Occlusion``; module docstring), so every position is
+    covered. Tiling exactly (MNIST 3×3, stride 1: 26) gives the paper's ``(length−k)/stride + 1``.
+    """
     if k < 1 or stride < 1:
         raise ValueError(f"window size and stride must be >= 1, got k={k}, stride={stride}")
     if k > length:
         raise ValueError(f"window size {k} is larger than the input ({length}); choose k <= {length}")
-    return (length - k) // stride + 1
+    return -(-(length - k) // stride) + 1
 
 
 def _axis_masks(length: int, k: int, stride: int, device: torch.device | str | None) -> torch.Tensor:
-    """(n_windows, length) bool: row j covers [j·stride, j·stride + k)."""
+    """(n_windows, length) bool: row j covers [j·stride, min(j·stride + k, length))."""
     starts = torch.arange(n_windows(length, k, stride), device=device) * stride
     pos = torch.arange(length, device=device)
     return (pos >= starts[:, None]) & (pos < starts[:, None] + k)
@@ -132,8 +141,9 @@ def patch_masks(
     ``k`` and ``stride`` are an int or a ``(rows, cols)`` pair. Patches are ordered row-major
     by their top-left corner ``(i·s_h, j·s_w)``; patch ``i·n_w + j`` covers rows
     ``[i·s_h, i·s_h + k_h)`` and columns ``[j·s_w, j·s_w + k_w)``.
-    ``n = n_h · n_w`` with ``n_h = (height − k_h)//s_h + 1``, ``n_w = (width − k_w)//s_w + 1``
-    (28×28, k=3, s=1: 26·26 = 676).
+    ``n = n_h · n_w`` with ``n_h = ceil((height − k_h)/s_h) + 1``, ``n_w`` likewise (28×28, k=3,
+    s=1: 26·26 = 676); a last row/column of patches is truncated at the border when the windows
+    do not tile exactly (:func:`n_windows`), so every pixel is covered.
     """
     kh, kw = _pair(k, "patch size k")
     sh, sw = _pair(stride, "stride")
@@ -144,9 +154,10 @@ def patch_masks(
 
 
 def window_masks(d: int, k: int, stride: int, *, device: torch.device | str | None = None) -> torch.Tensor:
-    """Boolean masks ``(n, d)`` of 1×k windows over d tabular features, ``n = (d − k)//stride + 1``.
+    """Boolean masks ``(n, d)`` of 1×k windows over d tabular features, ``n =`` :func:`n_windows`.
 
-    Window j covers features ``[j·stride, j·stride + k)`` (CIC-IDS 2017 in paper 004: k=3, s=1).
+    Window j covers features ``[j·stride, min(j·stride + k, d))`` (CIC-IDS 2017 in paper 004: k=3,
+    s=1); the last one is truncated when the windows do not tile the d features exactly.
     """
     return _axis_masks(int(d), int(k), int(stride), device)
 
@@ -508,7 +519,7 @@ def interventions_dataset(
     kh, kw = _pair(settings.patch, "patch size k")
     sh, sw = _pair(settings.stride, "stride")
     n_int = len(masks)
-    n_w = (width - kw) // sw + 1
+    n_w = n_windows(width, kw, sw)
     idx = np.arange(n_int)
     n_classes = len(results[0]["prob"])
 
