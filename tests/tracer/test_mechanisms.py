@@ -43,6 +43,7 @@ def test_mechanisms_order_shares_coverage():
         "conv1|relu1|fc1+fc3",  # 3 nodes, share 2/6: fewer nodes come first
     ]
     np.testing.assert_array_equal(ds["n_nodes"].values, [2, 2, 3])
+    np.testing.assert_array_equal(ds["n_intermediate"].values, [1, 1, 2])  # the output node left out
     np.testing.assert_array_equal(ds["n_samples"].values, [3, 1, 2])
     np.testing.assert_allclose(ds["share"].values, [3 / 6, 1 / 6, 2 / 6])
     np.testing.assert_allclose(ds["coverage"].values, [0.5, 4 / 6, 1.0])

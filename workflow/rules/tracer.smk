@@ -132,6 +132,15 @@ rule mechanisms:
             category="TRACER",
             subcategory="2 causal nodes and mechanisms ({dataset})",
         ),
+        stability=report(
+            "results/{dataset}/tables/mechanisms_stability.csv",
+            caption="../report/tracer_mechanism_stability.rst",
+            category="TRACER",
+            subcategory="2 causal nodes and mechanisms ({dataset})",
+        ),
+    params:
+        mechanisms=config["tracer"]["mechanisms"],
+        seed=config["seed"],
     log:
         "logs/{dataset}/tracer/mechanisms.log",
     benchmark:

@@ -10,12 +10,13 @@ An intervention sets a subset I of the input features to a baseline b,
 
 Windows start at ``0, s, 2s, …`` along an axis of length L, ``ceil((L − k) / s) + 1`` of
 them; when ``(L − k)`` is not a multiple of ``s`` the last one is **truncated** at the border
-(it starts at ``ceil((L − k)/s)·s`` and covers ``[start, L)``, fewer than k positions), so every
+(it starts at ``ceil((L − k)/s)·s`` and covers ``[start, L)``, fewer than k positions), so with s ≤ k every
 position is occluded at least once. This is Captum's ``Occlusion`` rule (its shift count is
 ``ceil((L − k)/s) + 1``, the last window cut at the edge). When the windows tile exactly the
 count is the paper's ``(L − k)/s + 1``: 26·26 = 676 for MNIST (3×3, stride 1); 30×30 with stride
 15 on 224 px gives 14 windows per axis, the last at 195 covering rows 195-223 (the 13 full ones
-stop at row 209, so dropping the remainder would never occlude rows 210-223). :func:`intervene` builds the original plus every intervened copy in one tensor
+stop at row 209, so dropping the remainder would never occlude rows 210-223).
+:func:`intervene` builds the original plus every intervened copy in one tensor
 (row 0 the original), :func:`record_activations` runs them through the model in batches
 and keeps every observed layer's output. All of it is vectorised: no Python loop per
 intervention.

@@ -15,9 +15,13 @@ Choices where the paper leaves room:
   as in Fig. 11), then by share (descending), then by composition string, so the order is
   total and deterministic. Coverage is the cumulative share in that order
   (``cumsum(n_samples) / N``, exactly 1 for the last mechanism).
-* **Node count.** ``n_nodes`` counts all layer groups of the observed layers. The paper's
-  "2 / 3 / 4 intermediate causal nodes" may leave out nodes it does not call intermediate;
-  what counts depends on which layers are observed (``tracer.layers``).
+* **Node count.** ``n_nodes`` counts all layer groups of the observed layers. The paper counts
+  *intermediate* causal nodes (App. E: "2 / 3 / 4 intermediate causal nodes"); its Fig. 5 labels
+  the last node ``G4 (Output)`` and G1-G3 the others, and the input is not an observed layer.
+  ``n_intermediate = n_nodes − 1`` leaves out that output node: the group holding the last
+  observed layer (the model's output layer ``fc3`` in the default ``tracer.layers``; when the
+  output layer is not observed, the last group is still the one left out). Tables and figures
+  report ``n_intermediate`` as the paper does and keep ``n_nodes``.
 * **Compressed models (§4.3, Table 1).** C1, C2, C3 are built from the mechanisms reached at
   increasing coverage (paper: 84.6 %, 98.8 %, 100 %). :func:`coverage_levels` returns, for
   each requested level, the first mechanism whose cumulative coverage reaches it. Note that
@@ -127,6 +131,7 @@ def mechanisms_dataset(
 
     Returns:
         Dataset over ``mechanism`` (0 … M−1 in the module's order) with ``n_nodes``,
+        ``n_intermediate`` (``n_nodes − 1``: the paper's count, module docstring),
         ``composition`` (str), ``n_samples``, ``share``, ``coverage`` (cumulative share),
         ``group (mechanism, layer)`` (the group ids of each mechanism),
         ``sample_mechanism (sample)`` (which mechanism each sample follows), and with
@@ -146,6 +151,7 @@ def mechanisms_dataset(
 
     data: dict[str, tuple] = {
         "n_nodes": (("mechanism",), nodes[order].astype(np.int64)),
+        "n_intermediate": (("mechanism",), nodes[order].astype(np.int64) - 1),
         "composition": (("mechanism",), np.asarray([comps[i] for i in order], dtype=str)),
         "n_samples": (("mechanism",), counts_o),
         "share": (("mechanism",), counts_o / n),

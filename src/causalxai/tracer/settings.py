@@ -25,6 +25,7 @@ __all__ = [
     "SettingError",
     "Settings",
     "TracerSettings",
+    "MechanismSettings",
     "ClassifierSettings",
     "function",
     "integer",
@@ -249,6 +250,36 @@ class TracerSettings(Settings):
     to_raw: Callable[[torch.Tensor], torch.Tensor] = setting(to_raw, function())  # noqa: RUF009
     from_raw: Callable[[torch.Tensor], torch.Tensor] = setting(from_raw, function())  # noqa: RUF009
 
+
+
+@dataclasses.dataclass(frozen=True)
+class MechanismSettings(Settings):
+    """Stability of the global mechanisms (paper 004 App. E; not in the paper, issue 16).
+
+    Attributes:
+        eps_radius: the ε-neighbourhood reaches ``tracer.cka.eps ± eps_radius``.
+        eps_step: spacing of the ε grid in that neighbourhood.
+        bootstrap: resamples (with replacement) of the analysed samples.
+        top: coverage of the first ``top`` mechanisms is reported per ε.
+        margin: a CKA within ``margin`` of the threshold ``1 − ε`` is "near the threshold"
+            (counted per sample and marked in the CKA heat map).
+        seed: the bootstrap's seed.
+    """
+
+    SECTION: ClassVar[str] = "tracer.mechanisms"
+    CONFIG_KEYS: ClassVar[Mapping[str, str]] = {"seed": "seed"}
+
+    eps_radius: float = setting(0.02, number(0.0, 1.0))
+    eps_step: float = setting(0.0025, number(1e-6, 1.0))
+    bootstrap: int = setting(200, integer(0))
+    top: int = setting(3, integer(1))
+    margin: float = setting(0.01, number(0.0, 1.0))
+    seed: int = setting(0, integer(0))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.eps_radius / self.eps_step > 1000:
+            self._fail("eps_step", f"gives over 2001 grid points for eps_radius {self.eps_radius}, got {self.eps_step}")
 
 
 @dataclasses.dataclass(frozen=True)
