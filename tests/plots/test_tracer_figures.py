@@ -177,3 +177,64 @@ def test_large_networks_stay_bounded(tmp_path):
     assert fig.axes[0].get_xticklabels()[2].get_text() == "3 nodes"
     for name in ["c", "e", "m"]:
         check_png(tmp_path / f"{name}.png")
+
+
+def test_cka_three_decimals_and_near_threshold_boxes(tmp_path):
+    from causalxai.plots.tracer_figures import near_threshold
+
+    ds = make_cka(samples=[3])
+    c = ds["cka"].values.copy()
+    c[0, 0, 1] = c[0, 1, 0] = 0.9449  # 0.0051 below 1 − 0.05: near with margin 0.01
+    c[0, 2, 3] = c[0, 3, 2] = 0.9612  # 0.0112 above: not near
+    ds["cka"].values[:] = c
+    near = near_threshold(c[0], 0.05, 0.01)
+    ref = (np.abs(c[0] - 0.95) <= 0.01) & ~np.eye(len(LAYERS), dtype=bool)
+    np.testing.assert_array_equal(near, ref)
+    assert near[0, 1] and near[1, 0] and not near[2, 3]
+    fig = plot_cka(ds, tmp_path / "cka.png", margin=0.01)  # ε from the dataset's attribute
+    check_png(tmp_path / "cka.png", min_w=200)
+    ax = [a for a in fig.axes if a.get_title()][0]
+    boxes = {p.get_gid() for p in ax.patches if (p.get_gid() or "").startswith("near")}
+    assert boxes == {f"near {i} {j}" for i, j in zip(*np.nonzero(ref))}
+    texts = [t.get_text() for t in ax.texts]
+    assert "0.945" in texts and "0.961" in texts  # three decimals: the side of 0.95 is visible
+    assert "≤ 0.01" in fig._suptitle.get_text()
+    fig = plot_cka(ds, tmp_path / "plain.png")  # no margin: no boxes
+    assert not [p for a in fig.axes for p in a.patches if (p.get_gid() or "").startswith("near")]
+
+
+def test_coverage_labels_count_intermediate_nodes(data, tmp_path):
+    mech = data["mech"].assign(n_intermediate=data["mech"]["n_nodes"] - 1)
+    df = coverage_frame(mech)
+    assert df["label"].iloc[0] == "2 intermediate (3 nodes)\nconv1…pool1\nconv2…pool2\nfc1…fc3"
+    np.testing.assert_array_equal(df["n_intermediate"].values, [2, 3, 4, 1])
+    fig = plot_coverage(mech, tmp_path / "cov.png")
+    assert "intermediate" in fig.axes[0].get_xlabel()
+
+
+def test_mechanism_stability_figure(tmp_path):
+    from causalxai.plots.tracer_figures import plot_mechanism_stability, stability_frame
+    from causalxai.tracer.mechanisms import mechanisms_dataset
+    from causalxai.tracer.settings import MechanismSettings
+    from causalxai.tracer.stability import stability_dataset
+
+    cka = make_cka()
+    settings = MechanismSettings(eps_radius=0.04, eps_step=0.01, bootstrap=30, top=2, margin=0.02, seed=1)
+    mech = xr.merge([mechanisms_dataset(cka["group"]), stability_dataset(cka["cka"], 0.05, settings)],
+                    combine_attrs="drop").assign_attrs(eps=0.05, margin=0.02)
+    df = stability_frame(mech)
+    np.testing.assert_allclose(df["eps"], [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09])
+    np.testing.assert_array_equal(df["n_mechanisms"], mech["eps_n_mechanisms"].values)
+    q = np.quantile(mech["boot_dominant_share"].values, 0.975, axis=1)
+    np.testing.assert_allclose(df["boot_dominant_share_q975"], q)
+    fig = plot_mechanism_stability(mech, tmp_path / "stability.png")
+    check_png(tmp_path / "stability.png")
+    ax_n, ax_s, ax_p = fig.axes[:3]
+    (line,) = [ln for ln in ax_n.get_lines() if ln.get_gid() == "n_mechanisms"]
+    np.testing.assert_array_equal(line.get_ydata(), mech["eps_n_mechanisms"].values)
+    (share,) = [ln for ln in ax_s.get_lines() if ln.get_gid() == "dominant_share"]
+    np.testing.assert_allclose(share.get_ydata(), mech["eps_dominant_share"].values)
+    (top2,) = [ln for ln in ax_s.get_lines() if ln.get_gid() == "coverage_top2"]
+    np.testing.assert_allclose(top2.get_ydata(), mech["eps_coverage"].values[:, 1])
+    heights = [p.get_height() for p in ax_p.patches]
+    np.testing.assert_array_equal(heights, np.bincount(mech["near_pairs"].values))

@@ -208,6 +208,12 @@ rule tracer_figures:
             category="TRACER",
             subcategory="2 causal nodes and mechanisms ({dataset})",
         ),
+        stability=report(
+            "results/{dataset}/figures/tracer/mechanism_stability.png",
+            caption="../report/tracer_mechanism_stability.rst",
+            category="TRACER",
+            subcategory="2 causal nodes and mechanisms ({dataset})",
+        ),
         reliability=report(
             "results/{dataset}/figures/tracer/reliability.png",
             caption="../report/tracer_reliability.rst",

@@ -1,9 +1,16 @@
-"""Rule tracer_figures: CKA heat maps, eps sweep, mechanism coverage and reliability (paper 004 Fig. 2, 3, 11, 12)."""
+"""Rule tracer_figures: CKA heat maps, eps sweep, mechanism coverage and stability, reliability (paper 004 Fig. 2,
+3, 11, 12)."""
 
 import logging
 
 from causalxai.io import open as open_result
-from causalxai.plots.tracer_figures import plot_cka, plot_coverage, plot_eps_sweep, plot_reliability
+from causalxai.plots.tracer_figures import (
+    plot_cka,
+    plot_coverage,
+    plot_eps_sweep,
+    plot_mechanism_stability,
+    plot_reliability,
+)
 
 from common import start
 
@@ -11,8 +18,10 @@ start(snakemake)
 
 inp, out = snakemake.input, snakemake.output
 nodes = open_result(inp.nodes)
-plot_cka(nodes, out.cka)
+mechanisms = open_result(inp.mechanisms)
+plot_cka(nodes, out.cka, eps=float(nodes.attrs["eps"]), margin=float(mechanisms.attrs["margin"]))
 plot_eps_sweep(nodes, out.eps_sweep)
-plot_coverage(open_result(inp.mechanisms), out.coverage)
+plot_coverage(mechanisms, out.coverage)
+plot_mechanism_stability(mechanisms, out.stability)
 plot_reliability(open_result(inp.reliability), out.reliability)
 logging.info("figures written")

@@ -39,6 +39,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
 
 from causalxai.plots._figure import DPI, require, save_figure as _save  # noqa: E402,F401
+from causalxai.tracer.stability import stability_table  # noqa: E402
 
 __all__ = [
     "compact_group",
@@ -47,7 +48,10 @@ __all__ = [
     "plot_cka",
     "plot_coverage",
     "plot_eps_sweep",
+    "plot_mechanism_stability",
     "plot_reliability",
+    "near_threshold",
+    "stability_frame",
     "reliability_frame",
     "short_composition",
 ]
@@ -122,11 +126,26 @@ def _cka_matrix(cka_ds: xr.Dataset, sel: dict) -> tuple[np.ndarray, list[str]]:
     return np.asarray(cka.values, dtype=float), names
 
 
-def _heatmap(ax, matrix: np.ndarray, names: list[str], cbar: bool = True, cbar_ax=None) -> None:
+def near_threshold(matrix: np.ndarray, eps: float, margin: float) -> np.ndarray:
+    """Off-diagonal cells whose CKA lies within ``margin`` of the threshold ``1 − ε``: ``(L, L)`` bool
+    (the pairs whose side of the threshold a small change of ε flips)."""
+    m = np.asarray(matrix, dtype=float)
+    near = np.abs(m - (1.0 - float(eps))) <= float(margin) + 1e-12
+    np.fill_diagonal(near, False)
+    return near
+
+
+def _heatmap(ax, matrix: np.ndarray, names: list[str], cbar: bool = True, cbar_ax=None,
+             near: np.ndarray | None = None) -> None:
     annot = matrix.shape[0] <= 10
     sns.heatmap(matrix, ax=ax, vmin=0.0, vmax=1.0, cmap="viridis", square=True, cbar=cbar, cbar_ax=cbar_ax,
-                xticklabels=names, yticklabels=names, annot=annot, fmt=".2f",
-                annot_kws={"fontsize": 6}, cbar_kws={"label": "linear CKA"} if cbar else None)
+                xticklabels=names, yticklabels=names, annot=annot, fmt=".3f",
+                annot_kws={"fontsize": 5 if matrix.shape[0] > 6 else 6},
+                cbar_kws={"label": "linear CKA"} if cbar else None)
+    if near is not None:
+        for i, j in zip(*np.nonzero(near)):
+            ax.add_patch(plt.Rectangle((j + 0.04, i + 0.04), 0.92, 0.92, fill=False, edgecolor="#ff2d2d", lw=1.4,
+                                       gid=f"near {i} {j}"))
     ax.tick_params(labelsize=7)
     ax.set_xticklabels(ax.get_xticklabels(), rotation=90)
     ax.set_yticklabels(ax.get_yticklabels(), rotation=0)
@@ -171,9 +190,24 @@ def coverage_frame(mech_ds: xr.Dataset) -> pd.DataFrame:
         "share": np.asarray(mech_ds["share"].values, dtype=float),
         "coverage": np.asarray(mech_ds["coverage"].values, dtype=float),
     })
-    df.insert(3, "label", [f"{k} node{'s' if k != 1 else ''}\n" + short_composition(c).replace(" | ", "\n")
-                           for k, c in zip(df["n_nodes"], df["composition"])])
+    if "n_intermediate" in mech_ds:  # the paper's count (App. E), the full count in brackets
+        df.insert(2, "n_intermediate", np.asarray(mech_ds["n_intermediate"].values).astype(int))
+        heads = [f"{i} intermediate ({k} node{'s' if k != 1 else ''})"
+                 for i, k in zip(df["n_intermediate"], df["n_nodes"])]
+    else:
+        heads = [f"{k} node{'s' if k != 1 else ''}" for k in df["n_nodes"]]
+    df.insert(df.columns.get_loc("composition") + 1, "label",
+              [f"{h}\n" + short_composition(c).replace(" | ", "\n") for h, c in zip(heads, df["composition"])])
     return df
+
+
+def stability_frame(mech_ds: xr.Dataset) -> pd.DataFrame:
+    """The ε-stability table of mechanisms.nc (:func:`causalxai.tracer.stability.stability_table`): one
+    row per ε of the grid with the mechanism count, dominant share, coverage of the first mechanisms and
+    the bootstrap quantiles."""
+    require(mech_ds, ["eps_n_mechanisms", "eps_dominant_share", "eps_coverage", "boot_n_mechanisms",
+                      "boot_dominant_share", "near_pairs"], "mechanisms.nc")
+    return stability_table(mech_ds)
 
 
 def reliability_frame(rel_ds: xr.Dataset) -> pd.DataFrame:
@@ -201,9 +235,12 @@ def reliability_frame(rel_ds: xr.Dataset) -> pd.DataFrame:
 
 
 
-def plot_cka(cka_ds: xr.Dataset, path: str | os.PathLike[str], samples=None) -> Figure:
-    """CKA heat maps (vmin 0, vmax 1) of up to four samples side by side, one shared colour bar;
-    ``samples`` defaults to the first four of the dataset."""
+def plot_cka(cka_ds: xr.Dataset, path: str | os.PathLike[str], samples=None, *, eps: float | None = None,
+             margin: float | None = None) -> Figure:
+    """CKA heat maps (vmin 0, vmax 1, three decimals) of up to four samples side by side, one shared
+    colour bar; ``samples`` defaults to the first four of the dataset. With ``margin``, the layer pairs
+    with ``|CKA − (1 − ε)| ≤ margin`` are boxed in red (:func:`near_threshold`; ε defaults to the
+    dataset's ``eps`` attribute, as causal_nodes.nc has it)."""
     require(cka_ds, ["cka"], "the CKA dataset")
     ids = _sample_ids(cka_ds)
     if samples is None:
@@ -214,6 +251,9 @@ def plot_cka(cka_ds: xr.Dataset, path: str | os.PathLike[str], samples=None) -> 
     if not 1 <= len(samples) <= MAX_CKA_PANELS:
         raise ValueError(f"plot_cka draws 1 to {MAX_CKA_PANELS} samples, got {len(samples)}: {samples}")
     sels = [_check_sample(cka_ds, s, "the CKA dataset") for s in samples]
+    if eps is None and "eps" in cka_ds.attrs:
+        eps = float(cka_ds.attrs["eps"])
+    mark = margin is not None and eps is not None
     sns.set_theme(style="white")
     n = len(samples)
     n_layers = cka_ds.sizes["layer_i"]
@@ -224,7 +264,8 @@ def plot_cka(cka_ds: xr.Dataset, path: str | os.PathLike[str], samples=None) -> 
     for k, (s, sel) in enumerate(zip(samples, sels)):
         ax = fig.add_subplot(grid[0, k])
         matrix, names = _cka_matrix(cka_ds, sel)
-        _heatmap(ax, matrix, names, cbar=k == 0, cbar_ax=cax if k == 0 else None)
+        _heatmap(ax, matrix, names, cbar=k == 0, cbar_ax=cax if k == 0 else None,
+                 near=near_threshold(matrix, eps, margin) if mark else None)
         title = f"sample {s}"
         if "n_groups" in cka_ds:
             ng = int(cka_ds["n_groups"].sel(sel))
@@ -232,7 +273,10 @@ def plot_cka(cka_ds: xr.Dataset, path: str | os.PathLike[str], samples=None) -> 
         ax.set_title(title, fontsize=10)
         if k:
             ax.set_yticklabels([])
-    fig.suptitle("linear CKA between layer activations over the interventions")
+    title = "linear CKA between layer activations over the interventions"
+    if mark:
+        title += f"\nred boxes: |CKA − {1 - eps:g}| ≤ {margin:g} (near the threshold 1 − ε, ε = {eps:g})"
+    fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path, bbox_inches="tight")
 
@@ -318,7 +362,8 @@ def plot_coverage(mech_ds: xr.Dataset, path: str | os.PathLike[str]) -> Figure:
     ax.set_ylabel("share of samples")
     ax.set_ylim(0, 1.12)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_xlabel("causal mechanism (number of nodes, composition)")
+    ax.set_xlabel("causal mechanism (intermediate causal nodes, composition)" if "n_intermediate" in df
+                  else "causal mechanism (number of nodes, composition)")
     ax2 = ax.twinx()
     ax2.plot(x, df["coverage"].values, color="C3", marker="o", lw=1.8, label="cumulative coverage")
     ax2.set_ylim(0, 1.12)
@@ -329,6 +374,54 @@ def plot_coverage(mech_ds: xr.Dataset, path: str | os.PathLike[str]) -> Figure:
     ax.legend(handles, [h.get_label() for h in handles], loc="center right", frameon=False, fontsize=8)
     total = int(df["n_samples"].sum())
     fig.suptitle(f"generalisation of causal mechanisms over {total} samples")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_mechanism_stability(mech_ds: xr.Dataset, path: str | os.PathLike[str]) -> Figure:
+    """How stable the global mechanisms are (not in the paper): left the number of distinct mechanisms
+    per ε of the neighbourhood grid, middle the dominant mechanism's share and the coverage of the first
+    mechanisms, both with the bootstrap's 2.5-97.5 % band over resampled samples; the chosen ε dashed.
+    Right: per sample, how many consecutive layer pairs have a CKA within the margin of ``1 − ε``."""
+    df = stability_frame(mech_ds)
+    eps = df["eps"].to_numpy(dtype=float)
+    chosen = float(mech_ds.attrs["eps"])
+    boot = "boot_n_mechanisms_q025" in df
+    sns.set_theme(style="whitegrid")
+    fig, (ax_n, ax_s, ax_p) = plt.subplots(1, 3, figsize=(14.0, 4.2), gridspec_kw={"width_ratios": [1, 1, 0.8]})
+    ax_n.plot(eps, df["n_mechanisms"], color="C0", marker="o", ms=3, lw=1.8, label="all samples", gid="n_mechanisms")
+    if boot:
+        ax_n.fill_between(eps, df["boot_n_mechanisms_q025"], df["boot_n_mechanisms_q975"], color="C0", alpha=0.2,
+                          label=f"bootstrap 95 % ({mech_ds.sizes['bootstrap']} resamples)")
+    ax_n.set_ylabel("distinct mechanisms")
+    ax_n.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_n.set_ylim(bottom=0)
+    ax_n.set_title("mechanism count vs ε", fontsize=10)
+    ax_s.plot(eps, df["dominant_share"], color="C3", marker="o", ms=3, lw=1.8, label="dominant mechanism's share",
+              gid="dominant_share")
+    if boot:
+        ax_s.fill_between(eps, df["boot_dominant_share_q025"], df["boot_dominant_share_q975"], color="C3",
+                          alpha=0.2, label="bootstrap 95 %")
+    cov_cols = [c for c in df.columns if c.startswith("coverage_top")]
+    for r, col in enumerate(cov_cols):
+        ax_s.plot(eps, df[col], color="0.35", lw=1.0, ls=[":", "-.", "--", "-"][r % 4],
+                  label=f"coverage of the first {r + 1} (Fig. 11 order)", gid=col)
+    ax_s.set_ylim(0, 1.05)
+    ax_s.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax_s.set_ylabel("share of samples")
+    ax_s.set_title("dominant share and coverage vs ε", fontsize=10)
+    for ax in (ax_n, ax_s):
+        ax.axvline(chosen, color="k", ls="--", lw=1.0, label=f"chosen ε = {chosen:g}")
+        ax.set_xlabel("ε (layers merge when CKA ≥ 1 − ε)")
+        ax.legend(frameon=False, fontsize=7)
+    near = np.asarray(mech_ds["near_pairs"].values).astype(int)
+    counts = np.bincount(near, minlength=int(near.max(initial=0)) + 1)
+    ax_p.bar(np.arange(counts.size), counts, color="C2", gid="near_pairs")
+    ax_p.set_xlabel(f"consecutive layer pairs with |CKA − {1 - chosen:g}| ≤ {float(mech_ds.attrs['margin']):g}")
+    ax_p.set_ylabel("samples")
+    ax_p.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_p.set_title(f"near the threshold: {np.mean(near > 0):.0%} of samples have one", fontsize=10)
+    fig.suptitle(f"stability of the global mechanisms over {mech_ds.sizes['sample']} samples")
     fig.tight_layout()
     return _save(fig, path)
 
