@@ -102,13 +102,18 @@ rule causal_nodes:
 
 rule ace:
     input:
+        weights="results/{dataset}/tracer/target_model.pt",
         interventions="results/{dataset}/tracer/interventions.nc",
         nodes="results/{dataset}/tracer/causal_nodes.nc",
         code=package_code("ace.py"),
     output:
         ace="results/{dataset}/tracer/ace.nc",
     params:
-        tracer=tracer_params("mask_threshold", "top_k"),
+        tracer=tracer_params("mask_threshold", "top_k", "top_units", "batch_size"),
+        device=config["device"],
+    threads: 8
+    resources:
+        gpu=1,
     log:
         "logs/{dataset}/tracer/ace.log",
     benchmark:

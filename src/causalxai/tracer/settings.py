@@ -219,6 +219,7 @@ class TracerSettings(Settings):
         eps_sweep: the ε values of App. G's sweep.
         mask_threshold: share of the maximum |attribution| that enters the explanation mask.
         top_k: top features per causal node.
+        top_units: top units (channels / features of its last layer) per causal node (App. B: top-3).
         to_raw, from_raw: normalised input → raw space and back (where the baseline is set).
     """
 
@@ -234,6 +235,7 @@ class TracerSettings(Settings):
         "eps_sweep": "tracer.cka.eps_sweep",
         "mask_threshold": "tracer.ace.mask_threshold",
         "top_k": "tracer.ace.top_k",
+        "top_units": "tracer.ace.top_units",
     }
 
     layers: str | Sequence[str] = setting("all", _layers)
@@ -247,6 +249,7 @@ class TracerSettings(Settings):
     eps_sweep: Sequence[float] = setting(EPS_SWEEP, _eps_sweep)
     mask_threshold: float = setting(0.1, number(0.0, 1.0, what=" (a share of the maximum |attribution|)"))
     top_k: int = setting(10, integer(1))
+    top_units: int = setting(3, integer(1))
     to_raw: Callable[[torch.Tensor], torch.Tensor] = setting(to_raw, function())  # noqa: RUF009
     from_raw: Callable[[torch.Tensor], torch.Tensor] = setting(from_raw, function())  # noqa: RUF009
 
