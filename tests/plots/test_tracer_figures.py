@@ -238,3 +238,30 @@ def test_mechanism_stability_figure(tmp_path):
     np.testing.assert_allclose(top2.get_ydata(), mech["eps_coverage"].values[:, 1])
     heights = [p.get_height() for p in ax_p.patches]
     np.testing.assert_array_equal(heights, np.bincount(mech["near_pairs"].values))
+
+
+def test_node_validation_frame_and_figure(tmp_path):
+    from causalxai.plots.tracer_figures import node_validation_frame, plot_node_validation
+    from tests.plots.tracer_outputs import with_validation
+
+    ace = with_validation(make_ace())
+    df = node_validation_frame(ace)
+    assert len(df) == 2 * int(ace["n_groups"].sum())
+    for row in df.sample(15, random_state=0).itertuples():
+        assert row.abs_ace == abs(float(ace["ace"].sel(sample=row.sample, group=row.group)))
+        assert row.ablation_kl == float(ace["ablation_kl"].sel(sample=row.sample, group=row.group,
+                                                                ablation=row.ablation))
+        assert row.output_node == (row.group == int(ace["n_groups"].sel(sample=row.sample)) - 1)
+    fig = plot_node_validation(ace, tmp_path / "validation.png")
+    check_png(tmp_path / "validation.png")
+    ax = fig.axes[0]
+    pts = np.concatenate([c.get_offsets() for c in ax.collections if (c.get_gid() or "").startswith("interventions")])
+    part = df[df["ablation"] == "interventions"]
+    assert len(pts) == len(part)
+    assert np.isclose(pts[:, 1].min(), max(part["ablation_kl"].min(), 1e-12))  # the zero on the floor
+    rho = float(ace["ace_ablation_spearman_pooled"].sel(ablation="interventions"))
+    assert f"ρ = {rho:.2f}" in ax.get_title()
+    strips = [c for c in fig.axes[-1].collections if (c.get_gid() or "").startswith("spearman")]
+    finite = np.isfinite(ace["ace_ablation_spearman"].sel(ablation="samples").values)
+    np.testing.assert_allclose(np.sort(strips[1].get_offsets()[:, 1]),
+                               np.sort(ace["ace_ablation_spearman"].sel(ablation="samples").values[finite]))

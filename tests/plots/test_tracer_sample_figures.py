@@ -169,3 +169,21 @@ def test_large_networks_stay_bounded(tmp_path):
     ds, names = make_large_cka()
     plot_causal_graph(ds, tmp_path / "g.png", 1)
     check_png(tmp_path / "g.png")
+
+
+def test_contributions_with_top_units(tmp_path):
+    from causalxai.plots.tracer_sample_figures import plot_contributions, unit_frame
+    from tests.plots.tracer_outputs import make_ace, make_interventions, with_validation
+
+    ace = with_validation(make_ace())
+    frame = unit_frame(ace, 3)
+    n_nodes = int(ace["n_groups"].sel(sample=3))
+    assert len(frame) == 3 * n_nodes and frame["unit"].ge(0).all()
+    assert frame["unit"].tolist()[:3] == ace["top_unit"].sel(sample=3, group=0).values.tolist()
+    fig = plot_contributions(make_interventions(), ace, tmp_path / "units.png", 3)
+    check_png(tmp_path / "units.png")
+    drawn = [im for ax in fig.axes for im in ax.get_images() if (im.get_gid() or "").startswith("unit")]
+    assert len(drawn) == 3 * n_nodes
+    first = [im for im in drawn if im.get_gid() == f"unit G1 #{frame['unit'].iloc[0]}"][0]
+    np.testing.assert_allclose(np.asarray(first.get_array()), ace["unit_attribution"].sel(sample=3, group=0,
+                                                                                           unit_rank=0).values)

@@ -168,3 +168,28 @@ def make_large_cka(n_l: int = 40) -> tuple[xr.Dataset, list[str]]:
         coords={"sample": [0, 1], "layer": names, "layer_i": names, "layer_j": names, "eps": [0.0, 0.05]},
     )
     return ds, names
+
+
+def with_validation(ace: xr.Dataset, seed: int = 5, units: int = 3) -> xr.Dataset:
+    """``ace`` with the node ablation, its agreement with ACE and the top units (as the ace rule adds them)."""
+    from causalxai.tracer.ablation import ace_ablation_agreement
+
+    rng = np.random.default_rng(seed)
+    n_s, n_g = ace.sizes["sample"], ace.sizes["group"]
+    valid = np.isfinite(ace["ace"].values)
+    n_groups = valid.sum(1)
+    kl = np.where(valid[:, :, None], rng.lognormal(-6, 2, (n_s, n_g, 2)), np.nan)
+    kl[0, 0, 0] = 0.0  # an exact zero: drawn on the axis floor
+    flip = valid[:, :, None] & (rng.random((n_s, n_g, 2)) < 0.2)
+    unit = np.where(valid[:, :, None], rng.integers(0, 64, (n_s, n_g, units)), -1)
+    score = np.where(valid[:, :, None], rng.uniform(0, 1, (n_s, n_g, units)), np.nan)
+    maps = np.where(valid[:, :, None, None, None], rng.uniform(0, 1, (n_s, n_g, units, SIDE, SIDE)), np.nan)
+    ds = ace.assign(
+        ablation_kl=(("sample", "group", "ablation"), kl),
+        ablation_flip=(("sample", "group", "ablation"), flip),
+        n_groups=(("sample",), n_groups),
+        top_unit=(("sample", "group", "unit_rank"), unit),
+        top_unit_score=(("sample", "group", "unit_rank"), score),
+        unit_attribution=(("sample", "group", "unit_rank", "y", "x"), maps),
+    ).assign_coords(ablation=["interventions", "samples"], unit_rank=np.arange(units))
+    return ds.merge(ace_ablation_agreement(ds["ace"], ds["ablation_kl"]))

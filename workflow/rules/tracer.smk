@@ -192,6 +192,7 @@ rule tracer_figures:
     input:
         nodes="results/{dataset}/tracer/causal_nodes.nc",
         mechanisms="results/{dataset}/tracer/mechanisms.nc",
+        ace="results/{dataset}/tracer/ace.nc",
         reliability="results/{dataset}/tracer/reliability.nc",
         code=package_code("tracer_figures.py"),
     output:
@@ -216,6 +217,12 @@ rule tracer_figures:
         stability=report(
             "results/{dataset}/figures/tracer/mechanism_stability.png",
             caption="../report/tracer_mechanism_stability.rst",
+            category="TRACER",
+            subcategory="2 causal nodes and mechanisms ({dataset})",
+        ),
+        node_validation=report(
+            "results/{dataset}/figures/tracer/node_validation.png",
+            caption="../report/tracer_node_validation.rst",
             category="TRACER",
             subcategory="2 causal nodes and mechanisms ({dataset})",
         ),

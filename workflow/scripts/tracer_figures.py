@@ -1,5 +1,5 @@
-"""Rule tracer_figures: CKA heat maps, eps sweep, mechanism coverage and stability, reliability (paper 004 Fig. 2,
-3, 11, 12)."""
+"""Rule tracer_figures: CKA heat maps, eps sweep, mechanism coverage and stability, the nodes' ablation against
+their ACE, reliability (paper 004 Fig. 2, 3, 11, 12)."""
 
 import logging
 
@@ -9,6 +9,7 @@ from causalxai.plots.tracer_figures import (
     plot_coverage,
     plot_eps_sweep,
     plot_mechanism_stability,
+    plot_node_validation,
     plot_reliability,
 )
 
@@ -23,5 +24,6 @@ plot_cka(nodes, out.cka, eps=float(nodes.attrs["eps"]), margin=float(mechanisms.
 plot_eps_sweep(nodes, out.eps_sweep)
 plot_coverage(mechanisms, out.coverage)
 plot_mechanism_stability(mechanisms, out.stability)
+plot_node_validation(open_result(inp.ace), out.node_validation)
 plot_reliability(open_result(inp.reliability), out.reliability)
 logging.info("figures written")

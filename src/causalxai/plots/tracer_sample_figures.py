@@ -30,7 +30,7 @@ from causalxai.plots.tracer_figures import (  # noqa: E402
     compact_group,
 )
 
-__all__ = ["contribution_frame", "graph_edges", "plot_causal_graph", "plot_contributions"]
+__all__ = ["contribution_frame", "graph_edges", "plot_causal_graph", "plot_contributions", "unit_frame"]
 
 
 def graph_edges(cka_ds: xr.Dataset, sample) -> tuple[list[tuple[int, int]], dict[int, str]]:
@@ -124,12 +124,49 @@ def plot_causal_graph(cka_ds: xr.Dataset, path: str | os.PathLike[str], sample) 
     return _save(fig, path, bbox_inches="tight")
 
 
+def unit_frame(ace_ds: xr.Dataset, sample) -> pd.DataFrame:
+    """The top units of one sample's causal nodes (App. B, Fig. 5): rows (group, output_layer, rank, unit,
+    score), padded groups and ranks left out."""
+    require(ace_ds, ["top_unit", "top_unit_score", "output_layer"], "ace.nc")
+    sel = _check_sample(ace_ds, sample, "ace.nc")
+    unit = np.asarray(ace_ds["top_unit"].sel(sel).transpose("group", "unit_rank").values).astype(int)
+    score = np.asarray(ace_ds["top_unit_score"].sel(sel).transpose("group", "unit_rank").values, dtype=float)
+    out = _strs(ace_ds["output_layer"].sel(sel).values)
+    rows = [(g, out[g], r, int(unit[g, r]), float(score[g, r]))
+            for g in range(unit.shape[0]) for r in range(unit.shape[1]) if unit[g, r] >= 0]
+    return pd.DataFrame(rows, columns=["group", "output_layer", "rank", "unit", "score"])
+
+
+def _draw_units(fig: Figure, axes: np.ndarray, one: xr.Dataset, frame: pd.DataFrame,
+                image: np.ndarray | None) -> None:
+    """One row per drawn node: its top units' contribution maps (non-negative, own colour limit)."""
+    maps = np.asarray(one["unit_attribution"].transpose("group", "unit_rank", "y", "x").values, dtype=float)
+    unit = np.asarray(one["top_unit"].transpose("group", "unit_rank").values).astype(int)
+    score = np.asarray(one["top_unit_score"].transpose("group", "unit_rank").values, dtype=float)
+    for row, node in zip(axes, frame.itertuples(index=False)):
+        g = int(node.group)
+        for r, ax in enumerate(row):
+            if r >= unit.shape[1] or unit[g, r] < 0:
+                ax.set_visible(False)
+                continue
+            m = maps[g, r]
+            im = ax.imshow(m, cmap="magma", vmin=0.0, vmax=float(np.nanmax(m)) or 1.0, interpolation="nearest")
+            im.set_gid(f"unit G{g + 1} #{unit[g, r]}")
+            if image is not None:
+                ax.contour(image, levels=[float(np.mean([image.min(), image.max()]))], colors="0.8", linewidths=0.5)
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
+            ax.set_title(f"G{g + 1} {node.output_layer}: top-{r + 1} unit #{unit[g, r]}\n"
+                         f"mean |Δ| = {score[g, r]:.3g}", fontsize=8)
+
+
 def plot_contributions(interventions_ds: xr.Dataset, ace_ds: xr.Dataset, path: str | os.PathLike[str],
                        sample) -> Figure:
     """Paper 004 App. B (Fig. 5) for one sample: the input, then one panel per causal node with
     its signed attribution over the input (blue positive, red negative, limits ±max|·| per
     panel, the input's outline on top), titled with the node's output layer and ACE, then the
-    binary explanation mask. Padded groups are not drawn."""
+    binary explanation mask. Padded groups are not drawn. When ace.nc has the nodes' top units
+    (``top_unit``, ``unit_attribution``; App. B, Fig. 5), one more row per node shows their
+    contribution maps (:func:`unit_frame`)."""
     require(interventions_ds, ["image"], "interventions.nc")
     require(ace_ds, ["mask"], "ace.nc")
     sel_i = _check_sample(interventions_ds, sample, "interventions.nc")
@@ -143,9 +180,14 @@ def plot_contributions(interventions_ds: xr.Dataset, ace_ds: xr.Dataset, path: s
     n_panels = len(frame) + 2
     ncols = min(n_panels, 6)
     nrows = -(-n_panels // ncols)
+    units = "unit_attribution" in ace_ds and "top_unit" in ace_ds  # App. B: each node's top units
+    n_units = ace_ds.sizes["unit_rank"] if units else 0
+    unit_rows = len(frame) if units else 0
+    ncols = max(ncols, n_units)
     sns.set_theme(style="white")
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.9 * nrows), squeeze=False)
-    flat = axes.ravel()
+    fig, axes = plt.subplots(nrows + unit_rows, ncols, figsize=(2.6 * ncols, 2.9 * (nrows + unit_rows)),
+                             squeeze=False)
+    flat = axes[:nrows].ravel()
     title = f"input, sample {sample}"
     if "label" in interventions_ds and "pred" in interventions_ds:
         title = (f"input, sample {sample}\nlabel {int(interventions_ds['label'].sel(sel_i))}, "
@@ -172,11 +214,14 @@ def plot_contributions(interventions_ds: xr.Dataset, ace_ds: xr.Dataset, path: s
     if outline:
         ax.contour(image, levels=[float(np.mean([image.min(), image.max()]))], colors="C1", linewidths=0.6)
     ax.set_title(f"explanation mask\n{int(mask.sum())} of {mask.size} features", fontsize=9)
-    for ax in flat:
+    if units:
+        _draw_units(fig, axes[nrows:], ace_ds.sel(sel_a), frame, image if outline else None)
+    for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
     for ax in flat[n_panels:]:
         ax.set_visible(False)
-    fig.suptitle("feature contributions per causal node (blue +, red −)")
+    fig.suptitle("feature contributions per causal node (blue +, red −)"
+                 + ("; below, each node's top units: mean |Δ activation| of the covering patches" if units else ""))
     fig.tight_layout()
     return _save(fig, path)
