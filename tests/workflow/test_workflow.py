@@ -189,14 +189,25 @@ def test_tracer_outputs_are_read_back(finished_run):
     assert (np.diff(sweep, axis=1) <= 0).all() and (sweep[:, -1] == 1).all()  # eps = 1: one node
     ace = io.open(res / "tracer" / "ace.nc")
     assert ace["attribution"].sizes["y"] == 28 and ace["mask"].dtype == bool
+    valid = ace["ace"].notnull()
+    assert ace["ablation"].values.tolist() == ["interventions", "samples"]
+    assert bool((ace["ablation_kl"].where(valid) >= 0).sum() == 2 * valid.sum())  # every node ablated, both means
+    assert bool((ace["top_unit"].where(valid) >= 0).all()) and ace.sizes["unit_rank"] == 3
+    assert np.isfinite(ace["unit_attribution"].where(valid).values[valid.values]).all()
+    assert ace["ace_ablation_spearman_pooled"].sizes["ablation"] == 2
     mech = io.open(res / "tracer" / "mechanisms.nc")
     assert int(mech["n_samples"].sum()) == 10 and np.isclose(float(mech["coverage"].values[-1]), 1.0)
+    assert (mech["n_intermediate"] == mech["n_nodes"] - 1).all()
+    assert np.isclose(mech["eps_grid"].values, 0.05).any() and mech.sizes["eps_grid"] == 17
+    chosen = mech.sel(eps_grid=0.05, method="nearest")
+    assert int(chosen["eps_n_mechanisms"]) == mech.sizes["mechanism"]  # the grid's ε0 is the mechanisms' ε
+    assert mech.sizes["bootstrap"] == 200 and int(mech["near_pairs"].sum()) >= 0
     rel = io.open(res / "tracer" / "reliability.nc")
     assert rel["method"].values.tolist() == ["tracer", "gradient", "smoothgrad", "integrated_gradients",
                                              "grad_cam", "lime", "kernel_shap", "lrp"]
     assert np.isfinite(rel["mean"].values).all() and np.isfinite(rel["std"].values).all()
     for fig in ("cka", "eps_sweep", "coverage", "reliability", "causal_graph_0", "contributions_0", "compress",
-                "counterfactuals"):
+                "counterfactuals", "mechanism_stability", "node_validation"):
         assert (res / "figures" / "tracer" / f"{fig}.png").stat().st_size > 5_000, fig
     cf = io.open(res / "tracer" / "counterfactuals.nc")
     assert cf.sizes["sample"] >= 3 and np.isfinite(cf["counterfactual"].values).all()
@@ -208,7 +219,7 @@ def test_tracer_outputs_are_read_back(finished_run):
     assert int(comp["n_params"].sel(model="original")) == 11_696_202
     assert (comp["n_params"].values[1:] <= 11_696_202).all() and np.isfinite(comp["test_accuracy"].values).all()
     for table in ("target_model_layers", "mechanisms", "reliability", "compress_models", "compress_layers",
-                  "counterfactuals"):
+                  "counterfactuals", "mechanisms_stability"):
         assert (res / "tables" / f"{table}.csv").stat().st_size > 50, table
 
 
