@@ -91,7 +91,7 @@ def output_attribution(
 
     The explanation TRACER's mask is made from (:func:`~causalxai.tracer.ace.ace_dataset`'s
     ``mask``): the signed effect of each patch intervention on the output (Def. 5 integrand at
-    the output layer), shared over the patch's pixels. :func:`run_tracer` with only the output
+    the output layer), each pixel the mean over the patches covering it. :func:`run_tracer` with only the output
     layer observed (one layer: one causal node; ``settings.layers`` is replaced), so the
     reliability step can explain many test samples.
 
