@@ -192,8 +192,8 @@ def test_tracer_outputs_are_read_back(finished_run):
     valid = ace["ace"].notnull()
     assert ace["ablation"].values.tolist() == ["interventions", "samples"]
     assert bool((ace["ablation_kl"].where(valid) >= 0).sum() == 2 * valid.sum())  # every node ablated, both means
-    assert bool((ace["top_unit"].where(valid) >= 0).all()) and ace.sizes["unit_rank"] == 3
-    assert np.isfinite(ace["unit_attribution"].where(valid).values[valid.values]).all()
+    assert bool((ace["top_unit"].where(valid, 0) >= 0).all()) and ace.sizes["unit_rank"] == 3
+    assert np.isfinite(ace["unit_attribution"].transpose("sample", "group", ...).values[valid.values]).all()
     assert ace["ace_ablation_spearman_pooled"].sizes["ablation"] == 2
     mech = io.open(res / "tracer" / "mechanisms.nc")
     assert int(mech["n_samples"].sum()) == 10 and np.isclose(float(mech["coverage"].values[-1]), 1.0)
