@@ -189,3 +189,12 @@ def test_netcdf_round_trip_of_both_files(tmp_path):
     assert again["mask"].dtype == bool and again["top_feature"].dtype == np.int64
     np.testing.assert_array_equal(again["attribution"].values, ds["attribution"].values)
     assert back["sign"].dtype == np.int8 and back["kl"].dtype == np.float64
+
+
+def test_uncovered_pixels_get_zero_when_the_stride_exceeds_the_patch():
+    # 4×4, 1×1 patches, stride 2: starts 0, 2 per axis → 4 patches; odd rows/columns are never occluded
+    kl = np.array([[[1.0], [2.0], [3.0], [4.0]]])
+    ds = ace_dataset(fake_interventions(kl, np.ones_like(kl), 1, 2), groups_da([[0]]), TracerSettings())
+    expect = np.zeros((4, 4))
+    expect[0, 0], expect[0, 2], expect[2, 0], expect[2, 2] = 1.0, 2.0, 3.0, 4.0
+    np.testing.assert_array_equal(ds["attribution"].values[0, 0], expect)

@@ -62,12 +62,13 @@ def test_window_masks_tabular():
 
 
 def _numpy_windows(length: int, k: int, s: int) -> np.ndarray:
-    """Independent reference: Captum's Occlusion shift count ceil((L − k)/s) + 1, windows cut at the edge."""
+    """Independent reference: Captum's Occlusion shift count ceil((L − k)/s) + 1, windows cut at the edge,
+    without the empty windows Captum keeps past the border when s > k."""
     count = int(np.ceil((length - k) / s)) + 1
     out = np.zeros((count, length), bool)
     for j in range(count):
         out[j, j * s : min(j * s + k, length)] = True
-    return out
+    return out[out.any(1)]
 
 
 @pytest.mark.parametrize("length", [1, 5, 7, 10, 28, 29, 31, 224])
@@ -78,7 +79,7 @@ def test_windows_cover_every_position_as_captum(length):
             assert np.array_equal(m, _numpy_windows(length, k, s)), (length, k, s)
             if s <= k:  # windows no farther apart than their size: every position occluded
                 assert m.any(0).all(), (length, k, s)
-            assert len(m) == n_windows(length, k, s)
+            assert len(m) == n_windows(length, k, s) and m.any(1).all()  # no empty window
             if (length - k) % s == 0:  # exact tiling: the paper's count, no truncated window
                 assert len(m) == (length - k) // s + 1 and (m.sum(1) == k).all()
 
@@ -437,3 +438,16 @@ def test_tabular_rows_use_one_by_k_windows():
         p1 = torch.log_softmax(mlp(x[None]).double(), -1)
     kl = float((p1.exp() * (p1 - p0)).sum())
     np.testing.assert_allclose(ds["kl"].sel(layer="fc2").values[0, 4], kl, rtol=1e-6, atol=1e-12)
+
+
+def test_interventions_dataset_corners_with_a_truncated_last_window():
+    # 7×7, 3×3 patches, stride 2: starts 0, 2, 4 per axis (the last window covers rows/columns 4-6)
+    ds = interventions_dataset(tiny_model(side=7), tiny_input(side=7)[None], TracerSettings(layers=LAYERS, patch=3,
+                                                                                             stride=2))
+    assert ds.attrs["n_interventions"] == 9
+    assert ds["patch_y"].values.tolist() == [0, 0, 0, 2, 2, 2, 4, 4, 4]
+    assert ds["patch_x"].values.tolist() == [0, 2, 4] * 3
+    # 8×8, 3×3 stride 2: starts 0, 2, 4 and a last one at 6 truncated to rows 6-7
+    ds8 = interventions_dataset(tiny_model(side=8), tiny_input(side=8)[None], TracerSettings(layers=LAYERS, patch=3,
+                                                                                              stride=2))
+    assert ds8.attrs["n_interventions"] == 16 and ds8["patch_y"].values.max() == 6

@@ -12,7 +12,8 @@ Windows start at ``0, s, 2s, …`` along an axis of length L, ``ceil((L − k) /
 them; when ``(L − k)`` is not a multiple of ``s`` the last one is **truncated** at the border
 (it starts at ``ceil((L − k)/s)·s`` and covers ``[start, L)``, fewer than k positions), so with s ≤ k every
 position is occluded at least once. This is Captum's ``Occlusion`` rule (its shift count is
-``ceil((L − k)/s) + 1``, the last window cut at the edge). When the windows tile exactly the
+``ceil((L − k)/s) + 1``, the last window cut at the edge; with s > k a window that would start
+past the border is dropped instead of kept empty, :func:`n_windows`). When the windows tile exactly the
 count is the paper's ``(L − k)/s + 1``: 26·26 = 676 for MNIST (3×3, stride 1); 30×30 with stride
 15 on 224 px gives 14 windows per axis, the last at 195 covering rows 195-223 (the 13 full ones
 stop at row 209, so dropping the remainder would never occlude rows 210-223).
@@ -113,13 +114,17 @@ def n_windows(length: int, k: int, stride: int) -> int:
 
     Starts ``0, s, 2s, …``; the last window is truncated at the border when ``length − k`` is not
     a multiple of ``stride`` (Captum's ``Occlusion``; module docstring), so every position is
-    covered. Tiling exactly (MNIST 3×3, stride 1: 26) gives the paper's ``(length−k)/stride + 1``.
+    covered when ``stride ≤ k``. Tiling exactly (MNIST 3×3, stride 1: 26) gives the paper's
+    ``(length−k)/stride + 1``. With ``stride > k`` a window that would start at or past the border
+    (``start ≥ length``) is dropped, so no window is empty (Captum keeps it as a no-op ablation):
+    ``min(ceil((length−k)/stride) + 1, ceil(length/stride))``.
     """
     if k < 1 or stride < 1:
         raise ValueError(f"window size and stride must be >= 1, got k={k}, stride={stride}")
     if k > length:
         raise ValueError(f"window size {k} is larger than the input ({length}); choose k <= {length}")
-    return -(-(length - k) // stride) + 1
+    # a window starting at or past the border (possible only when stride > k) would be empty: dropped
+    return min(-(-(length - k) // stride) + 1, -(-length // stride))
 
 
 def _axis_masks(length: int, k: int, stride: int, device: torch.device | str | None) -> torch.Tensor:
