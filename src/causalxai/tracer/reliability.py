@@ -418,6 +418,13 @@ def _methods(value: Any) -> tuple[str, ...]:
     return tuple(m for m in METHODS if m in set(value))  # METHODS' order
 
 
+def _coverage(value: Any) -> float:
+    v = number(0.0, 1.0)(value)
+    if not 0.0 < v < 1.0:
+        raise ValueError("must lie strictly between 0 and 1 (the bootstrap interval's coverage)")
+    return v
+
+
 @dataclass(frozen=True)
 class ReliabilitySettings(Settings):
     """The reliability comparison's settings (§4.1; module docstring).
@@ -450,7 +457,7 @@ class ReliabilitySettings(Settings):
     baseline: float = setting(0.0, number(-float("inf")))
     batch_size: int = setting(256, integer(1))
     bootstrap: int = setting(1000, integer(1))
-    ci: float = setting(0.95, number(0.0, 1.0, what=" (the bootstrap interval's coverage)"))
+    ci: float = setting(0.95, _coverage)
     from_raw: Callable[[torch.Tensor], torch.Tensor] | None = setting(None, function(optional=True))
     baselines: BaselineSettings = field(default_factory=BaselineSettings)
 
