@@ -19,9 +19,11 @@ from causalxai.tracer.reliability import (
     ReliabilitySettings,
     baseline_attributions,
     bootstrap_interval,
+    bootstrap_scores,
     equal_size_mask,
     grad_cam_layer,
     per_sample_mask,
+    percentile_interval,
     perturbation_matrix,
     random_foreground_mask,
     reliability_changes,
@@ -279,7 +281,8 @@ def test_reliability_dataset_all_methods(tiny, tmp_path):
     assert xr.load_dataset(tmp_path / "r.nc")["mean"].shape == (10, 2)
     table = reliability_table(ds)
     assert len(table) == 20 and table.columns.tolist() == ["method", "protocol", "score", "std", "ci_low", "ci_high",
-                                                           "n_empty", "mask_share"]
+                                                           "diff_ci_low", "diff_ci_high", "n_empty", "mask_share"]
+    assert (ds["diff_ci_low"].sel({"method": "tracer"}) == 0).all()  # TRACER minus itself
     row = table[(table["method"] == "lime") & (table["protocol"] == "equal_size")].iloc[0]
     assert row["score"] == float(ds["mean"].sel({"method": "lime", "protocol": "equal_size"}))
     with pytest.raises(ValueError, match="unknown"):
@@ -314,6 +317,10 @@ def test_reliability_dataset_hand_case():
     assert float(ds["ci_high"].sel({"method": "tracer", "protocol": "paper"})) == 1.0
     np.testing.assert_array_equal(ds["ci_low"].sel({"method": "gradient", "protocol": "paper"}), 0.0)
     np.testing.assert_array_equal(ds["ci_high"].sel({"method": "gradient", "protocol": "paper"}), 0.0)
+    # paired: Gradient − TRACER is −(TRACER's resampled score), in [−1, 0]; random foreground = TRACER here
+    assert float(ds["diff_ci_low"].sel({"method": "gradient", "protocol": "paper"})) == -1.0
+    assert float(ds["diff_ci_high"].sel({"method": "gradient", "protocol": "paper"})) == 0.0
+    assert (ds["diff_ci_low"].sel({"method": "random_foreground"}) == 0).all()
 
 
 # ---------------------------------------------------------------------------------------
@@ -386,6 +393,15 @@ def test_bootstrap_interval_against_scipy():
     assert lo3 == 1.0 and hi3 == 1.0
     with pytest.raises(ValueError, match="level"):
         bootstrap_interval(changes, 10, 1.0, 0)
+    # the resamples by hand: the same index draws, a float64 loop over resamples
+    boot = bootstrap_scores(changes[:, :1], 50, seed=5)
+    idx = np.random.default_rng(5).integers(0, 200, size=(50, 200))
+    per_sample = changes[:, 0].mean(1)
+    ref = np.array([[per_sample[m, idx[b]].mean() for b in range(50)] for m in range(2)])
+    np.testing.assert_allclose(boot[:, 0], ref, rtol=1e-12)
+    lo4, hi4 = percentile_interval(boot, 0.8)
+    np.testing.assert_allclose(lo4, np.percentile(ref, 10, axis=1)[:, None], rtol=1e-12)
+    np.testing.assert_allclose(hi4, np.percentile(ref, 90, axis=1)[:, None], rtol=1e-12)
 
 
 def test_reliability_changes_mean_is_the_score(tiny):

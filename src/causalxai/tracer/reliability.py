@@ -1,4 +1,4 @@
-"""Reliability of explanation masks (paper 004 §4.1, Fig. 3), TRACER next to seven baselines.
+"""Reliability of explanation masks (paper 004 §4.1, Fig. 3): TRACER, eight baselines and a control, two protocols.
 
 Every method's attribution ``a (N, H, W)`` becomes a binary mask by one rule for all
 methods, :func:`per_sample_mask`: ``M(x)_i = |a_i| ≥ threshold · max_j |a_j|`` per sample (no
@@ -96,6 +96,8 @@ __all__ = [
     "perturbation_matrix",
     "reliability_changes",
     "reliability_score",
+    "bootstrap_scores",
+    "percentile_interval",
     "bootstrap_interval",
     "grad_cam_layer",
     "reliability_table",
@@ -338,14 +340,48 @@ def reliability_score(
     return reliability_changes(model, x_raw, masks, settings, device=device).double().mean(dim=1)
 
 
-def bootstrap_interval(changes: Any, n_boot: int, level: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap over samples of the reliability score, ``(low, high)`` each ``(…)``.
+def bootstrap_scores(changes: Any, n_boot: int, seed: int) -> np.ndarray:
+    """Bootstrap over samples of the reliability score: ``(…, n_boot)`` float64.
 
     Each sample's changes are first averaged over the trials (``c_n``); a resample draws ``N``
     sample indices uniformly with replacement (``numpy.random.default_rng(seed).integers(0, N,
-    (n_boot, N))``, the same resamples for every leading row, i.e. every method and protocol)
-    and scores ``mean(c[idx])``; the interval is the ``(1 − level)/2`` and ``(1 + level)/2``
-    quantiles (NumPy's linear rule) of the ``n_boot`` scores.
+    (n_boot, N))``, the same resamples for every leading row, i.e. every method and protocol, so
+    differences between rows are paired) and scores ``mean(c[idx])``.
+
+    Args:
+        changes: ``(…, trials, N)`` bool or float (:func:`reliability_changes` of each method).
+        n_boot: resamples (≥ 1).
+        seed: the resamples' seed.
+
+    Returns:
+        the resampled scores, shaped like ``changes`` with its last two axes replaced by ``n_boot``.
+    """
+    c = np.asarray(changes, dtype=np.float64)
+    if c.ndim < 2 or c.shape[-1] == 0:
+        raise ValueError(f"bootstrap: changes must be (..., trials, N) with N >= 1, got {c.shape}")
+    if int(n_boot) < 1:
+        raise ValueError(f"bootstrap: need n_boot >= 1, got {n_boot}")
+    per_sample = c.mean(axis=-2)  # (..., N)
+    lead, n = per_sample.shape[:-1], per_sample.shape[-1]
+    b = int(n_boot)
+    idx = np.random.default_rng(int(seed)).integers(0, n, size=(b, n))
+    counts = np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n)
+    boot = per_sample.reshape(-1, n) @ counts.T.astype(np.float64) / n  # (rows, B)
+    return boot.reshape(*lead, b)
+
+
+def percentile_interval(boot: Any, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(1 − level)/2`` and ``(1 + level)/2`` quantiles (NumPy's linear rule) over the last
+    axis of bootstrap scores: ``(low, high)``, each shaped like ``boot`` without that axis."""
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"bootstrap: need 0 < level < 1, got {level}")
+    q = np.quantile(np.asarray(boot, dtype=np.float64), [(1.0 - level) / 2.0, (1.0 + level) / 2.0], axis=-1)
+    return q[0], q[1]
+
+
+def bootstrap_interval(changes: Any, n_boot: int, level: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap interval over samples of the reliability score, ``(low, high)`` each ``(…)``:
+    :func:`percentile_interval` of :func:`bootstrap_scores`.
 
     Args:
         changes: ``(…, trials, N)`` bool or float (:func:`reliability_changes` of each method).
@@ -356,19 +392,9 @@ def bootstrap_interval(changes: Any, n_boot: int, level: float, seed: int) -> tu
     Returns:
         float64 ``low`` and ``high``, shaped like ``changes`` without its last two axes.
     """
-    c = np.asarray(changes, dtype=np.float64)
-    if c.ndim < 2 or c.shape[-1] == 0:
-        raise ValueError(f"bootstrap_interval: changes must be (..., trials, N) with N >= 1, got {c.shape}")
-    if int(n_boot) < 1 or not 0.0 < float(level) < 1.0:
-        raise ValueError(f"bootstrap_interval: need n_boot >= 1 and 0 < level < 1, got {n_boot}, {level}")
-    per_sample = c.mean(axis=-2)  # (..., N)
-    lead, n = per_sample.shape[:-1], per_sample.shape[-1]
-    b = int(n_boot)
-    idx = np.random.default_rng(int(seed)).integers(0, n, size=(b, n))
-    counts = np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n)
-    boot = per_sample.reshape(-1, n) @ counts.T.astype(np.float64) / n  # (rows, B)
-    q = np.quantile(boot, [(1.0 - level) / 2.0, (1.0 + level) / 2.0], axis=1)
-    return q[0].reshape(lead), q[1].reshape(lead)
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"bootstrap_interval: need 0 < level < 1, got {level}")
+    return percentile_interval(bootstrap_scores(changes, n_boot, seed), level)
 
 
 # ---------------------------------------------------------------------------------------
@@ -715,7 +741,8 @@ def reliability_dataset(
     Returns:
         Dataset over ``method``, ``protocol`` (:data:`PROTOCOLS`), ``trial`` and ``sample``:
         ``score (method, protocol, trial)``, ``mean`` and ``std`` (ddof 0) over trials,
-        ``ci_low``/``ci_high`` (bootstrap over samples), ``mask_fraction`` (mean share of a
+        ``ci_low``/``ci_high`` (bootstrap over samples), ``diff_ci_low``/``diff_ci_high`` (the
+        paired bootstrap interval of the method's score minus TRACER's), ``mask_fraction`` (mean share of a
         sample's pixels in its mask), ``n_empty`` (samples with an empty mask: they never
         change), all ``(method, protocol)``, and ``tracer_mask_size (sample)``; attrs ``p,
         trials, threshold, n_samples, seed, baseline, std_ddof, bootstrap, ci, grad_cam_layer``,
@@ -781,7 +808,9 @@ def reliability_dataset(
         counter.update(note=f"{method}: score {changes[j, 0].mean():.3f} (paper), {changes[j, 1].mean():.3f} "
                        f"(equal size), {empty[j, 0]} empty masks")
     score = changes.mean(axis=-1)  # (method, protocol, trial)
-    low, high = bootstrap_interval(changes, r.bootstrap, r.ci, r.seed)
+    boot = bootstrap_scores(changes, r.bootstrap, r.seed)  # (method, protocol, B), paired resamples
+    low, high = percentile_interval(boot, r.ci)
+    diff_low, diff_high = percentile_interval(boot - boot[chosen.index("tracer")][None], r.ci)
 
     attrs = {
         "description": "reliability of explanation masks: share of predictions that change when a share p "
@@ -810,6 +839,8 @@ def reliability_dataset(
             "std": (mp, score.std(axis=-1, ddof=0)),
             "ci_low": (mp, low),
             "ci_high": (mp, high),
+            "diff_ci_low": (mp, diff_low),
+            "diff_ci_high": (mp, diff_high),
             "mask_fraction": (mp, frac),
             "n_empty": (mp, empty),
             "tracer_mask_size": (("sample",), sizes.numpy().astype(np.int64)),
@@ -824,6 +855,10 @@ def reliability_dataset(
         "std": "population std (ddof 0) of score over trials",
         "ci_low": f"lower end of the {r.ci:g} percentile bootstrap interval over samples ({r.bootstrap} resamples)",
         "ci_high": f"upper end of the {r.ci:g} percentile bootstrap interval over samples ({r.bootstrap} resamples)",
+        "diff_ci_low": f"lower end of the {r.ci:g} paired bootstrap interval of score minus TRACER's score "
+        "(same protocol, same resamples)",
+        "diff_ci_high": f"upper end of the {r.ci:g} paired bootstrap interval of score minus TRACER's score "
+        "(same protocol, same resamples)",
         "mask_fraction": "mean share of a sample's pixels in the method's mask",
         "n_empty": "samples whose mask is empty (nothing perturbed: never changed)",
         "tracer_mask_size": "pixels in TRACER's threshold mask per sample (the equal-size protocol's size)",
@@ -838,8 +873,9 @@ def reliability_dataset(
 def reliability_table(ds: xr.Dataset) -> pd.DataFrame:
     """``tables/reliability.csv``: one row per method × protocol of :func:`reliability_dataset`:
     ``method, protocol, score`` (mean over trials), ``std`` (over trials), ``ci_low, ci_high``
-    (bootstrap over samples), ``n_empty``, ``mask_share`` (mean share of pixels in the mask)."""
-    cols = {"mean": "score", "std": "std", "ci_low": "ci_low", "ci_high": "ci_high", "n_empty": "n_empty",
-            "mask_fraction": "mask_share"}
+    (bootstrap over samples), ``diff_ci_low, diff_ci_high`` (paired bootstrap interval of score
+    − TRACER's), ``n_empty``, ``mask_share`` (mean share of pixels in the mask)."""
+    cols = {"mean": "score", "std": "std", "ci_low": "ci_low", "ci_high": "ci_high", "diff_ci_low": "diff_ci_low",
+            "diff_ci_high": "diff_ci_high", "n_empty": "n_empty", "mask_fraction": "mask_share"}
     df = ds[list(cols)].to_dataframe().rename(columns=cols).reset_index()
     return df[["method", "protocol", *cols.values()]]
