@@ -91,7 +91,9 @@ def _set(cfg: dict, dotted: str, value) -> dict:
         ("tracer.cka.eps", -0.1, "-0.1"),
         ("tracer.cka.eps", 1.5, "1.5"),
         ("tracer.cka.kernel", "poly", "poly"),
-        ("tracer.reliability.methods", ["occlusion"], "occlusion"),
+        ("tracer.reliability.methods", ["anchors"], "anchors"),
+        ("tracer.reliability.n_samples", "most", "most"),
+        ("tracer.reliability.ci", 1.0, "1.0"),
         ("tracer.reliability.p", 2, "2"),
         ("meta_model.train_fraction", 1.0, "1.0"),
         ("tracer.layers", ["fc3"], "fc3"),
@@ -138,3 +140,9 @@ def test_smallcnnzoo_needs_a_zoo_dataset():
     cfg = _set(load(), "zoo.source", "smallcnnzoo")
     with pytest.raises(ConfigError, match="datasets"):
         validated(cfg)
+
+
+def test_reliability_n_samples_all_is_valid():
+    cfg = validated(_set(load(), "tracer.reliability.n_samples", "all"))
+    assert cfg["tracer"]["reliability"]["n_samples"] == "all"
+    assert validated(load())["tracer"]["reliability"]["grad_cam_layer"] == "auto"

@@ -31,6 +31,7 @@ from tests.plots.tracer_outputs import (
     make_large_cka,
     make_mechanisms,
     make_reliability,
+    make_reliability_protocols,
 )
 
 
@@ -144,6 +145,30 @@ def test_reliability_frame_and_bars(data, drawn, tmp_path):
     plot_reliability(make_reliability(nan_method="lrp"), tmp_path / "r.png")
     check_png(tmp_path / "r.png")
     assert np.isnan(reliability_frame(make_reliability(nan_method="lrp"))["mean"].iloc[-1])
+
+
+def test_reliability_both_protocols_intervals_and_empty_masks(tmp_path):
+    rel = make_reliability_protocols()
+    df = reliability_frame(rel)
+    assert len(df) == 20 and df["protocol"].tolist()[:2] == ["paper", "equal_size"]
+    row = df[(df["method"] == "grad_cam") & (df["protocol"] == "equal_size")].iloc[0]
+    sel = {"method": "grad_cam", "protocol": "equal_size"}
+    assert row["name"] == "Grad-CAM" and row["n_empty"] == int(rel["n_empty"].sel(sel))
+    assert row["ci_low"] == float(rel["ci_low"].sel(sel)) and row["ci_high"] == float(rel["ci_high"].sel(sel))
+    assert row["mask_fraction"] == float(rel["mask_fraction"].sel(sel))
+    fig = plot_reliability(rel, tmp_path / "r.png")
+    check_png(tmp_path / "r.png")
+    ax = fig.axes[0]
+    bars = [b for b in ax.patches if b.get_height() > 0]
+    assert len(bars) == 20
+    np.testing.assert_allclose([b.get_height() for b in bars[:10]], rel["mean"].sel(protocol="paper").values)
+    np.testing.assert_allclose([b.get_height() for b in bars[10:]], rel["mean"].sel(protocol="equal_size").values)
+    assert all(b.get_hatch() for b in bars[10:]) and not any(b.get_hatch() for b in bars[:10])
+    (err,) = [c for c in ax.collections if c.get_gid() == "ci"]  # the bootstrap interval, not ± std
+    lows = sorted(s[0][1] for s in err.get_segments())
+    np.testing.assert_allclose(lows, np.sort(rel["ci_low"].values.T.ravel()))
+    texts = {t.get_gid(): t.get_text() for t in ax.texts if t.get_gid()}
+    assert texts["n_empty grad_cam equal_size"] == f"∅{int(rel['n_empty'].sel(sel))}" and len(texts) == 20
 
 
 def test_missing_sample_raises_naming_it(data, tmp_path):

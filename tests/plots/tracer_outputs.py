@@ -140,6 +140,24 @@ def make_reliability(seed=3, nan_method=None) -> xr.Dataset:
     )
 
 
+def make_reliability_protocols(seed=4) -> xr.Dataset:
+    """A ``reliability.nc`` as the rule writes it: both protocols, bootstrap intervals, empty masks."""
+    rng = np.random.default_rng(seed)
+    methods = [*METHODS, "occlusion", "random_foreground"]
+    score = rng.uniform(0.02, 0.5, (len(methods), 2, 10))
+    mean = score.mean(-1)
+    return xr.Dataset(
+        {"score": (("method", "protocol", "trial"), score), "mean": (("method", "protocol"), mean),
+         "std": (("method", "protocol"), score.std(-1)),
+         "ci_low": (("method", "protocol"), mean - rng.uniform(0.01, 0.05, mean.shape)),
+         "ci_high": (("method", "protocol"), mean + rng.uniform(0.01, 0.05, mean.shape)),
+         "n_empty": (("method", "protocol"), rng.integers(0, 90, mean.shape)),
+         "mask_fraction": (("method", "protocol"), rng.uniform(0.05, 0.7, mean.shape))},
+        coords={"method": methods, "protocol": ["paper", "equal_size"], "trial": np.arange(10)},
+        attrs={"p": 0.5, "ci": 0.95, "n_samples": 100},
+    )
+
+
 def check_png(path, min_w=300, min_h=200) -> None:
     data = path.read_bytes()
     assert data[:8] == PNG_MAGIC

@@ -10,16 +10,26 @@ import torch
 import xarray as xr
 from torch import nn
 
+from causalxai.tracer.model import alexnet28
 from causalxai.tracer.reliability import (
     BASELINE_METHODS,
     METHODS,
+    PROTOCOLS,
     BaselineSettings,
     ReliabilitySettings,
     baseline_attributions,
+    bootstrap_interval,
+    bootstrap_scores,
+    equal_size_mask,
+    grad_cam_layer,
     per_sample_mask,
+    percentile_interval,
     perturbation_matrix,
+    random_foreground_mask,
+    reliability_changes,
     reliability_dataset,
     reliability_score,
+    reliability_table,
     superpixel_mask,
 )
 
@@ -240,24 +250,213 @@ def test_lrp_unsupported_layer_raises(tiny):
 def test_reliability_dataset_all_methods(tiny, tmp_path):
     net, _, _ = tiny
     x_raw = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(9))
+    x_raw[:, :, :2] = 0.0  # two background rows (raw value = the baseline 0)
     tracer = torch.randn(4, 8, 8, generator=torch.Generator().manual_seed(10))
+    tracer[2] = 0.0  # an all-zero TRACER map: empty under both protocols, for every method in equal_size
     ds = reliability_dataset(net, x_raw, None, tracer,
                              ReliabilitySettings(from_raw=lambda t: (t - 0.5) / 0.5, methods=list(reversed(METHODS)),
-                                                 p=0.5, trials=3, threshold=0.1, seed=0, baselines=FAST))
-    assert list(ds["method"].values) == list(METHODS)
-    assert ds["score"].shape == (8, 3)
-    np.testing.assert_allclose(ds["mean"].values, ds["score"].values.mean(1))
-    np.testing.assert_allclose(ds["std"].values, ds["score"].values.std(1, ddof=0))
+                                                 p=0.5, trials=3, threshold=0.1, seed=0, baselines=FAST,
+                                                 bootstrap=200))
+    assert list(ds["method"].values) == list(METHODS) and list(ds["protocol"].values) == list(PROTOCOLS)
+    assert ds["score"].shape == (10, 2, 3)
+    np.testing.assert_allclose(ds["mean"].values, ds["score"].values.mean(-1))
+    np.testing.assert_allclose(ds["std"].values, ds["score"].values.std(-1, ddof=0))
     assert ((ds["score"] >= 0) & (ds["score"] <= 1)).all()
-    assert ((ds["mask_fraction"] > 0) & (ds["mask_fraction"] <= 1)).all()
+    assert ((ds["ci_low"] <= ds["mean"] + 1e-12) & (ds["mean"] <= ds["ci_high"] + 1e-12)).all()
+    # TRACER's sizes: its threshold masks; TRACER's own equal-size mask is its threshold mask
+    sizes = per_sample_mask(tracer, 0.1).flatten(1).sum(1).numpy()
+    np.testing.assert_array_equal(ds["tracer_mask_size"].values, sizes)
+    tr = ds.sel({"method": "tracer"})
+    np.testing.assert_array_equal(tr["score"].sel(protocol="paper"), tr["score"].sel(protocol="equal_size"))
+    # equal size: every method's mask holds TRACER's count; sample 2 is empty for all of them
+    np.testing.assert_allclose(ds["mask_fraction"].sel(protocol="equal_size").values, sizes.mean() / 64)
+    assert (ds["n_empty"].sel(protocol="equal_size") == 1).all() and ds.attrs["n_tracer_empty"] == 1
+    # the random-foreground control has TRACER's size under both protocols
+    np.testing.assert_allclose(ds["mask_fraction"].sel({"method": "random_foreground"}).values, sizes.mean() / 64)
+    assert int(ds["n_empty"].sel({"method": "tracer", "protocol": "paper"})) == 1
+    assert ds.attrs["grad_cam_layer"] == "3" and ds.attrs["bootstrap"] == 200 and ds.attrs["ci"] == 0.95
     assert ds.attrs["p"] == 0.5 and ds.attrs["trials"] == 3 and ds.attrs["n_samples"] == 4
     assert ds.attrs["threshold"] == 0.1 and ds.attrs["std_ddof"] == 0
     ds.to_netcdf(tmp_path / "r.nc")
-    assert xr.load_dataset(tmp_path / "r.nc")["mean"].shape == (8,)
+    assert xr.load_dataset(tmp_path / "r.nc")["mean"].shape == (10, 2)
+    table = reliability_table(ds)
+    assert len(table) == 20 and table.columns.tolist() == ["method", "protocol", "score", "std", "ci_low", "ci_high",
+                                                           "diff_ci_low", "diff_ci_high", "n_empty", "mask_share"]
+    assert (ds["diff_ci_low"].sel({"method": "tracer"}) == 0).all()  # TRACER minus itself
+    row = table[(table["method"] == "lime") & (table["protocol"] == "equal_size")].iloc[0]
+    assert row["score"] == float(ds["mean"].sel({"method": "lime", "protocol": "equal_size"}))
     with pytest.raises(ValueError, match="unknown"):
-        reliability_dataset(net, x_raw, None, tracer, ReliabilitySettings(methods=["tracer", "occlusion"]))
+        reliability_dataset(net, x_raw, None, tracer, ReliabilitySettings(methods=["tracer", "anchors"]))
     with pytest.raises(ValueError, match="tracer_attribution"):
         reliability_dataset(net, x_raw, None, None, ReliabilitySettings(methods=["tracer"]))
+    with pytest.raises(ValueError, match="'tracer' must be"):
+        reliability_dataset(net, x_raw, None, tracer, ReliabilitySettings(methods=["gradient"]))
+
+
+def test_reliability_dataset_hand_case():
+    """MinModel flips when any pixel falls to 0. Sample 0: TRACER marks 2 pixels, p = 0.5 perturbs
+    1 of them: a flip in every trial. The gradient of MinModel is one-hot at the argmin (its
+    threshold mask: 1 pixel, k = floor(0.5) = 0, never flips); grown to TRACER's 2 pixels, 1 is
+    perturbed: it flips. Sample 1: TRACER's map is all zero: its mask is empty, and under the
+    equal-size protocol every method's; never flips."""
+    x = torch.full((2, 1, 3, 3), 0.8)
+    x[:, 0, 1, 1] = 0.6  # the argmin
+    tracer = torch.zeros(2, 3, 3)
+    tracer[0, 0, 0], tracer[0, 2, 2] = 1.0, -1.0
+    ds = reliability_dataset(MinModel(), x, torch.tensor([1, 1]), tracer,
+                             ReliabilitySettings(methods=["tracer", "gradient", "random_foreground"], p=0.5, trials=4,
+                                                 seed=0, bootstrap=50))
+    np.testing.assert_array_equal(ds["mean"].sel(protocol="paper").values, [0.5, 0.0, 0.5])
+    np.testing.assert_array_equal(ds["mean"].sel(protocol="equal_size").values, [0.5, 0.5, 0.5])
+    np.testing.assert_array_equal(ds["n_empty"].sel(protocol="paper").values, [1, 0, 1])
+    np.testing.assert_array_equal(ds["n_empty"].sel(protocol="equal_size").values, [1, 1, 1])
+    np.testing.assert_allclose(ds["mask_fraction"].sel(protocol="paper").values, [1 / 9, 1 / 9, 1 / 9])
+    np.testing.assert_array_equal(ds["std"].values, 0.0)
+    # two samples with changes 1 and 0: resampled means 0, 0.5, 1 -> the 95 % interval is [0, 1]
+    assert float(ds["ci_low"].sel({"method": "tracer", "protocol": "paper"})) == 0.0
+    assert float(ds["ci_high"].sel({"method": "tracer", "protocol": "paper"})) == 1.0
+    np.testing.assert_array_equal(ds["ci_low"].sel({"method": "gradient", "protocol": "paper"}), 0.0)
+    np.testing.assert_array_equal(ds["ci_high"].sel({"method": "gradient", "protocol": "paper"}), 0.0)
+    # paired: Gradient − TRACER is −(TRACER's resampled score), in [−1, 0]; random foreground = TRACER here
+    assert float(ds["diff_ci_low"].sel({"method": "gradient", "protocol": "paper"})) == -1.0
+    assert float(ds["diff_ci_high"].sel({"method": "gradient", "protocol": "paper"})) == 0.0
+    assert (ds["diff_ci_low"].sel({"method": "random_foreground"}) == 0).all()
+
+
+# ---------------------------------------------------------------------------------------
+# the controls and intervals
+
+
+def test_equal_size_mask_top_abs_ties_to_lower_index():
+    a = torch.tensor([
+        [[0.5, -3.0], [1.0, 0.0]],  # |a| order: 3.0 (1), 1.0 (2), 0.5 (0), 0 (3)
+        [[2.0, 2.0], [-2.0, 2.0]],  # all tied: lowest indices first
+        [[1.0, 0.0], [0.0, 0.0]],  # grown past the nonzero: zeros by index
+    ])
+    assert equal_size_mask(a, [2, 3, 3]).flatten(1).tolist() == [
+        [False, True, True, False],
+        [True, True, True, False],
+        [True, True, True, False],
+    ]
+    assert not equal_size_mask(a, [0, 0, 0]).any() and equal_size_mask(a, [4, 4, 4]).all()
+    # the top-|M| pixels of a threshold mask are that mask (ties at the threshold included)
+    t = torch.randn(20, 6, 6, generator=torch.Generator().manual_seed(0))
+    t[:, 0, 0] = t[:, 0, 1]  # a tie
+    m = per_sample_mask(t, 0.3)
+    assert torch.equal(equal_size_mask(t, m.flatten(1).sum(1)), m)
+    with pytest.raises(ValueError, match="sizes"):
+        equal_size_mask(a, [5, 0, 0])
+    with pytest.raises(ValueError, match="3 samples"):
+        equal_size_mask(a, [1, 1])
+
+
+def test_random_foreground_mask():
+    x = torch.zeros(3, 2, 4, 4)
+    x[0, 1, :2, :] = 0.7  # foreground: the top two rows (8 pixels), set in channel 1 only
+    x[1, 0, 0, 0] = 0.3  # foreground: 1 pixel
+    x[2] = 1.0  # all foreground
+    sizes = torch.tensor([3, 4, 16])
+    m = random_foreground_mask(x, sizes, 0.0, torch.Generator().manual_seed(0))
+    assert m.shape == (3, 4, 4) and m.dtype == torch.bool
+    assert m.flatten(1).sum(1).tolist() == [3, 4, 16]
+    assert not m[0, 2:].any()  # only foreground when there is enough of it
+    assert m[1, 0, 0]  # all the foreground, then background
+    assert torch.equal(m, random_foreground_mask(x, sizes, 0.0, torch.Generator().manual_seed(0)))
+    # uniform over the foreground: each of the 8 pixels chosen w.p. 3/8
+    many = x[:1].expand(20000, -1, -1, -1)
+    freq = random_foreground_mask(many, torch.full((20000,), 3), 0.0, torch.Generator().manual_seed(1)).double().mean(0)
+    np.testing.assert_allclose(freq[:2].numpy(), 3 / 8, atol=0.02)
+    assert freq[2:].sum() == 0
+    # the foreground is relative to the baseline
+    m1 = random_foreground_mask(x[1:2, :1], [15], 0.3, torch.Generator().manual_seed(0))[0]
+    assert m1.sum() == 15 and not m1[0, 0]  # baseline 0.3: every pixel but (0, 0) is foreground
+
+
+def test_bootstrap_interval_against_scipy():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    changes = rng.random((2, 3, 5, 200)) < np.array([0.2, 0.6])[:, None, None, None]  # (method, protocol, trial, N)
+    low, high = bootstrap_interval(changes, 4000, 0.9, seed=1)
+    assert low.shape == (2, 3) and (low < changes.mean((-1, -2))).all() and (high > changes.mean((-1, -2))).all()
+    for i in range(2):
+        ref = stats.bootstrap((changes[i, 0].mean(0),), np.mean, n_resamples=4000, confidence_level=0.9,
+                              method="percentile", random_state=np.random.default_rng(2)).confidence_interval
+        assert abs(low[i, 0] - ref.low) < 0.012 and abs(high[i, 0] - ref.high) < 0.012
+    # the same resamples for every row: identical rows give identical intervals; seeded
+    same = np.stack([changes[0, 0]] * 2)
+    lo2, hi2 = bootstrap_interval(same, 300, 0.95, seed=3)
+    assert lo2[0] == lo2[1] and hi2[0] == hi2[1]
+    assert np.array_equal(bootstrap_interval(changes, 300, 0.95, 3)[0], bootstrap_interval(changes, 300, 0.95, 3)[0])
+    # a score that never varies across samples has a zero-width interval
+    lo3, hi3 = bootstrap_interval(np.ones((4, 7), dtype=bool), 100, 0.95, seed=0)
+    assert lo3 == 1.0 and hi3 == 1.0
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_interval(changes, 10, 1.0, 0)
+    # the resamples by hand: the same index draws, a float64 loop over resamples
+    boot = bootstrap_scores(changes[:, :1], 50, seed=5)
+    idx = np.random.default_rng(5).integers(0, 200, size=(50, 200))
+    per_sample = changes[:, 0].mean(1)
+    ref = np.array([[per_sample[m, idx[b]].mean() for b in range(50)] for m in range(2)])
+    np.testing.assert_allclose(boot[:, 0], ref, rtol=1e-12)
+    lo4, hi4 = percentile_interval(boot, 0.8)
+    np.testing.assert_allclose(lo4, np.percentile(ref, 10, axis=1)[:, None], rtol=1e-12)
+    np.testing.assert_allclose(hi4, np.percentile(ref, 90, axis=1)[:, None], rtol=1e-12)
+
+
+def test_reliability_changes_mean_is_the_score(tiny):
+    net, _, _ = tiny
+    x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    mask = torch.rand(6, 8, 8, generator=torch.Generator().manual_seed(3)) < 0.5
+    r = ReliabilitySettings(p=0.5, trials=3, seed=4)
+    ch = reliability_changes(net, x, mask, r)
+    assert ch.shape == (3, 6) and ch.dtype == torch.bool
+    torch.testing.assert_close(ch.double().mean(1), reliability_score(net, x, mask, r))
+
+
+def test_grad_cam_layer_is_the_last_conv_activation(tiny):
+    net, x, target = tiny
+    assert grad_cam_layer(alexnet28(), torch.zeros(1, 1, 28, 28)) == "relu5"
+    assert grad_cam_layer(net, x) == "3" and grad_cam_layer(net, x, "auto") == "3"
+    assert grad_cam_layer(net, x, "2") == "2"
+    functional = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(72, 3))
+    assert grad_cam_layer(functional, x) == "0"  # no activation module: the conv itself
+    with pytest.raises(AttributeError):
+        grad_cam_layer(net, x, "conv9")
+    # the grad_cam baseline is Captum's LayerGradCam on that activation, upsampled bilinearly
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    ref = LayerGradCam(net, net[3]).attribute(x, target=target, relu_attributions=True)
+    ref = LayerAttribution.interpolate(ref, (8, 8), interpolate_mode="bilinear").sum(1)
+    torch.testing.assert_close(baseline_attributions(net, x, target, "grad_cam"), ref.detach())
+
+
+def _captum_windows(length: int, k: int, stride: int) -> list[range]:
+    """Captum's windows along one axis: ceil((L - k) / s) + 1 starts, the last one truncated."""
+    return [range(i * stride, min(i * stride + k, length)) for i in range(math.ceil((length - k) / stride) + 1)]
+
+
+def test_occlusion_is_the_mean_output_drop_of_tracer_patches(tiny):
+    net, x, target = tiny
+    for k, stride in ((3, 1), (3, 2)):  # 8 = 3 + 2 + 2 + 1: with stride 2 the last window is truncated
+        s = BaselineSettings(occlusion_patch=(k, k), occlusion_stride=(stride, stride))
+        got = baseline_attributions(net, x, target, "occlusion", settings=s, occlusion_reference=-1.0)
+        # reference: float64, one forward per patch; per pixel the mean of f_c(x) - f_c(x with the patch at -1)
+        wins = _captum_windows(8, k, stride)
+        ref = np.zeros((2, 8, 8))
+        with torch.no_grad():
+            for i in range(2):
+                clean = float(net(x[i : i + 1])[0, target[i]])
+                total, cover = np.zeros((8, 8)), np.zeros((8, 8))
+                for rows in wins:
+                    for cols in wins:
+                        xi = x[i : i + 1].clone()
+                        xi[..., rows.start : rows.stop, cols.start : cols.stop] = -1.0
+                        total[rows.start : rows.stop, cols.start : cols.stop] += clean - float(net(xi)[0, target[i]])
+                        cover[rows.start : rows.stop, cols.start : cols.stop] += 1
+                assert (cover > 0).all()
+                ref[i] = total / cover
+        np.testing.assert_allclose(got.numpy(), ref, rtol=1e-4, atol=1e-5)
 
 
 def test_lrp_conserves_relevance_through_flatten():

@@ -29,3 +29,14 @@ def test_too_many_names_the_key():
         tracer_samples(labels, 3, 30, seed=0)
     with pytest.raises(ValueError, match="tracer.n_samples"):
         tracer_samples(labels, 0, 3, seed=0)
+
+
+def test_all_is_the_whole_test_split_in_order():
+    labels = np.random.default_rng(1).integers(0, 10, 57)
+    ds = tracer_samples(labels, 5, "all", seed=0)
+    np.testing.assert_array_equal(ds["reliability"].values, np.arange(57))
+    np.testing.assert_array_equal(ds["reliability_label"].values, labels)
+    assert ds.attrs["n_samples_reliability"] == "all" and ds.attrs["n_samples_interventions"] == 5
+    np.testing.assert_array_equal(tracer_samples(labels, "all", 3, seed=0)["interventions"].values, np.arange(57))
+    with pytest.raises(ValueError, match="tracer.reliability.n_samples"):
+        tracer_samples(labels, 5, "most", seed=0)

@@ -58,8 +58,10 @@ def test_direct_construction_names_the_field():
         (CounterfactualSettings, {"n_candidates": 0}, None, "tracer.counterfactuals.n_candidates"),
         (CompressSettings, {"levels": []}, None, "tracer.compress.levels"),
         (CompressSettings, {"max_models": 0}, None, "tracer.compress.max_models"),
-        (ReliabilitySettings, {"methods": ["occlusion"]}, None, "tracer.reliability.methods"),
+        (ReliabilitySettings, {"methods": ["anchors"]}, None, "tracer.reliability.methods"),
         (ReliabilitySettings, {"p": 1.5}, None, "tracer.reliability.p"),
+        (ReliabilitySettings, {"ci": 1.0}, None, "tracer.reliability.ci"),
+        (ReliabilitySettings, {"bootstrap": 0}, None, "tracer.reliability.bootstrap"),
     ],
 )
 def test_step_settings_errors_name_the_config_key(cls, params, section, key):
@@ -71,4 +73,10 @@ def test_reliability_settings_carry_the_captum_baselines():
     s = ReliabilitySettings.from_params({"methods": ["lrp", "tracer"], "lime_samples": 20, "superpixel": 7}, seed=3)
     assert s.methods == ("tracer", "lrp") and s.seed == 3
     assert s.baselines.n_samples == 20 and s.baselines.superpixel == 7
+    assert s.baselines.grad_cam_layer is None and s.bootstrap == 1000 and s.ci == 0.95  # defaults: auto, 1000, 95 %
+    s = ReliabilitySettings.from_params({"grad_cam_layer": "conv5", "patch": [3, 5], "stride": 2, "bootstrap": 50,
+                                         "ci": 0.9})
+    assert s.baselines.grad_cam_layer == "conv5" and s.bootstrap == 50 and s.ci == 0.9
+    assert s.baselines.occlusion_patch == (3, 5) and s.baselines.occlusion_stride == (2, 2)
+    assert ReliabilitySettings.from_params({"grad_cam_layer": "auto"}).baselines.grad_cam_layer is None
     assert CompressSettings(epochs=2, lr=0.01, seed=5).training == ClassifierSettings(epochs=2, lr=0.01, seed=5)

@@ -204,8 +204,14 @@ def test_tracer_outputs_are_read_back(finished_run):
     assert mech.sizes["bootstrap"] == 200 and int(mech["near_pairs"].sum()) >= 0
     rel = io.open(res / "tracer" / "reliability.nc")
     assert rel["method"].values.tolist() == ["tracer", "gradient", "smoothgrad", "integrated_gradients",
-                                             "grad_cam", "lime", "kernel_shap", "lrp"]
+                                             "grad_cam", "lime", "kernel_shap", "lrp", "occlusion",
+                                             "random_foreground"]
+    assert rel["protocol"].values.tolist() == ["paper", "equal_size"] and rel.attrs["grad_cam_layer"] == "relu5"
     assert np.isfinite(rel["mean"].values).all() and np.isfinite(rel["std"].values).all()
+    assert (rel["ci_low"] <= rel["mean"] + 1e-12).all() and (rel["mean"] <= rel["ci_high"] + 1e-12).all()
+    assert rel["n_empty"].dtype.kind == "i" and (rel["n_empty"] <= 10).all()
+    rel_table = pd.read_csv(res / "tables" / "reliability.csv")
+    assert len(rel_table) == 20 and {"score", "std", "ci_low", "ci_high", "n_empty", "mask_share"} <= set(rel_table)
     for fig in ("cka", "eps_sweep", "coverage", "reliability", "causal_graph_0", "contributions_0", "compress",
                 "counterfactuals", "mechanism_stability", "node_validation"):
         assert (res / "figures" / "tracer" / f"{fig}.png").stat().st_size > 5_000, fig

@@ -70,7 +70,10 @@ METHOD_NAMES = {
     "lime": "LIME",
     "kernel_shap": "KernelSHAP",
     "lrp": "LRP",
+    "occlusion": "Occlusion",
+    "random_foreground": "random foreground",
 }
+PROTOCOL_NAMES = {"paper": "paper's protocol (own threshold masks)", "equal_size": "equal size (TRACER's mask size)"}
 TRACER_COLOR = "#d62728"
 OTHER_COLOR = "#9aa5b1"
 
@@ -228,20 +231,31 @@ def node_validation_frame(ace_ds: xr.Dataset) -> pd.DataFrame:
 
 
 def reliability_frame(rel_ds: xr.Dataset) -> pd.DataFrame:
-    """One row per method in the dataset's order: (method, name, mean, std, n_trials),
-    ``n_trials`` counting finite scores; NaN kept (a method that did not run)."""
+    """One row per method × protocol, methods in the dataset's order, protocols within each:
+    (method, name, protocol, mean, std, ci_low, ci_high, n_empty, mask_fraction, n_trials),
+    ``n_trials`` counting finite scores; NaN kept (a method that did not run, or an interval
+    or count the dataset lacks). A dataset without a ``protocol`` dimension is the paper's."""
     require(rel_ds, ["mean", "std"], "reliability.nc")
-    methods = _strs(rel_ds["method"].values)
-    if "score" in rel_ds:
-        n = np.isfinite(np.asarray(rel_ds["score"].transpose("method", ...).values, dtype=float)).sum(axis=-1)
+    ds = rel_ds if "protocol" in rel_ds.dims else rel_ds.expand_dims(protocol=["paper"])
+    methods = _strs(ds["method"].values)
+    protocols = _strs(ds["protocol"].values)
+
+    def values(name: str) -> np.ndarray:
+        if name not in ds:
+            return np.full((len(methods), len(protocols)), np.nan)
+        return np.asarray(ds[name].broadcast_like(ds["mean"]).transpose("method", "protocol").values, dtype=float)
+
+    if "score" in ds:
+        score = np.asarray(ds["score"].transpose("method", "protocol", ...).values, dtype=float)
+        n = np.isfinite(score).sum(axis=-1)
     else:
-        n = np.zeros(len(methods), dtype=int)
+        n = np.zeros((len(methods), len(protocols)), dtype=int)
     return pd.DataFrame({
-        "method": methods,
-        "name": [_name(m) for m in methods],
-        "mean": np.asarray(rel_ds["mean"].values, dtype=float),
-        "std": np.asarray(rel_ds["std"].values, dtype=float),
-        "n_trials": np.asarray(n).astype(int),
+        "method": np.repeat(methods, len(protocols)),
+        "name": np.repeat([_name(m) for m in methods], len(protocols)),
+        "protocol": np.tile(protocols, len(methods)),
+        **{k: values(k).ravel() for k in ("mean", "std", "ci_low", "ci_high", "n_empty", "mask_fraction")},
+        "n_trials": np.asarray(n).astype(int).ravel(),
     })
 
 
@@ -490,39 +504,67 @@ def plot_node_validation(ace_ds: xr.Dataset, path: str | os.PathLike[str]) -> Fi
 
 
 def plot_reliability(rel_ds: xr.Dataset, path: str | os.PathLike[str]) -> Figure:
-    """Paper 004 Fig. 3: one bar per explanation method, the mean reliability score (share of
-    predictions that change when a fraction of the method's mask is perturbed) with ± std
-    error bars and the trials as dots; TRACER highlighted. A method without scores is "n/a"."""
+    """Paper 004 Fig. 3 under each protocol: per explanation method one bar per protocol (the
+    paper's threshold masks solid, the equal-size masks hatched), the mean reliability score
+    (share of predictions that change when a fraction of the method's mask is perturbed) with
+    the bootstrap interval over samples as error bars (± std over trials when the dataset has
+    no interval), the trials as dots and the number of empty masks above each bar ("∅ n");
+    TRACER highlighted. A method without scores is "n/a"."""
     df = reliability_frame(rel_ds)
-    x = np.arange(len(df))
-    colors = [TRACER_COLOR if m == "tracer" else OTHER_COLOR for m in df["method"]]
+    protocols = list(dict.fromkeys(df["protocol"]))
+    methods = list(dict.fromkeys(df["method"]))
+    n_p = len(protocols)
+    width = 0.8 / n_p
+    has_ci = bool(np.isfinite(df["ci_low"].values).any())
+    ds = rel_ds if "protocol" in rel_ds.dims else rel_ds.expand_dims(protocol=["paper"])
     sns.set_theme(style="whitegrid")
-    fig, ax = plt.subplots(figsize=(max(5.5, 0.85 * len(df) + 2.0), 4.2))
-    bars = ax.bar(x, np.nan_to_num(df["mean"].values, nan=0.0), color=colors, edgecolor="0.2", linewidth=0.6)
-    ax.errorbar(x, df["mean"].values, yerr=df["std"].values, fmt="none", ecolor="0.15", capsize=4, lw=1.0,
-                gid="std")
-    if "score" in rel_ds:
-        score = np.asarray(rel_ds["score"].transpose("method", ...).values, dtype=float)
-        for i, s in enumerate(score):
-            s = s[np.isfinite(s)]
-            jitter = np.linspace(-0.18, 0.18, s.size) if s.size > 1 else np.zeros(s.size)
-            ax.scatter(x[i] + jitter, s, s=7, color="0.1", alpha=0.5, zorder=3, linewidths=0)
-    for i, m in enumerate(df["mean"]):
-        if not np.isfinite(m):
-            bars[i].set_visible(False)
-            ax.text(x[i], 0.02, "n/a", ha="center", va="bottom", fontsize=8, color="0.3")
-    ax.set_xticks(x)
-    ax.set_xticklabels(df["name"].tolist(), rotation=30, ha="right")
-    for lab, m in zip(ax.get_xticklabels(), df["method"]):
+    fig, ax = plt.subplots(figsize=(min(MAX_WIDTH, max(5.5, (0.55 + 0.35 * n_p) * len(methods) + 2.0)), 4.6))
+    err_x, err_y, err_lo, err_hi = [], [], [], []
+    for q, protocol in enumerate(protocols):
+        part = df[df["protocol"] == protocol].reset_index(drop=True)
+        x = np.arange(len(part)) + (q - (n_p - 1) / 2) * width
+        colors = [TRACER_COLOR if m == "tracer" else OTHER_COLOR for m in part["method"]]
+        bars = ax.bar(x, np.nan_to_num(part["mean"].values, nan=0.0), width=width * 0.95, color=colors,
+                      edgecolor="0.2", linewidth=0.6, hatch="//" if q else None, alpha=1.0 if q == 0 else 0.75,
+                      label=PROTOCOL_NAMES.get(protocol, protocol))
+        mean = part["mean"].values
+        if has_ci:
+            lo, hi = mean - part["ci_low"].values, part["ci_high"].values - mean
+        else:
+            lo = hi = part["std"].values
+        err_x.extend(x), err_y.extend(mean), err_lo.extend(lo), err_hi.extend(hi)
+        if "score" in ds:
+            score = np.asarray(ds["score"].sel(protocol=protocol).transpose("method", ...).values, dtype=float)
+            for i, sc in enumerate(score):
+                sc = sc[np.isfinite(sc)]
+                jitter = np.linspace(-0.3, 0.3, sc.size) * width if sc.size > 1 else np.zeros(sc.size)
+                ax.scatter(x[i] + jitter, sc, s=6, color="0.1", alpha=0.45, zorder=3, linewidths=0)
+        for i, m in enumerate(mean):
+            if not np.isfinite(m):
+                bars[i].set_visible(False)
+                ax.text(x[i], 0.02, "n/a", ha="center", va="bottom", fontsize=8, color="0.3")
+            elif np.isfinite(part["n_empty"].iloc[i]):
+                top = m + (hi[i] if np.isfinite(hi[i]) else 0.0)
+                ax.text(x[i], top + 0.01, f"∅{int(part['n_empty'].iloc[i])}", ha="center", va="bottom",
+                        fontsize=6.5, color="0.25", gid=f"n_empty {part['method'].iloc[i]} {protocol}")
+    ax.errorbar(err_x, err_y, yerr=[err_lo, err_hi], fmt="none", ecolor="0.15", capsize=3, lw=1.0,
+                gid="ci" if has_ci else "std")
+    ax.set_xticks(np.arange(len(methods)))
+    ax.set_xticklabels([_name(m) for m in methods], rotation=30, ha="right")
+    for lab, m in zip(ax.get_xticklabels(), methods):
         if m == "tracer":
             lab.set_fontweight("bold")
             lab.set_color(TRACER_COLOR)
-    top = np.nanmax(np.concatenate([(df["mean"] + df["std"].fillna(0)).values, [1.0]]))
-    ax.set_ylim(0, max(1.0, float(top)) * 1.05)
+    top = np.nanmax(np.concatenate([np.asarray(err_y, dtype=float) + np.nan_to_num(err_hi), [1.0]]))
+    ax.set_ylim(0, max(1.0, float(top)) * 1.1)
     ax.set_ylabel("reliability score\n(share of changed predictions)")
+    if n_p > 1:
+        ax.legend(fontsize=7, loc="upper right")
     trials = int(df["n_trials"].max()) if len(df) else 0
     p = rel_ds.attrs.get("p", rel_ds.attrs.get("fraction"))
-    what = f"mean ± std over {trials} trials" + (f", p = {float(p):g}" if p is not None else "")
-    ax.set_title(f"reliability of explanation methods ({what})", fontsize=10)
+    spread = (f"{float(rel_ds.attrs.get('ci', 0.95)):.0%} bootstrap interval over "
+              f"{rel_ds.attrs.get('n_samples', '?')} samples" if has_ci else "± std")
+    what = f"mean over {trials} trials, {spread}" + (f", p = {float(p):g}" if p is not None else "")
+    ax.set_title(f"reliability of explanation methods ({what}); ∅ = empty masks", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
