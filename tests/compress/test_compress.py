@@ -17,6 +17,12 @@ SHAPE = (1, 8, 8)
 LAYERS = ["r1", "r2", "r3", "out"]
 
 
+def plain(**kw) -> CompressSettings:
+    """Settings without controls and with one seed (the compressed models alone)."""
+    return CompressSettings(**{"seeds": 1, "random_partitions": 0, "random_weights": False, "paper_table2": False,
+                               **kw})
+
+
 def tiny() -> nn.Sequential:
     return nn.Sequential(OrderedDict([
         ("c1", nn.Conv2d(1, 4, 3, padding=1)), ("r1", nn.ReLU()),
@@ -45,7 +51,7 @@ def test_compress_dataset_tiny(tmp_path):
     orig = tiny().eval()
     x, y = data()
     ds, models = compress_dataset(orig, mech_ds(), (x[:36], y[:36]), (x[36:], y[36:]),
-                                  CompressSettings(levels=(1.0, 0.6, 0.895), tol=0.005, epochs=1, batch_size=8,
+                                  plain(levels=(1.0, 0.6, 0.895), tol=0.005, epochs=1, batch_size=8,
                                                    lr=1e-3, seed=0, latency_repeats=3, latency_warmup=1),
                                   device="cpu")
     assert list(ds["model"].values) == ["original", "C1", "C2", "C3"]
@@ -75,7 +81,7 @@ def test_compress_dataset_tiny(tmp_path):
     assert ds["node_replacement"].values[1, 0].startswith("Conv2d(1→6")
     # seeded: the same call gives the same weights
     _, again = compress_dataset(orig, mech_ds(), (x[:36], y[:36]), (x[36:], y[36:]),
-                                CompressSettings(levels=(0.6,), epochs=1, batch_size=8, lr=1e-3, seed=0,
+                                plain(levels=(0.6,), epochs=1, batch_size=8, lr=1e-3, seed=0,
                                                  latency_repeats=2, latency_warmup=0),
                                 device="cpu")
     assert all(torch.equal(a, b) for a, b in zip(again["C1"].state_dict().values(), models["C1"].state_dict().values()))
@@ -89,7 +95,7 @@ def test_duplicate_levels_are_noted_not_retrained():
     torch.manual_seed(0)
     x, y = data(24)
     ds, models = compress_dataset(tiny(), mech_ds(), (x[:18], y[:18]), (x[18:], y[18:]),
-                                  CompressSettings(levels=(0.95, 1.0), epochs=0, batch_size=8, lr=1e-3, seed=1,
+                                  plain(levels=(0.95, 1.0), epochs=0, batch_size=8, lr=1e-3, seed=1,
                                                    latency_repeats=2, latency_warmup=0),
                                   device="cpu")
     assert ds["duplicate_of"].values.tolist() == ["", "", "C1"]
@@ -97,7 +103,7 @@ def test_duplicate_levels_are_noted_not_retrained():
     assert models["C2"] is not models["C1"]
     with pytest.raises(ValueError, match="composition"):
         compress_dataset(tiny(), mech_ds()[["coverage"]], (x, y), (x, y),
-                         CompressSettings(epochs=0, batch_size=8, lr=1e-3, seed=0))
+                         plain(epochs=0, batch_size=8, lr=1e-3, seed=0))
 
 
 def test_default_compresses_every_mechanism_simplest_first():
@@ -105,14 +111,15 @@ def test_default_compresses_every_mechanism_simplest_first():
     x, y = data(24)
     mech = mech_ds()
     ds, models = compress_dataset(tiny(), mech, (x[:18], y[:18]), (x[18:], y[18:]),
-                                  CompressSettings(epochs=0, batch_size=8, lr=1e-3, seed=1, latency_repeats=2,
+                                  plain(levels=None,
+                                                   epochs=0, batch_size=8, lr=1e-3, seed=1, latency_repeats=2,
                                                    latency_warmup=0),
                                   device="cpu")
     n = mech.sizes["mechanism"]
     assert ds["mechanism"].values.tolist() == [-1, *range(min(n, 4))]
     np.testing.assert_allclose(ds["level"].values[1:], mech["coverage"].values[: min(n, 4)])
     one, _ = compress_dataset(tiny(), mech, (x[:18], y[:18]), (x[18:], y[18:]),
-                              CompressSettings(max_models=1, epochs=0, batch_size=8, lr=1e-3, seed=1,
+                              plain(levels=None, max_models=1, epochs=0, batch_size=8, lr=1e-3, seed=1,
                                                latency_repeats=2, latency_warmup=0),
                               device="cpu")
     assert one["model"].values.tolist() == ["original", "C1"]
