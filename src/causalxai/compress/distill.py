@@ -119,7 +119,7 @@ def distill_nodes(
         multi-layer node: its 1-based index, test MSE and R² of the node's output, test
         accuracy of the original with this replacement alone), ``"accuracy_all"`` (all
         replacements together; the original's accuracy when no node has several layers),
-        ``"original_accuracy"``}.
+        ``"original_accuracy"``, ``"replacements"`` (the fitted modules by node index, CPU)}.
     """
     dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
     model = copy.deepcopy(original).cpu().eval()
@@ -152,6 +152,7 @@ def distill_nodes(
         before.extend(m for _, m in node.original)
     out["accuracy_all"] = evaluate_classifier(swapped_model(model, fitted, plans), x_test, y_test, device=dev)[1]
     out["original_accuracy"] = evaluate_classifier(model, x_test, y_test, device=dev)[1]
+    out["replacements"] = {k: m.cpu() for k, m in fitted.items()}
     out["mse"] = np.asarray(out["mse"], dtype=float)
     out["r2"] = np.asarray(out["r2"], dtype=float)
     out["accuracy"] = np.asarray(out["accuracy"], dtype=float)
