@@ -1,27 +1,37 @@
 """The compress step (rule ``compress``): compressed models from TRACER's global mechanisms,
-retrained from scratch and measured next to the original (paper 004 §4.3, Tables 1-2).
+retrained from scratch over seeds and measured next to the original, matched controls and the
+paper's own models (paper 004 §4.3, Tables 1-2; issue 16).
 
-:func:`compress_dataset` runs four steps, each a function of its own:
+:func:`compress_dataset` runs these steps:
 
-1. :func:`select_mechanisms`: which mechanisms become models. With ``levels=None`` (the
-   default) every distinct mechanism, simplest first, up to ``max_models``: the paper's
-   construction, whose C1, C2, C3 are its three mechanisms in order of complexity (coverages
-   84.6 %, 98.8 %, 100 % on MNIST; App. E, Table 1), so the simplest mechanism always yields
-   the most compressed model whatever share of samples it explains; ``level`` then records
-   each one's cumulative coverage. With coverage ``levels``, for each level (sorted
-   ascending; named ``C1``, ``C2``, … in that order, so C1 is the smallest coverage and
-   usually the fewest nodes) the first mechanism reaching it
-   (:func:`~causalxai.tracer.mechanisms.coverage_levels` with ``tol``).
+1. :func:`select_mechanisms`: which mechanisms become models. With coverage ``levels`` (the
+   default: the paper's 0.85, 0.99, 1.0), for each level (sorted ascending; named ``C1``,
+   ``C2``, … in that order) the first mechanism reaching it
+   (:func:`~causalxai.tracer.mechanisms.coverage_levels` with ``tol``). With ``levels=None``
+   every distinct mechanism, simplest first, up to ``max_models``; ``level`` then records each
+   one's cumulative coverage.
 2. :func:`build_model`: the mechanism's compressed model
    (:func:`~causalxai.compress.build.compress_model`), its initial weights drawn after
    ``torch.manual_seed(seed)``.
-3. retraining from scratch with the target model's training loop
+3. the controls of every distinct TRACER model (:mod:`causalxai.compress.controls`):
+   ``random_partitions`` random contiguous partitions with the same number of nodes, not a
+   mechanism TRACER found, parameters within ``±budget`` (``C1_rand1``, …), and the mechanism
+   of a random-weight copy of the target with the same (or the nearest) node count
+   (``C1_rw``; given as ``random_mechanisms``); then the paper's Table 2 models
+   (:mod:`causalxai.compress.paper_table2`, ``paper_C1`` …) when ``paper_table2`` and the
+   input is 1×28×28 with 10 classes.
+4. retraining from scratch with the target model's training loop
    (:func:`~causalxai.tracer.model.train_classifier`: Adam, ``lr``, ``epochs``,
-   ``batch_size``, ``seed``) on the training set. Two levels that reach the same mechanism
-   give the same model: it is trained once and the later one records ``duplicate_of``. The
-   original model is measured as given (not retrained).
-4. :func:`measure_models`: :func:`~causalxai.compress.measure.model_metrics`, the layer
-   table (Table 2) and the compression plan of every model.
+   ``batch_size``) once per seed ``seed, seed + 1, …, seed + seeds − 1`` (initial weights and
+   batches). Two models of the same partition give the same weights: the partition is trained
+   once and the later model records ``duplicate_of``. The original is measured as given.
+5. statistics (:mod:`causalxai.compress.stats`): each model's accuracy mean ± std over the
+   seeds, an exact McNemar test of each seed's model against the original on the test split,
+   Welch's t of each TRACER model's seeds against each of its controls'.
+6. the Theorem 1 check without retraining (:func:`~causalxai.compress.distill.distill_nodes`):
+   each multi-layer node of a TRACER model fitted by distillation and swapped into the original.
+7. :func:`measure_models`: :func:`~causalxai.compress.measure.model_metrics`, the layer
+   table (Table 2) and the compression plan of seed 0's model.
 """
 
 from __future__ import annotations
