@@ -72,5 +72,5 @@ layers_df = layers_df[layers_df["layer_name"] != ""].rename(
 with atomic_path(out.table_layers) as tmp:
     layers_df.to_csv(tmp, index=False)
 plot_compression(ds, out.figure)
-write_dataset(ds, out.compress, step="compress", config={**cfg, **p.tracer, "layers": layers, "device": p.device},
-              seed=p.seed)
+write_dataset(ds, out.compress, step="compress", seed=p.seed,
+              config={**cfg, "random_weights_tracer": dict(p.tracer), "layers": layers, "device": p.device})

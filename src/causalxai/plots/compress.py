@@ -87,7 +87,7 @@ def plot_compression(ds: xr.Dataset, path: str | os.PathLike[str]) -> Figure:
     x = np.arange(len(df))
     colors = [KIND_COLORS.get(k, COMPRESSED_COLOR) for k in df["kind"]]
     sns.set_theme(style="whitegrid")
-    fig, (ax_p, ax_a, ax_s) = plt.subplots(1, 3, figsize=(max(11.0, 2.6 * len(df) + 5.0), 4.6),
+    fig, (ax_p, ax_a, ax_s) = plt.subplots(1, 3, figsize=(max(11.0, 1.2 * len(df) + 6.0), 4.8),
                                            gridspec_kw={"width_ratios": [1.0, 1.0, 0.8]})
     bars = ax_p.bar(x, df["n_params"].values, color=colors, edgecolor="0.2", linewidth=0.6)
     ax_p.set_yscale("log")
