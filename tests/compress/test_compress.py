@@ -7,14 +7,21 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 from torch import nn
 
 from causalxai.compress.compress import CompressSettings, compress_dataset
 from causalxai.io import open as open_result, write_dataset
-from causalxai.tracer.mechanisms import mechanisms_dataset
+from causalxai.tracer.mechanisms import mechanisms_dataset, parse_composition
 
 SHAPE = (1, 8, 8)
 LAYERS = ["r1", "r2", "r3", "out"]
+
+
+def plain(**kw) -> CompressSettings:
+    """Settings without controls and with one seed (the compressed models alone)."""
+    return CompressSettings(**{"seeds": 1, "random_partitions": 0, "random_weights": False, "paper_table2": False,
+                               **kw})
 
 
 def tiny() -> nn.Sequential:
@@ -45,7 +52,7 @@ def test_compress_dataset_tiny(tmp_path):
     orig = tiny().eval()
     x, y = data()
     ds, models = compress_dataset(orig, mech_ds(), (x[:36], y[:36]), (x[36:], y[36:]),
-                                  CompressSettings(levels=(1.0, 0.6, 0.895), tol=0.005, epochs=1, batch_size=8,
+                                  plain(levels=(1.0, 0.6, 0.895), tol=0.005, epochs=1, batch_size=8,
                                                    lr=1e-3, seed=0, latency_repeats=3, latency_warmup=1),
                                   device="cpu")
     assert list(ds["model"].values) == ["original", "C1", "C2", "C3"]
@@ -75,7 +82,7 @@ def test_compress_dataset_tiny(tmp_path):
     assert ds["node_replacement"].values[1, 0].startswith("Conv2d(1→6")
     # seeded: the same call gives the same weights
     _, again = compress_dataset(orig, mech_ds(), (x[:36], y[:36]), (x[36:], y[36:]),
-                                CompressSettings(levels=(0.6,), epochs=1, batch_size=8, lr=1e-3, seed=0,
+                                plain(levels=(0.6,), epochs=1, batch_size=8, lr=1e-3, seed=0,
                                                  latency_repeats=2, latency_warmup=0),
                                 device="cpu")
     assert all(torch.equal(a, b) for a, b in zip(again["C1"].state_dict().values(), models["C1"].state_dict().values()))
@@ -89,7 +96,7 @@ def test_duplicate_levels_are_noted_not_retrained():
     torch.manual_seed(0)
     x, y = data(24)
     ds, models = compress_dataset(tiny(), mech_ds(), (x[:18], y[:18]), (x[18:], y[18:]),
-                                  CompressSettings(levels=(0.95, 1.0), epochs=0, batch_size=8, lr=1e-3, seed=1,
+                                  plain(levels=(0.95, 1.0), epochs=0, batch_size=8, lr=1e-3, seed=1,
                                                    latency_repeats=2, latency_warmup=0),
                                   device="cpu")
     assert ds["duplicate_of"].values.tolist() == ["", "", "C1"]
@@ -97,7 +104,7 @@ def test_duplicate_levels_are_noted_not_retrained():
     assert models["C2"] is not models["C1"]
     with pytest.raises(ValueError, match="composition"):
         compress_dataset(tiny(), mech_ds()[["coverage"]], (x, y), (x, y),
-                         CompressSettings(epochs=0, batch_size=8, lr=1e-3, seed=0))
+                         plain(epochs=0, batch_size=8, lr=1e-3, seed=0))
 
 
 def test_default_compresses_every_mechanism_simplest_first():
@@ -105,14 +112,82 @@ def test_default_compresses_every_mechanism_simplest_first():
     x, y = data(24)
     mech = mech_ds()
     ds, models = compress_dataset(tiny(), mech, (x[:18], y[:18]), (x[18:], y[18:]),
-                                  CompressSettings(epochs=0, batch_size=8, lr=1e-3, seed=1, latency_repeats=2,
+                                  plain(levels=None,
+                                                   epochs=0, batch_size=8, lr=1e-3, seed=1, latency_repeats=2,
                                                    latency_warmup=0),
                                   device="cpu")
     n = mech.sizes["mechanism"]
     assert ds["mechanism"].values.tolist() == [-1, *range(min(n, 4))]
     np.testing.assert_allclose(ds["level"].values[1:], mech["coverage"].values[: min(n, 4)])
     one, _ = compress_dataset(tiny(), mech, (x[:18], y[:18]), (x[18:], y[18:]),
-                              CompressSettings(max_models=1, epochs=0, batch_size=8, lr=1e-3, seed=1,
+                              plain(levels=None, max_models=1, epochs=0, batch_size=8, lr=1e-3, seed=1,
                                                latency_repeats=2, latency_warmup=0),
                               device="cpu")
     assert one["model"].values.tolist() == ["original", "C1"]
+
+
+def test_controls_seeds_and_mcnemar():
+    torch.manual_seed(0)
+    orig = tiny().eval()
+    x, y = data(60)
+    # a random-weight copy's mechanisms, given (the script runs TRACER on one)
+    rand_mech = mechanisms_dataset(np.asarray([[0, 1, 1, 1]] * 3 + [[0, 0, 0, 0]]), layers=LAYERS)
+    settings = CompressSettings(levels=(0.6,), epochs=1, batch_size=8, lr=1e-3, seed=0, latency_repeats=2,
+                                latency_warmup=0, seeds=2, random_partitions=2, budget=10.0, paper_table2=True,
+                                distill_epochs=1)
+    ds, models = compress_dataset(orig, mech_ds(), (x[:40], y[:40]), (x[40:], y[40:]), settings,
+                                  random_mechanisms=rand_mech, device="cpu")
+    names = ds["model"].values.tolist()
+    assert names == ["original", "C1", "C1_rand1", "C1_rand2", "C1_rw"]  # 8x8 inputs: no paper Table 2
+    assert "paper_table2 skipped" in ds.attrs["notes"][0]
+    assert ds["kind"].values.tolist() == ["original", "tracer", "random_partition", "random_partition",
+                                          "random_weights"]
+    assert ds["control_of"].values.tolist() == ["", "", "C1", "C1", "C1"]
+    # the random partitions: 2 nodes, not TRACER's mechanisms; the random-weight mechanism of 2 nodes
+    comps = ds["composition"].values.tolist()
+    for c in comps[2:4]:
+        assert len(parse_composition(c)) == 2 and c not in mech_ds()["composition"].values.tolist()
+    assert comps[4] == "r1|r2+r3+out"
+    # per-seed accuracies: mean and std by hand; each seed's McNemar against the original by hand
+    with torch.no_grad():
+        orig_ok = (orig(x[40:]).argmax(1) == y[40:]).numpy()
+    acc = ds["seed_accuracy"].values
+    assert ds.sizes["seed"] == 2 and ds["n_seeds"].values.tolist() == [1, 2, 2, 2, 2]
+    np.testing.assert_allclose(ds["accuracy_mean"].values[1:], acc[1:].mean(1))
+    np.testing.assert_allclose(ds["accuracy_std"].values[1:], acc[1:].std(1, ddof=1))
+    assert acc[0, 0] == pytest.approx(orig_ok.mean()) and np.isnan(acc[0, 1])
+    with torch.no_grad():
+        ok = (models["C1"](x[40:]).argmax(1) == y[40:]).numpy()
+    b, c = int(np.sum(orig_ok & ~ok)), int(np.sum(~orig_ok & ok))
+    assert (int(ds["mcnemar_b"][1, 0]), int(ds["mcnemar_c"][1, 0])) == (b, c)
+    assert float(ds["mcnemar_p"][1, 0]) == pytest.approx(stats.binomtest(min(b, c), b + c, 0.5).pvalue
+                                                         if b + c else 1.0)
+    assert acc[1, 0] == pytest.approx(ok.mean())
+    # the Welch comparison of each control against C1
+    ref = stats.ttest_ind(acc[1], acc[4], equal_var=False)
+    assert float(ds["tracer_minus_control"][4]) == pytest.approx(acc[1].mean() - acc[4].mean())
+    if np.isfinite(ref.pvalue):
+        assert float(ds["welch_p"][4]) == pytest.approx(ref.pvalue)
+    assert np.isnan(ds["welch_p"].values[:2]).all()
+    # the distillation check: C1 (r1+r2 | r3+out) has two multi-layer nodes
+    assert np.isfinite(ds["distill_accuracy"].values[1, :2]).all()
+    assert np.isfinite(float(ds["distill_accuracy_all"][1])) and np.isnan(ds["distill_accuracy_all"].values[2:]).all()
+
+
+def test_paper_table2_rows_on_28x28():
+    from causalxai.tracer.model import alexnet28
+
+    torch.manual_seed(0)
+    orig = alexnet28().eval()
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(20, 1, 28, 28, generator=g), torch.arange(20) % 10
+    mech = mechanisms_dataset(np.asarray([[0, 0, 0, 0, 1, 2, 2, 2]]),
+                              layers=["relu1", "relu2", "relu3", "relu4", "relu5", "relu6", "relu7", "fc3"])
+    ds, _ = compress_dataset(orig, mech, (x, y), (x, y),
+                             CompressSettings(levels=(1.0,), epochs=0, batch_size=10, seed=0, latency_repeats=1,
+                                              latency_warmup=0, seeds=1, random_partitions=0, distill_epochs=0),
+                             device="cpu")
+    assert ds["model"].values.tolist()[-3:] == ["paper_C1", "paper_C2", "paper_C3"]
+    assert ds["n_params"].values[-3:].tolist() == [11_567_786, 4_749_994, 66_218]
+    assert ds["composition"].values[-1] == "" and ds["n_nodes"].values[-1] == -1
+    assert int(ds["n_params"].sel(model="C1")) == 73_642  # the module docstring's example of build.py

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from causalxai.compress.measure import METRICS, count_flops, model_metrics, size_mb, time_forward
+from causalxai.compress.measure import METRICS, count_flops, model_metrics, predict, size_mb, time_forward
 
 
 def test_flops_params_and_size_of_a_linear():
@@ -33,3 +33,12 @@ def test_size_counts_buffers_and_conv_flops():
     assert mean > 0 and std >= 0
     with pytest.raises(ValueError):
         time_forward(conv, torch.zeros(1, 2, 6, 6), repeats=0)
+
+
+def test_predict_is_the_argmax_of_the_logits():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 5))
+    x = torch.randn(7, 1, 4, 4)
+    w, b = model[1].weight.detach().double().numpy(), model[1].bias.detach().double().numpy()
+    ref = np.argmax(x.flatten(1).double().numpy() @ w.T + b, axis=1)
+    np.testing.assert_array_equal(predict(model, x, batch_size=3), ref)

@@ -48,3 +48,17 @@ def test_plot_writes_a_png(tmp_path):
     np.testing.assert_allclose(heights, [0.981, 0.975, 0.978, 0.983])
     texts = [t.get_text() for t in ax_p.texts]
     assert any("99.4%" in t for t in texts)
+
+
+def test_plot_with_controls(tmp_path):
+    ds = make_ds()
+    ds["kind"] = ("model", ["original", "tracer", "random_partition", "paper_table2"])
+    ds["accuracy_mean"] = ("model", [0.981, 0.97, 0.96, 0.975])
+    ds["accuracy_std"] = ("model", [0.0, 0.01, 0.02, 0.005])
+    df = compression_frame(ds)
+    assert df["kind"].tolist() == ["original", "tracer", "random_partition", "paper_table2"]
+    assert df["label"].tolist()[2:] == ["C2\n4 nodes", "C3"]
+    fig = plot_compression(ds, tmp_path / "c.png")
+    ax_a, ax_s = fig.axes[1:3]
+    np.testing.assert_allclose([r.get_height() for r in ax_a.patches], [0.981, 0.97, 0.96, 0.975])
+    assert ax_s.get_xscale() == "log" and len(ax_s.get_legend().get_texts()) == 4

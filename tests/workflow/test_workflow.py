@@ -220,10 +220,24 @@ def test_tracer_outputs_are_read_back(finished_run):
     assert io.open(res / "tracer" / "counterfactual_gan.nc").sizes["epoch"] == 1
     assert io.open(res / "tracer" / "counterfactual_tracer.nc")["attribution"].sizes["version"] == 2
     comp = io.open(res / "tracer" / "compress.nc")
-    n_models = 1 + min(2, mech.sizes["mechanism"])
-    assert comp["model"].values.tolist() == ["original", "C1", "C2"][:n_models]
+    kinds = comp["kind"].values.tolist()
+    assert comp["model"].values.tolist()[:4] == ["original", "C1", "C2", "C3"]  # levels 0.85, 0.99, 1.0
+    assert kinds[:4] == ["original", "tracer", "tracer", "tracer"] and "random_weights" in kinds
+    assert comp["model"].values.tolist()[-3:] == ["paper_C1", "paper_C2", "paper_C3"]
+    assert comp["n_params"].values[-3:].tolist() == [11_567_786, 4_749_994, 66_218]
     assert int(comp["n_params"].sel(model="original")) == 11_696_202
-    assert (comp["n_params"].values[1:] <= 11_696_202).all() and np.isfinite(comp["test_accuracy"].values).all()
+    assert np.isfinite(comp["test_accuracy"].values).all()
+    assert comp.sizes["seed"] == 2 and (comp["n_seeds"].values[1:] == 2).all()
+    assert np.isfinite(comp["accuracy_mean"].values).all() and np.isfinite(comp["seed_accuracy"].values[1:]).all()
+    p_mcnemar = comp["mcnemar_p"].values
+    assert ((p_mcnemar[1:] > 0) & (p_mcnemar[1:] <= 1)).all() and p_mcnemar[0, 0] == 1.0  # the original: b = c = 0
+    tracer = np.asarray(kinds) == "tracer"
+    controls = np.isin(kinds, ["random_partition", "random_weights"])
+    assert set(comp["control_of"].values[controls]) <= set(comp["model"].values[tracer])
+    assert np.isfinite(comp["distill_accuracy_all"].values[tracer]).all()
+    models_csv = pd.read_csv(res / "tables" / "compress_models.csv")
+    assert {"kind", "accuracy_mean", "accuracy_std", "n_seeds", "n_params", "mcnemar_b0", "mcnemar_c0",
+            "mcnemar_p0"} <= set(models_csv.columns)
     for table in ("target_model_layers", "mechanisms", "reliability", "compress_models", "compress_layers",
                   "counterfactuals", "mechanisms_stability"):
         assert (res / "tables" / f"{table}.csv").stat().st_size > 50, table

@@ -1,5 +1,6 @@
 # Compressed models built from TRACER's global mechanisms: every causal node of several
-# layers becomes one layer, retrained from scratch and measured (paper 004 §4.3, Tables 1-2).
+# layers becomes one layer, retrained from scratch over seeds and measured next to matched
+# controls and the paper's Table 2 models (paper 004 §4.3, Tables 1-2; issue 16).
 
 
 rule compress:
@@ -7,6 +8,7 @@ rule compress:
         weights="results/{dataset}/tracer/target_model.pt",
         dataset="results/{dataset}/dataset.nc",
         mechanisms="results/{dataset}/tracer/mechanisms.nc",
+        samples="results/{dataset}/tracer/samples.nc",
         code=package_code("compress.py"),
     output:
         compress="results/{dataset}/tracer/compress.nc",
@@ -32,6 +34,7 @@ rule compress:
     params:
         compress=config["tracer"]["compress"],
         layers=config["tracer"]["layers"],
+        tracer=tracer_params("layers", "patch", "stride", "baseline", "batch_size", "kernel", "eps", "eps_sweep"),
         seed=config["seed"],
         device=config["device"],
     threads: 8

@@ -1,5 +1,5 @@
-"""Rule compress: compressed models from the mechanisms' causal nodes, retrained and measured
-(paper 004 §4.3, Tables 1-2)."""
+"""Rule compress: compressed models from the mechanisms' causal nodes, their matched controls and the
+paper's Table 2 models, retrained over seeds and measured (paper 004 §4.3, Tables 1-2; issue 16)."""
 
 import logging
 import time
@@ -8,10 +8,13 @@ import torch
 
 from causalxai.compress.build import save_compressed_models
 from causalxai.compress.compress import CompressSettings, compress_dataset
+from causalxai.compress.controls import random_weight_mechanisms
 from causalxai.compress.measure import METRICS
 from causalxai.io import atomic_path, open as open_result, write_dataset
 from causalxai.plots.compress import plot_compression
+from causalxai.runtime import resolve_device
 from causalxai.tracer.model import observed_layers
+from causalxai.tracer.settings import TracerSettings
 from causalxai.tracer.target_model import dataset_tensors, load_target_model
 
 from common import start
@@ -31,11 +34,30 @@ if [str(v) for v in mech["layer"].values] != layers:
     raise ValueError(f"{snakemake.input.mechanisms}: its layers {mech['layer'].values.tolist()} are not the observed "
                      f"layers {layers} of tracer.layers; re-run the TRACER steps")
 t0 = time.time()
-ds, models = compress_dataset(model, mech, dataset_tensors(data, "train"), dataset_tensors(data, "test"), settings,
+x_test, y_test = dataset_tensors(data, "test")
+random_mech = None
+if settings.random_weights:
+    idx = open_result(snakemake.input.samples)["interventions"].values[: settings.random_weights_samples]
+    random_mech = random_weight_mechanisms(model, x_test[idx], TracerSettings.from_params(p.tracer), seed=p.seed,
+                                           labels=y_test[idx].numpy(), sample_ids=idx,
+                                           device=resolve_device(p.device), progress=True)
+    logging.info("random-weight copy, %d samples: mechanisms\n%s (%.1f s)", idx.size,
+                 random_mech[["composition", "coverage"]].to_dataframe().to_string(), time.time() - t0)
+ds, models = compress_dataset(model, mech, dataset_tensors(data, "train"), (x_test, y_test), settings,
+                              random_mechanisms=random_mech, dropout=float(dict(ckpt["kwargs"]).get("dropout", 0.5)),
                               device=p.device, threads=snakemake.threads, progress=True)
-table = ds[["composition", "n_nodes", "coverage", *METRICS, "compression", "duplicate_of"]].to_dataframe()
+for note in ds.attrs["notes"]:
+    if note:
+        logging.warning("compress: %s", note)
+ds["mcnemar_b0"], ds["mcnemar_c0"], ds["mcnemar_p0"] = (ds[v].isel(seed=0, drop=True)
+                                                        for v in ("mcnemar_b", "mcnemar_c", "mcnemar_p"))
+table = ds[["kind", "control_of", "composition", "n_nodes", "coverage", "accuracy_mean", "accuracy_std", "n_seeds",
+            "mcnemar_b0", "mcnemar_c0", "mcnemar_p0", "tracer_minus_control", "welch_p", "distill_accuracy_all",
+            *METRICS, "compression", "duplicate_of"]].to_dataframe()
+ds = ds.drop_vars(["mcnemar_b0", "mcnemar_c0", "mcnemar_p0"])
 logging.info("compressed models in %.1f s:\n%s", time.time() - t0, table.drop(columns="composition").to_string())
-compositions = {str(n): str(c) for n, c in zip(ds["model"].values, ds["composition"].values) if n != "original"}
+compositions = {str(n): str(c) for n, c, k in zip(ds["model"].values, ds["composition"].values, ds["kind"].values)
+                if k == "tracer"}
 save_compressed_models(
     out.models, {n: models[n] for n in compositions}, compositions,
     architecture=ckpt["architecture"], kwargs=dict(ckpt["kwargs"]), input_shape=ds.attrs["input_shape"],
@@ -50,4 +72,5 @@ layers_df = layers_df[layers_df["layer_name"] != ""].rename(
 with atomic_path(out.table_layers) as tmp:
     layers_df.to_csv(tmp, index=False)
 plot_compression(ds, out.figure)
-write_dataset(ds, out.compress, step="compress", config={**cfg, "layers": layers, "device": p.device}, seed=p.seed)
+write_dataset(ds, out.compress, step="compress", seed=p.seed,
+              config={**cfg, "random_weights_tracer": dict(p.tracer), "layers": layers, "device": p.device})

@@ -1,38 +1,51 @@
 """The compress step (rule ``compress``): compressed models from TRACER's global mechanisms,
-retrained from scratch and measured next to the original (paper 004 §4.3, Tables 1-2).
+retrained from scratch over seeds and measured next to the original, matched controls and the
+paper's own models (paper 004 §4.3, Tables 1-2; issue 16).
 
-:func:`compress_dataset` runs four steps, each a function of its own:
+:func:`compress_dataset` runs these steps:
 
-1. :func:`select_mechanisms`: which mechanisms become models. With ``levels=None`` (the
-   default) every distinct mechanism, simplest first, up to ``max_models``: the paper's
-   construction, whose C1, C2, C3 are its three mechanisms in order of complexity (coverages
-   84.6 %, 98.8 %, 100 % on MNIST; App. E, Table 1), so the simplest mechanism always yields
-   the most compressed model whatever share of samples it explains; ``level`` then records
-   each one's cumulative coverage. With coverage ``levels``, for each level (sorted
-   ascending; named ``C1``, ``C2``, … in that order, so C1 is the smallest coverage and
-   usually the fewest nodes) the first mechanism reaching it
-   (:func:`~causalxai.tracer.mechanisms.coverage_levels` with ``tol``).
+1. :func:`select_mechanisms`: which mechanisms become models. With coverage ``levels`` (the
+   default: the paper's 0.85, 0.99, 1.0), for each level (sorted ascending; named ``C1``,
+   ``C2``, … in that order) the first mechanism reaching it
+   (:func:`~causalxai.tracer.mechanisms.coverage_levels` with ``tol``). With ``levels=None``
+   every distinct mechanism, simplest first, up to ``max_models``; ``level`` then records each
+   one's cumulative coverage.
 2. :func:`build_model`: the mechanism's compressed model
    (:func:`~causalxai.compress.build.compress_model`), its initial weights drawn after
    ``torch.manual_seed(seed)``.
-3. retraining from scratch with the target model's training loop
+3. the controls of every distinct TRACER model (:mod:`causalxai.compress.controls`):
+   ``random_partitions`` random contiguous partitions with the same number of nodes, not a
+   mechanism TRACER found, parameters within ``±budget`` (``C1_rand1``, …), and the mechanism
+   of a random-weight copy of the target with the same (or the nearest) node count
+   (``C1_rw``; given as ``random_mechanisms``); then the paper's Table 2 models
+   (:mod:`causalxai.compress.paper_table2`, ``paper_C1`` …) when ``paper_table2`` and the
+   input is 1×28×28 with 10 classes.
+4. retraining from scratch with the target model's training loop
    (:func:`~causalxai.tracer.model.train_classifier`: Adam, ``lr``, ``epochs``,
-   ``batch_size``, ``seed``) on the training set. Two levels that reach the same mechanism
-   give the same model: it is trained once and the later one records ``duplicate_of``. The
-   original model is measured as given (not retrained).
-4. :func:`measure_models`: :func:`~causalxai.compress.measure.model_metrics`, the layer
-   table (Table 2) and the compression plan of every model.
+   ``batch_size``) once per seed ``seed, seed + 1, …, seed + seeds − 1`` (initial weights and
+   batches). Two models of the same partition give the same weights: the partition is trained
+   once and the later model records ``duplicate_of``. The original is measured as given.
+5. statistics (:mod:`causalxai.compress.stats`): each model's accuracy mean ± std over the
+   seeds, an exact McNemar test of each seed's model against the original on the test split,
+   Welch's t of each TRACER model's seeds against each of its controls'.
+6. the Theorem 1 check without retraining (:func:`~causalxai.compress.distill.distill_nodes`):
+   each multi-layer node of a TRACER model fitted by distillation and swapped into the original.
+7. :func:`measure_models`: :func:`~causalxai.compress.measure.model_metrics`, the layer
+   table (Table 2) and the compression plan of seed 0's model.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import torch
 import xarray as xr
 from torch import nn
@@ -42,7 +55,11 @@ from causalxai.compress.build import (
     compression_plan,
     singleton_composition,
 )
-from causalxai.compress.measure import LATENCY_BATCH, METRICS, model_metrics
+from causalxai.compress.controls import match_by_nodes, partition_params, random_partitions
+from causalxai.compress.distill import distill_nodes
+from causalxai.compress.measure import LATENCY_BATCH, METRICS, model_metrics, predict
+from causalxai.compress.paper_table2 import PAPER_TABLE2, applies, paper_table2_models
+from causalxai.compress.stats import mcnemar_exact, welch_comparison
 from causalxai.io import describe
 from causalxai.progress import Progress
 from causalxai.runtime import resolve_device
@@ -64,23 +81,37 @@ def _levels(value: Any) -> tuple[float, ...] | None:
     return out
 
 
+def _flag(value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return bool(value)
+
+
 @dataclass(frozen=True)
 class CompressSettings(Settings):
     """The compress step's settings (module docstring; ``tracer.compress``).
 
     Attributes:
-        levels: coverage levels in (0, 1], or None: every mechanism, simplest first.
+        levels: coverage levels in (0, 1] (default the paper's 0.85, 0.99, 1.0), or None:
+            every mechanism, simplest first.
         max_models: the most mechanisms compressed with ``levels=None``.
         tol: shortfall of coverage still accepted for a level.
         epochs, batch_size, lr: the retraining (Adam).
-        seed: the initial weights' and the retraining's seed.
+        seed: the initial weights' and the retraining's seed (seed ``s`` of ``seeds`` is ``seed + s``).
         latency_repeats, latency_warmup: timed and untimed forward passes per model.
+        seeds: retrainings of every model (TRACER's, controls, the paper's), seeds ``seed … seed + seeds − 1``.
+        random_partitions: random contiguous partitions per TRACER model (0: none).
+        budget: a random partition's parameters within ``±budget`` of the TRACER model's.
+        random_weights: add the matched mechanism of a random-weight copy of the target.
+        random_weights_samples: samples the random-weight copy is analysed on (the first of TRACER's).
+        paper_table2: add the paper's Table 2 models C1-C3 (1×28×28 inputs, 10 classes only).
+        distill_epochs, distill_lr: the distillation check of Theorem 1 (Adam; 0 epochs: unfitted layers).
     """
 
     SECTION: ClassVar[str] = "tracer.compress"
     CONFIG_KEYS: ClassVar[Mapping[str, str]] = {"seed": "seed"}
 
-    levels: Sequence[float] | None = setting(None, _levels)
+    levels: Sequence[float] | None = setting((0.85, 0.99, 1.0), _levels)
     max_models: int = setting(4, integer(1))
     tol: float = setting(0.005, number(0.0, 1.0))
     epochs: int = setting(10, integer(0))
@@ -89,6 +120,14 @@ class CompressSettings(Settings):
     seed: int = setting(0, integer(0))
     latency_repeats: int = setting(50, integer(1))
     latency_warmup: int = setting(10, integer(0))
+    seeds: int = setting(3, integer(1))
+    random_partitions: int = setting(1, integer(0))
+    budget: float = setting(0.25, number(0.0))
+    random_weights: bool = setting(True, _flag)
+    random_weights_samples: int = setting(20, integer(1))
+    paper_table2: bool = setting(True, _flag)
+    distill_epochs: int = setting(5, integer(0))
+    distill_lr: float = setting(1e-3, number(0.0))
 
     @property
     def training(self) -> ClassifierSettings:
@@ -142,7 +181,7 @@ def measure_models(
 
     Args:
         models: the models by name.
-        compositions: each model's composition (the plan's node layout).
+        compositions: each model's composition (the plan's node layout; ``""``: no plan).
         original: the model the plans refer to.
         test: ``(x_test, y_test)``.
         settings: ``latency_repeats`` and ``latency_warmup``.
@@ -158,13 +197,88 @@ def measure_models(
             "metrics": model_metrics(model, input_shape, x_test=test[0], y_test=test[1], device=device,
                                      repeats=settings.latency_repeats, warmup=settings.latency_warmup, threads=threads),
             "table": layer_table(model, input_shape),
-            "plan": compression_plan(original, compositions[name], input_shape),
+            "plan": (compression_plan(original, compositions[name], input_shape) if compositions[name]
+                     else pd.DataFrame({c: [] for c in _PLAN_COLUMNS})),
         }
     return out
 
 
+_PLAN_COLUMNS = ("node", "layers", "n_layers", "kept", "original_modules", "replacement", "in_shape", "out_shape",
+                 "params_before", "params_after")
+
+
 def _table_strings(shape) -> str:
     return "x".join(str(int(v)) for v in shape) if shape else ""
+
+
+@dataclass
+class _Entry:
+    """One model of the table: how to build it, what it is, and (after training) its results."""
+
+    name: str
+    kind: str  # original | tracer | random_partition | random_weights | paper_table2
+    composition: str = ""
+    control_of: str = ""
+    mechanism: int = -1
+    level: float = float("nan")
+    coverage: float = float("nan")
+    duplicate_of: str = ""
+    build: Any = None  # seed -> nn.Module
+    accuracies: list[float] = field(default_factory=list)
+    correct: list[np.ndarray] = field(default_factory=list)
+    curve: list[float] = field(default_factory=list)
+    train_seconds: float = float("nan")
+    model: nn.Module | None = None
+
+
+def _train_entry(entry: _Entry, x_train, y_train, test, settings: CompressSettings, *, device, progress) -> None:
+    """Retrain ``entry`` over ``settings.seeds`` seeds (``seed``, ``seed + 1``, …); keep seed 0's model."""
+    t0 = time.perf_counter()
+    for s in range(settings.seeds):
+        seed = settings.seed + s
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            model = entry.build()
+        model, hist = train_classifier(model, x_train, y_train, test[0], test[1],
+                                       dataclasses.replace(settings.training, seed=seed), device=device,
+                                       progress=f"compress {entry.name} seed {seed}" if progress else None)
+        model = model.cpu().eval()
+        pred = predict(model, test[0])
+        entry.correct.append(pred == test[1].numpy())
+        entry.accuracies.append(float(entry.correct[-1].mean()))
+        if s == 0:
+            entry.model, entry.curve = model, list(hist["test_accuracy"])
+    entry.train_seconds = (time.perf_counter() - t0) / max(settings.seeds, 1)
+
+
+def _controls(entries: list[_Entry], original: nn.Module, layers: list[str], input_shape, excluded: list[str],
+              random_mechanisms: xr.Dataset | None, settings: CompressSettings, notes: list[str]) -> list[_Entry]:
+    """The matched controls of every distinct TRACER model (module docstring, step 3)."""
+    out: list[_Entry] = []
+    tracer = [e for e in entries if e.kind == "tracer" and not e.duplicate_of]
+    for k, e in enumerate(tracer):
+        n_nodes = len(parse_composition(e.composition))
+        target = partition_params(original, [e.composition], input_shape)[0]
+        comps = random_partitions(original, layers, input_shape, n_nodes=n_nodes, target_params=target,
+                                  exclude=excluded, n_draws=settings.random_partitions, budget=settings.budget,
+                                  seed=settings.seed + k)
+        if len(comps) < settings.random_partitions:
+            notes.append(f"{e.name}: {len(comps)} of {settings.random_partitions} random contiguous partitions of "
+                         f"{n_nodes} nodes within ±{settings.budget:.0%} of {target:,} parameters exist")
+        for j, comp in enumerate(comps, start=1):
+            out.append(_Entry(f"{e.name}_rand{j}", "random_partition", comp, control_of=e.name,
+                              build=functools.partial(compress_model, original, comp, input_shape)))
+        if random_mechanisms is not None:
+            m = match_by_nodes(n_nodes, random_mechanisms)
+            comp = str(random_mechanisms["composition"].values[m])
+            got = len(parse_composition(comp))
+            if got != n_nodes:
+                notes.append(f"{e.name}: the random-weight copy has no mechanism of {n_nodes} nodes; matched its "
+                             f"mechanism {m} of {got} nodes")
+            out.append(_Entry(f"{e.name}_rw", "random_weights", comp, control_of=e.name, mechanism=m,
+                              coverage=float(random_mechanisms["coverage"].values[m]),
+                              build=functools.partial(compress_model, original, comp, input_shape)))
+    return out
 
 
 def compress_dataset(
@@ -174,11 +288,14 @@ def compress_dataset(
     test: tuple[torch.Tensor, torch.Tensor],
     settings: CompressSettings,
     *,
+    random_mechanisms: xr.Dataset | None = None,
+    dropout: float = 0.5,
     device: str | torch.device = "auto",
     threads: int | None = None,
     progress: bool = False,
 ) -> tuple[xr.Dataset, dict[str, nn.Module]]:
-    """Select, build, retrain and measure the compressed models of the mechanisms (module docstring).
+    """Select, build, retrain over seeds and measure the compressed models of the mechanisms,
+    their matched controls and the paper's Table 2 models (module docstring).
 
     Args:
         original_model: the target model (measured as given).
@@ -186,22 +303,38 @@ def compress_dataset(
         train: ``(x_train, y_train)`` of the retraining.
         test: ``(x_test, y_test)`` of the measurements.
         settings: :class:`CompressSettings`.
+        random_mechanisms: the mechanisms of a random-weight copy of the target
+            (:func:`~causalxai.compress.controls.random_weight_mechanisms`); None: no such control.
+        dropout: the Dropout of the paper's Table 2 models (the target model's).
         device: where to retrain and measure.
         threads: CPU threads while timing.
         progress: log the models retrained at a steady rate.
 
-    Returns ``compress.nc`` and the models by name (``original``, ``C1``, …; eval mode, CPU).
-    The dataset has dim ``model`` with ``level``, ``mechanism`` (−1 for the original),
-    ``composition``, ``n_nodes``, ``coverage`` (NaN for the original), ``duplicate_of``
-    (``""`` if none), every :data:`~causalxai.compress.measure.METRICS` entry,
-    ``compression`` (share of the original's parameters removed), ``train_seconds``;
-    ``test_accuracy_curve (model, epoch)`` (NaN for the original); the layer table of each
-    model (paper Table 2) on ``(model, layer_index)``: ``layer_name``, ``layer_type``,
-    ``layer_output_shape`` (``"32x26x26"``), ``layer_params`` (padded with ``""`` and −1),
-    ``n_layers (model)``; and the compression plan on ``(model, node)``: ``node_layers``,
-    ``node_modules``, ``node_replacement``, ``node_in_shape``, ``node_out_shape``,
-    ``node_params_before``, ``node_params_after`` (the original's plan is every observed layer
-    its own node).
+    Returns ``compress.nc`` and seed 0's models by name (``original``, ``C1``, …, controls
+    ``C1_rand1``, ``C1_rw``, and ``paper_C1`` …; eval mode, CPU).
+    The dataset has dim ``model`` with ``kind`` (original, tracer, random_partition,
+    random_weights, paper_table2), ``control_of`` (the TRACER model a control is matched to,
+    else ``""``), ``level``, ``mechanism`` (index among TRACER's mechanisms, or among the
+    random-weight copy's for ``random_weights``; −1 otherwise), ``composition`` (``""`` for
+    the paper's models), ``n_nodes``, ``coverage`` (NaN where none), ``duplicate_of``
+    (``""`` if none), every :data:`~causalxai.compress.measure.METRICS` entry of seed 0's
+    model, ``compression`` (share of the original's parameters removed), ``train_seconds``
+    (per seed); dim ``seed``: ``seed_accuracy (model, seed)``, ``mcnemar_b``, ``mcnemar_c``,
+    ``mcnemar_p (model, seed)`` against the original (the original: its accuracy at seed 0
+    only, b = c = 0, p = 1); ``accuracy_mean``, ``accuracy_std`` (ddof 1; 0 for one seed),
+    ``n_seeds``; for controls ``tracer_minus_control`` and ``welch_t``, ``welch_df``,
+    ``welch_p`` (the TRACER model's seeds against the control's);
+    ``test_accuracy_curve (model, epoch)`` (seed 0; NaN for the original); the distillation
+    check (:func:`~causalxai.compress.distill.distill_nodes`, TRACER models only, else NaN):
+    ``distill_mse``, ``distill_r2``, ``distill_accuracy (model, node)`` and
+    ``distill_accuracy_all (model)``; the layer table of each model (paper Table 2) on
+    ``(model, layer_index)``: ``layer_name``, ``layer_type``, ``layer_output_shape``
+    (``"32x26x26"``), ``layer_params`` (padded with ``""`` and −1), ``n_layers (model)``; and
+    the compression plan on ``(model, node)``: ``node_layers``, ``node_modules``,
+    ``node_replacement``, ``node_in_shape``, ``node_out_shape``, ``node_params_before``,
+    ``node_params_after`` (the original's plan is every observed layer its own node; the
+    paper's models have none). ``attrs["notes"]`` lists the controls that could not be matched
+    as asked.
     """
     levels, picks = select_mechanisms(mechanisms_ds, settings)
     x_train = torch.as_tensor(train[0], dtype=torch.float32)
@@ -212,51 +345,89 @@ def compress_dataset(
     cov = np.asarray(mechanisms_ds["coverage"].values, dtype=float)
     layers = [n for g in parse_composition(comps[0]) for n in g]
     original = copy.deepcopy(original_model).cpu().eval()
+    notes: list[str] = []
 
-    names = ["original", *[f"C{i}" for i in range(1, len(levels) + 1)]]
-    rows: dict[str, dict[str, Any]] = {
-        "original": {"level": np.nan, "mechanism": -1, "composition": singleton_composition(layers),
-                     "n_nodes": len(layers), "coverage": np.nan, "duplicate_of": "", "train_seconds": np.nan,
-                     "curve": []},
-    }
-    models: dict[str, nn.Module] = {"original": original}
+    orig_correct = predict(original, test[0]) == test[1].numpy()
+    entries = [_Entry("original", "original", singleton_composition(layers), model=original,
+                      accuracies=[float(orig_correct.mean())], correct=[orig_correct])]
     first_of: dict[int, str] = {}
-    counter = Progress(len(levels), "compress", "models retrained", interval=0.0, enabled=progress)
-    for name, level, m in zip(names[1:], levels, picks):
-        comp = comps[m]
-        row = {"level": level, "mechanism": int(m), "composition": comp, "n_nodes": len(parse_composition(comp)),
-               "coverage": float(cov[m]), "duplicate_of": first_of.get(m, "")}
-        if m in first_of:
-            src = first_of[m]
-            models[name] = copy.deepcopy(models[src])
-            row.update(train_seconds=rows[src]["train_seconds"], curve=list(rows[src]["curve"]))
+    for i, (level, m) in enumerate(zip(levels, picks), start=1):
+        e = _Entry(f"C{i}", "tracer", comps[m], mechanism=int(m), level=float(level), coverage=float(cov[m]),
+                   duplicate_of=first_of.get(m, ""),
+                   build=functools.partial(compress_model, original, comps[m], input_shape))
+        first_of.setdefault(m, e.name)
+        entries.append(e)
+    entries += _controls(entries, original, layers, input_shape, comps, random_mechanisms, settings, notes)
+    if settings.paper_table2:
+        n_classes = int(original(torch.zeros((1, *input_shape))).shape[1])
+        if applies(input_shape, n_classes):
+            for name in PAPER_TABLE2:
+                entries.append(_Entry(f"paper_{name}", "paper_table2",
+                                      build=lambda name=name: paper_table2_models(n_classes, dropout)[name]))
         else:
-            first_of[m] = name
-            model = build_model(original, comp, input_shape, settings.seed)
-            t0 = time.perf_counter()
-            model, hist = train_classifier(model, x_train, y_train, test[0], test[1], settings.training, device=device,
-                                           progress=f"compress {name}" if progress else None)
-            row.update(train_seconds=time.perf_counter() - t0, curve=list(hist["test_accuracy"]))
-            models[name] = model.cpu().eval()
-        rows[name] = row
-        counter.update(note=f"{name} ({comp})")
+            notes.append(f"paper_table2 skipped: its models take 1x28x28 inputs and 10 classes, not "
+                         f"{'x'.join(map(str, input_shape))} and {n_classes}")
 
-    measured = measure_models(models, {n: rows[n]["composition"] for n in names}, original, test, settings,
-                              device=device, threads=threads)
-    ds = _compress_ds(names, rows, measured, levels=levels, layers=layers, input_shape=input_shape,
+    trained: dict[tuple[str, str], _Entry] = {}
+    to_train = [e for e in entries if e.kind != "original"]
+    counter = Progress(len(to_train), "compress", "models retrained", interval=0.0, enabled=progress)
+    for e in to_train:
+        key = (e.kind == "paper_table2" and e.name or "", e.composition)
+        src = trained.get(key)
+        if src is not None:  # the same partition again: the same seeds give the same models
+            e.duplicate_of = e.duplicate_of or src.name
+            e.model = copy.deepcopy(src.model)
+            e.accuracies, e.correct, e.curve = src.accuracies, src.correct, src.curve
+            e.train_seconds = src.train_seconds
+        else:
+            _train_entry(e, x_train, y_train, test, settings, device=device, progress=progress)
+            trained[key] = e
+        counter.update(note=f"{e.name} ({e.kind}: {e.composition or 'paper Table 2'})")
+
+    distilled: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        if e.kind == "tracer" and not e.duplicate_of:
+            distilled[e.name] = distill_nodes(original, e.composition, x_train, test[0], test[1],
+                                              epochs=settings.distill_epochs, batch_size=settings.batch_size,
+                                              lr=settings.distill_lr, seed=settings.seed, device=device)
+        elif e.kind == "tracer":
+            distilled[e.name] = distilled[e.duplicate_of]
+
+    models = {e.name: e.model for e in entries}
+    measured = measure_models(models, {e.name: e.composition if e.kind != "paper_table2" else "" for e in entries},
+                              original, test, settings, device=device, threads=threads)
+    ds = _compress_ds(entries, measured, distilled, levels=levels, layers=layers, input_shape=input_shape,
                       n_train=len(y_train), n_test=len(test[1]), settings=settings, threads=threads, device=device)
+    ds.attrs["notes"] = list(notes) if notes else [""]
     return ds, models
 
 
-def _compress_ds(names, rows, measured, *, levels, layers, input_shape, n_train, n_test, settings, threads,
+def _compress_ds(entries, measured, distilled, *, levels, layers, input_shape, n_train, n_test, settings, threads,
                  device) -> xr.Dataset:
+    names = [e.name for e in entries]
     metrics = {n: measured[n]["metrics"] for n in names}
     tables = {n: measured[n]["table"] for n in names}
     plans = {n: measured[n]["plan"] for n in names}
-    n_epochs = max((len(r["curve"]) for r in rows.values()), default=0)
+    n_epochs = max((len(e.curve) for e in entries), default=0)
     curve = np.full((len(names), n_epochs), np.nan)
-    for i, n in enumerate(names):
-        curve[i, : len(rows[n]["curve"])] = rows[n]["curve"]
+    for i, e in enumerate(entries):
+        curve[i, : len(e.curve)] = e.curve
+    n_seed = max(settings.seeds, 1)
+    acc = np.full((len(names), n_seed), np.nan)
+    mb = np.zeros((len(names), n_seed), dtype=np.int64)
+    mc = np.zeros((len(names), n_seed), dtype=np.int64)
+    mp = np.full((len(names), n_seed), np.nan)
+    orig_correct = entries[0].correct[0]
+    for i, e in enumerate(entries):
+        acc[i, : len(e.accuracies)] = e.accuracies
+        b, c, p = mcnemar_exact(orig_correct, np.stack(e.correct))
+        mb[i, : len(b)], mc[i, : len(c)], mp[i, : len(p)] = b, c, p
+    by_name = {e.name: e for e in entries}
+    welch = np.full((len(names), 4), np.nan)
+    for i, e in enumerate(entries):
+        if e.control_of:
+            w = welch_comparison(by_name[e.control_of].accuracies, e.accuracies)
+            welch[i] = [w["diff"], w["t"], w["df"], w["p"]]
     n_layer = max(len(t) for t in tables.values())
     n_node = max(len(p) for p in plans.values())
 
@@ -268,14 +439,45 @@ def _compress_ds(names, rows, measured, *, levels, layers, input_shape, n_train,
         return np.asarray(out, dtype=type(fill) if not isinstance(fill, str) else str)
 
     n_orig = metrics["original"]["n_params"]
+    n_node_d = max((len(d["node"]) for d in distilled.values()), default=0)
+    n_node = max(n_node, max((max(d["node"], default=0) for d in distilled.values()), default=0))
+    dist = {k: np.full((len(names), n_node), np.nan) for k in ("mse", "r2", "accuracy")}
+    dist_all = np.full(len(names), np.nan)
+    for i, n in enumerate(names):
+        if n in distilled:
+            d = distilled[n]
+            for k in dist:
+                dist[k][i, np.asarray(d["node"], dtype=int) - 1] = d[k]
+            dist_all[i] = d["accuracy_all"]
+    del n_node_d
+    n_seeds = np.asarray([len(e.accuracies) for e in entries], dtype=np.int64)
     data: dict[str, tuple] = {
-        "level": ("model", np.asarray([rows[n]["level"] for n in names], dtype=float)),
-        "mechanism": ("model", np.asarray([rows[n]["mechanism"] for n in names], dtype=np.int64)),
-        "composition": ("model", np.asarray([rows[n]["composition"] for n in names], dtype=str)),
-        "n_nodes": ("model", np.asarray([rows[n]["n_nodes"] for n in names], dtype=np.int64)),
-        "coverage": ("model", np.asarray([rows[n]["coverage"] for n in names], dtype=float)),
-        "duplicate_of": ("model", np.asarray([rows[n]["duplicate_of"] for n in names], dtype=str)),
-        "train_seconds": ("model", np.asarray([rows[n]["train_seconds"] for n in names], dtype=float)),
+        "kind": ("model", np.asarray([e.kind for e in entries], dtype=str)),
+        "control_of": ("model", np.asarray([e.control_of for e in entries], dtype=str)),
+        "level": ("model", np.asarray([e.level for e in entries], dtype=float)),
+        "mechanism": ("model", np.asarray([e.mechanism for e in entries], dtype=np.int64)),
+        "composition": ("model", np.asarray([e.composition for e in entries], dtype=str)),
+        "n_nodes": ("model", np.asarray([len(parse_composition(e.composition)) if e.composition else -1
+                                         for e in entries], dtype=np.int64)),
+        "coverage": ("model", np.asarray([e.coverage for e in entries], dtype=float)),
+        "duplicate_of": ("model", np.asarray([e.duplicate_of for e in entries], dtype=str)),
+        "train_seconds": ("model", np.asarray([e.train_seconds for e in entries], dtype=float)),
+        "seed_accuracy": (("model", "seed"), acc),
+        "n_seeds": ("model", n_seeds),
+        "accuracy_mean": ("model", np.nanmean(acc, axis=1)),
+        "accuracy_std": ("model", np.asarray([np.std(a, ddof=1) if len(a) > 1 else 0.0
+                                              for a in (e.accuracies for e in entries)], dtype=float)),
+        "mcnemar_b": (("model", "seed"), mb),
+        "mcnemar_c": (("model", "seed"), mc),
+        "mcnemar_p": (("model", "seed"), mp),
+        "tracer_minus_control": ("model", welch[:, 0]),
+        "welch_t": ("model", welch[:, 1]),
+        "welch_df": ("model", welch[:, 2]),
+        "welch_p": ("model", welch[:, 3]),
+        "distill_mse": (("model", "node"), dist["mse"]),
+        "distill_r2": (("model", "node"), dist["r2"]),
+        "distill_accuracy": (("model", "node"), dist["accuracy"]),
+        "distill_accuracy_all": ("model", dist_all),
     }
     for k in METRICS:
         dtype = np.int64 if k in ("n_params", "flops", "macs") else float
@@ -297,12 +499,20 @@ def _compress_ds(names, rows, measured, *, levels, layers, input_shape, n_train,
     ds = xr.Dataset(
         data,
         coords={"model": names, "epoch": np.arange(1, n_epochs + 1, dtype=np.int64),
+                "seed": np.arange(settings.seed, settings.seed + n_seed, dtype=np.int64),
                 "layer_index": np.arange(n_layer, dtype=np.int64), "node": np.arange(1, n_node + 1, dtype=np.int64)},
         attrs={
-            "description": "the original classifier and its TRACER-compressed versions C1, C2, … (one per coverage "
-                           "level, paper 004 §4.3, Tables 1-2): cost, accuracy, layer tables",
+            "description": "the original classifier, its TRACER-compressed versions C1, C2, … (one per coverage "
+                           "level, paper 004 §4.3, Tables 1-2), their matched controls (random contiguous "
+                           "partitions, the mechanism of a random-weight copy) and the paper's Table 2 models, each "
+                           "retrained over seeds: cost, accuracy, McNemar tests, layer tables",
             "levels": list(levels), "tol": float(settings.tol), "epochs": int(settings.epochs),
             "batch_size": int(settings.batch_size), "lr": float(settings.lr), "observed_layers": list(layers),
+            "seeds": int(settings.seeds), "random_partitions": int(settings.random_partitions),
+            "budget": float(settings.budget), "random_weights": int(bool(settings.random_weights)),
+            "random_weights_samples": int(settings.random_weights_samples),
+            "paper_table2": int(bool(settings.paper_table2)), "distill_epochs": int(settings.distill_epochs),
+            "distill_lr": float(settings.distill_lr),
             "input_shape": list(input_shape), "n_train": int(n_train), "n_test": int(n_test),
             "latency_repeats": int(settings.latency_repeats), "latency_warmup": int(settings.latency_warmup),
             "latency_batch": LATENCY_BATCH,
@@ -323,6 +533,26 @@ def _compress_ds(names, rows, measured, *, levels, layers, input_shape, n_train,
         "coverage": "cumulative share of samples explained up to this mechanism",
         "duplicate_of": "the earlier model with the same mechanism (then this one is a copy of it), else ''",
         "layer_params": "parameters of the layer (-1: padding)",
+        "kind": "original | tracer | random_partition (a contiguous partition TRACER did not find, same node count, "
+                "parameters within the budget) | random_weights (a mechanism of a random-weight copy) | paper_table2",
+        "control_of": "the TRACER model a control is matched to ('' otherwise)",
+        "mechanism": "index among TRACER's mechanisms (tracer), among the random-weight copy's "
+                     "(random_weights); -1 else",
+        "seed_accuracy": "test accuracy of the model retrained with this seed (the original: seed 0 only)",
+        "accuracy_mean": "mean test accuracy over the seeds",
+        "accuracy_std": "standard deviation (ddof 1) of the test accuracy over the seeds (0 for one seed)",
+        "n_seeds": "seeds the model was retrained with (1 for the original)",
+        "mcnemar_b": "test samples the original classifies correctly and this seed's model does not",
+        "mcnemar_c": "test samples this seed's model classifies correctly and the original does not",
+        "mcnemar_p": "exact two-sided McNemar p-value against the original: min(1, 2 BinomCDF(min(b, c); b + c, 1/2))",
+        "tracer_minus_control": "mean accuracy of the matched TRACER model minus this control's (controls only)",
+        "welch_t": "Welch's t of the TRACER model's seeds against this control's",
+        "welch_df": "Welch-Satterthwaite degrees of freedom",
+        "welch_p": "two-sided p-value of welch_t (3 seeds: little power)",
+        "distill_mse": "test MSE of the node's output with its single-layer replacement fitted by distillation",
+        "distill_r2": "1 - distill_mse / variance of the node's output (test images)",
+        "distill_accuracy": "test accuracy of the original with this node's distilled replacement swapped in",
+        "distill_accuracy_all": "test accuracy of the original with every multi-layer node's distilled replacement",
         "node_params_after": "parameters of the node's modules in this model (-1: padding)",
     }
     return describe(ds, descr)

@@ -36,7 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from causalxai.runtime import eval_mode, model_device, resolve_device
 from causalxai.tracer.model import evaluate_classifier
 
-__all__ = ["count_flops", "size_mb", "time_forward", "model_metrics", "METRICS", "LATENCY_BATCH"]
+__all__ = ["predict", "count_flops", "size_mb", "time_forward", "model_metrics", "METRICS", "LATENCY_BATCH"]
 
 #: test samples per timed forward pass (Table 1's per-sample latency)
 LATENCY_BATCH = 1
@@ -46,6 +46,16 @@ METRICS = (
     "n_params", "size_mb", "flops", "macs", "latency_cpu_ms_mean", "latency_cpu_ms_std",
     "latency_gpu_ms_mean", "latency_gpu_ms_std", "test_accuracy", "test_loss",
 )
+
+
+def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024) -> np.ndarray:
+    """Predicted class of every input (argmax of the logits; eval mode, no grad, the model's device)."""
+    dev = model_device(model)
+    out = []
+    with eval_mode(model), torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            out.append(model(torch.as_tensor(x[i: i + batch_size], dtype=torch.float32).to(dev)).argmax(1).cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
 
 
 def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
