@@ -27,7 +27,15 @@ Per sample, ``nn_distance`` = ``‖x − r‖₁`` from the original to its near
 pool image: the proximity the nearest-neighbour counterfactual itself would have (the
 baseline the GAN must beat: "minimal changes to the original data").
 
-**Minimal-change refinement** (``blend_steps`` = A > 0; not in the paper): the generator
+**CARLA's metrics** of the chosen counterfactual (:mod:`causalxai.counterfactual.metrics`, the
+same for the Wachter baseline, :mod:`causalxai.counterfactual.wachter`): ``l0`` (pixels changed
+by more than ``sparsity_tol``), ``linf``, ``ynn`` (share of the ``ynn_k`` nearest pool images the
+classifier assigns to the target), ``redundancy``; ``seconds_per_counterfactual`` (attribute) is
+the generation's wall time (encode, decode, classify, choose; with the refinement, plus the walk
+back) divided by N, the metrics' own time not counted.
+
+**Minimal-change refinement** (``blend_steps`` = A > 0; not in the paper; **off by default**,
+``blend_steps = 0``: the paper's counterfactual is the generator's output): the generator
 is trained to move ``x`` towards a real target-class image (its ℓ1 term pulls ``x*`` onto
 ``x_nn``), so its raw output is about as far from ``x`` as a real neighbour is. Each
 candidate is therefore walked back along the straight line to the original,
@@ -36,8 +44,11 @@ smallest ``α`` the classifier assigns to ``y*`` (``α = 1``, the generator's ou
 when none is valid). All ``N·K·A`` points are classified in batches, no loop per sample.
 Proximity then shrinks by the factor ``α``; ``alpha`` and ``gan_proximity_l1`` (the
 generator's own output) are stored so the refinement is visible, and ``disc_score`` /
-``plausibility_l1`` measure what it costs in realism. ``blend_steps = 0`` gives the paper's
-pure generator output.
+``plausibility_l1`` measure what it costs in realism. With the refinement on, the raw
+generator's own choice (the closest valid *unrefined* candidate, what ``blend_steps = 0`` gives)
+is kept beside it: ``raw_counterfactual_inputs``, ``raw_chosen`` and ``raw_<metric>`` for every
+CARLA metric, and ``raw_seconds_per_counterfactual``, so both are reported side by side
+(:func:`methods_table_of`: ``tables/counterfactual_methods.csv``).
 
 **Choice**: the chosen counterfactual is the valid candidate with the smallest
 ``proximity_l1``; when no candidate is valid, the one with the highest ``prob_target``
