@@ -102,3 +102,11 @@ def test_wachter_dataset_carries_the_shared_metrics():
     np.testing.assert_array_equal(again["counterfactual_inputs"].values, ds["counterfactual_inputs"].values)
     with pytest.raises(ValueError, match="targets"):
         wachter_counterfactuals(clf, x, {"target": [0, 1]}, st)
+
+
+def test_settings_errors_name_the_config_key():
+    with pytest.raises(ValueError, match="tracer.wachter.lam_factor"):
+        WachterSettings.from_params({"lam_factor": 0.5})
+    with pytest.raises(ValueError, match="tracer.wachter.rounds"):
+        WachterSettings.from_params({"rounds": 0})
+    assert WachterSettings.from_params({"lr": 0.5}).lr == 0.5
