@@ -443,6 +443,8 @@ def counterfactuals(
         **METRICS,
         **{f"raw_{m}": f"{d} (the generator's own output, before the refinement)" for m, d in METRICS.items()},
         "raw_counterfactual_inputs": "the generator's chosen output before the refinement (blend_steps > 0)",
+        "raw_chosen": "the candidate chosen among the unrefined outputs (blend_steps > 0)",
+        "raw_pred_counterfactual": "the classifier's class for the unrefined chosen output (blend_steps > 0)",
         "valid": "the classifier predicts the target for the counterfactual",
         "proximity_l1": "l1 norm of counterfactual - original (raw [0, 1] units, summed over the pixels)",
         "proximity_l2": "l2 norm of counterfactual - original (raw units)",
