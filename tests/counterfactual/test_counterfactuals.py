@@ -4,6 +4,7 @@
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 from torch import nn
 
 from causalxai.counterfactual.counterfactuals import (
@@ -12,11 +13,13 @@ from causalxai.counterfactual.counterfactuals import (
     choose_candidates,
     counterfactual_table,
     counterfactuals,
+    methods_table_of,
     minimal_blend,
     select_samples,
     tracer_comparison,
 )
 from causalxai.counterfactual.gan import GanSettings, train_counterfactual_gan
+from causalxai.counterfactual.metrics import METRICS, counterfactual_metrics
 from causalxai.tracer.ace import threshold_mask
 from causalxai.tracer.pipeline import TracerSettings
 
@@ -117,6 +120,18 @@ def test_counterfactuals_blend_shrinks_proximity():
     assert (blend["candidate_valid"].values >= plain["candidate_valid"].values).all()
     assert (blend["candidate_valid"].values | (a == 1)).all()
     assert blend.attrs["mean_proximity_l1"] <= plain.attrs["mean_proximity_l1"] + 1e-9
+    # the raw generator output is reported next to the refined one: the plain run's choice and metrics
+    assert "raw_valid" not in plain and "raw_counterfactual_inputs" in blend
+    np.testing.assert_array_equal(blend["raw_counterfactual_inputs"].values, plain["counterfactual_inputs"].values)
+    np.testing.assert_array_equal(blend["raw_chosen"].values, plain["chosen"].values)
+    for name in METRICS:
+        np.testing.assert_allclose(blend[f"raw_{name}"].values.astype(float), plain[name].values.astype(float))
+    table = methods_table_of(blend)
+    assert table.index.tolist() == ["gan", "gan_refined"]
+    assert table.loc["gan", "proximity_l1"] == pytest.approx(plain.attrs["mean_proximity_l1"])
+    assert table.loc["gan_refined", "proximity_l1"] == pytest.approx(blend.attrs["mean_proximity_l1"])
+    assert set(counterfactual_table(blend).columns) >= {f"raw_{m}" for m in METRICS}
+    assert methods_table_of(plain).index.tolist() == ["gan"]
     with pytest.raises(ValueError, match="blend_steps"):
         counterfactuals(StubGenerator(), FixedClassifier(), x, {"target": target},
                         CounterfactualSettings(blend_steps=-1))
@@ -173,6 +188,15 @@ def test_counterfactuals_metrics_and_choice():
     assert ds.attrs["n_misclassified"] == 2 and np.isnan(ds["disc_score"].values).all()
     table = counterfactual_table(ds)
     assert list(table.index) == [10, 11, 12, 13, 14] and table["kind"].iloc[0] == "misclassified"
+    # CARLA's metrics of the chosen counterfactual: those of causalxai.counterfactual.metrics
+    ref = counterfactual_metrics(FixedClassifier(), x, torch.as_tensor(ds["counterfactual_inputs"].values), target,
+                                 pool=(pool_x, pool_y), k=5)
+    for name in ("l0", "linf", "ynn", "redundancy", "valid", "proximity_l1", "sparsity"):
+        np.testing.assert_allclose(ds[name].values.astype(float), ref[name].astype(float), rtol=1e-6)
+    assert ds.attrs["seconds_per_counterfactual"] > 0 and ds.attrs["ynn_k"] == 5
+    wachter = xr.Dataset({"target": ("sample", target.numpy())}, coords={"sample": [10, 11, 12, 13, 14]})
+    with pytest.raises(ValueError, match="samples and targets"):
+        methods_table_of(ds, wachter.assign(target=("sample", target.numpy()[::-1].copy())))
     same = counterfactuals(StubGenerator(), FixedClassifier(), x, {"target": target},
                            CounterfactualSettings(n_candidates=6, sigma=0.8, seed=1))
     assert np.array_equal(same["candidates"].values, ds["candidates"].values)

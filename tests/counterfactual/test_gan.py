@@ -95,7 +95,7 @@ def test_nearest_neighbours_match_brute_force():
 def test_training_is_seeded_and_logged():
     x, y = toy_data()
     clf = tiny_classifier()
-    kw = dict(epochs=2, batch_size=16, latent_dim=4, nn_fraction=0.25, seed=3)
+    kw = dict(epochs=2, batch_size=16, latent_dim=4, nn_fraction=0.25, train_fraction=1.0, seed=3)
     g1, d1, h1 = train_counterfactual_gan(x, y, clf, GanSettings(**kw), device="cpu", progress=False)
     g2, d2, h2 = train_counterfactual_gan(x, y, clf, GanSettings(**kw), device="cpu", progress=False)
     t = torch.tensor([1, 2, 3])
@@ -112,11 +112,33 @@ def test_training_is_seeded_and_logged():
     assert ds.attrs["lam"] == 0.1 and ds.attrs["lr"] == 1e-3
 
 
+def test_gan_trains_on_the_seeded_training_subset():
+    # §3.5: a 10 % subset; n_train counts it (4 classes x 10 images: one per class), the batches cover only it
+    x, y = toy_data()
+    clf = tiny_classifier()
+    kw = dict(epochs=1, batch_size=2, latent_dim=4, nn_fraction=0.1, train_fraction=0.1, seed=3)
+    _, _, h = train_counterfactual_gan(x, y, clf, GanSettings(**kw), device="cpu", progress=False)
+    assert h["n_train"] == 4 and h["n_split"] == 40 and h["n_nn_subset"] == 4 and h["train_fraction"] == 0.1
+    assert np.bincount(y[nn_subset(y, 0.1, 4, seed=3)].numpy()).tolist() == [1, 1, 1, 1]
+    # the training images are only the subset: images outside it do not change the trained generator
+    keep = torch.as_tensor(nn_subset(y, 0.1, 4, seed=3))
+    x2 = x.clone()
+    outside = torch.ones(len(x), dtype=torch.bool)
+    outside[keep] = False
+    x2[outside] = -x2[outside]
+    g1, _, _ = train_counterfactual_gan(x, y, clf, GanSettings(**kw), device="cpu", progress=False)
+    g2, _, _ = train_counterfactual_gan(x2, y, clf, GanSettings(**kw), device="cpu", progress=False)
+    t = torch.tensor([1, 2, 3])
+    assert torch.equal(g1(x[:3], t), g2(x[:3], t))
+    with pytest.raises(ValueError, match="train_fraction"):
+        nn_subset(y, 0.0, 4, seed=0, what="train_fraction")
+
+
 def test_l1_term_pulls_towards_the_target_neighbour():
     # λ = 1: only the neighbour term; the output must move towards target-class images
     x, y = toy_data(n=32)
     clf = tiny_classifier()
-    kw = dict(batch_size=32, latent_dim=4, nn_fraction=0.5, seed=0, lam=1.0)
+    kw = dict(batch_size=32, latent_dim=4, nn_fraction=0.5, train_fraction=1.0, seed=0, lam=1.0)
     _, _, h = train_counterfactual_gan(x, y, clf, GanSettings(epochs=8, **kw), device="cpu", progress=False)
     assert h["loss_l1"][-1] < h["loss_l1"][0]
 

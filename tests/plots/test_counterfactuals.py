@@ -69,3 +69,24 @@ def test_plot_writes_png(tmp_path):
     assert np.allclose(shown.get_images()[0].get_array(), tracer_dataset()["attribution"].values[0, 1])
     plot_counterfactuals(cf_dataset(), None, tmp_path / "no_tracer.png", samples=[8])
     assert (tmp_path / "no_tracer.png").exists()
+
+
+def test_plot_adds_the_unrefined_and_wachter_columns(tmp_path):
+    cf = cf_dataset()
+    raw = np.asarray(cf["original"].values)[:, None] * 0.5
+    cf = cf.assign(raw_counterfactual_inputs=(("sample", "channel", "y", "x"), raw),
+                   raw_valid=("sample", [True, False, True]), raw_pred_counterfactual=("sample", [1, 3, 0]),
+                   raw_proximity_l1=("sample", [7.0, 8.0, 9.0]))
+    wachter = xr.Dataset({"counterfactual_inputs": (("sample", "channel", "y", "x"), raw[::-1].copy()),
+                          "valid": ("sample", [True, True, True]), "pred_counterfactual": ("sample", [1, 5, 0]),
+                          "proximity_l1": ("sample", [1.0, 2.0, 3.0])}, coords={"sample": SAMPLES})
+    fig = plot_counterfactuals(cf, tracer_dataset(), tmp_path / "cf.png", max_samples=2, wachter_ds=wachter)
+    by_gid = {im.get_gid(): (ax, im) for ax in fig.axes for im in ax.get_images()}
+    assert np.allclose(by_gid["Wachter search 8"][1].get_array(), raw[::-1][1, 0])
+    assert np.allclose(by_gid["GAN output (unrefined) 4"][1].get_array(), raw[0, 0])
+    assert "ℓ1 2.0" in by_gid["Wachter search 8"][0].get_title()
+    assert "attribution difference 8" in by_gid  # the TRACER columns follow
+    labels = [ax.get_xlabel() for ax in fig.axes if ax.get_xlabel()]
+    assert labels[:5] == ["original", "counterfactual", "GAN output (unrefined)", "Wachter search", "difference"]
+    with pytest.raises(ValueError, match="Wachter search"):
+        plot_counterfactuals(cf, None, tmp_path / "x.png", samples=[4], wachter_ds=wachter.sel(sample=[8, 15]))

@@ -217,6 +217,15 @@ def test_tracer_outputs_are_read_back(finished_run):
         assert (res / "figures" / "tracer" / f"{fig}.png").stat().st_size > 5_000, fig
     cf = io.open(res / "tracer" / "counterfactuals.nc")
     assert cf.sizes["sample"] >= 3 and np.isfinite(cf["counterfactual"].values).all()
+    assert cf.attrs["blend_steps"] == 0 and "raw_valid" not in cf  # the paper's generator output by default
+    assert np.isfinite(cf["ynn"].values).all() and (cf["l0"].values >= 0).all() and cf.attrs["ynn_k"] == 5
+    wachter = io.open(res / "tracer" / "wachter_counterfactuals.nc")  # the baseline: same samples and targets
+    assert wachter["sample"].values.tolist() == cf["sample"].values.tolist()
+    assert np.array_equal(wachter["target"].values, cf["target"].values) and wachter.attrs["rounds"] >= 1
+    methods = pd.read_csv(res / "tables" / "counterfactual_methods.csv", index_col="method")
+    assert methods.index.tolist() == ["gan", "wachter"]
+    assert methods.loc["wachter", "validity"] == pytest.approx(wachter.attrs["validity_rate"])
+    assert methods.loc["gan", "ynn"] == pytest.approx(cf.attrs["mean_ynn"])
     assert io.open(res / "tracer" / "counterfactual_gan.nc").sizes["epoch"] == 1
     assert io.open(res / "tracer" / "counterfactual_tracer.nc")["attribution"].sizes["version"] == 2
     comp = io.open(res / "tracer" / "compress.nc")

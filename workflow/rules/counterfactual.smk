@@ -1,5 +1,6 @@
 # Counterfactuals (paper 004 §3.5, App. C, F): a conditional autoencoder-GAN trained against the
-# target model, counterfactuals of the misclassified test samples, and TRACER on both versions.
+# target model, counterfactuals of the misclassified test samples, and TRACER on both versions;
+# the Wachter et al. (2017) search as the baseline, compared on CARLA's metrics.
 
 
 rule counterfactual_gan:
@@ -27,11 +28,37 @@ rule counterfactual_gan:
         "../scripts/counterfactual_gan.py"
 
 
+rule wachter_counterfactuals:
+    input:
+        weights="results/{dataset}/tracer/target_model.pt",
+        dataset="results/{dataset}/dataset.nc",
+        code=package_code("wachter_counterfactuals.py"),
+    output:
+        counterfactuals="results/{dataset}/tracer/wachter_counterfactuals.nc",
+    params:
+        wachter=config["tracer"]["wachter"],
+        samples={k: config["tracer"]["counterfactuals"][k] for k in ("n_correct", "sparsity_tol", "ynn_k")},
+        seed=config["seed"],
+        device=config["device"],
+    threads: 8
+    resources:
+        gpu=1,
+    log:
+        "logs/{dataset}/tracer/wachter_counterfactuals.log",
+    benchmark:
+        "results/benchmarks/{dataset}/tracer/wachter_counterfactuals.tsv"
+    conda:
+        "../../envs/causalxai.yaml"
+    script:
+        "../scripts/wachter_counterfactuals.py"
+
+
 rule counterfactuals:
     input:
         weights="results/{dataset}/tracer/target_model.pt",
         gan="results/{dataset}/tracer/counterfactual_gan.pt",
         dataset="results/{dataset}/dataset.nc",
+        wachter="results/{dataset}/tracer/wachter_counterfactuals.nc",
         code=package_code("counterfactuals.py"),
     output:
         counterfactuals="results/{dataset}/tracer/counterfactuals.nc",
@@ -39,6 +66,12 @@ rule counterfactuals:
         table=report(
             "results/{dataset}/tables/counterfactuals.csv",
             caption="../report/counterfactuals.rst",
+            category="TRACER",
+            subcategory="5 counterfactuals ({dataset})",
+        ),
+        methods=report(
+            "results/{dataset}/tables/counterfactual_methods.csv",
+            caption="../report/counterfactual_methods.rst",
             category="TRACER",
             subcategory="5 counterfactuals ({dataset})",
         ),

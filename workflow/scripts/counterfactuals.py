@@ -10,6 +10,7 @@ from causalxai.counterfactual.counterfactuals import (
     CounterfactualSettings,
     counterfactual_table,
     counterfactuals,
+    methods_table_of,
     select_samples,
     tracer_comparison,
 )
@@ -50,6 +51,11 @@ config = {**cfg, "pool": "train split"}
 write_dataset(cf, out.counterfactuals, step="counterfactuals", config=config, seed=p.seed)
 with atomic_path(out.table) as tmp:
     counterfactual_table(cf).to_csv(tmp)
+wachter = open_result(inp.wachter)
+methods = methods_table_of(cf, wachter)
+logging.info("CARLA's metrics per method:\n%s", methods.to_string(float_format=lambda v: f"{v:.3f}"))
+with atomic_path(out.methods) as tmp:
+    methods.to_csv(tmp)
 
 t0 = time.time()
 cmp = tracer_comparison(model, torch.as_tensor(cf["original_inputs"].values),
@@ -59,4 +65,4 @@ cmp = cmp.assign_coords(kind=("sample", cf["kind"].values))
 logging.info("TRACER on %d originals and counterfactuals in %.1f s", cmp.sizes["sample"], time.time() - t0)
 write_dataset(cmp, out.tracer, step="counterfactual_tracer",
               config={**p.tracer, "layers": observed_layers(model, tracer.layers)}, seed=p.seed)
-plot_counterfactuals(cf, cmp, out.figure, max_samples=settings.figure_samples)
+plot_counterfactuals(cf, cmp, out.figure, max_samples=settings.figure_samples, wachter_ds=wachter)

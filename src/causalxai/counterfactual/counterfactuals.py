@@ -27,7 +27,15 @@ Per sample, ``nn_distance`` = ``‖x − r‖₁`` from the original to its near
 pool image: the proximity the nearest-neighbour counterfactual itself would have (the
 baseline the GAN must beat: "minimal changes to the original data").
 
-**Minimal-change refinement** (``blend_steps`` = A > 0; not in the paper): the generator
+**CARLA's metrics** of the chosen counterfactual (:mod:`causalxai.counterfactual.metrics`, the
+same for the Wachter baseline, :mod:`causalxai.counterfactual.wachter`): ``l0`` (pixels changed
+by more than ``sparsity_tol``), ``linf``, ``ynn`` (share of the ``ynn_k`` nearest pool images the
+classifier assigns to the target), ``redundancy``; ``seconds_per_counterfactual`` (attribute) is
+the generation's wall time (encode, decode, classify, choose; with the refinement, plus the walk
+back) divided by N, the metrics' own time not counted.
+
+**Minimal-change refinement** (``blend_steps`` = A > 0; not in the paper; **off by default**,
+``blend_steps = 0``: the paper's counterfactual is the generator's output): the generator
 is trained to move ``x`` towards a real target-class image (its ℓ1 term pulls ``x*`` onto
 ``x_nn``), so its raw output is about as far from ``x`` as a real neighbour is. Each
 candidate is therefore walked back along the straight line to the original,
@@ -36,8 +44,11 @@ smallest ``α`` the classifier assigns to ``y*`` (``α = 1``, the generator's ou
 when none is valid). All ``N·K·A`` points are classified in batches, no loop per sample.
 Proximity then shrinks by the factor ``α``; ``alpha`` and ``gan_proximity_l1`` (the
 generator's own output) are stored so the refinement is visible, and ``disc_score`` /
-``plausibility_l1`` measure what it costs in realism. ``blend_steps = 0`` gives the paper's
-pure generator output.
+``plausibility_l1`` measure what it costs in realism. With the refinement on, the raw
+generator's own choice (the closest valid *unrefined* candidate, what ``blend_steps = 0`` gives)
+is kept beside it: ``raw_counterfactual_inputs``, ``raw_chosen`` and ``raw_<metric>`` for every
+CARLA metric, and ``raw_seconds_per_counterfactual``, so both are reported side by side
+(:func:`methods_table_of`: ``tables/counterfactual_methods.csv``).
 
 **Choice**: the chosen counterfactual is the valid candidate with the smallest
 ``proximity_l1``; when no candidate is valid, the one with the highest ``prob_target``
@@ -54,6 +65,7 @@ original, + supports the wrong class; for a valid counterfactual, + supports the
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -65,6 +77,7 @@ import xarray as xr
 from torch import nn
 
 from causalxai.counterfactual.gan import nearest_neighbours
+from causalxai.counterfactual.metrics import METRICS, counterfactual_metrics, methods_table
 from causalxai.data.dataset import to_raw as _to_raw
 from causalxai.io import describe
 from causalxai.runtime import predict
@@ -79,6 +92,7 @@ __all__ = [
     "choose_candidates",
     "counterfactual_table",
     "counterfactuals",
+    "methods_table_of",
     "minimal_blend",
     "select_samples",
     "tracer_comparison",
@@ -98,6 +112,7 @@ class CounterfactualSettings(Settings):
             is half a latent standard deviation).
         sparsity_tol: raw-space change that counts a pixel as changed.
         blend_steps: A of the minimal-change refinement (0: the generator's output as it is).
+        ynn_k: neighbours of CARLA's yNN (:func:`~causalxai.counterfactual.metrics.ynn`).
         figure_samples: samples drawn in the figure.
         seed: the candidates' and the selection's seed.
         batch_size: inputs per forward pass.
@@ -113,6 +128,7 @@ class CounterfactualSettings(Settings):
     sparsity_tol: float = setting(0.05, number(0.0))
     blend_steps: int = setting(0, integer(0))
     figure_samples: int = setting(4, integer(0))
+    ynn_k: int = setting(5, integer(1))
     seed: int = setting(0, integer(0))
     batch_size: int = setting(256, integer(1))
     to_raw: Callable[[torch.Tensor], torch.Tensor] = setting(_to_raw, function())  # noqa: RUF009 (setting is the field specifier)
@@ -299,6 +315,7 @@ def counterfactuals(
 
     with torch.no_grad():
         xd = xs.to(dev)
+        t_start = time.perf_counter()
         z = torch.cat([generator.encode(xd[i : i + batch_size]) for i in range(0, n, batch_size)])
         zz = (z[:, None] + delta.to(dev)).reshape(n * k, latent_dim)
         tt = tgt.to(dev).repeat_interleave(k)
@@ -306,13 +323,22 @@ def counterfactuals(
                           for i in range(0, n * k, batch_size)])
         gan_prox = candidate_metrics(xd, cand.reshape(n, k, c, h, w), sparsity_tol=sparsity_tol,
                                      to_raw=to_raw)["proximity_l1"]
+        raw_logits = predict(classifier, cand, batch_size=batch_size).to(dev)
+        raw_prob_t = torch.softmax(raw_logits.double(), 1).gather(1, tt[:, None]).reshape(n, k)
+        raw_chosen = choose_candidates((raw_logits.argmax(1) == tt).reshape(n, k).cpu().numpy(),
+                                       gan_prox.cpu().numpy(), raw_prob_t.cpu().numpy())
+        raw_cf = cand.reshape(n, k, c, h, w)[torch.arange(n, device=dev), torch.as_tensor(raw_chosen, device=dev)]
+        raw_seconds = time.perf_counter() - t_start
         if blend_steps > 0:
+            t_refine = time.perf_counter()
             refined, alpha, logits = minimal_blend(classifier, xd, cand.reshape(n, k, c, h, w), tgt.to(dev),
                                                    int(blend_steps), batch_size=batch_size)
             cand, logits = refined.reshape(n * k, c, h, w), logits.reshape(n * k, -1)
+            refine_seconds = time.perf_counter() - t_refine
         else:
             alpha = torch.ones((n, k), device=dev)
-            logits = predict(classifier, cand, batch_size=batch_size).to(dev)
+            logits = raw_logits
+            refine_seconds = 0.0
         prob = torch.softmax(logits.double(), 1)
         prob_t = prob.gather(1, tt[:, None]).squeeze(1).reshape(n, k)
         pred_c = logits.argmax(1).reshape(n, k)
@@ -340,8 +366,17 @@ def counterfactuals(
     prox = met["proximity_l1"].cpu().numpy().astype(np.float64)
     chosen = choose_candidates(valid, prox, prob_t.cpu().numpy())
     rows = np.arange(n)
+    # the refinement's time: the generation up to the raw choice, then the walk back and the refined choice
+    seconds = raw_seconds + refine_seconds
     cand_np = cand.cpu().numpy().astype(np.float32)
     cf = cand_np[rows, chosen]
+    # CARLA's metrics of the chosen counterfactual (and of the raw generator's choice when refined)
+    pool_pred = None if pool is None else predict(classifier, torch.as_tensor(pool[0], dtype=torch.float32),
+                                                  batch_size=batch_size, output="label")
+    metric_kw = dict(pool=pool, pool_pred=pool_pred, k=st.ynn_k, sparsity_tol=sparsity_tol, to_raw=to_raw,
+                     batch_size=batch_size)
+    carla = counterfactual_metrics(classifier, xd, torch.as_tensor(cf, device=dev), tgt, **metric_kw)
+    raw_met = counterfactual_metrics(classifier, xd, raw_cf, tgt, **metric_kw) if blend_steps > 0 else None
     orig = xs.numpy().astype(np.float32)
 
     cmet = {
@@ -375,6 +410,15 @@ def counterfactuals(
         if name != "pred":
             data[name] = (("sample",), values[rows, chosen])
         data[f"candidate_{name}"] = (("sample", "candidate"), values)
+    for name in ("l0", "linf", "ynn", "redundancy"):
+        data[name] = (("sample",), carla[name])
+    if raw_met is not None:
+        data["raw_counterfactual_inputs"] = (("sample", "channel", "y", "x"),
+                                             raw_cf.cpu().numpy().astype(np.float32))
+        data["raw_chosen"] = (("sample",), raw_chosen)
+        data["raw_pred_counterfactual"] = (("sample",), raw_met.pop("pred"))
+        for name, values in raw_met.items():
+            data[f"raw_{name}"] = (("sample",), values)
     coords: dict[str, Any] = {"sample": ids, "candidate": np.arange(k), "channel": np.arange(c), "y": np.arange(h),
                               "x": np.arange(w), "latent": np.arange(latent_dim)}
     if kind is not None:
@@ -389,12 +433,18 @@ def counterfactuals(
         "the closest valid one chosen (else the one with the highest target probability); metrics in raw [0, 1] "
         "pixel space",
         n_candidates=k, sigma=float(sigma), sparsity_tol=float(sparsity_tol), blend_steps=int(blend_steps),
-        seed=int(seed),
+        seed=int(seed), ynn_k=int(st.ynn_k), seconds_per_counterfactual=seconds / n,
+        raw_seconds_per_counterfactual=raw_seconds / n,
         choice_rule="closest valid candidate by proximity_l1, else the highest target probability; ties: lower index",
         metric_space="raw (x + 1) / 2 in [0, 1], norms summed over the image",
         pool="none" if pool is None else f"{len(pool[0])} reference images, those identical to the original skipped",
     )
     desc = {
+        **METRICS,
+        **{f"raw_{m}": f"{d} (the generator's own output, before the refinement)" for m, d in METRICS.items()},
+        "raw_counterfactual_inputs": "the generator's chosen output before the refinement (blend_steps > 0)",
+        "raw_chosen": "the candidate chosen among the unrefined outputs (blend_steps > 0)",
+        "raw_pred_counterfactual": "the classifier's class for the unrefined chosen output (blend_steps > 0)",
         "valid": "the classifier predicts the target for the counterfactual",
         "proximity_l1": "l1 norm of counterfactual - original (raw [0, 1] units, summed over the pixels)",
         "proximity_l2": "l2 norm of counterfactual - original (raw units)",
@@ -408,7 +458,7 @@ def counterfactuals(
                  "minimal-change refinement, blend_steps)",
         "gan_proximity_l1": "proximity_l1 of the generator's own output, before the refinement",
     }
-    describe(ds, desc)
+    describe(ds, {name: text for name, text in desc.items() if name in ds.variables})
     return ds
 
 
@@ -421,8 +471,13 @@ def _aggregates(ds: xr.Dataset) -> dict[str, float]:
 
     out["validity_rate"] = mean(ds["valid"].values)
     for name in ("proximity_l1", "proximity_l2", "sparsity", "plausibility_l1", "disc_score", "nn_distance", "alpha",
-                 "gan_proximity_l1"):
+                 "gan_proximity_l1", "l0", "linf", "ynn", "redundancy"):
         out[f"mean_{name}"] = mean(ds[name].values)
+    if "raw_valid" in ds:
+        out["raw_validity_rate"] = mean(ds["raw_valid"].values)
+        for name in METRICS:
+            if name != "valid":
+                out[f"mean_raw_{name}"] = mean(ds[f"raw_{name}"].values)
     if "kind" in ds.coords:
         kinds = np.asarray(ds["kind"].values).astype(str)
         for kd in KINDS:
@@ -435,13 +490,41 @@ def _aggregates(ds: xr.Dataset) -> dict[str, float]:
 
 
 def counterfactual_table(ds: xr.Dataset) -> pd.DataFrame:
-    """Per-sample metrics of ``counterfactuals.nc`` as a table (index ``sample``)."""
+    """Per-sample metrics of ``counterfactuals.nc`` as a table (index ``sample``); with the
+    refinement on, the raw generator output's metrics follow as ``raw_<metric>`` columns."""
     cols = ["label", "pred", "target", "chosen", "pred_counterfactual", "valid", "prob_target", "proximity_l1",
-            "proximity_l2", "sparsity", "plausibility_l1", "disc_score", "nn_distance", "alpha", "gan_proximity_l1"]
+            "proximity_l2", "linf", "l0", "sparsity", "plausibility_l1", "ynn", "redundancy", "disc_score",
+            "nn_distance", "alpha", "gan_proximity_l1"]
+    if "raw_valid" in ds:
+        cols += ["raw_chosen", "raw_pred_counterfactual", *(f"raw_{m}" for m in METRICS)]
     frame = ds[cols].to_dataframe()[cols]
     if "kind" in ds.coords:
         frame.insert(0, "kind", np.asarray(ds["kind"].values).astype(str))
     return frame
+
+
+def methods_table_of(cf: xr.Dataset, wachter: xr.Dataset | None = None) -> pd.DataFrame:
+    """``tables/counterfactual_methods.csv``: CARLA's metrics per method, one row each
+    (:func:`~causalxai.counterfactual.metrics.methods_table`): ``gan`` (the generator's output,
+    the paper's counterfactual), ``gan_refined`` (with the minimal-change refinement, when
+    ``blend_steps > 0``) and ``wachter`` (the baseline, when given; it must hold the same
+    samples and targets).
+
+    Raises:
+        ValueError: when ``wachter``'s samples or targets differ from ``cf``'s.
+    """
+    refined = "raw_valid" in cf
+    methods: dict[str, tuple[xr.Dataset, str]] = {"gan": (cf, "raw_" if refined else "")}
+    if refined:
+        methods["gan_refined"] = (cf, "")
+    if wachter is not None:
+        same = (np.array_equal(np.asarray(cf["sample"].values), np.asarray(wachter["sample"].values))
+                and np.array_equal(cf["target"].values, wachter["target"].values))
+        if not same:
+            raise ValueError("methods_table_of: the Wachter counterfactuals are not for the GAN's samples and targets "
+                             "(re-run wachter_counterfactuals with the same tracer.counterfactuals settings)")
+        methods["wachter"] = (wachter, "")
+    return methods_table(methods)
 
 
 def tracer_comparison(

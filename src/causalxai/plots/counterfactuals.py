@@ -2,7 +2,8 @@
 ``counterfactual_tracer.nc`` (:mod:`causalxai.counterfactual.counterfactuals`).
 
 One row per sample: the original (true label and prediction), the chosen counterfactual
-(target, prediction, valid or not), their pixel difference, then TRACER's output-node
+(target, prediction, valid or not; with the refinement on, the generator's raw output before it,
+and with the Wachter baseline given, its counterfactual after it), their pixel difference, then TRACER's output-node
 attribution of the original and of the counterfactual (blue +, red −, each signed with
 respect to that input's predicted class) and the difference of the two, with the features
 whose contribution differs outlined. :func:`counterfactual_frame` returns the numbers in the
@@ -78,14 +79,31 @@ def _signed(ax, fig, a: np.ndarray, gid: str):
     return im
 
 
+def _extra_columns(cf_ds: xr.Dataset, wachter_ds: xr.Dataset | None) -> list[tuple[str, xr.Dataset, str]]:
+    """The optional image columns after the counterfactual: ``(name, dataset, prefix)``."""
+    extra = []
+    if "raw_counterfactual_inputs" in cf_ds:
+        extra.append(("GAN output (unrefined)", cf_ds, "raw_"))
+    if wachter_ds is not None:
+        require(wachter_ds, ("counterfactual_inputs", "pred_counterfactual", "valid", "proximity_l1"),
+                "wachter_counterfactuals.nc")
+        extra.append(("Wachter search", wachter_ds, ""))
+    return extra
+
+
 def plot_counterfactuals(cf_ds: xr.Dataset, tracer_ds: xr.Dataset | None, path: str | os.PathLike[str],
-                         samples=None, max_samples: int = 4) -> Figure:
-    """App. C Fig. 8 for a few samples (module docstring); without ``tracer_ds`` only the first
-    three columns. Writes a PNG atomically and returns the closed figure."""
+                         samples=None, max_samples: int = 4, wachter_ds: xr.Dataset | None = None) -> Figure:
+    """App. C Fig. 8 for a few samples (module docstring); without ``tracer_ds`` only the image
+    columns. With the refinement on (``raw_counterfactual_inputs`` in ``cf_ds``) the generator's
+    unrefined output, and with ``wachter_ds`` (``wachter_counterfactuals.nc``, same samples) the
+    Wachter counterfactual, follow the counterfactual. Writes a PNG atomically and returns the
+    closed figure."""
     frame = counterfactual_frame(cf_ds, tracer_ds, samples, max_samples)
     if frame.empty:
         raise ValueError("plot_counterfactuals: no sample to draw (max_samples is 0 or counterfactuals.nc is empty)")
-    ncols = 6 if tracer_ds is not None else 3
+    extra = _extra_columns(cf_ds, wachter_ds)
+    names = [*COLUMNS[:2], *(e[0] for e in extra), *COLUMNS[2:]]
+    ncols = len(names) if tracer_ds is not None else 3 + len(extra)
     nrows = len(frame)
     fig, axes = plt.subplots(nrows, ncols, figsize=(2.5 * ncols, 2.6 * nrows), squeeze=False)
     for r, row in enumerate(frame.itertuples(index=False)):
@@ -99,6 +117,17 @@ def plot_counterfactuals(cf_ds: xr.Dataset, tracer_ds: xr.Dataset | None, path: 
         ax[1].imshow(cf, cmap="gray", vmin=-1, vmax=1, interpolation="nearest").set_gid(f"counterfactual {row.sample}")
         ok = "valid" if row.valid else "not valid"
         ax[1].set_title(f"counterfactual → {row.target}\npred {row.pred_counterfactual} ({ok})", fontsize=8)
+        for e, (name, ds, prefix) in enumerate(extra):
+            if row.sample not in _ids(ds):
+                raise ValueError(f"sample {row.sample!r} is not in the {name} dataset")
+            one = ds.sel(sel)
+            img = one[f"{prefix}counterfactual_inputs"].isel(channel=0).transpose("y", "x").values
+            a = ax[2 + e]
+            a.imshow(img, cmap="gray", vmin=-1, vmax=1, interpolation="nearest").set_gid(f"{name} {row.sample}")
+            ok = "valid" if bool(one[f"{prefix}valid"]) else "not valid"
+            a.set_title(f"{name}\npred {int(one[f'{prefix}pred_counterfactual'])} ({ok}), "
+                        f"ℓ1 {float(one[f'{prefix}proximity_l1']):.1f}", fontsize=8)
+        ax = [*ax[:2], *ax[2 + len(extra):]]  # the remaining columns as without extras
         diff = cf_ds["difference"].sel(sel).transpose("y", "x").values
         ax[2].imshow(diff, cmap="PuOr", vmin=-2, vmax=2, interpolation="nearest").set_gid(f"difference {row.sample}")
         ax[2].set_title(f"difference\nℓ1 = {row.proximity_l1:.1f} (raw)", fontsize=8)
@@ -118,7 +147,7 @@ def plot_counterfactuals(cf_ds: xr.Dataset, tracer_ds: xr.Dataset | None, path: 
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    for c, name in enumerate(COLUMNS[:ncols]):
+    for c, name in enumerate(names[:ncols]):
         axes[-1, c].set_xlabel(name, fontsize=8)
     fig.suptitle("counterfactual explanations (paper 004 App. C): blue +, red − contributions")
     fig.tight_layout()
