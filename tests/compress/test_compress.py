@@ -10,7 +10,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from causalxai.compress.compress import CompressSettings, compress_dataset
+from causalxai.compress.compress import TABLE_COLUMNS, CompressSettings, compress_dataset, compress_table
 from causalxai.io import open as open_result, write_dataset
 from causalxai.tracer.mechanisms import mechanisms_dataset, parse_composition
 
@@ -172,6 +172,11 @@ def test_controls_seeds_and_mcnemar():
     # the distillation check: C1 (r1+r2 | r3+out) has two multi-layer nodes
     assert np.isfinite(ds["distill_accuracy"].values[1, :2]).all()
     assert np.isfinite(float(ds["distill_accuracy_all"][1])) and np.isnan(ds["distill_accuracy_all"].values[2:]).all()
+    # the table (tables/compress_models.csv): one row per model, McNemar at the first seed
+    table = compress_table(ds)
+    assert table.index.tolist() == names and list(table.columns) == list(TABLE_COLUMNS)
+    assert (int(table.loc["C1", "mcnemar_b0"]), int(table.loc["C1", "mcnemar_c0"])) == (b, c)
+    assert table.loc["C1_rw", "accuracy_mean"] == pytest.approx(acc[4].mean())
 
 
 def test_paper_table2_rows_on_28x28():

@@ -7,9 +7,8 @@ import time
 import torch
 
 from causalxai.compress.build import save_compressed_models
-from causalxai.compress.compress import CompressSettings, compress_dataset
+from causalxai.compress.compress import CompressSettings, compress_dataset, compress_table
 from causalxai.compress.controls import random_weight_mechanisms
-from causalxai.compress.measure import METRICS
 from causalxai.io import atomic_path, open as open_result, write_dataset
 from causalxai.plots.compress import plot_compression
 from causalxai.runtime import resolve_device
@@ -49,12 +48,7 @@ ds, models = compress_dataset(model, mech, dataset_tensors(data, "train"), (x_te
 for note in ds.attrs["notes"]:
     if note:
         logging.warning("compress: %s", note)
-ds["mcnemar_b0"], ds["mcnemar_c0"], ds["mcnemar_p0"] = (ds[v].isel(seed=0, drop=True)
-                                                        for v in ("mcnemar_b", "mcnemar_c", "mcnemar_p"))
-table = ds[["kind", "control_of", "composition", "n_nodes", "coverage", "accuracy_mean", "accuracy_std", "n_seeds",
-            "mcnemar_b0", "mcnemar_c0", "mcnemar_p0", "tracer_minus_control", "welch_p", "distill_accuracy_all",
-            *METRICS, "compression", "duplicate_of"]].to_dataframe()
-ds = ds.drop_vars(["mcnemar_b0", "mcnemar_c0", "mcnemar_p0"])
+table = compress_table(ds)
 logging.info("compressed models in %.1f s:\n%s", time.time() - t0, table.drop(columns="composition").to_string())
 compositions = {str(n): str(c) for n, c, k in zip(ds["model"].values, ds["composition"].values, ds["kind"].values)
                 if k == "tracer"}

@@ -67,7 +67,9 @@ from causalxai.tracer.mechanisms import coverage_levels, parse_composition
 from causalxai.tracer.model import layer_table, train_classifier
 from causalxai.tracer.settings import ClassifierSettings, Settings, integer, number, setting
 
-__all__ = ["CompressSettings", "build_model", "compress_dataset", "measure_models", "select_mechanisms"]
+__all__ = [
+    "CompressSettings", "build_model", "compress_dataset", "compress_table", "measure_models", "select_mechanisms",
+]
 
 
 def _levels(value: Any) -> tuple[float, ...] | None:
@@ -556,3 +558,24 @@ def _compress_ds(entries, measured, distilled, *, levels, layers, input_shape, n
         "node_params_after": "parameters of the node's modules in this model (-1: padding)",
     }
     return describe(ds, descr)
+
+
+TABLE_COLUMNS = ("kind", "control_of", "composition", "n_nodes", "coverage", "accuracy_mean", "accuracy_std", "n_seeds",
+                 "mcnemar_b0", "mcnemar_c0", "mcnemar_p0", "tracer_minus_control", "welch_p", "distill_accuracy_all",
+                 *METRICS, "compression", "duplicate_of")
+
+
+def compress_table(ds: xr.Dataset) -> pd.DataFrame:
+    """``tables/compress_models.csv``: one row per model of ``compress.nc`` (TRACER's, the controls, the
+    paper's Table 2 rows and the original), its accuracy over seeds, the McNemar test against the
+    original at the first seed (``mcnemar_b0``, ``mcnemar_c0``, ``mcnemar_p0``), the comparison with
+    its TRACER model, the distillation check and the cost metrics (paper 004 Tables 1-2).
+
+    Args:
+        ds: ``compress.nc`` (:func:`compress_dataset`).
+
+    Returns:
+        The table, indexed by ``model``, columns :data:`TABLE_COLUMNS`.
+    """
+    first = {f"{v}0": ds[v].isel(seed=0, drop=True) for v in ("mcnemar_b", "mcnemar_c", "mcnemar_p")}
+    return ds.assign(first)[list(TABLE_COLUMNS)].to_dataframe()
