@@ -232,8 +232,7 @@ def test_tracer_outputs_are_read_back(finished_run):
     kinds = comp["kind"].values.tolist()
     assert comp["model"].values.tolist()[:4] == ["original", "C1", "C2", "C3"]  # levels 0.85, 0.99, 1.0
     assert kinds[:4] == ["original", "tracer", "tracer", "tracer"] and "random_weights" in kinds
-    assert comp["model"].values.tolist()[-3:] == ["paper_C1", "paper_C2", "paper_C3"]
-    assert comp["n_params"].values[-3:].tolist() == [11_567_786, 4_749_994, 66_218]
+    assert "paper_table2" not in kinds and not comp.attrs["paper_table2"]  # off in the tiny config
     assert int(comp["n_params"].sel(model="original")) == 11_696_202
     assert np.isfinite(comp["test_accuracy"].values).all()
     assert comp.sizes["seed"] == 2 and (comp["n_seeds"].values[1:] == 2).all()
