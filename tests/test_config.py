@@ -22,7 +22,7 @@ def load(name: str = "config.yaml") -> dict:
 def validated(cfg: dict) -> dict:
     cfg = copy.deepcopy(cfg)
     validate(cfg, SCHEMA, set_default=True)
-    check_config(cfg)
+    check_config(cfg, schema=yaml.safe_load(Path(SCHEMA).read_text()))
     return cfg
 
 
@@ -100,6 +100,10 @@ def _set(cfg: dict, dotted: str, value) -> dict:
         ("explain.methods", ["lime"], "lime"),  # unknown saliency method
         ("explain.shards", 0, "shards"),
         ("tracer.counterfactuals.blend_steps", -1, "blend_steps"),
+        ("seed", 2**32, "4294967296"),  # numpy's seeds are 32-bit
+        ("effects.max_models_per_group", 1, "max_models_per_group"),  # every ITE the same constant, r NaN
+        ("zoo.train.hparams.optimizer", ["adam", "adam"], "non-unique"),
+        ("zoo.train.hparams.dropout", [0.1, 0.1], "dropout"),  # a value listed twice
     ],
 )
 def test_schema_rejects(key, value, needle):
@@ -122,11 +126,26 @@ def test_schema_rejects(key, value, needle):
         ("explain.shards", 700, "explain.shards"),  # more shards than models
         ("tracer.model.architecture", "vgg16", "tracer.model.architecture"),  # neither built in nor module:function
         ("tracer.model.architecture", "no_such_package.nets:resnet", "no_such_package"),  # missing module file
+        # JSON Schema counts 1.0 as an integer; check_integers does not
+        ("zoo.n_models", 600.0, "zoo.n_models: 600.0 is not an integer; write 600"),
+        ("tracer.n_samples", 100.0, "tracer.n_samples: 100.0 is not an integer; write 100"),
+        ("effects.pool", 10.0, "effects.pool: 10.0 is not an integer"),  # inside a oneOf (null | integer)
+        ("seed", 1.0, "seed: 1.0 is not an integer"),
+        ("tracer.cka.eps_sweep", [0.1, 0.05], "tracer.cka.eps_sweep"),  # not ascending
+        ("tracer.cka.eps_sweep", [0.05, 0.05, 0.1], "tracer.cka.eps_sweep"),  # repeated
     ],
 )
 def test_check_config_rejects(key, value, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
         validated(_set(load(), key, value))
+
+
+@pytest.mark.parametrize("name", ["dropout", "learning_rate", "l2reg", "init_std", "train_fraction"])
+def test_continuous_hyperparameters_take_a_list_of_values(name):
+    # a list instead of a range (the schema's oneOf): Snakemake's set_default once wrote the range's default
+    # 'scale' into the list and validation died of a raw AttributeError
+    cfg = validated(_set(load(), f"zoo.train.hparams.{name}", [0.1, 0.2]))
+    assert cfg["zoo"]["train"]["hparams"][name] == [0.1, 0.2]
 
 
 def test_builtin_architectures_agree_with_the_target_module():

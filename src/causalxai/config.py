@@ -3,6 +3,10 @@
 The Snakefile validates the config against ``config/schema.yaml`` first (types, allowed
 values, unknown keys), then calls :func:`check_config` before any job is scheduled. Each
 error names the key, what is wrong and what is allowed.
+
+JSON Schema counts ``1.0`` as an integer (draft 6 and later), so ``epochs: 10.0`` passes the
+schema and would crash a job later with a raw ``TypeError``; :func:`check_integers` walks the
+schema beside the config and refuses a float wherever the schema allows integers only.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import numpy as np
 from causalxai.study.buckets import assign_buckets, bucket_labels, validate_edges
 from causalxai.zoo.hparams import CONTINUOUS
 
-__all__ = ["ConfigError", "check_config"]
+__all__ = ["ConfigError", "check_config", "check_integers"]
 
 ZOO_DATASETS = ("mnist", "fashion_mnist", "cifar10", "svhn_cropped")
 #: native input side of each downloaded image set (digits: data.image_size)
@@ -51,8 +55,68 @@ def _check_architecture(architecture: str) -> None:
         )
 
 
-def check_config(config: Mapping[str, Any]) -> None:
-    """Raise :class:`ConfigError` naming the first key whose value cannot work."""
+def _resolve(node: Mapping[str, Any], schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``node`` with a local ``$ref`` (``#/definitions/name``) replaced by what it names."""
+    ref = node.get("$ref")
+    if not isinstance(ref, str) or not ref.startswith("#/"):
+        return node
+    target: Any = schema
+    for part in ref[2:].split("/"):
+        target = target[part]
+    return target
+
+
+def _branches(node: Mapping[str, Any], schema: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The node and the alternatives of its ``oneOf`` / ``anyOf``, references resolved."""
+    node = _resolve(node, schema)
+    out = [node]
+    for key in ("oneOf", "anyOf"):
+        out += [_resolve(b, schema) for b in node.get(key, [])]
+    return out
+
+
+def _types(node: Mapping[str, Any]) -> set[str]:
+    value = node.get("type", [])
+    return {value} if isinstance(value, str) else set(value)
+
+
+def check_integers(config: Any, schema: Mapping[str, Any], *, _node: Mapping[str, Any] | None = None,
+                   _key: str = "") -> None:
+    """Refuse a float where the schema allows integers only (module docstring).
+
+    Args:
+        config: the config (or, recursively, a value inside it), after schema validation.
+        schema: ``config/schema.yaml`` as loaded.
+
+    Raises:
+        ConfigError: naming the dotted key, the value and the integer to write instead.
+    """
+    node = schema if _node is None else _node
+    branches = _branches(node, schema)
+    types = set().union(*(_types(b) for b in branches))
+    if isinstance(config, float) and "integer" in types and "number" not in types:
+        hint = f"write {int(config)}" if config.is_integer() else "write a whole number"
+        raise ConfigError(f"{_key or 'config'}: {config!r} is not an integer; {hint} (no decimal point)")
+    for branch in branches:
+        if isinstance(config, Mapping) and "properties" in branch:
+            for name, value in config.items():
+                if name in branch["properties"]:
+                    check_integers(value, schema, _node=branch["properties"][name],
+                                   _key=f"{_key}.{name}" if _key else str(name))
+        elif isinstance(config, list) and isinstance(branch.get("items"), Mapping):
+            for i, value in enumerate(config):
+                check_integers(value, schema, _node=branch["items"], _key=f"{_key}[{i}]")
+
+
+def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> None:
+    """Raise :class:`ConfigError` naming the first key whose value cannot work.
+
+    Args:
+        config: the config, validated against the schema (defaults filled in).
+        schema: ``config/schema.yaml``; when given, :func:`check_integers` runs first.
+    """
+    if schema is not None:
+        check_integers(config, schema)
     try:
         validate_edges(config["buckets"]["edges"])
     except ValueError as exc:
@@ -82,6 +146,11 @@ def check_config(config: Mapping[str, Any]) -> None:
                 "buckets or raise zoo.n_models"
             )
     tracer = config.get("tracer", {})
+    sweep = list(tracer.get("cka", {}).get("eps_sweep", []))
+    if sweep != sorted(set(sweep)):
+        raise ConfigError(
+            f"tracer.cka.eps_sweep {sweep}: list each ε once, in ascending order (e.g. {sorted(set(sweep))})"
+        )
     if tracer.get("datasets"):
         _check_architecture(tracer["model"]["architecture"])
     for d in tracer.get("datasets", []):

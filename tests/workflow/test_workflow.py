@@ -407,13 +407,21 @@ def test_editing_a_module_reruns_the_rules_that_use_it(finished_run, code_copy, 
     assert "Nothing to be done" in res.stdout + res.stderr  # restored: the other tests see the run as it was
 
 
-def test_bad_config_stops_before_any_job(snakemake_runner, tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"buckets": {"edges": [0, 60, 50, 100]}}))
-    res = snakemake_runner.run(tmp_path, "--dry-run", cores=2, configfiles=[bad])
+@pytest.mark.parametrize(
+    "bad, needle",
+    [
+        ({"buckets": {"edges": [0, 60, 50, 100]}}, "buckets.edges"),
+        ({"zoo": {"n_models": 600.0}}, "zoo.n_models: 600.0 is not an integer"),  # JSON Schema's 1.0 is an integer
+        ({"tracer": {"cka": {"eps_sweep": [0.1, 0.05]}}}, "tracer.cka.eps_sweep"),
+    ],
+)
+def test_bad_config_stops_before_any_job(snakemake_runner, tmp_path, bad, needle):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    res = snakemake_runner.run(tmp_path, cores=2, configfiles=[path])
     assert res.returncode != 0
-    assert "buckets.edges" in res.stderr + res.stdout
-    assert not (tmp_path / "results").exists()
+    assert needle in res.stderr + res.stdout
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
 
 
 def test_report_holds_every_figure_and_table(finished_run, copy_runner):

@@ -4,6 +4,7 @@
 import os
 import re
 
+import yaml
 from snakemake.exceptions import WorkflowError
 
 from causalxai.code import module_files
@@ -11,7 +12,9 @@ from causalxai.config import ZOO_DATASETS, check_config
 from causalxai.data.dataset import DATASETS as IMAGE_SETS
 from causalxai.data.dataset import download_files
 
-check_config(config)
+# the schema beside the config once more: integers written as floats (JSON Schema's 1.0 is an integer)
+with open(workflow.source_path("../../config/schema.yaml")) as _schema:
+    check_config(config, schema=yaml.safe_load(_schema))
 
 DATASETS = config["datasets"]
 #: zoo_train or zoo_smallcnnzoo (workflow/rules/zoo.smk), the rule that writes results/{dataset}/zoo.nc
