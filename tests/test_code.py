@@ -47,6 +47,17 @@ def test_parent_packages_run_first(fake_package, tmp_path):
     assert got == {"b/deep.py", "b/__init__.py", "__init__.py"}
 
 
+def test_files_inside_the_working_directory_are_relative(fake_package, tmp_path):
+    script = write(tmp_path / "s.py", "import causalxai.b.deep\n")
+    absolute = module_files(script, fake_package)
+    inside = module_files(script, fake_package, relative_to=tmp_path)  # the project folder holds the package
+    assert inside == sorted(str(Path(p).relative_to(tmp_path)) for p in absolute)
+    assert all(not Path(p).is_absolute() and (tmp_path / p).is_file() for p in inside)
+    elsewhere = tmp_path / "work"
+    elsewhere.mkdir()
+    assert module_files(script, fake_package, relative_to=elsewhere) == absolute  # the package lies outside it
+
+
 def test_errors(fake_package, tmp_path):
     with pytest.raises(FileNotFoundError, match="no such script"):
         module_files(tmp_path / "missing.py", fake_package)

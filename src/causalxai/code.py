@@ -98,16 +98,27 @@ def _closure(path: str, module: str | None, root: str) -> frozenset[str]:
     return frozenset(str(p) for p in seen.values())
 
 
-def module_files(script: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> list[str]:
+def module_files(
+    script: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None = None,
+    *,
+    relative_to: str | os.PathLike[str] | None = None,
+) -> list[str]:
     """Sorted paths of every ``causalxai`` source file ``script`` uses, transitively.
 
     Args:
         script: a Python file (a workflow script or a module of the package).
         root: the folder holding the ``causalxai`` package (default: this installation's).
+        relative_to: a folder (the workflow's working directory): files inside it are given
+            relative to it, so moving or copying a project folder that holds both the package
+            and the results keeps the rules' ``code`` inputs, and Snakemake's ``input`` rerun
+            trigger re-runs nothing; files outside it stay absolute, so moving a working
+            directory away from an installed package does not change them either.
 
     Returns:
-        Absolute paths, sorted; a module the script imports that does not exist under
-        ``root`` is skipped (the import itself would fail at run time with its own error).
+        Paths (absolute, or relative to ``relative_to``), sorted; a module the script imports
+        that does not exist under ``root`` is skipped (the import itself would fail at run
+        time with its own error).
 
     Raises:
         FileNotFoundError: ``script`` does not exist.
@@ -117,4 +128,8 @@ def module_files(script: str | os.PathLike[str], root: str | os.PathLike[str] | 
     if not script.is_file():
         raise FileNotFoundError(f"module_files: no such script {script}")
     base = Path(root).resolve() if root is not None else package_root()
-    return sorted(_closure(str(script), None, str(base)))
+    files = sorted(_closure(str(script), None, str(base)))
+    if relative_to is None:
+        return files
+    folder = Path(relative_to).resolve()
+    return sorted(str(Path(f).relative_to(folder)) if Path(f).is_relative_to(folder) else f for f in files)

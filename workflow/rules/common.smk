@@ -61,7 +61,7 @@ workflow.source_path("../scripts/common/__init__.py")
 def package_code(script):
     """The causalxai source files a rule's script runs (causalxai.code.module_files): listed
     as the rule's `code` input, so editing one re-runs the rules that use it (mtime trigger)."""
-    return module_files(workflow.source_path(f"../scripts/{script}"))
+    return module_files(workflow.source_path(f"../scripts/{script}"), relative_to=os.getcwd())
 
 
 def outputs(*targets, **values):
