@@ -200,6 +200,18 @@ def test_old_files_are_refused(effect_inputs):
         EffectsSettings(bandwidth="silverman")
 
 
+def test_inputs_of_different_zoos_are_refused_naming_their_sizes(effect_inputs):
+    zoo, buckets, pred, e = effect_inputs(20, 2, 3, seed=1)
+    other_zoo, _, other_pred, other_e = effect_inputs(24, 2, 3, seed=1)  # a stale file of another zoo
+    with pytest.raises(ValueError, match=r"different zoos \(zoo.nc 20 models, buckets.nc 20 models, "
+                                         r"predictions.nc 24 models, explanations/gradient.nc 20 models\)"):
+        compute_effects(zoo, buckets, other_pred, {"gradient": e})
+    with pytest.raises(ValueError, match="explanations/gradient.nc 24 models"):
+        compute_effects(zoo, buckets, pred, {"gradient": other_e})
+    with pytest.raises(ValueError, match="zoo.nc 24 models"):
+        compute_effects(other_zoo, buckets, pred, {"gradient": e})
+
+
 def test_a_bucket_too_small_for_any_pair_is_named(effect_inputs):
     zoo, buckets, pred, e = effect_inputs(20, 2, 3, seed=1)
     b = np.zeros(20, dtype=np.int64)

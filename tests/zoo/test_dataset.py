@@ -33,6 +33,16 @@ def test_contract_and_roundtrip(tmp_path):
         torch.testing.assert_close(model_from_zoo(back, m)(x), batched[m], rtol=1e-5, atol=1e-5)
 
 
+def test_model_from_zoo_takes_the_label_not_the_position():
+    zoo = _zoo(n=6)
+    sub = zoo.isel(model=[4, 1])  # positions 0, 1 hold the models labelled 4 and 1
+    x = torch.randn(2, 1, 28, 28)
+    for label in (4, 1):
+        torch.testing.assert_close(model_from_zoo(sub, label)(x), model_from_zoo(zoo, label)(x), rtol=0, atol=0)
+    with pytest.raises(KeyError, match=r"no model labelled 0 in this zoo \(2 models: 4, 1\)"):
+        model_from_zoo(sub, 0)
+
+
 def test_non_finite_weights_are_refused():
     w = np.zeros((3, 4970), dtype=np.float32)
     w[1, 7] = np.nan

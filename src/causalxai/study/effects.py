@@ -166,6 +166,26 @@ def _check_inputs(buckets: xr.Dataset, predictions: xr.Dataset, explanations: Ma
                              "it was made by an older version; delete it and re-run")
 
 
+def _check_same_zoo(zoo: xr.Dataset, buckets: xr.Dataset, predictions: xr.Dataset,
+                    explanations: Mapping[str, Any]) -> None:
+    """Refuse inputs of different zoos (a stale file next to a new zoo), naming each file's model count."""
+    counts: dict[str, int | None] = {
+        "zoo.nc": zoo.sizes.get("model"),
+        "buckets.nc": int(np.asarray(buckets["bucket"].values).size),
+        "predictions.nc": predictions.sizes.get("model"),
+    }
+    for m, e in explanations.items():
+        models = e.sizes.get("model") if isinstance(e, xr.Dataset) else getattr(e, "models", None)
+        counts[f"explanations/{m}.nc"] = models if models is None or isinstance(models, int) else len(models)
+    if len({n for n in counts.values() if n is not None}) > 1:
+        listed = ", ".join(f"{name} {n} models" for name, n in counts.items() if n is not None)
+        raise ValueError(
+            f"the effects' inputs describe different zoos ({listed}): they must all come from the same zoo.nc; "
+            "re-run the steps after the zoo (e.g. snakemake --forcerun predictions buckets explain_gather) or "
+            "delete the stale files"
+        )
+
+
 def _output_reader(predictions: xr.Dataset, explanations: Mapping[str, Any]) -> Callable:
     """``read((effect, method), model indices) -> (n, I, ...)`` float32 (float64 for Y): only
     those models' outputs. A lazily opened file (:func:`causalxai.io.open_lazy`) or a map
@@ -265,6 +285,7 @@ def compute_effects_grid(
     """
     s = settings
     _check_inputs(buckets, predictions, explanations)
+    _check_same_zoo(zoo, buckets, predictions, explanations)
     bucket = np.asarray(buckets["bucket"].values)
     n_models = bucket.size
     labels_b = [str(v) for v in buckets["bucket_label"].values]

@@ -180,5 +180,28 @@ def _weight_rows(ds: xr.Dataset, models: slice | np.ndarray | int | None) -> np.
 
 
 def model_from_zoo(ds: xr.Dataset, model: int) -> ZooCNN:
-    """Rebuild one model of a zoo as a :class:`ZooCNN` (eval mode)."""
-    return ZooCNN.from_flat(_weight_rows(ds, model), zoo_layout_of(ds), str(ds["activation"].values[model]))
+    """Rebuild one model of a zoo as a :class:`ZooCNN` (eval mode).
+
+    Args:
+        ds: ``zoo.nc`` (in memory or :func:`causalxai.io.open_lazy`), or a selection of it.
+        model: the model's **label** (its ``model`` coordinate), not its position: after
+            ``zoo.isel(model=[3, 5])``, ``model_from_zoo(sub, 5)`` is the zoo's model 5, as
+            ``ds.sel(model=5)`` would be (for the i-th model of a selection pass
+            ``int(sub["model"][i])``).
+
+    Returns:
+        The model, eval mode, CPU.
+
+    Raises:
+        KeyError: no model of that label in ``ds`` (the message gives the labels it holds).
+    """
+    labels = np.asarray(ds["model"].values)
+    found = np.flatnonzero(labels == model)
+    if found.size != 1:
+        shown = ", ".join(str(v) for v in labels[:5]) + (", ..." if labels.size > 5 else "")
+        raise KeyError(
+            f"model_from_zoo: no model labelled {model!r} in this zoo ({labels.size} models: {shown}); it takes "
+            "the 'model' label, not a position: for the i-th model pass int(ds['model'][i])"
+        )
+    i = int(found[0])
+    return ZooCNN.from_flat(_weight_rows(ds, i), zoo_layout_of(ds), str(ds["activation"].values[i]))
