@@ -77,7 +77,7 @@ import xarray as xr
 from torch import nn
 
 from causalxai.counterfactual.gan import nearest_neighbours
-from causalxai.counterfactual.metrics import METRICS, counterfactual_metrics, methods_table
+from causalxai.counterfactual.metrics import METRICS, counterfactual_metrics, distance_metrics, methods_table
 from causalxai.data.dataset import to_raw as _to_raw
 from causalxai.io import describe
 from causalxai.runtime import predict
@@ -184,12 +184,11 @@ def candidate_metrics(
     """Proximity and sparsity of ``candidates (N, K, C, H, W)`` to ``original (N, C, H, W)``
     in raw space: ``proximity_l1``, ``proximity_l2`` (norms over the image) and ``sparsity``
     (share of pixels with ``|Δ| > sparsity_tol``), each ``(N, K)``."""
-    diff = (to_raw(candidates) - to_raw(original)[:, None]).flatten(2)
-    return {
-        "proximity_l1": diff.abs().sum(2),
-        "proximity_l2": diff.pow(2).sum(2).sqrt(),
-        "sparsity": (diff.abs() > float(sparsity_tol)).to(torch.float32).mean(2),
-    }
+    n, k = candidates.shape[:2]
+    repeated = original.unsqueeze(1).expand_as(candidates).reshape(n * k, *original.shape[1:])
+    met = distance_metrics(repeated, candidates.reshape(n * k, *candidates.shape[2:]), sparsity_tol=sparsity_tol,
+                           to_raw=to_raw)
+    return {name: met[name].reshape(n, k) for name in ("proximity_l1", "proximity_l2", "sparsity")}
 
 
 def minimal_blend(
