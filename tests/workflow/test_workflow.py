@@ -17,48 +17,11 @@ import yaml
 import causalxai
 from causalxai import io
 
-REPO = Path(__file__).resolve().parents[2]
+from .conftest import REPO, TINY, TINY_CONFIG, copy_repo  # noqa: F401  (shared with the other workflow tests)
 
-#: the tiny config (both papers' steps in minutes), a file as the public Snakemake workflows keep it
-TINY_CONFIG = REPO / ".test" / "config" / "config.yaml"
-TINY = yaml.safe_load(TINY_CONFIG.read_text())
 METHODS = ["gradient", "smoothgrad", "integrated_gradients", "grad_cam"]
 
 pytestmark = pytest.mark.workflow
-
-
-def copy_repo(dest: Path) -> Path:
-    """The workflow's own files (Snakefile, workflow/, config/, src/, envs/) copied to ``dest``, so a
-    test can edit a package module without touching the checkout other tests run from."""
-    for name in ("Snakefile", "workflow", "config", "src", "envs"):
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(src, dest / name)
-    return dest
-
-
-@pytest.fixture(scope="module")
-def code_copy(tmp_path_factory):
-    return copy_repo(tmp_path_factory.mktemp("repo"))
-
-
-@pytest.fixture(scope="module")
-def copy_runner(snakemake_runner, code_copy):
-    """snakemake on the copy of the workflow (``code_copy``)."""
-    return snakemake_runner.on(code_copy)
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, copy_runner):
-    """The tiny config run to the end from a copy of the workflow (``code_copy``)."""
-    work = tmp_path_factory.mktemp("wf")
-    cfg = work / "tiny.yaml"
-    shutil.copy2(TINY_CONFIG, cfg)
-    res = copy_runner.run(work, cores=2, configfiles=[cfg])
-    assert res.returncode == 0, res.stderr[-4000:]
-    return work, cfg
 
 
 def test_outputs_are_read_back(finished_run):
