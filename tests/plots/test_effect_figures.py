@@ -106,10 +106,33 @@ def test_scatter_panels_show_the_right_points(effects, drawn):
 
 
 def test_bad_choices_raise_naming_them(effects, tmp_path):
-    with pytest.raises(ValueError, match="hyperparameter 'momentum'"):
+    with pytest.raises(ValueError, match=r"effects.figures.hparam 'momentum' .*choose one of optimizer, activation"):
         plot_ite_by_bucket(effects, tmp_path / "x.png", hparam="momentum")
+    with pytest.raises(ValueError, match=r"effects.figures.hparam 'b_init' .*placebo"):  # one value: not estimated
+        plot_ite_by_bucket(effects, tmp_path / "x.png", hparam="b_init")
     with pytest.raises(ValueError, match="effects.aggregation 'median'"):
         plot_correlations(effects, tmp_path / "x.png", aggregation="median")
     with pytest.raises(ValueError, match="statistic 'kendall'"):
         mediation_frame(effects, "kendall")
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("hparam", ["activation", "placebo"])
+def test_ite_by_bucket_draws_the_configured_hparam_and_records_it(effects, tmp_path, hparam):
+    """effects.figures.hparam: another hyperparameter's boxes, named in the title and the PNG's metadata."""
+    from PIL import Image
+
+    fig = plot_ite_by_bucket(effects, tmp_path / "b.png", hparam=hparam)
+    assert f"ITE of {hparam} " in fig._suptitle.get_text()
+    with Image.open(tmp_path / "b.png") as im:
+        assert im.text["Description"] == f"effects.figures.hparam: {hparam}"
+    df = ite_by_bucket_frame(effects, hparam)
+    labels = [str(v) for v in effects["value_label"].sel({"hparam": hparam}).values if str(v)]
+    assert sorted(set(df.value_label)) == sorted(labels)  # that hyperparameter's values, not the optimizer's
+    y = df[df.output == "Y"]
+    r = y.iloc[len(y) // 2]
+    assert r.ite == float(effects["ite_y"].sel({"hparam": hparam, "value": r.value, "bucket": r.bucket,
+                                                "image": r.image}))
+    legend = fig.legends[0]
+    assert legend.get_title().get_text() == hparam
+    assert [t.get_text() for t in legend.get_texts()][: len(labels)] == labels

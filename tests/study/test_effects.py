@@ -8,7 +8,15 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from causalxai.study.effects import EffectsSettings, compute_effects, compute_effects_grid
+from causalxai.checks import DegenerateResultError
+from causalxai.study.effects import (
+    EffectsSettings,
+    check_effects,
+    check_figure_hparam,
+    compute_effects,
+    compute_effects_grid,
+    figure_hparam_choices,
+)
 from causalxai.study.estimators.estimate import KernelSpec
 from causalxai.study.estimators.treatments import treatment_groups, treatment_levels
 
@@ -182,11 +190,15 @@ def test_permutation_null_is_calibrated_and_detects_a_planted_effect(fast_effect
 
 def test_small_cells_are_flagged_and_left_out(fast_effects, effect_inputs):
     zoo, buckets, pred, e = effect_inputs(30, 2, 3, seed=6)
-    ds = compute_effects(zoo, buckets, pred, {"gradient": e},
-                         replace(fast_effects, min_models=100, global_bucket=False))
+    s = replace(fast_effects, min_models=100, global_bucket=False)
+    ds = compute_effects_grid(zoo, buckets, pred, {"gradient": e}, s, [s.spec])[0]  # the grid does not refuse
     assert bool(ds["small_cell"].where(ds["n_treated"] > 0).fillna(True).all())
     assert ds.attrs["n_small_cells"] > 0 and np.isnan(ds["corr"].values).all()
     assert np.isfinite(ds["ite_y"].values).any()  # still estimated, just not correlated
+    # the step refuses it: every correlation NaN, every figure empty
+    with pytest.raises(DegenerateResultError, match=r"effects: corr of method 'identity' .* is all NaN .*every cell "
+                                                    r"is small.*effects.min_models=100.*lower effects.min_models"):
+        compute_effects(zoo, buckets, pred, {"gradient": e}, s)
 
 
 def test_old_files_are_refused(effect_inputs):
@@ -242,3 +254,80 @@ def test_lazy_and_packed_maps(tmp_path, fast_effects, effect_inputs):
         diff = np.nanmax(np.abs(got[name].values - exact[name].values))
         assert diff < 1e-3, name
     assert 0 < np.nanmax(np.abs(got["ite_e"].values - exact["ite_e"].values)) < 1e-4
+
+
+# --- degenerate results refused (issue 17) ------------------------------------------------
+
+
+def test_one_model_a_side_makes_every_ite_one_constant_and_is_refused(effect_inputs):
+    """The issue's case: one model on each side of a cell with a median bandwidth makes eq. (4)
+    ``2 − 2·exp(−1/2)`` in every cell, whatever the outputs (γ = 1 / (2·d²) of the one pair)."""
+    zoo, buckets, pred, e = effect_inputs(40, 3, 4, seed=0)
+    s = EffectsSettings(bootstrap=5, permutations=5, min_models=1, cap=1, bandwidth="median_cell")
+    raw = compute_effects_grid(zoo, buckets, pred, {"gradient": e}, s, [s.spec])[0]
+    finite = raw["ite_y"].values[np.isfinite(raw["ite_y"].values)]
+    np.testing.assert_allclose(finite, 2 - 2 * np.exp(-0.5), rtol=1e-12)
+    with pytest.raises(DegenerateResultError, match=r"effects: ite_y .* is constant: all \d+ finite values equal "
+                                                    r"0\.78693868.*effects.max_models_per_group=1.*raise "
+                                                    r"effects.max_models_per_group") as err:
+        compute_effects(zoo, buckets, pred, {"gradient": e}, s)
+    assert (err.value.step, err.value.finding) == ("effects", "constant")
+
+
+def test_a_zoo_of_identical_models_is_refused(effect_inputs, fast_effects):
+    """Every model gives the same Y: every ITE_Y is 0 (eq. 4 of equal outputs)."""
+    zoo, buckets, pred, e = effect_inputs(30, 3, 4, seed=2)
+    same = pred.copy(data={k: np.broadcast_to(v.values[:1], v.shape).copy() for k, v in pred.data_vars.items()})
+    with pytest.raises(DegenerateResultError, match=r"ite_y .* constant: all \d+ finite values equal 0 .*every model "
+                                                    r"of the zoo gives the same Y"):
+        compute_effects(zoo, buckets, same, {"gradient": e}, fast_effects)
+
+
+def test_check_effects_on_hand_made_degenerate_results(small):
+    ds = small[-1]
+    check_effects(ds)  # a real result, NaN in its empty cells: informative
+    real = ds["hparam_kind"] == "real"
+    const = ds.copy()
+    const["ite_y"] = xr.where(ds["ite_y"].notnull(), 0.25, np.nan)
+    with pytest.raises(DegenerateResultError, match=r"ite_y .* constant: all \d+ finite values equal 0.25"):
+        check_effects(const)
+    placebo_only = ds.copy()  # the placebo's ITEs do not count: only the real hyperparameters'
+    placebo_only["ite_y"] = ds["ite_y"].where(~real)
+    with pytest.raises(DegenerateResultError, match=r"ite_y .* all NaN \(none of its \d+ values is finite\)"):
+        check_effects(placebo_only)
+    dropped = ds.copy()
+    dropped["ite_e"] = ds["ite_e"].where(~((ds["method"] == "gradient") & (ds["effect"] == "direct")))
+    with pytest.raises(DegenerateResultError, match=r"ite_e of method 'gradient' \(direct effect\) is all NaN.*"
+                                                    r"explain.zero_maps"):
+        check_effects(dropped)
+    no_corr = ds.copy()
+    no_corr["corr"] = ds["corr"].where(ds["method"] != "gradient")
+    with pytest.raises(DegenerateResultError, match=r"corr of method 'gradient' \(total effect.*all NaN"):
+        check_effects(no_corr)
+    partly = ds.copy()  # some NaN cells and correlations are normal
+    partly["corr"] = ds["corr"].where(ds["bucket"] != "0-50")
+    partly["ite_e"] = ds["ite_e"].where(ds["image"] != 0)
+    check_effects(partly)
+
+
+def test_figure_hparam_choices_follow_the_zoo():
+    default = {"zoo": {"source": "train", "train": {"hparams": {}}}, "effects": {"figures": {"hparam": "optimizer"}}}
+    expected = ["optimizer", "activation", "w_init", "init_std", "l2reg", "dropout", "learning_rate",
+                "train_fraction", "placebo"]  # b_init has one value: no effect
+    assert figure_hparam_choices(default) == expected
+    assert figure_hparam_choices({"zoo": {"source": "smallcnnzoo"}}) == expected
+    check_figure_hparam(default)
+    narrow = {"zoo": {"source": "train", "train": {"hparams": {
+        "optimizer": ["adam"],  # one value
+        "learning_rate": {"low": 1e-3, "high": 1.2e-3, "scale": "log"},  # every value rounds to the marker 5e-4
+        "dropout": [0.5, 0.55],  # two values, both rounded to the marker 0.45
+        "activation": ["relu", "tanh"]}}}, "effects": {"figures": {"hparam": "optimizer"}}}
+    choices = figure_hparam_choices(narrow)
+    assert "optimizer" not in choices and "learning_rate" not in choices and "dropout" not in choices
+    assert "activation" in choices and choices[-1] == "placebo"
+    with pytest.raises(ValueError, match=r"effects.figures.hparam 'optimizer' takes a single value in this zoo.*"
+                                         r"choose one of activation, w_init"):
+        check_figure_hparam(narrow)
+    with pytest.raises(ValueError, match=r"effects.figures.hparam 'momentum' is not a hyperparameter"):
+        check_figure_hparam({**default, "effects": {"figures": {"hparam": "momentum"}}})
+    check_figure_hparam({**narrow, "effects": {"figures": {"hparam": "placebo"}}})

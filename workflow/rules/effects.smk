@@ -71,7 +71,7 @@ rule effect_figures:
             subcategory="3 treatment effects ({dataset})",
         ),
     params:
-        hparam="optimizer",
+        hparam=config["effects"]["figures"]["hparam"],
         aggregation=config["effects"]["aggregation"],
     log:
         "logs/{dataset}/effect_figures.log",

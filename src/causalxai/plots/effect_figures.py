@@ -378,7 +378,17 @@ def plot_ite_by_bucket(effects: xr.Dataset, path: str | os.PathLike[str], hparam
     """ITE of one hyperparameter's values on Y (first panel) and on each method's E (total
     effect, one panel each) per accuracy bucket: the distribution over probe images as box
     plots, one colour per value (paper 000 Fig. 2); small cells' boxes grey. Each panel has
-    its own scale."""
+    its own scale.
+
+    ``hparam`` is the config's ``effects.figures.hparam`` (the paper's Fig. 2 draws the
+    optimizer; ``placebo`` draws the null); it is named in the title and in the PNG's
+    metadata (``Description``). One that ``effects.nc`` lacks (a hyperparameter with a single
+    value in the zoo) raises :class:`ValueError` naming the key and the choices.
+    """
+    names = _strs(effects["hparam"].values)
+    if hparam not in names:
+        raise ValueError(f"effects.figures.hparam {hparam!r} is not among the hyperparameters of effects.nc (those "
+                         f"with two values in the zoo, and the placebo): choose one of {', '.join(names)}")
     df = ite_by_bucket_frame(effects, hparam, "total")
     buckets = _buckets(effects)
     outputs = ["Y", *_strs(effects["method"].values)]
@@ -402,9 +412,11 @@ def plot_ite_by_bucket(effects: xr.Dataset, path: str | os.PathLike[str], hparam
     handles = [Patch(facecolor=palette[lab], edgecolor="0.3", label=lab) for lab in labels] + [
         Patch(facecolor=SMALL_GREY, edgecolor="0.3", label="small cell")]
     fig.legend(handles=handles, title=hparam, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False)
-    fig.suptitle(_title(effects, f"ITE of {hparam} (total effect) per bucket"))
+    title = _title(effects, f"ITE of {hparam} (total effect) per bucket")
+    fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path, bbox_inches="tight")
+    return _save(fig, path, bbox_inches="tight",
+                 metadata={"Title": title, "Description": f"effects.figures.hparam: {hparam}"})
 
 
 def plot_ite_by_hparam(effects: xr.Dataset, path: str | os.PathLike[str], effect: str = "total") -> Figure:

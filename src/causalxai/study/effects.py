@@ -51,6 +51,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from causalxai.checks import require_informative
 from causalxai.io import describe
 from causalxai.progress import Progress
 from causalxai.study.estimators.bandwidth import MEDIAN_MODELS
@@ -65,9 +66,10 @@ from causalxai.study.estimators.treatments import (
     treatment_levels,
 )
 from causalxai.study.explain import EFFECTS
-from causalxai.zoo.hparams import HPARAMS
+from causalxai.zoo.hparams import CONTINUOUS, HPARAMS, MARKERS, ZOO_CHOICES, ZOO_RANGES, round_to_markers
 
-__all__ = ["EffectsSettings", "GLOBAL_BUCKET", "compute_effects", "compute_effects_grid"]
+__all__ = ["EffectsSettings", "GLOBAL_BUCKET", "check_effects", "compute_effects", "compute_effects_grid",
+           "figure_hparam_choices", "check_figure_hparam"]
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +144,61 @@ class EffectsSettings:
         out["max_models_per_group"] = out.pop("cap")
         out["log_rounding"] = list(self.log_rounding)
         return out
+
+
+def _levels_possible(name: str, spec: Any, log_rounding: tuple[str, ...]) -> int:
+    """How many levels (after rounding to markers) hyperparameter ``name`` can take under a
+    zoo spec: a list of values, or a ``{low, high, scale}`` range (read as a dense grid)."""
+    if isinstance(spec, Mapping):
+        low, high = float(spec["low"]), float(spec["high"])
+        if low >= high:
+            values = np.asarray([low])
+        elif spec.get("scale", "linear") == "log" and low > 0:
+            values = np.geomspace(low, high, 1001)[1:-1]
+        else:
+            values = np.linspace(low, high, 1001)[1:-1]
+    else:
+        values = np.asarray(list(spec), dtype=float if name in CONTINUOUS else object)
+    if name in MARKERS:
+        values = round_to_markers(values.astype(float), MARKERS[name], log=name in log_rounding)
+    return len(set(values.tolist()))
+
+
+def figure_hparam_choices(config: Mapping[str, Any]) -> list[str]:
+    """The hyperparameters ``effects.nc`` can hold for a config, so the effect figures can
+    draw them (``effects.figures.hparam``): those that take at least two values (after the
+    continuous ones are rounded to their markers, ``effects.log_rounding``) in the zoo the
+    config makes or downloads, and the ``placebo``. A hyperparameter with one value has no
+    control group and is left out of the effects (module docstring).
+
+    Args:
+        config: the workflow's config (validated, defaults filled in).
+    """
+    zoo = config["zoo"]
+    log_rounding = tuple(config.get("effects", {}).get("log_rounding", LOG_ROUNDED))
+    if zoo.get("source", "train") == "train":
+        spec = dict(zoo.get("train", {}).get("hparams", {}))
+    else:  # the Small CNN Zoo: its own choices and ranges
+        spec = {}
+    out = [h for h in HPARAMS
+           if _levels_possible(h, spec.get(h, ZOO_CHOICES.get(h, ZOO_RANGES.get(h))), log_rounding) > 1]
+    return [*out, PLACEBO]
+
+
+def check_figure_hparam(config: Mapping[str, Any]) -> None:
+    """Refuse an ``effects.figures.hparam`` the effects of this config cannot hold
+    (:func:`figure_hparam_choices`), naming the key and the choices: before any job runs,
+    not after the effects are estimated.
+
+    Raises:
+        ValueError: the hyperparameter is unknown or takes a single value in this zoo.
+    """
+    hparam = config.get("effects", {}).get("figures", {}).get("hparam", "optimizer")
+    choices = figure_hparam_choices(config)
+    if hparam not in choices:
+        why = ("takes a single value in this zoo (no control group, so no effect)" if hparam in HPARAMS
+               else "is not a hyperparameter")
+        raise ValueError(f"effects.figures.hparam {hparam!r} {why}: choose one of {', '.join(choices)}")
 
 
 def _check_inputs(buckets: xr.Dataset, predictions: xr.Dataset, explanations: Mapping[str, Any]) -> None:
@@ -246,8 +303,77 @@ def compute_effects(
             map reader (:class:`causalxai.study.explain.RawMaps`); NaN maps drop out of
             their (model, image).
         settings: the estimator's choices.
+
+    Raises:
+        causalxai.checks.DegenerateResultError: the result carries no information
+            (:func:`check_effects`).
     """
-    return compute_effects_grid(zoo, buckets, predictions, explanations, settings, [settings.spec])[0]
+    ds = compute_effects_grid(zoo, buckets, predictions, explanations, settings, [settings.spec])[0]
+    check_effects(ds)
+    return ds
+
+
+def check_effects(effects: xr.Dataset) -> None:
+    """Refuse an ``effects.nc`` whose headline numbers carry no information.
+
+    Over the real hyperparameters (the placebo left out), every bucket, value and image,
+    :func:`causalxai.checks.require_informative` refuses
+
+    * ``ite_y`` all NaN (no cell has a treated and a control model) or constant (paper 000
+      eq. (4) gives one value everywhere: one model a side, ``effects.max_models_per_group:
+      1``, with a median bandwidth makes every ITE ``2 − 2e^(−1/2)``; or every model gives
+      the same Y);
+    * ``ite_e`` of any (effect, method) all NaN or constant (the method's maps are all
+      dropped, or the same for every model);
+    * ``corr`` of the total effect of any method all NaN over every bucket and statistic
+      (Fig. 3 would be empty: every cell small, or the ITEs constant within every bucket).
+
+    NaN in some cells (small or empty cells, dropped maps) is normal and never refused.
+
+    Raises:
+        causalxai.checks.DegenerateResultError: naming the variable, the finding, the
+            settings that likely caused it and what to change.
+    """
+    a = effects.attrs
+    real = [str(h) for h, k in zip(effects["hparam"].values, effects["hparam_kind"].values) if str(k) == "real"]
+    sizes = ", ".join(f"{b}: {int(n)}" for b, n in zip(effects["bucket"].values, effects["bucket_n_models"].values))
+    cells = (f"effects.max_models_per_group={a.get('max_models_per_group')}, effects.pool={a.get('pool')}, "
+             f"effects.min_models={a.get('min_models')}, kernel {a.get('kernel')} (bandwidth {a.get('bandwidth')}, "
+             f"estimator {a.get('estimator')}); models per bucket {sizes}; {a.get('n_empty_cells')} empty and "
+             f"{a.get('n_small_cells')} small cells")
+    sel = {"hparam": real}
+    require_informative(
+        effects["ite_y"].sel(sel), "ite_y (the ITE of every real hyperparameter on Y)", "effects",
+        causes=f"too few models per cell or one model a side ({cells}), or every model of the zoo gives the same Y "
+               "(a zoo that did not train: zoo.train.epochs, zoo.train.hparams.learning_rate)",
+        fix="raise effects.max_models_per_group (at least 2) and zoo.n_models, widen buckets.edges, or train the zoo "
+            "longer",
+    )
+    methods = [str(m) for m in effects["method"].values]
+    for eff in [str(e) for e in effects["effect"].values]:
+        for m in methods:
+            if m == "identity":
+                continue  # E := Y: ite_y above, and the direct effect's permuted Y
+            require_informative(
+                effects["ite_e"].sel({"effect": eff, "method": m, **sel}),
+                f"ite_e of method {m!r} ({eff} effect)", "effects",
+                causes=f"the {m} maps are dropped or identical for every model (explanations/{m}.nc: n_dropped_maps "
+                       f"{int(effects['n_dropped_maps'].sel({'effect': eff, 'method': m}))}; explain.zero_maps), "
+                       f"or too few models per cell ({cells})",
+                fix=f"check explanations/{m}.nc (its degenerate maps), set explain.zero_maps: keep to see them, or "
+                    "raise effects.max_models_per_group and zoo.n_models",
+            )
+    used = (effects["n_treated"] > 0) & (effects["n_control"] > 0) & ~effects["small_cell"]
+    n_used = int(used.sel(sel).sum())
+    why = (f"every cell is small: none of the real cells has effects.min_models={a.get('min_models')} treated and "
+           f"control models ({cells})" if n_used == 0 else
+           f"the ITEs are constant (or NaN) within every bucket ({n_used} cells used; {cells})")
+    for m in methods:
+        require_informative(
+            effects["corr"].sel({"effect": "total", "method": m}),
+            f"corr of method {m!r} (total effect, every bucket and statistic)", "effects",
+            causes=why, fix="lower effects.min_models, raise zoo.n_models or widen buckets.edges", constant=False,
+        )
 
 
 @dataclass
