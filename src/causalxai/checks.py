@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RTOL", "DegenerateResultError", "degeneracy", "flag_degenerate", "require_informative"]
+__all__ = ["RTOL", "DegenerateResultError", "degeneracy", "flag_degenerate", "refuse", "require_informative"]
 
 #: relative spread below which finite values count as one constant (float64 round-off of
 #: one value computed in different cells is ~1e-16; real variation is far above 1e-9)
@@ -41,7 +41,8 @@ class DegenerateResultError(ValueError):
     Attributes:
         step: the step (rule) whose result it is.
         variable: the variable (and slice) that is degenerate.
-        finding: ``"all NaN"`` or ``"constant"``.
+        finding: what was found, in short: ``"all NaN"``, ``"constant"``, or a step's own
+            finding (:func:`refuse`).
     """
 
     def __init__(self, message: str, *, step: str, variable: str, finding: str):
@@ -82,9 +83,14 @@ def degeneracy(values: Any, *, constant: bool = True, rtol: float = RTOL) -> str
     return None
 
 
-def _message(step: str, name: str, finding: str, causes: str, fix: str) -> str:
-    return (f"{step}: {name} is {finding}, so the result carries no information. Likely causes: {causes}. "
-            f"To fix: {fix}. (A degenerate result is refused rather than written; README: 'Degenerate results'.)")
+def refuse(step: str, name: str, finding: str, *, causes: str, fix: str) -> None:
+    """Raise the :class:`DegenerateResultError` of a finding a step made itself (e.g. "the
+    same for every model"), in the message format of :func:`require_informative`."""
+    raise DegenerateResultError(
+        f"{step}: {name} is {finding}, so the result carries no information. Likely causes: {causes}. "
+        f"To fix: {fix}. (A degenerate result is refused rather than written; README: 'Degenerate results'.)",
+        step=step, variable=name, finding=finding.split(" (")[0].split(":")[0],
+    )
 
 
 def require_informative(
@@ -111,8 +117,7 @@ def require_informative(
     """
     finding = degeneracy(values, constant=constant, rtol=rtol)
     if finding is not None:
-        raise DegenerateResultError(_message(step, name, finding, causes, fix), step=step, variable=name,
-                                    finding="constant" if finding.startswith("constant") else "all NaN")
+        refuse(step, name, finding, causes=causes, fix=fix)
 
 
 def flag_degenerate(

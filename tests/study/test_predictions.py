@@ -55,3 +55,52 @@ def test_streamed_predictions_equal_the_in_memory_ones_block_by_block(zoo_and_im
     # σ drawn in blocks from one generator equals σ drawn for the whole zoo at once
     np.testing.assert_array_equal(streamed["permutation"].values,
                                   class_permutations(zoo.sizes["model"], images.sizes["image"], 10, seed=3))
+
+
+# --- degenerate predictions (issue 17) -----------------------------------------------------
+
+DENSE_BIAS = slice(160 + 2320 + 2320, 160 + 2320 + 2320 + 10)  # the zoo layout: 3 convs (bias, kernel), then dense bias
+
+
+def _with_weights(zoo, weights):
+    return zoo.assign(weights=(zoo["weights"].dims, np.asarray(weights, dtype=np.float32)))
+
+
+def test_a_zoo_whose_models_all_give_the_same_y_is_refused_and_nothing_is_written(zoo_and_images, tmp_path):
+    import pytest
+
+    from causalxai.checks import DegenerateResultError
+    from causalxai.study.predictions import predict_zoo_to_file
+
+    zoo, images = zoo_and_images
+    untrained = _with_weights(zoo, np.zeros(zoo["weights"].shape))  # every logit 0: Y = 1/10 for every model
+    with pytest.raises(DegenerateResultError, match=r"predictions: prob .* is the same for all 7 models .*every "
+                                                    r"ITE_Y would be 0.*zoo.train.epochs"):
+        predict_zoo(untrained, images, ExplainSettings(device="cpu"))
+    with pytest.raises(DegenerateResultError, match="the same for all 7 models"):
+        predict_zoo_to_file(untrained, images, ExplainSettings(device="cpu"), tmp_path / "p.nc")
+    assert not (tmp_path / "p.nc").exists()
+    broken = _with_weights(zoo, np.full(zoo["weights"].shape, np.nan))
+    with pytest.raises(DegenerateResultError, match=r"prob .* is all NaN \(no model of 7 gives a finite output\)"):
+        predict_zoo(broken, images, ExplainSettings(device="cpu"))
+
+
+def test_one_class_everywhere_is_flagged_not_refused(zoo_and_images, tmp_path, caplog):
+    from causalxai.io import open as open_result
+    from causalxai.study.predictions import predict_zoo_to_file
+
+    zoo, images = zoo_and_images
+    w = np.zeros(zoo["weights"].shape)
+    w[:, DENSE_BIAS.start + 3] = 5 + np.arange(zoo.sizes["model"])  # class 3 wins everywhere, Y differs per model
+    one_class = _with_weights(zoo, w)
+    pred = predict_zoo(one_class, images, ExplainSettings(device="cpu"))
+    assert (pred["target"].values == 3).all()
+    assert "every model predicts class 3 on every probe image" in pred.attrs["degenerate"]
+    assert "every model predicts class 3" in caplog.text
+    predict_zoo_to_file(one_class, images, ExplainSettings(device="cpu"), tmp_path / "p.nc")
+    assert open_result(tmp_path / "p.nc").attrs["degenerate"] == pred.attrs["degenerate"]
+    # a real zoo (random weights, some NaN models among them) is neither refused nor flagged
+    assert "degenerate" not in predict_zoo(zoo, images, ExplainSettings(device="cpu")).attrs
+    some_nan = zoo["weights"].values.copy()
+    some_nan[2] = np.nan
+    assert "degenerate" not in predict_zoo(_with_weights(zoo, some_nan), images, ExplainSettings(device="cpu")).attrs

@@ -4,6 +4,7 @@ Fig. 4; see :mod:`causalxai.study.explain` for the ``total``/``direct`` contract
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -12,12 +13,15 @@ import numpy as np
 import torch
 import xarray as xr
 
+from causalxai.checks import RTOL, refuse
 from causalxai.io import describe, set_attr, write_streamed
 from causalxai.study.explain import ExplainSettings, _chunks, _setup
 from causalxai.zoo.dataset import zoo_params, zoo_rows
 from causalxai.zoo.network import batched_forward
 
-__all__ = ["ZOO_BLOCK", "class_permutations", "predict_zoo", "predict_zoo_to_file"]
+__all__ = ["ZOO_BLOCK", "PredictionSummary", "class_permutations", "predict_zoo", "predict_zoo_to_file"]
+
+log = logging.getLogger(__name__)
 
 
 #: models whose weights are read from ``zoo.nc`` at once (20 MB of Small CNN Zoo weights):
@@ -79,6 +83,60 @@ def _blocks(zoo: xr.Dataset, images: xr.Dataset, settings: ExplainSettings, bloc
                        "target_direct": target_direct}
 
 
+class PredictionSummary:
+    """What the predictions step checks before it writes, gathered block by block (memory:
+    one ``(image, class)`` pair of arrays, whatever the zoo's size).
+
+    * **refused** (:func:`causalxai.checks.refuse`): ``prob`` all NaN (every model's
+      weights non-finite), or the same for every model on every probe image (within
+      :data:`causalxai.checks.RTOL`): then no hyperparameter can have an effect on Y and
+      every ITE_Y is 0 (paper 000 eq. 4 of equal outputs), e.g. a zoo that did not train;
+    * **flagged** (a warning and the attribute ``degenerate``): every model predicts one
+      and the same class on every probe image. Y (the softmax) still varies between models,
+      so the effects on Y remain defined; but every total-effect map explains that class
+      and the explanations' effects are those of an untrained zoo.
+    """
+
+    def __init__(self) -> None:
+        self.lo: np.ndarray | None = None
+        self.hi: np.ndarray | None = None
+        self.n_models = 0
+        self.n_finite = 0
+        self.classes: set[int] = set()
+
+    def update(self, prob: np.ndarray, target: np.ndarray) -> None:
+        """Add a block: ``prob (models, image, class)`` and ``target (models, image)``."""
+        p = np.asarray(prob, dtype=np.float64)
+        p = np.where(np.isfinite(p), p, np.nan)
+        lo, hi = np.fmin.reduce(p, axis=0), np.fmax.reduce(p, axis=0)  # NaN only where every model's is
+        self.lo = lo if self.lo is None else np.fmin(self.lo, lo)
+        self.hi = hi if self.hi is None else np.fmax(self.hi, hi)
+        finite = np.isfinite(p).all(axis=(1, 2))
+        self.n_models += p.shape[0]
+        self.n_finite += int(finite.sum())
+        self.classes.update(np.unique(np.asarray(target)[finite]).tolist())
+
+    def check(self) -> str | None:
+        """Refuse (raise) or flag (return the warning's text, else None); see the class docstring."""
+        causes = ("a zoo that did not train (zoo.train.epochs, zoo.train.hparams.learning_rate and init_std), "
+                  "or a zoo.nc whose weights are broken")
+        fix = "re-train the zoo (snakemake --forcerun zoo) with more epochs or other learning rates, and check zoo.nc"
+        if self.n_finite == 0:
+            refuse("predictions", "prob (the softmax Y of every model on every probe image)",
+                   f"all NaN (no model of {self.n_models} gives a finite output)", causes=causes, fix=fix)
+        scale = np.fmax(np.abs(self.lo), np.abs(self.hi))
+        if self.n_finite >= 2 and bool(np.all(np.nan_to_num(self.hi - self.lo) <= RTOL * np.nan_to_num(scale))):
+            refuse("predictions", "prob (the softmax Y of every model on every probe image)",
+                   f"the same for all {self.n_finite} models with a finite output (no hyperparameter can change Y: "
+                   "every ITE_Y would be 0)", causes=causes, fix=fix)
+        if len(self.classes) == 1:
+            text = (f"predictions: every model predicts class {next(iter(self.classes))} on every probe image: the "
+                    "total-effect maps all explain that class. Likely causes: " + causes + ". To fix: " + fix + ".")
+            log.warning("%s", text)
+            return text
+        return None
+
+
 def _coords(zoo: xr.Dataset, images: xr.Dataset) -> dict[str, np.ndarray]:
     return {"model": zoo["model"].values, "image": images["image"].values, "class": np.arange(10)}
 
@@ -98,11 +156,22 @@ def predict_zoo(zoo: xr.Dataset, images: xr.Dataset, settings: ExplainSettings) 
 
     The zoo is read :data:`ZOO_BLOCK` models at a time (``zoo`` may be lazy); the result is
     in memory. :func:`predict_zoo_to_file` writes the same values block by block.
+
+    Raises:
+        causalxai.checks.DegenerateResultError: ``prob`` all NaN or the same for every
+            model (:class:`PredictionSummary`); one class everywhere is flagged in the
+            attribute ``degenerate``.
     """
     parts = [values for _, _, values in _blocks(zoo, images, settings)]
+    summary = PredictionSummary()
+    for p in parts:
+        summary.update(p["prob"], p["target"])
+    flag = summary.check()
     ds = xr.Dataset({name: (_dims(name), np.concatenate([p[name] for p in parts])) for name in VARIABLES},
                     coords=_coords(zoo, images))
     describe(ds, DESCRIPTIONS)
+    if flag:
+        ds.attrs["degenerate"] = flag
     return ds
 
 
@@ -125,6 +194,9 @@ def predict_zoo_to_file(
 
     Returns:
         ``path``.
+
+    Raises:
+        causalxai.checks.DegenerateResultError: as :func:`predict_zoo`; nothing is written.
     """
     coords = _coords(zoo, images)
     n, n_img = coords["model"].size, coords["image"].size
@@ -136,7 +208,12 @@ def predict_zoo_to_file(
             chunks = (max(1, min(n, ZOO_BLOCK // 4)), n_img, *([10] if len(dims) == 3 else []))
             var = nc.createVariable(name, kind, dims, zlib=True, complevel=4, chunksizes=chunks)
             set_attr(var, "description", DESCRIPTIONS[name])
+        summary = PredictionSummary()
         for lo, hi, values in _blocks(zoo, images, settings):
             for name, v in values.items():
                 nc[name][lo:hi] = v
+            summary.update(values["prob"], values["target"])
+        flag = summary.check()  # raises inside the block: the file is not written
+        if flag:
+            set_attr(nc, "degenerate", flag)
     return Path(path)
