@@ -143,3 +143,21 @@ def test_gather_refuses_bad_shards_and_leaves_no_file(tmp_path, zoo_and_images):
     with pytest.raises(ValueError, match="not an explain_shard output"):
         gather_to_file([tmp_path / "gathered.nc"], out, "gradient", s)
     assert not out.exists() and not list(tmp_path.glob(".out.nc.*"))
+
+
+@pytest.mark.parametrize("zero_maps", ["drop", "keep"])
+def test_gather_refuses_a_method_whose_every_map_has_zero_scale(tmp_path, zoo_and_images, zero_maps):
+    """Every map of an effect degenerate (here all zero): E all NaN (drop) or all 0 (keep), refused with
+    the method and the effect named, and no file left; some degenerate maps (above) are normal."""
+    from causalxai.checks import DegenerateResultError
+
+    paths, parts = _shard_files(tmp_path, zoo_and_images)
+    s = ExplainSettings(device="cpu", zero_maps=zero_maps)
+    for part, path in zip(parts, paths):
+        part["attribution"].loc[{"effect": "total"}] = 0.0
+        write_dataset(part, path, step="explain_shard", seed=0)
+    out = tmp_path / "gradient.nc"
+    with pytest.raises(DegenerateResultError, match=r"explain_gather: E of method 'gradient' \(total effect\) is "
+                                                    rf"degenerate in all its 28 .*zero_maps: {zero_maps}.*explain.output"):
+        gather_to_file(paths, out, "gradient", s)
+    assert not out.exists() and not list(tmp_path.glob(".gradient.nc.*"))

@@ -54,6 +54,7 @@ from causalxai.attribution.grad_cam import GradCam
 from causalxai.attribution.gradient import Gradient
 from causalxai.attribution.integrated_gradients import IntegratedGradients
 from causalxai.attribution.smoothgrad import SmoothGrad
+from causalxai.checks import refuse
 from causalxai.io import open_lazy, set_attr, write_streamed
 from causalxai.progress import Progress
 from causalxai.runtime import resolve_device
@@ -374,8 +375,29 @@ def gather_to_file(
                     progress.update(p.size)
         n_degenerate = {str(eff): int(n) for eff, n in zip(effects, counts)}
         set_attr(nc, "n_degenerate", n_degenerate)
+        _refuse_all_degenerate(method, n_degenerate, order.size * n_img, settings)  # raises: nothing is written
     log.info("%s: degenerate (zero-scale) maps per effect: %s (%s)", method, n_degenerate, settings.zero_maps)
     return Path(path)
+
+
+def _refuse_all_degenerate(method: str, n_degenerate: Mapping[str, int], n_maps: int,
+                           settings: ExplainSettings) -> None:
+    """Refuse a method whose every map of one effect has zero scale (all zero, or p99 of |x|
+    is 0, the ``degenerate`` flag): with ``explain.zero_maps: drop`` every E is NaN, with
+    ``keep`` every E is 0, and either way the effects of H on E are undefined or 0. Some
+    degenerate maps are normal (``n_degenerate``) and never refused."""
+    for eff, n in n_degenerate.items():
+        if n_maps and n == n_maps:
+            refuse(
+                "explain_gather", f"E of method {method!r} ({eff} effect)",
+                f"degenerate in all its {n_maps} (model, image) maps (each of zero scale: all zero, or its "
+                f"p99 of |x| is 0; explain.zero_maps: {settings.zero_maps} makes them "
+                f"{'NaN' if settings.zero_maps == 'drop' else '0'})",
+                causes=f"{method} has no signal in any model: a softmax saturated in every model (explain.output: "
+                       f"{settings.output}), or a zoo that did not train (zoo.train.epochs, zoo.train.hparams)",
+                fix="set explain.output: logit, leave the method out of explain.methods, or re-train the zoo; "
+                    "explain.zero_maps: keep would only turn the maps into zeros",
+            )
 
 
 class RawMaps:
