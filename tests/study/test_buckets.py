@@ -71,3 +71,15 @@ def test_seeded_ties_do_not_follow_the_model_index():
     # distinct accuracies: the seed changes nothing
     acc = np.random.default_rng(0).uniform(size=40)
     np.testing.assert_array_equal(assign_buckets(acc, [0, 50, 100], seed=3), assign_buckets(acc, [0, 50, 100]))
+
+
+def test_a_zoo_at_one_accuracy_is_refused():
+    """Every model at chance: the buckets would split identical models at random (issue 17)."""
+    from causalxai.checks import DegenerateResultError
+
+    zoo = xr.Dataset({"test_accuracy": ("model", np.full(12, 0.1))}, coords={"model": np.arange(12)})
+    with pytest.raises(DegenerateResultError, match=r"buckets: test_accuracy .* is constant: all 12 finite values "
+                                                    r"equal 0.1, .*zoo.train.epochs"):
+        make_buckets(zoo, [0, 50, 100])
+    ties = zoo.assign(test_accuracy=("model", np.r_[np.full(11, 0.1), 0.2]))  # many ties are normal
+    assert make_buckets(ties, [0, 50, 100], seed=0)["n_models"].values.tolist() == [6, 6]

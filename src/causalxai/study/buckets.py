@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from causalxai.checks import require_informative
+
 __all__ = ["validate_edges", "bucket_labels", "assign_buckets", "boundary_table", "make_buckets"]
 
 
@@ -93,10 +95,22 @@ def make_buckets(
         edges: percentile edges, strictly increasing from 0 to 100.
         metric: the zoo variable to bucket by (``test_accuracy`` in the paper).
         seed: seeds the permutation that breaks ties in accuracy (None: model index).
+
+    Raises:
+        causalxai.checks.DegenerateResultError: every model has the same accuracy (e.g. a
+            zoo stuck at chance): the buckets would split identical models at random, and
+            the per-bucket analysis (paper 000 §3.2) would stratify by nothing.
     """
     if metric not in zoo:
         raise ValueError(f"buckets.metric: the zoo has no variable {metric!r}; use one of {sorted(zoo.data_vars)}")
     acc = zoo[metric].values
+    if np.isfinite(np.asarray(acc, dtype=float)).all():  # non-finite ones: assign_buckets names them
+        require_informative(
+            acc, f"{metric} (zoo.nc, the accuracy the models are bucketed by)", "buckets",
+            causes="a zoo that did not train, every model at the same accuracy (zoo.train.epochs, "
+                   "zoo.train.hparams.learning_rate), or a zoo.nc whose metrics are broken",
+            fix="re-train the zoo (snakemake --forcerun zoo) with more epochs or other learning rates",
+        )
     bucket = assign_buckets(acc, edges, seed)
     table = boundary_table(acc, bucket, edges)
     labels = table["bucket"].to_list()
