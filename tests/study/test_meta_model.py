@@ -165,3 +165,14 @@ def test_mismatched_models():
         fit_meta_model(zoo.isel(model=slice(0, 19)), images, pred, MetaModelSettings(**FAST))
     with pytest.raises(ValueError, match="image coordinates"):
         fit_meta_model(zoo, images.isel(image=slice(0, 9)), pred, MetaModelSettings(**FAST))
+
+
+def test_a_diverged_meta_model_is_refused():
+    """A learning rate far too high: NaN weights, whose argmax 'predictions' would give a
+    meaningless accuracy; refused naming meta_model.lr (issue 17)."""
+    from causalxai.checks import DegenerateResultError
+
+    zoo, images, pred = synthetic(n_models=20, n_images=10)
+    with pytest.raises(DegenerateResultError, match=r"meta_model: the training loss of subset 'all' is not finite at "
+                                                    r"the last epoch .*meta_model.lr: 1e\+3.*lower meta_model.lr"):
+        fit_meta_model(zoo, images, pred, MetaModelSettings(**{**FAST, "epochs": 3, "lr": 1e37}))

@@ -40,6 +40,7 @@ import torch
 import xarray as xr
 from torch import nn
 
+from causalxai.checks import refuse
 from causalxai.io import describe
 from causalxai.progress import Progress
 from causalxai.runtime import predict, resolve_device
@@ -318,6 +319,10 @@ def fit_meta_model(
         ``loss(subset, epoch)`` (mean training cross-entropy per epoch),
         ``agreement(subset, model)`` (per held-out model, NaN elsewhere) and
         ``split(subset, model)`` (``train``, ``eval`` or ``none``).
+
+    Raises:
+        causalxai.checks.DegenerateResultError: a subset's training loss is not finite at
+            the last epoch (the MLP diverged: its accuracy would be that of argmax(NaN)).
     """
     st = settings
     train_fraction, top_fraction, seed = st.train_fraction, st.top_fraction, st.seed
@@ -380,6 +385,13 @@ def fit_meta_model(
         agreement[k, ev] = agree_ev.mean(1)
         split[k, train], split[k, ev] = "train", "eval"
         n_tr[k], n_ev[k] = train.size, ev.size
+        if not np.isfinite(loss[k, -1]):
+            refuse("meta_model", f"the training loss of subset {subset!r}",
+                   f"not finite at the last epoch ({loss[k, -1]}; the MLP diverged, its weights are NaN and its "
+                   f"'predictions' (argmax of NaN) give an accuracy of {res['accuracy'][k]:.3f} that means nothing)",
+                   causes=f"a learning rate too high for these features (meta_model.lr: {lr}, "
+                          f"meta_model.batch_size: {batch_size})",
+                   fix="lower meta_model.lr (e.g. by 10x)")
 
     ds = xr.Dataset(
         {
