@@ -51,3 +51,24 @@ def test_raw_maps_from_shards_give_the_same_table(tmp_path, effect_inputs):
     import pandas as pd
 
     pd.testing.assert_frame_equal(memory, disk)
+
+
+def test_a_report_without_any_correlation_is_refused(effect_inputs, caplog):
+    """Every cell small: every correlation of every configuration NaN, refused (issue 17); one
+    configuration's NaN alone is a finding, logged."""
+    import pandas as pd
+
+    from causalxai.checks import DegenerateResultError
+    from causalxai.study.effects_sensitivity import check_sensitivity
+
+    zoo, buckets, pred, e = effect_inputs(20, 2, 3, seed=2)
+    raw = xr.Dataset({"attribution": e["E"] - 0.5}, coords=e.coords)
+    grid = SensitivityGrid(normalisations=["paper"], bandwidths=["fixed"], estimators=["eq4"], bootstrap=2)
+    s = EffectsSettings(min_models=50, cap=None)
+    with pytest.raises(DegenerateResultError, match=r"effects_sensitivity: every correlation of the report .* is all "
+                                                    r"NaN.*effects.min_models=50"):
+        sensitivity_table(zoo, buckets, pred, {"gradient": raw}, ExplainSettings(), s, grid)
+    table = pd.DataFrame({"normalisation": ["paper"] * 3, "bandwidth": ["fixed", "fixed", "median_cell"],
+                          "estimator": "eq4", "quantity": "corr", "value": [0.3, 0.5, np.nan]})
+    check_sensitivity(table)  # one configuration without correlations: a warning
+    assert "normalisation paper, bandwidth median_cell, estimator eq4" in caplog.text

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from causalxai.checks import degeneracy, require_informative
 from causalxai.progress import Progress
 from causalxai.study.effects import EffectsSettings, compute_effects_grid
 from causalxai.study.estimators.bandwidth import BANDWIDTHS
@@ -36,7 +37,7 @@ from causalxai.study.estimators.ite import ESTIMATORS
 from causalxai.study.explain import ExplainSettings, RawMaps, normalise_explanations
 from causalxai.study.postprocess import NORMALISATIONS
 
-__all__ = ["SensitivityGrid", "sensitivity_table", "headline_rows"]
+__all__ = ["SensitivityGrid", "check_sensitivity", "sensitivity_table", "headline_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,10 @@ def sensitivity_table(
             is the grid's.
         effects: the effects settings; kernel spec, bootstrap and permutations the grid's.
         grid: the choices to cross.
+
+    Raises:
+        causalxai.checks.DegenerateResultError: every correlation of the table is NaN
+            (:func:`check_sensitivity`).
     """
     for name, values, allowed in (("normalisations", grid.normalisations, NORMALISATIONS),
                                   ("bandwidths", grid.bandwidths, BANDWIDTHS),
@@ -135,4 +140,34 @@ def sensitivity_table(
                     src.close()
         del maps
         progress.update()
-    return pd.concat(frames, ignore_index=True)
+    table = pd.concat(frames, ignore_index=True)
+    check_sensitivity(table, effects)
+    return table
+
+
+def check_sensitivity(table: pd.DataFrame, effects: EffectsSettings | None = None) -> None:
+    """Refuse a sensitivity report whose every correlation (``quantity == "corr"``, both
+    aggregations, every configuration, method, bucket and statistic) is NaN: the figure
+    would be empty. A configuration whose correlations alone are all NaN is a finding of the
+    report (that estimator fails on this zoo) and only logged as a warning.
+
+    Raises:
+        causalxai.checks.DegenerateResultError: naming the settings that likely caused it.
+    """
+    corr = table[table["quantity"] == "corr"]
+    for key, rows in corr.groupby(["normalisation", "bandwidth", "estimator"], sort=False):
+        if degeneracy(rows["value"], constant=False) is not None:
+            log.warning("effects_sensitivity: every correlation of normalisation %s, bandwidth %s, estimator %s is "
+                        "NaN", *key)
+    e = effects
+    settings = ("" if e is None else f" (effects.min_models={e.min_models}, effects.max_models_per_group={e.cap}, "
+                f"effects.pool={e.pool})")
+    require_informative(
+        corr["value"], "every correlation of the report (corr, both aggregations, every configuration)",
+        "effects_sensitivity",
+        causes=f"no bucket has a cell with enough treated and control models{settings}, or the maps carry no "
+               "signal (explanations all dropped: explain.zero_maps)",
+        fix="lower effects.min_models, raise zoo.n_models or widen buckets.edges (the effects step's message, if it "
+            "failed too, names the variable)",
+        constant=False,
+    )
