@@ -451,3 +451,22 @@ def test_interventions_dataset_corners_with_a_truncated_last_window():
     ds8 = interventions_dataset(tiny_model(side=8), tiny_input(side=8)[None], TracerSettings(layers=LAYERS, patch=3,
                                                                                               stride=2))
     assert ds8.attrs["n_interventions"] == 16 and ds8["patch_y"].values.max() == 6
+
+
+def test_interventions_that_change_nothing_are_refused():
+    """A model whose output ignores its input: every KL 0, so every ACE would be 0 and every mask
+    empty (issue 17); refused naming the layers and the settings."""
+    from causalxai.checks import DegenerateResultError
+
+    model = tiny_model()
+    with torch.no_grad():
+        model.conv.weight.zero_()  # the conv's output is its bias whatever the input
+    with pytest.raises(DegenerateResultError, match=r"interventions: kl .* is constant: all 90 finite values equal 0, "
+                                                    r".*conv, relu, ident, flat, fc.*tracer.model.epochs"):
+        interventions_dataset(model, torch.stack([tiny_input(1), tiny_input(2)]),
+                              TracerSettings(layers=LAYERS, patch=2, stride=2))
+    # one sample of constant pixels whose occlusions change nothing, beside a real one: informative
+    flat = torch.full((1, 6, 6), -1.0)  # every pixel at the baseline already
+    ds = interventions_dataset(tiny_model(), torch.stack([flat, tiny_input(2)]),
+                               TracerSettings(layers=LAYERS, patch=2, stride=2))
+    assert (ds["kl"].sel(sample=0).values == 0).all() and (ds["kl"].sel(sample=1).values > 0).any()

@@ -84,6 +84,7 @@ import torch
 import xarray as xr
 from torch import nn
 
+from causalxai.checks import require_informative
 from causalxai.progress import Progress
 from causalxai.runtime import eval_mode, model_device
 from causalxai.tracer.cka import cka_matrix
@@ -493,6 +494,13 @@ def interventions_dataset(
         float32; attrs ``patch_size``, ``stride`` (int, or ``[rows, cols]`` when they differ: a JSON
         string once written by :mod:`causalxai.io`),
         ``baseline``, ``kernel``, ``cka_dtype``, ``height``, ``width``, ``n_interventions``.
+
+    Raises:
+        causalxai.checks.DegenerateResultError: ``kl`` is all NaN (non-finite activations)
+            or one constant over every sample, intervention and layer, in practice all 0: no
+            occlusion changes any observed layer, so every ACE (paper 004 Def. 5) would be 0
+            and every mask empty. ``cka`` is not checked: its diagonal is 1 by definition and
+            constant layers get the convention of :func:`~causalxai.tracer.cka.cka_matrix`.
     """
     imgs = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
     if imgs.dim() != 4 or len(imgs) == 0:
@@ -532,11 +540,21 @@ def interventions_dataset(
     def stack(key: str) -> np.ndarray:
         return np.stack([np.asarray(r[key].numpy() if isinstance(r[key], torch.Tensor) else r[key]) for r in results])
 
+    kl_all = stack("kl")
+    require_informative(
+        kl_all, "kl (every sample, intervention and observed layer)", "interventions",
+        causes=f"no {kh}x{kw} occlusion to the baseline {settings.baseline:g} (raw) changes any observed layer "
+               f"({', '.join(map(str, names))}): a model whose output does not depend on its input (an untrained or "
+               "collapsed target model: tracer.model.epochs, tracer.model.lr), a baseline equal to the images "
+               "(tracer.interventions.baseline), or non-finite activations",
+        fix="train the target model (snakemake --forcerun target_model) longer or with another lr, or choose "
+            "another tracer.interventions.baseline or a larger tracer.interventions.patch",
+    )
     imgs_np = imgs.numpy().astype(np.float32)
     return xr.Dataset(
         {
             "cka": (("sample", "layer_i", "layer_j"), stack("cka").astype(np.float64)),
-            "kl": (("sample", "intervention", "layer"), stack("kl").astype(np.float64)),
+            "kl": (("sample", "intervention", "layer"), kl_all.astype(np.float64)),
             "sign": (("sample", "intervention", "layer"), stack("sign").astype(np.int8)),
             "prob": (("sample", "class"), stack("prob").astype(np.float64)),
             "pred": (("sample",), stack("pred").astype(np.int64)),
