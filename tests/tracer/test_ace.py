@@ -198,3 +198,26 @@ def test_uncovered_pixels_get_zero_when_the_stride_exceeds_the_patch():
     expect = np.zeros((4, 4))
     expect[0, 0], expect[0, 2], expect[2, 0], expect[2, 2] = 1.0, 2.0, 3.0, 4.0
     np.testing.assert_array_equal(ds["attribution"].values[0, 0], expect)
+
+
+def test_degenerate_ace_and_masks_are_refused():
+    """ACE 0 for every node of every sample, or no mask at all: refused (issue 17); one sample whose
+    every effect is 0 beside an informative one is normal."""
+    from causalxai.checks import DegenerateResultError
+
+    sign = np.ones((2, 4, 3))
+    with pytest.raises(DegenerateResultError, match=r"ace: ace \(every sample and causal node\) is constant: all 4 "
+                                                    r"finite values equal 0 \(the other 2 NaN\).*layers a, b, c.*tracer.model.epochs"):
+        ace_dataset(fake_interventions(np.zeros((2, 4, 3)), sign, 2, 2), groups_da([[0, 0, 1], [0, 1, 1]]),
+                    TracerSettings())
+    with pytest.raises(DegenerateResultError, match=r"ace: ace .* is all NaN"):
+        ace_dataset(fake_interventions(np.full((2, 4, 3), np.nan), sign, 2, 2), groups_da([[0, 0, 1], [0, 1, 1]]),
+                    TracerSettings())
+    inner_only = np.zeros((2, 4, 3))
+    inner_only[:, :, 0] = [[0.1, 0.2, 0.3, 0.4], [0.5, 0.1, 0.0, 0.2]]  # the first node changes, the output never
+    with pytest.raises(DegenerateResultError, match=r"ace: mask .* is empty for all 2 samples"):
+        ace_dataset(fake_interventions(inner_only, sign, 2, 2), groups_da([[0, 1, 1], [0, 1, 1]]), TracerSettings())
+    one_blank = inner_only.copy()
+    one_blank[1, :, 2] = [0.3, 0.0, 0.1, 0.2]
+    ds = ace_dataset(fake_interventions(one_blank, sign, 2, 2), groups_da([[0, 1, 1], [0, 1, 1]]), TracerSettings())
+    assert not ds["mask"].values[0].any() and ds["mask"].values[1].any()

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from causalxai.checks import refuse, require_informative
 from causalxai.tracer.interventions import patch_masks
 from causalxai.tracer.nodes import check_groups
 from causalxai.tracer.settings import TracerSettings
@@ -88,6 +89,19 @@ def output_layers(groups: Sequence[int] | np.ndarray) -> np.ndarray:
     """Index of each group's output layer (its last layer), ``(G,)``, from group ids ``(L,)``."""
     g = check_groups(groups)
     return np.searchsorted(g, np.arange(int(g[-1]) + 1), side="right") - 1
+
+
+def _refuse_degenerate(ace: np.ndarray, mask: np.ndarray, layers: Sequence[str], settings: TracerSettings) -> None:
+    """The checks of :func:`ace_dataset`'s Raises (``ace`` NaN where a group is padding)."""
+    causes = ("no intervention changes the causal nodes (the interventions' kl is 0 or NaN at the nodes' last "
+              f"layers {', '.join(layers)}): an untrained or collapsed target model (tracer.model.epochs, "
+              "tracer.model.lr), or tracer.layers that miss the layers the input reaches")
+    fix = "train the target model longer, or choose other tracer.layers or tracer.interventions settings"
+    require_informative(ace, "ace (every sample and causal node)", "ace", causes=causes, fix=fix)
+    if mask.size and not mask.any():
+        refuse("ace", "mask (TRACER's explanation mask of every sample)",
+               f"empty for all {mask.shape[0]} samples (every pixel's attribution at the output node is 0 or NaN: "
+               "no occlusion changes the output)", causes=causes, fix=fix)
 
 
 def _pair(v: Any) -> tuple[int, int]:
@@ -145,6 +159,13 @@ def ace_dataset(interventions: xr.Dataset, groups: xr.DataArray, settings: Trace
         ``output_layer (sample, group)``, ``n_groups (sample)``, ``layer_group (sample, layer)``
         (the group ids used);
         ``group`` runs over ``0 … L−1``.
+
+    Raises:
+        causalxai.checks.DegenerateResultError: ``ace`` (of the real, unpadded groups) is
+            all NaN or one constant (in practice all 0: no intervention changes any node), or
+            the explanation ``mask`` is empty for every sample (no intervention changes the
+            output node, so TRACER explains nothing and the reliability and compression steps
+            have nothing to work with). Some empty masks or zero ACEs are normal.
     """
     for var in ("kl", "sign"):
         if var not in interventions:
@@ -201,6 +222,7 @@ def ace_dataset(interventions: xr.Dataset, groups: xr.DataArray, settings: Trace
     pad = ~valid
     effect = np.where(pad[:, None, :], np.nan, effect0)
     ace = np.where(pad, np.nan, ace)
+    _refuse_degenerate(ace, mask, layer_names, settings)
     attribution = np.where(pad[:, :, None], np.nan, attribution).reshape(n_samples, n_layers, height, width)
     top_feature = np.where(pad[:, :, None], -1, order).astype(np.int64)
     top_value = np.where(pad[:, :, None], np.nan, top_value)
