@@ -473,3 +473,20 @@ def test_lrp_conserves_relevance_through_flatten():
     with torch.no_grad():
         logit = net(x).gather(1, target[:, None]).squeeze(1)
     torch.testing.assert_close(a.flatten(1).sum(1), logit, rtol=1e-4, atol=1e-5)
+
+
+def test_reliability_refuses_an_empty_tracer_and_flags_equal_scores(caplog):
+    """TRACER's mask empty for every sample: refused (issue 17); every method scoring the same
+    (here no prediction ever changes): flagged. MinModel of the hand case above."""
+    from causalxai.checks import DegenerateResultError
+
+    x = torch.full((2, 1, 3, 3), 0.8)
+    x[:, 0, 1, 1] = 0.6
+    s = ReliabilitySettings(methods=["tracer", "gradient"], p=0.5, trials=2, seed=0, bootstrap=10)
+    with pytest.raises(DegenerateResultError, match=r"reliability: TRACER's mask .* is empty for all 2 samples"):
+        reliability_dataset(MinModel(), x, torch.tensor([1, 1]), torch.zeros(2, 3, 3), s)
+    one_pixel = torch.zeros(2, 3, 3)
+    one_pixel[:, 0, 0] = 1.0  # one pixel: floor(0.5 · 1) = 0 perturbed, nothing ever changes
+    ds = reliability_dataset(MinModel(), x, torch.tensor([1, 1]), one_pixel, s)
+    assert (ds["mean"].values == 0).all()
+    assert "constant: all 4 finite values equal 0" in ds.attrs["degenerate"] and "reliability: mean" in caplog.text

@@ -63,6 +63,7 @@ Choices where the paper leaves room:
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
@@ -77,10 +78,13 @@ from causalxai.attribution.grad_cam import GradCam, layer_forward
 from causalxai.attribution.gradient import Gradient
 from causalxai.attribution.integrated_gradients import IntegratedGradients
 from causalxai.attribution.smoothgrad import SmoothGrad
+from causalxai.checks import flag_degenerate, refuse
 from causalxai.progress import Progress
 from causalxai.runtime import eval_mode, model_device, predict
 from causalxai.tracer.ace import threshold_mask
 from causalxai.tracer.settings import Settings, function, integer, number, setting
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "METHODS",
@@ -747,6 +751,13 @@ def reliability_dataset(
         change), all ``(method, protocol)``, and ``tracer_mask_size (sample)``; attrs ``p,
         trials, threshold, n_samples, seed, baseline, std_ddof, bootstrap, ci, grad_cam_layer``,
         ``target`` and the baseline settings (``settings_*``).
+
+    Raises:
+        causalxai.checks.DegenerateResultError: TRACER's mask is empty for every sample
+            (its attribution is 0 everywhere): TRACER's score would be 0 by construction and
+            the equal-size protocol would perturb nothing for any method. Every method
+            scoring the same under both protocols (e.g. no prediction ever changes) is
+            flagged: a warning and the attribute ``degenerate``.
     """
     r = settings or ReliabilitySettings()
     chosen, s, batch_size, trials = list(r.methods), r.baselines, r.batch_size, r.trials
@@ -783,6 +794,13 @@ def reliability_dataset(
 
     tracer_mask = per_sample_mask(tracer_attr.cpu(), r.threshold)
     sizes = tracer_mask.flatten(1).sum(1)
+    if not bool((sizes > 0).any()):
+        refuse("reliability", "TRACER's mask (tracer_mask_size)",
+               f"empty for all {n} samples (TRACER's output attribution is 0 or NaN everywhere)",
+               causes="no occlusion changes the target model's output (an untrained or collapsed model: "
+                      "tracer.model.epochs, tracer.model.lr), or a baseline equal to the images "
+                      "(tracer.interventions.baseline)",
+               fix="train the target model longer, or choose another tracer.interventions.baseline or patch")
     layer = grad_cam_layer(model, x[:1].to(dev), s.grad_cam_layer) if "grad_cam" in chosen else "none"
     s_run = replace(s, grad_cam_layer=layer) if "grad_cam" in chosen else s
 
@@ -867,6 +885,15 @@ def reliability_dataset(
     }
     for k, v in described.items():
         ds[k].attrs["description"] = v
+    flag = flag_degenerate(
+        ds["mean"], "mean (the score of every method under both protocols)", "reliability",
+        causes=f"no perturbation of p = {r.p:g} of a mask changes a prediction differently for any method "
+               f"({n} samples, {trials} trials)",
+        fix="use more samples (tracer.reliability.n_samples) or a larger share p (tracer.reliability.p)",
+        logger=log,
+    )
+    if flag:
+        ds.attrs["degenerate"] = flag
     return ds
 
 
