@@ -66,6 +66,17 @@ def test_train_save_load(dataset, tmp_path, monkeypatch):
     torch.testing.assert_close(loaded(x), model(x))
 
 
+def test_a_diverged_training_is_refused(dataset, monkeypatch):
+    """lr far too high: NaN weights; refused naming tracer.model.lr (issue 17)."""
+    from causalxai.checks import DegenerateResultError
+
+    monkeypatch.setitem(target.BUILTIN, "tiny", tiny)
+    with pytest.raises(DegenerateResultError, match=r"target_model: the training loss of tiny is not finite at the "
+                                                    r"last epoch .*tracer.model.lr: 1e\+3"):
+        train_target_model(dataset, ClassifierSettings(architecture="tiny", epochs=2, batch_size=8, lr=1e37, seed=1),
+                           device="cpu")
+
+
 def test_bad_checkpoints_are_refused(tmp_path, monkeypatch):
     monkeypatch.setitem(target.BUILTIN, "tiny", tiny)
     junk = tmp_path / "junk.pt"

@@ -29,6 +29,7 @@ import torch
 import xarray as xr
 from torch import nn
 
+from causalxai.checks import refuse
 from causalxai.io import atomic_path
 from causalxai.runtime import predict
 from causalxai.tracer.model import alexnet28, layer_table, train_classifier
@@ -106,6 +107,11 @@ def train_target_model(
     ``train_accuracy_curve(epoch)``, ``test_accuracy_curve(epoch)`` and the layer table
     (Table 2) on dim ``layer``: ``layer_type``, ``output_shape`` (e.g. ``"32x26x26"``),
     ``n_outputs``, ``n_params_layer``.
+
+    Raises:
+        causalxai.checks.DegenerateResultError: the training diverged (the last epoch's
+            training loss is not finite): every TRACER step would analyse a model of NaN
+            weights.
     """
     x_train, y_train = dataset_tensors(dataset, "train")
     x_test, y_test = dataset_tensors(dataset, "test")
@@ -118,6 +124,11 @@ def train_target_model(
     model, hist = train_classifier(model, x_train, y_train, x_test, y_test, settings, device=device,
                                    progress="target model" if progress else None)
     model = model.cpu().eval()
+    if hist["train_loss"] and not np.isfinite(hist["train_loss"][-1]):
+        refuse("target_model", f"the training loss of {architecture}",
+               f"not finite at the last epoch ({hist['train_loss'][-1]}; the training diverged and the weights are "
+               "NaN)", causes=f"a learning rate too high (tracer.model.lr: {settings.lr})",
+               fix="lower tracer.model.lr (e.g. by 10x)")
     table = layer_table(model, tuple(x_train.shape[1:]))
     train_acc = float(np.mean(predict(model, x_train, batch_size=1024, output="label").numpy() == y_train.numpy()))
     n_params = int(table.attrs["total_params"])
