@@ -166,3 +166,14 @@ def test_save_load_round_trip_and_bad_files(tmp_path):
     torch.save(state, bad)
     with pytest.raises(ValueError, match="do not fit"):
         load_gan(bad)
+
+
+def test_a_diverged_gan_is_refused():
+    """lr far too high: NaN weights, every counterfactual NaN; refused naming the lr (issue 17)."""
+    from causalxai.checks import DegenerateResultError
+
+    x, y = toy_data()
+    kw = dict(epochs=2, batch_size=16, latent_dim=4, nn_fraction=0.25, train_fraction=1.0, seed=3, lr=1e37)
+    with pytest.raises(DegenerateResultError, match=r"counterfactual_gan: the GAN's loss_g is not finite at the last "
+                                                    r"epoch .*tracer.counterfactual_gan.lr: 1e\+37"):
+        train_counterfactual_gan(x, y, tiny_classifier(), GanSettings(**kw), device="cpu", progress=False)

@@ -92,6 +92,7 @@ import torch.nn.functional as F
 import xarray as xr
 from torch import nn
 
+from causalxai.checks import refuse
 from causalxai.io import atomic_path, describe
 from causalxai.progress import Progress
 from causalxai.runtime import predict, resolve_device
@@ -336,6 +337,11 @@ def train_counterfactual_gan(
         ``(generator, discriminator, history)``, both models in eval mode on the CPU;
         history holds per-epoch lists ``epoch, loss_g, loss_d, loss_gan, loss_l1, loss_cls,
         validity, seconds`` and ``n_train``, ``n_nn_subset``, ``train_seconds``, the settings.
+
+    Raises:
+        causalxai.checks.DegenerateResultError: the training diverged (the last epoch's
+            generator or discriminator loss is not finite): the generator's weights are NaN
+            and every counterfactual would be NaN.
     """
     st = settings or GanSettings()
     epochs, batch_size, lr, lam, latent_dim = st.epochs, st.batch_size, st.lr, st.lam, st.latent_dim
@@ -449,6 +455,12 @@ def train_counterfactual_gan(
         for p, r in zip(classifier.parameters(), req):
             p.requires_grad_(r)
     del x_nn_pool, nn_index, subset, x, y  # §3.5: the training subset is discarded
+    for key in ("loss_g", "loss_d"):
+        if hist[key] and not np.isfinite(hist[key][-1]):
+            refuse("counterfactual_gan", f"the GAN's {key}",
+                   f"not finite at the last epoch ({hist[key][-1]}; the training diverged and the weights are NaN)",
+                   causes=f"a learning rate too high (tracer.counterfactual_gan.lr: {lr})",
+                   fix="lower tracer.counterfactual_gan.lr (e.g. by 10x)")
     hist.update(
         n_train=int(n), n_split=int(n_split), train_fraction=float(st.train_fraction), n_nn_subset=n_subset,
         train_seconds=time.perf_counter() - t_start, lam=float(lam), lr=float(lr),
