@@ -247,3 +247,23 @@ def test_end_to_end_tiny():
                             torch.as_tensor(ds["counterfactual_inputs"].values[:2]),
                             TracerSettings(layers=["1", "3"], patch=4, stride=4))
     assert np.isfinite(cmp["attribution"].values).all() and cmp["changed"].dtype == bool
+
+
+def test_counterfactuals_that_change_nothing_are_refused(monkeypatch):
+    """Every counterfactual its original (proximity 0), or NaN: refused naming the GAN's settings (issue 17)."""
+    from causalxai.checks import DegenerateResultError
+
+    x = toy_images(4)
+    x[:, 0, 0, 0] = -1.0
+    samples = {"target": torch.tensor([1, 2, 3, 1])}
+    ok = counterfactuals(StubGenerator(), FixedClassifier(), x, samples, CounterfactualSettings(n_candidates=2))
+    copy = StubGenerator()
+    monkeypatch.setattr(copy, "decode", lambda z, target: x.clone()[: len(z)])
+    with pytest.raises(DegenerateResultError, match=r"counterfactuals: proximity_l1 .* is constant: all 4 finite "
+                                                    r"values equal 0,.*tracer.counterfactual_gan.epochs"):
+        counterfactuals(copy, FixedClassifier(), x, samples, CounterfactualSettings(n_candidates=1))
+    nan = StubGenerator()
+    monkeypatch.setattr(nan, "decode", lambda z, target: torch.full((len(z), 1, SIDE, SIDE), float("nan")))
+    with pytest.raises(DegenerateResultError, match=r"proximity_l1 .* is all NaN"):
+        counterfactuals(nan, tiny_classifier(), x, samples, CounterfactualSettings(n_candidates=1))
+    assert np.isfinite(ok["proximity_l1"].values).all()

@@ -110,3 +110,17 @@ def test_settings_errors_name_the_config_key():
     with pytest.raises(ValueError, match="tracer.wachter.rounds"):
         WachterSettings.from_params({"rounds": 0})
     assert WachterSettings.from_params({"lr": 0.5}).lr == 0.5
+
+
+def test_a_search_that_never_moves_is_refused():
+    """lam 0 leaves only the distance term: every counterfactual is its original, proximity 0
+    everywhere; refused naming tracer.wachter.lam (issue 17)."""
+    from causalxai.checks import DegenerateResultError
+
+    clf = linear_classifier(1)
+    x = images(4, seed=2)
+    with torch.no_grad():
+        target = ((clf(x).argmax(1) + 1) % 3).numpy()
+    with pytest.raises(DegenerateResultError, match=r"wachter_counterfactuals: proximity_l1 .* is constant: all 4 "
+                                                    r"finite values equal 0,.*tracer.wachter.lam: 0"):
+        wachter_counterfactuals(clf, x, {"target": target}, WachterSettings(lam=0.0, rounds=2, steps=5, lr=0.05))

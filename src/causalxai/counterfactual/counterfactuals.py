@@ -79,6 +79,7 @@ from torch import nn
 from causalxai.counterfactual.gan import nearest_neighbours
 from causalxai.counterfactual.metrics import METRICS, counterfactual_metrics, distance_metrics, methods_table
 from causalxai.data.dataset import to_raw as _to_raw
+from causalxai.checks import require_informative
 from causalxai.io import describe
 from causalxai.runtime import predict
 from causalxai.tracer.ace import threshold_mask
@@ -286,6 +287,11 @@ def counterfactuals(
         ``proximity_l2``, ``sparsity``, ``plausibility_l1``, ``disc_score``,
         ``nn_distance`` per sample and ``candidate_<metric> (sample, candidate)``; attrs
         with the aggregates (``validity_rate`` overall and per kind, means of the metrics).
+
+    Raises:
+        causalxai.checks.DegenerateResultError: ``proximity_l1`` is all NaN (the generator
+            outputs NaN) or one constant over the samples (in practice 0: every
+            counterfactual is its original, nothing was generated).
     """
     st = settings or CounterfactualSettings()
     n_candidates, sigma, sparsity_tol, blend_steps = st.n_candidates, st.sigma, st.sparsity_tol, st.blend_steps
@@ -458,6 +464,12 @@ def counterfactuals(
         "gan_proximity_l1": "proximity_l1 of the generator's own output, before the refinement",
     }
     describe(ds, {name: text for name, text in desc.items() if name in ds.variables})
+    require_informative(
+        ds["proximity_l1"], "proximity_l1 (the counterfactuals' distance to their originals)", "counterfactuals",
+        causes="a generator whose output is NaN or equals its input (a diverged or untrained GAN: "
+               "tracer.counterfactual_gan.epochs, tracer.counterfactual_gan.lr)",
+        fix="re-train the GAN (snakemake --forcerun counterfactual_gan) with more epochs or another lr",
+    )
     return ds
 
 

@@ -40,6 +40,7 @@ from torch import nn
 
 from causalxai.counterfactual.metrics import METRICS, counterfactual_metrics, method_summary
 from causalxai.data.dataset import from_raw as _from_raw, to_raw as _to_raw
+from causalxai.checks import require_informative
 from causalxai.io import describe
 from causalxai.tracer.settings import Settings, function, integer, number, setting
 
@@ -171,6 +172,11 @@ def wachter_counterfactuals(
         :data:`~causalxai.counterfactual.metrics.METRICS` per sample; attrs: the settings,
         ``seconds_per_counterfactual`` (the search's wall time / N) and the aggregates
         (``validity_rate``, ``mean_<metric>``).
+
+    Raises:
+        causalxai.checks.DegenerateResultError: ``proximity_l1`` is all NaN or one constant
+            over the samples (in practice 0: the search never moved, e.g. ``lam`` 0 leaves
+            only the distance term).
     """
     st = settings or WachterSettings()
     dev = torch.device(device)
@@ -221,4 +227,10 @@ def wachter_counterfactuals(
     describe(ds, {**METRICS, "lam": "the lambda in force when the sample became valid (at the end if never)",
                   "steps": "Adam steps the sample took before it became valid (all of them if never)",
                   "pred_counterfactual": "the classifier's class for the counterfactual"})
+    require_informative(
+        ds["proximity_l1"], "proximity_l1 (the counterfactuals' distance to their originals)", "wachter_counterfactuals",
+        causes=f"a search that never moved or diverged (tracer.wachter.lam: {st.lam:g}, lam_factor: "
+               f"{st.lam_factor:g}, lr: {st.lr:g}, steps: {st.steps}, rounds: {st.rounds})",
+        fix="raise tracer.wachter.lam (above 0), steps or rounds, or change lr",
+    )
     return ds
