@@ -196,3 +196,26 @@ def test_paper_table2_rows_on_28x28():
     assert ds["n_params"].values[-3:].tolist() == [11_567_786, 4_749_994, 66_218]
     assert ds["composition"].values[-1] == "" and ds["n_nodes"].values[-1] == -1
     assert int(ds["n_params"].sel(model="C1")) == 73_642  # the module docstring's example of build.py
+
+
+def test_nothing_compressed_is_flagged_and_no_accuracy_refused(caplog):
+    """Every mechanism node a single layer: every TRACER model is the original's size, flagged;
+    accuracies NaN everywhere (nothing measured): refused (issue 17)."""
+    from causalxai.checks import DegenerateResultError
+    from causalxai.compress.compress import _check_compressed
+
+    torch.manual_seed(0)
+    x, y = data(24)
+    every_layer = mechanisms_dataset(np.asarray([[0, 1, 2, 3]] * 4), layers=LAYERS)
+    ds, _ = compress_dataset(tiny(), every_layer, (x[:18], y[:18]), (x[18:], y[18:]),
+                             plain(epochs=0, batch_size=8, lr=1e-3, seed=1, latency_repeats=2, latency_warmup=0),
+                             device="cpu")
+    assert (ds["compression"].values == 0).all()
+    assert "every TRACER model keeps all of the original's parameters" in ds.attrs["degenerate"]
+    assert "compression 0" in caplog.text
+    real, _ = compress_dataset(tiny(), mech_ds(), (x[:18], y[:18]), (x[18:], y[18:]),
+                               plain(levels=(0.6,), epochs=0, batch_size=8, lr=1e-3, seed=1, latency_repeats=2,
+                                     latency_warmup=0), device="cpu")
+    assert "degenerate" not in real.attrs
+    with pytest.raises(DegenerateResultError, match=r"compress: seed_accuracy .* is all NaN.*6 test samples"):
+        _check_compressed(real.assign(seed_accuracy=real["seed_accuracy"] * np.nan))

@@ -39,6 +39,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,12 +61,15 @@ from causalxai.compress.distill import distill_nodes
 from causalxai.compress.measure import LATENCY_BATCH, METRICS, model_metrics, predict
 from causalxai.compress.paper_table2 import PAPER_TABLE2, applies, paper_table2_models
 from causalxai.compress.stats import mcnemar_exact, welch_comparison
+from causalxai.checks import require_informative
 from causalxai.io import describe
 from causalxai.progress import Progress
 from causalxai.runtime import resolve_device
 from causalxai.tracer.mechanisms import coverage_levels, parse_composition
 from causalxai.tracer.model import layer_table, train_classifier
 from causalxai.tracer.settings import ClassifierSettings, Settings, integer, number, setting
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CompressSettings", "build_model", "compress_dataset", "compress_table", "measure_models", "select_mechanisms",
@@ -337,6 +341,12 @@ def compress_dataset(
     ``node_params_after`` (the original's plan is every observed layer its own node; the
     paper's models have none). ``attrs["notes"]`` lists the controls that could not be matched
     as asked.
+
+    Raises:
+        causalxai.checks.DegenerateResultError: ``seed_accuracy`` is NaN for every model and
+            seed (nothing measured: an empty test split). A result where every TRACER model
+            keeps all of the original's parameters (``compression`` 0: every causal node a
+            single layer) is flagged: a warning and ``attrs["degenerate"]``.
     """
     levels, picks = select_mechanisms(mechanisms_ds, settings)
     x_train = torch.as_tensor(train[0], dtype=torch.float32)
@@ -401,7 +411,24 @@ def compress_dataset(
     ds = _compress_ds(entries, measured, distilled, levels=levels, layers=layers, input_shape=input_shape,
                       n_train=len(y_train), n_test=len(test[1]), settings=settings, threads=threads, device=device)
     ds.attrs["notes"] = list(notes) if notes else [""]
+    _check_compressed(ds)
     return ds, models
+
+
+def _check_compressed(ds: xr.Dataset) -> None:
+    """The checks of :func:`compress_dataset`'s Raises."""
+    require_informative(
+        ds["seed_accuracy"], "seed_accuracy (every model and seed)", "compress",
+        causes=f"no test sample to measure on ({ds.attrs.get('n_test', '?')} test samples)",
+        fix="give the data set a test split (data.test_fraction)", constant=False,
+    )
+    tracer = np.asarray(ds["kind"].values) == "tracer"
+    if tracer.any() and bool((np.asarray(ds["compression"].values)[tracer] <= 0).all()):
+        text = ("compress: every TRACER model keeps all of the original's parameters (compression 0): every causal "
+                "node of the chosen mechanisms is a single layer, so nothing was compressed. Likely causes: "
+                "tracer.cka.eps too small, or tracer.layers that observe too few layers")
+        log.warning("%s", text)
+        ds.attrs["degenerate"] = text
 
 
 def _compress_ds(entries, measured, distilled, *, levels, layers, input_shape, n_train, n_test, settings, threads,
