@@ -157,7 +157,8 @@ def test_gather_refuses_a_method_whose_every_map_has_zero_scale(tmp_path, zoo_an
         part["attribution"].loc[{"effect": "total"}] = 0.0
         write_dataset(part, path, step="explain_shard", seed=0)
     out = tmp_path / "gradient.nc"
-    with pytest.raises(DegenerateResultError, match=r"explain_gather: E of method 'gradient' \(total effect\) is "
-                                                    rf"degenerate in all its 28 .*zero_maps: {zero_maps}.*explain.output"):
+    with pytest.raises(DegenerateResultError, match=r"explain_gather: E of method 'gradient' \(total effect\) "
+                                                    rf"is degenerate in all its 28 .*zero_maps: {zero_maps}"
+                                                    r".*explain.output"):
         gather_to_file(paths, out, "gradient", s)
     assert not out.exists() and not list(tmp_path.glob(".gradient.nc.*"))

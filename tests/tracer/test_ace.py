@@ -207,7 +207,8 @@ def test_degenerate_ace_and_masks_are_refused():
 
     sign = np.ones((2, 4, 3))
     with pytest.raises(DegenerateResultError, match=r"ace: ace \(every sample and causal node\) is constant: all 4 "
-                                                    r"finite values equal 0 \(the other 2 NaN\).*layers a, b, c.*tracer.model.epochs"):
+                                                    r"finite values equal 0 \(the other 2 NaN\).*layers a, b, c"
+                                                    r".*tracer.model.epochs"):
         ace_dataset(fake_interventions(np.zeros((2, 4, 3)), sign, 2, 2), groups_da([[0, 0, 1], [0, 1, 1]]),
                     TracerSettings())
     with pytest.raises(DegenerateResultError, match=r"ace: ace .* is all NaN"):

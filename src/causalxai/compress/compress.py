@@ -51,6 +51,7 @@ import torch
 import xarray as xr
 from torch import nn
 
+from causalxai.checks import require_informative
 from causalxai.compress.build import (
     compress_model,
     compression_plan,
@@ -61,7 +62,6 @@ from causalxai.compress.distill import distill_nodes
 from causalxai.compress.measure import LATENCY_BATCH, METRICS, model_metrics, predict
 from causalxai.compress.paper_table2 import PAPER_TABLE2, applies, paper_table2_models
 from causalxai.compress.stats import mcnemar_exact, welch_comparison
-from causalxai.checks import require_informative
 from causalxai.io import describe
 from causalxai.progress import Progress
 from causalxai.runtime import resolve_device

@@ -76,10 +76,10 @@ import torch
 import xarray as xr
 from torch import nn
 
+from causalxai.checks import require_informative
 from causalxai.counterfactual.gan import nearest_neighbours
 from causalxai.counterfactual.metrics import METRICS, counterfactual_metrics, distance_metrics, methods_table
 from causalxai.data.dataset import to_raw as _to_raw
-from causalxai.checks import require_informative
 from causalxai.io import describe
 from causalxai.runtime import predict
 from causalxai.tracer.ace import threshold_mask

@@ -38,9 +38,9 @@ import torch.nn.functional as F
 import xarray as xr
 from torch import nn
 
+from causalxai.checks import require_informative
 from causalxai.counterfactual.metrics import METRICS, counterfactual_metrics, method_summary
 from causalxai.data.dataset import from_raw as _from_raw, to_raw as _to_raw
-from causalxai.checks import require_informative
 from causalxai.io import describe
 from causalxai.tracer.settings import Settings, function, integer, number, setting
 
@@ -228,7 +228,8 @@ def wachter_counterfactuals(
                   "steps": "Adam steps the sample took before it became valid (all of them if never)",
                   "pred_counterfactual": "the classifier's class for the counterfactual"})
     require_informative(
-        ds["proximity_l1"], "proximity_l1 (the counterfactuals' distance to their originals)", "wachter_counterfactuals",
+        ds["proximity_l1"], "proximity_l1 (the counterfactuals' distance to their originals)",
+        "wachter_counterfactuals",
         causes=f"a search that never moved or diverged (tracer.wachter.lam: {st.lam:g}, lam_factor: "
                f"{st.lam_factor:g}, lr: {st.lr:g}, steps: {st.steps}, rounds: {st.rounds})",
         fix="raise tracer.wachter.lam (above 0), steps or rounds, or change lr",
