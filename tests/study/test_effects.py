@@ -9,16 +9,14 @@ import xarray as xr
 from scipy import stats
 
 from causalxai.checks import DegenerateResultError
-from causalxai.study.effects import (
-    EffectsSettings,
-    check_effects,
-    check_figure_hparam,
-    compute_effects,
-    compute_effects_grid,
-    figure_hparam_choices,
-)
+from causalxai.study.effects import EffectsSettings, check_effects, compute_effects, compute_effects_grid
 from causalxai.study.estimators.estimate import KernelSpec
-from causalxai.study.estimators.treatments import treatment_groups, treatment_levels
+from causalxai.study.estimators.treatments import (
+    check_figure_hparam,
+    figure_hparam_choices,
+    treatment_groups,
+    treatment_levels,
+)
 
 
 @pytest.fixture(scope="module")

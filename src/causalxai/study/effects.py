@@ -66,10 +66,9 @@ from causalxai.study.estimators.treatments import (
     treatment_levels,
 )
 from causalxai.study.explain import EFFECTS
-from causalxai.zoo.hparams import CONTINUOUS, HPARAMS, MARKERS, ZOO_CHOICES, ZOO_RANGES, round_to_markers
+from causalxai.zoo.hparams import HPARAMS
 
-__all__ = ["EffectsSettings", "GLOBAL_BUCKET", "check_effects", "compute_effects", "compute_effects_grid",
-           "figure_hparam_choices", "check_figure_hparam"]
+__all__ = ["EffectsSettings", "GLOBAL_BUCKET", "check_effects", "compute_effects", "compute_effects_grid"]
 
 log = logging.getLogger(__name__)
 
@@ -144,61 +143,6 @@ class EffectsSettings:
         out["max_models_per_group"] = out.pop("cap")
         out["log_rounding"] = list(self.log_rounding)
         return out
-
-
-def _levels_possible(name: str, spec: Any, log_rounding: tuple[str, ...]) -> int:
-    """How many levels (after rounding to markers) hyperparameter ``name`` can take under a
-    zoo spec: a list of values, or a ``{low, high, scale}`` range (read as a dense grid)."""
-    if isinstance(spec, Mapping):
-        low, high = float(spec["low"]), float(spec["high"])
-        if low >= high:
-            values = np.asarray([low])
-        elif spec.get("scale", "linear") == "log" and low > 0:
-            values = np.geomspace(low, high, 1001)[1:-1]
-        else:
-            values = np.linspace(low, high, 1001)[1:-1]
-    else:
-        values = np.asarray(list(spec), dtype=float if name in CONTINUOUS else object)
-    if name in MARKERS:
-        values = round_to_markers(values.astype(float), MARKERS[name], log=name in log_rounding)
-    return len(set(values.tolist()))
-
-
-def figure_hparam_choices(config: Mapping[str, Any]) -> list[str]:
-    """The hyperparameters ``effects.nc`` can hold for a config, so the effect figures can
-    draw them (``effects.figures.hparam``): those that take at least two values (after the
-    continuous ones are rounded to their markers, ``effects.log_rounding``) in the zoo the
-    config makes or downloads, and the ``placebo``. A hyperparameter with one value has no
-    control group and is left out of the effects (module docstring).
-
-    Args:
-        config: the workflow's config (validated, defaults filled in).
-    """
-    zoo = config["zoo"]
-    log_rounding = tuple(config.get("effects", {}).get("log_rounding", LOG_ROUNDED))
-    if zoo.get("source", "train") == "train":
-        spec = dict(zoo.get("train", {}).get("hparams", {}))
-    else:  # the Small CNN Zoo: its own choices and ranges
-        spec = {}
-    out = [h for h in HPARAMS
-           if _levels_possible(h, spec.get(h, ZOO_CHOICES.get(h, ZOO_RANGES.get(h))), log_rounding) > 1]
-    return [*out, PLACEBO]
-
-
-def check_figure_hparam(config: Mapping[str, Any]) -> None:
-    """Refuse an ``effects.figures.hparam`` the effects of this config cannot hold
-    (:func:`figure_hparam_choices`), naming the key and the choices: before any job runs,
-    not after the effects are estimated.
-
-    Raises:
-        ValueError: the hyperparameter is unknown or takes a single value in this zoo.
-    """
-    hparam = config.get("effects", {}).get("figures", {}).get("hparam", "optimizer")
-    choices = figure_hparam_choices(config)
-    if hparam not in choices:
-        why = ("takes a single value in this zoo (no control group, so no effect)" if hparam in HPARAMS
-               else "is not a hyperparameter")
-        raise ValueError(f"effects.figures.hparam {hparam!r} {why}: choose one of {', '.join(choices)}")
 
 
 def _check_inputs(buckets: xr.Dataset, predictions: xr.Dataset, explanations: Mapping[str, Any]) -> None:
