@@ -221,7 +221,7 @@ def effects_params(wildcards):
     """Every effects setting that changes effects.nc (not the figures' aggregation)."""
     e = config["effects"]
     return {
-        **{k: v for k, v in e.items() if k not in ("aggregation", "sensitivity")},
+        **{k: v for k, v in e.items() if k not in ("aggregation", "sensitivity", "figures")},
         "seed": config["seed"],
     }
 

@@ -136,8 +136,8 @@ rule kernel_figures:
         ),
     params:
         methods=config["explain"]["methods"],
-        fig7={"hparam": "dropout", "value": "0", "image": 0},
-        fig8_hparam="optimizer",
+        fig7=config["effects"]["figures"]["kernel_example"],
+        fig8_hparam=config["effects"]["figures"]["kernel_comparison"],
         cap=config["effects"]["max_models_per_group"],
         log_rounding=config["effects"]["log_rounding"],
         seed=config["seed"],
