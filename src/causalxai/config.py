@@ -150,7 +150,7 @@ def _check_draw(config: Mapping[str, Any], key: str, n: Any, dataset: str, *, wh
     if n < k and allow_key is not None and not _get(config, allow_key):
         raise ConfigError(
             f"{key} ({n}) is smaller than the {k} classes of {dataset}: a class-balanced draw of {n} leaves "
-            f"{k - n} classes out of {what}. Raise {key} to at least {k} (a multiple of {k} is balanced), or set "
+            f"{k - n} class{'es' if k - n > 1 else ''} out of {what}. Raise {key} to at least {k} (a multiple of {k} is balanced), or set "
             f"{allow_key}: true to accept a draw without them"
         )
     need = _class_needs(n, k)
@@ -175,7 +175,7 @@ def _check_total(config: Mapping[str, Any], key: str, n: int, dataset: str, spli
     size = int(_class_counts(config, dataset, split, exact=True).sum())
     if n > size:
         raise ConfigError(
-            f"{key} ({n}) exceeds the {size} images of {dataset}'s {split} split{_split_hint(config, dataset)}, "
+            f"{key} ({n}) exceeds the {size} images of the {split} split of {dataset}{_split_hint(config, dataset)}, "
             f"{what}: lower {key} to at most {size}"
         )
 
@@ -263,7 +263,7 @@ def _check_zoo(config: Mapping[str, Any]) -> None:
         split_models(np.arange(zoo["n_models"], dtype=float), train_fraction=m["train_fraction"],
                      top_fraction=m["top_fraction"], seed=config["seed"])
     except ValueError as exc:
-        raise ConfigError(f"{exc} (zoo.n_models {zoo['n_models']})") from None
+        raise ConfigError(str(exc)) from None
 
 
 def _check_tracer_settings(config: Mapping[str, Any]) -> None:
@@ -308,7 +308,7 @@ def _check_tracer_model(config: Mapping[str, Any]) -> None:
     import torch
 
     from causalxai.compress.build import plan_nodes, singleton_composition
-    from causalxai.tracer.model import check_layers, trace_forward
+    from causalxai.tracer.model import check_layers, leaf_modules, trace_forward
     from causalxai.tracer.target_model import build_classifier
 
     tracer = config["tracer"]
@@ -343,6 +343,14 @@ def _check_tracer_model(config: Mapping[str, Any]) -> None:
             observed = check_layers(model, layers, x)
         except ValueError as exc:
             raise ConfigError(f"tracer.layers {layers} on {arch!r} ({where}): {exc}") from None
+        registered = [n for n, _ in leaf_modules(model)]
+        if registered != trace.leaves:
+            raise ConfigError(
+                f"tracer.model.architecture {arch!r} ({where}) registers its modules in another order than its "
+                f"forward runs them (registered {registered}, run {trace.leaves}): the compress step, which runs "
+                "with TRACER, rebuilds the model from its modules in registration order. Define the modules in the "
+                "order forward uses them, each used once (an nn.Sequential, nested or not)"
+            )
         try:  # rule compress rebuilds the model from the causal nodes: every observed layer its own node here
             plan_nodes(model, singleton_composition(observed), shape, reinit=False)
         except ValueError as exc:
