@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from snakemake.utils import validate
@@ -261,6 +262,11 @@ def _cfg(**values) -> dict:
     return cfg
 
 
+#: every hyperparameter of the zoo with one value: no treatment to estimate an effect of
+SINGLE_VALUES = {"optimizer": ["adam"], "activation": ["relu"], "w_init": ["he_normal"], "init_std": [0.1],
+                 "l2reg": [0.0], "dropout": [0.0], "learning_rate": [0.01], "train_fraction": [1.0]}
+
+
 @pytest.mark.parametrize(
     "values, needle",
     [
@@ -268,14 +274,17 @@ def _cfg(**values) -> dict:
         ({"tracer__layers": ["fc3", "fc3"]}, r"tracer\.layers \['fc3', 'fc3'\].*\['fc3'\] more than once"),
         ({"tracer__layers": ["relu1", "fc9"]}, r"\['fc9'\] is not a module of Sequential; its leaf modules in "
                                                r"forward order are \['conv1', 'relu1'"),
-        ({"tracer__layers": ["fc3", "relu1"]}, r"lists \['fc3', 'relu1'\], but forward runs them as \['relu1', 'fc3'\]"),
+        ({"tracer__layers": ["fc3", "relu1"]},
+         r"lists \['fc3', 'relu1'\], but forward runs them as \['relu1', 'fc3'\]"),
         ({"tracer__layers": ["relu1", "relu7"]}, r"ends at 'relu7', which is not the model's output.*'fc3'"),
         ({"tracer__layers": ["flatten", "Flatten"]}, r"selects 1 layer \(\['flatten'\]\).*at least 2"),
-        ({"tracer__reliability__grad_cam_layer": "conv9"}, r"tracer\.reliability\.grad_cam_layer 'conv9' is not a module"),
+        ({"tracer__reliability__grad_cam_layer": "conv9"},
+         r"tracer\.reliability\.grad_cam_layer 'conv9' is not a module"),
         # image sizes against the zoo network (3 x conv 3x3 stride 2 valid: 15 pixels at least)
         ({"data__image_size": 14}, r"data\.image_size \(14\) is too small for the zoo network.*at least 15x15"),
         # sample counts against the digits' test split (360 images, 35-37 per class)
-        ({"images__n_images": 5}, r"images\.n_images \(5\) is smaller than the 10 classes.*images\.allow_missing_classes"),
+        ({"images__n_images": 5},
+         r"images\.n_images \(5\) is smaller than the 10 classes.*images\.allow_missing_classes"),
         ({"images__n_images": 400}, r"images\.n_images \(400\) draws 40 test images of class 0 of digits.*at most 3"),
         ({"tracer__reliability__n_samples": 9}, r"tracer\.reliability\.n_samples \(9\).*tracer\.allow_missing_classes"),
         ({"tracer__reliability__n_samples": 1000}, r"tracer\.reliability\.n_samples \(1000\) draws 100 test images"),
@@ -283,13 +292,14 @@ def _cfg(**values) -> dict:
         ({"tracer__counterfactuals__ynn_k": 2000}, r"tracer\.counterfactuals\.ynn_k \(2000\) exceeds the 1437 images"),
         # cross checks that jobs made (mechanisms, compress, meta_model, effects)
         ({"tracer__mechanisms__eps_step": 1e-5}, r"tracer\.mechanisms\.eps_radius \(0\.02\) / tracer\.mechanisms"),
-        ({"tracer__compress__random_weights_samples": 101}, r"tracer\.compress\.random_weights_samples \(101\) exceeds"),
+        ({"tracer__compress__random_weights_samples": 101},
+         r"tracer\.compress\.random_weights_samples \(101\) exceeds"),
         ({"zoo__n_models": 8, "buckets__edges": [0, 50, 100], "meta_model__top_fraction": 0.05},
          r"meta_model: subset 'top' has 1 model\(s\).*8 in the zoo.*zoo\.n_models"),
-        ({"zoo__train__hparams": {"optimizer": ["adam"], "activation": ["relu"], "w_init": ["he_normal"],
-                                  "init_std": [0.1], "l2reg": [0.0], "dropout": [0.0], "learning_rate": [0.01],
-                                  "train_fraction": [1.0]}},
+        ({"zoo__train__hparams": SINGLE_VALUES},
          r"zoo\.train\.hparams: every hyperparameter takes a single value"),
+        ({"zoo__train__hparams": {**SINGLE_VALUES, "dropout": {"low": 0.0, "high": 0.05}}},  # one marker: 0
+         r"zoo\.train\.hparams: every hyperparameter takes a single value \(continuous ones rounded"),
         ({"zoo__source": "smallcnnzoo", "datasets": ["mnist"], "tracer__datasets": [],
           "zoo__smallcnnzoo__max_models": 4, "explain__shards": 8}, r"explain\.shards \(8\) exceeds zoo\.smallcnnzoo"),
         # MNIST's test split has 892 fives, 980 zeros: a class-balanced 10000 needs 1000 of each
@@ -313,6 +323,7 @@ def test_check_config_refuses_before_any_job(values, needle):
         {"data__image_size": 15, "tracer__interventions__patch": 3},  # the zoo network's smallest input
         {"images__n_images": 350},  # 35 per class: within the bound, no digits loaded
         {"tracer__reliability__grad_cam_layer": "relu4"},
+        {"zoo__train__hparams": {**SINGLE_VALUES, "dropout": {"low": 0.0, "high": 0.7}}},  # one varies
     ],
 )
 def test_check_config_accepts(values):
@@ -322,8 +333,6 @@ def test_check_config_accepts(values):
 def test_class_counts_of_the_digits_match_the_package_split():
     from causalxai.config import DIGITS_CLASS_COUNTS, _class_counts, _digits_split_counts
     from causalxai.data.dataset import load_digits
-
-    import numpy as np
 
     cfg = validated({"data": {"test_fraction": 0.3}, "seed": 7})
     ds = load_digits(image_size=8, test_fraction=0.3, seed=7)
@@ -336,8 +345,6 @@ def test_class_counts_of_the_digits_match_the_package_split():
 
 
 def test_largest_balanced_draw_is_the_largest():
-    import numpy as np
-
     from causalxai.config import _class_needs, _largest_balanced
 
     for counts in ([5, 3, 4], [3, 3, 3], [4, 9, 2, 2], [892, 1000]):

@@ -150,8 +150,8 @@ def _check_draw(config: Mapping[str, Any], key: str, n: Any, dataset: str, *, wh
     if n < k and allow_key is not None and not _get(config, allow_key):
         raise ConfigError(
             f"{key} ({n}) is smaller than the {k} classes of {dataset}: a class-balanced draw of {n} leaves "
-            f"{k - n} class{'es' if k - n > 1 else ''} out of {what}. Raise {key} to at least {k} (a multiple of {k} is balanced), or set "
-            f"{allow_key}: true to accept a draw without them"
+            f"{k - n} class{'es' if k - n > 1 else ''} out of {what}. Raise {key} to at least {k} (a multiple of "
+            f"{k} is balanced), or set {allow_key}: true to accept a draw without them"
         )
     need = _class_needs(n, k)
     if (need <= _class_counts(config, dataset, "test", exact=False)).all():
@@ -247,14 +247,19 @@ def _check_zoo(config: Mapping[str, Any]) -> None:
         )
     if zoo["source"] != "train":
         return
-    hp = zoo["train"]["hparams"]
+    from causalxai.study.estimators.treatments import treatment_levels
+
+    hp, rounding = zoo["train"]["hparams"], config["effects"]["log_rounding"]
     varied = [n for n in CATEGORICAL if n in hp and len(hp[n]) > 1]
-    varied += [n for n in CONTINUOUS if (float(hp[n]["low"]) < float(hp[n]["high"]) if isinstance(hp[n], Mapping)
-                                         else len(hp[n]) > 1)]
+    for n in CONTINUOUS:  # the effects compare the values rounded to the markers; rounding keeps the order
+        values = [hp[n]["low"], hp[n]["high"]] if isinstance(hp[n], Mapping) else list(hp[n])
+        if len(set(treatment_levels(n, np.asarray(values, dtype=float), rounding)[0].tolist())) > 1:
+            varied.append(n)
     if not varied:
         raise ConfigError(
-            "zoo.train.hparams: every hyperparameter takes a single value, so there is no treatment whose effect "
-            "the effects step could estimate; give at least one hyperparameter two values or a range"
+            "zoo.train.hparams: every hyperparameter takes a single value (continuous ones rounded to their markers, "
+            "effects.log_rounding), so there is no treatment whose effect the effects step could estimate; give at "
+            "least one hyperparameter two values or a range that spans two markers"
         )
     from causalxai.study.meta_model import split_models
 
