@@ -407,3 +407,27 @@ def test_check_device_refuses_cuda_without_cuda():
         with pytest.raises(ConfigError, match=r"device: 'cuda' was asked for but no CUDA device.*jobs run on this "
                                               r"machine.*workflow/profiles/slurm"):
             check_device("cuda")
+
+
+def test_checks_that_need_torch_remember_that_they_passed(tmp_path, monkeypatch, checknets):
+    import causalxai.config as config_module
+
+    cache = tmp_path / "cache"
+    calls = []
+    real = config_module._check_tracer_model
+    monkeypatch.setattr(config_module, "_check_tracer_model", lambda cfg: (calls.append(1), real(cfg)))
+    cfg = validated(load())  # checked without a cache
+    calls.clear()
+    check_config(cfg, cache=cache)
+    check_config(cfg, cache=cache)  # the same values and code: not run again
+    assert len(calls) == 1 and len(list(cache.iterdir())) == 3  # zoo image size, meta-model split, TRACER model
+    check_config(_set(copy.deepcopy(cfg), "tracer.model.epochs", 3), cache=cache)  # not a value it reads
+    assert len(calls) == 1
+    with pytest.raises(ConfigError, match="more than once"):  # another value it reads: checked (and not remembered)
+        check_config(_set(copy.deepcopy(cfg), "tracer.layers", ["fc3", "fc3"]), cache=cache)
+    assert len(calls) == 2
+    custom = _set(_set(copy.deepcopy(cfg), "tracer.model.architecture", "checknets:relu_net"), "tracer.layers",
+                  ["act", "fc"])
+    check_config(custom, cache=cache)
+    check_config(custom, cache=cache)  # a custom architecture's code lies outside the package: every time
+    assert len(calls) == 4

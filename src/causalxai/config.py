@@ -13,6 +13,11 @@ imported only when a check needs a network. :func:`check_device` is the CUDA che
 whose jobs run on this machine (the workflow calls it when it starts, not on a login node
 that submits the jobs to a cluster).
 
+The checks that need torch (about a second and a half to import) remember that they passed:
+given a ``cache`` folder, a check of the same config values with the same package sources and
+torch version is not run again (:func:`_memo`), so a re-run of an unchanged config stays fast.
+A custom ``tracer.model.architecture`` is checked every time (its code lies outside the package).
+
 JSON Schema counts ``1.0`` as an integer (draft 6 and later), so ``epochs: 10.0`` passes the
 schema and would crash a job later with a raw ``TypeError``; :func:`check_integers` walks the
 schema beside the config and refuses a float wherever the schema allows integers only.
@@ -21,8 +26,13 @@ schema beside the config and refuses a float wherever the schema allows integers
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.metadata
 import importlib.util
-from typing import Any, Mapping
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -80,6 +90,45 @@ def _check_architecture(architecture: str) -> None:
             f"tracer.model.architecture {architecture!r}: no module {module!r} on the Python path; install it or "
             f"put its folder on PYTHONPATH, or use one of {list(BUILTIN_ARCHITECTURES)}"
         )
+
+
+# ---------------------------------------------------------------------------------------
+# checks that passed before
+
+
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """SHA-256 of every source file of this package and the versions of torch and captum: what
+    decides, besides the config, whether a check passes."""
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for dist in ("torch", "captum"):
+        try:
+            h.update(f"{dist}={importlib.metadata.version(dist)}".encode())
+        except importlib.metadata.PackageNotFoundError:
+            h.update(f"{dist}=none".encode())
+    return h.hexdigest()
+
+
+def _memo(cache: str | os.PathLike[str] | None, name: str, key: Mapping[str, Any], check: Callable[[], None]) -> None:
+    """Run ``check`` unless it passed before with the same ``key`` (the config values it reads)
+    and the same code (:func:`_code_digest`); a pass is remembered as an empty file in ``cache``
+    (None: always run). A check that raises is not remembered."""
+    if cache is None:
+        check()
+        return
+    digest = hashlib.sha256(json.dumps([name, key, _code_digest()], sort_keys=True, default=str).encode())
+    marker = Path(cache) / f"{name}-{digest.hexdigest()[:32]}"
+    if marker.exists():
+        return
+    check()
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:  # a read-only working directory: the check simply runs again next time
+        pass
 
 
 # ---------------------------------------------------------------------------------------
@@ -228,17 +277,35 @@ def zoo_min_input_side() -> int:
     raise RuntimeError("the zoo network takes no square input up to 1024 pixels")
 
 
-def _check_zoo(config: Mapping[str, Any]) -> None:
+def _check_image_size(side: int) -> None:
+    """``data.image_size`` against the zoo network's smallest input."""
+    low = zoo_min_input_side()
+    if side < low:
+        raise ConfigError(
+            f"data.image_size ({side}) is too small for the zoo network (3 convolutions 3x3, stride 2, no "
+            f"padding): it needs inputs of at least {low}x{low}; raise data.image_size to {low} or more"
+        )
+
+
+def _check_meta_model_split(n_models: int, train_fraction: float, top_fraction: float, seed: int) -> None:
+    """The meta-model's split of a zoo of ``n_models`` (it depends on the size only, not on the
+    accuracies) leaves models to evaluate."""
+    from causalxai.study.meta_model import split_models
+
+    try:
+        split_models(np.arange(n_models, dtype=float), train_fraction=train_fraction, top_fraction=top_fraction,
+                     seed=seed)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _check_zoo(config: Mapping[str, Any], cache: str | os.PathLike[str] | None = None) -> None:
     """The zoo network against the digits' size; the meta-model's split and the effects'
     treatments against the zoo."""
     zoo = config["zoo"]
     if "digits" in config["datasets"]:
-        side, low = config["data"]["image_size"], zoo_min_input_side()
-        if side < low:
-            raise ConfigError(
-                f"data.image_size ({side}) is too small for the zoo network (3 convolutions 3x3, stride 2, no "
-                f"padding): it needs inputs of at least {low}x{low}; raise data.image_size to {low} or more"
-            )
+        side = int(config["data"]["image_size"])
+        _memo(cache, "zoo_image_size", {"image_size": side}, lambda: _check_image_size(side))
     max_models = zoo["smallcnnzoo"]["max_models"]
     if zoo["source"] == "smallcnnzoo" and max_models is not None and config["explain"]["shards"] > max_models:
         raise ConfigError(
@@ -261,14 +328,9 @@ def _check_zoo(config: Mapping[str, Any]) -> None:
             "effects.log_rounding), so there is no treatment whose effect the effects step could estimate; give at "
             "least one hyperparameter two values or a range that spans two markers"
         )
-    from causalxai.study.meta_model import split_models
-
-    m = config["meta_model"]
-    try:  # the split depends on the zoo's size only, not on the accuracies
-        split_models(np.arange(zoo["n_models"], dtype=float), train_fraction=m["train_fraction"],
-                     top_fraction=m["top_fraction"], seed=config["seed"])
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    key = {"n_models": int(zoo["n_models"]), "train_fraction": float(config["meta_model"]["train_fraction"]),
+           "top_fraction": float(config["meta_model"]["top_fraction"]), "seed": int(config["seed"])}
+    _memo(cache, "meta_model_split", key, lambda: _check_meta_model_split(**key))
 
 
 def _check_tracer_settings(config: Mapping[str, Any]) -> None:
@@ -454,12 +516,15 @@ def check_integers(config: Any, schema: Mapping[str, Any], *, _node: Mapping[str
                 check_integers(value, schema, _node=branch["items"], _key=f"{_key}[{i}]")
 
 
-def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> None:
+def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = None, *,
+                 cache: str | os.PathLike[str] | None = None) -> None:
     """Raise :class:`ConfigError` naming the first key whose value cannot work.
 
     Args:
         config: the config, validated against the schema (defaults filled in).
         schema: ``config/schema.yaml``; when given, :func:`check_integers` runs first.
+        cache: a folder where the checks that need torch remember that they passed (module
+            docstring); None: every check runs.
     """
     if schema is not None:
         check_integers(config, schema)
@@ -527,9 +592,17 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = N
                 raise ConfigError(f"zoo.train.hparams.l2reg: must be >= 0, got low {low:g}")
     _check_tracer_settings(config)
     _check_samples(config)
-    _check_zoo(config)
-    if config["tracer"]["datasets"]:
-        _check_tracer_model(config)
+    _check_zoo(config, cache)
+    tracer = config["tracer"]
+    if tracer["datasets"]:
+        if tracer["model"]["architecture"] in BUILTIN_ARCHITECTURES:
+            key = {"shapes": [_input_shape(config, d) for d in tracer["datasets"]],
+                   "architecture": tracer["model"]["architecture"], "dropout": tracer["model"]["dropout"],
+                   "layers": tracer["layers"], "methods": tracer["reliability"]["methods"],
+                   "grad_cam_layer": tracer["reliability"]["grad_cam_layer"]}
+            _memo(cache, "tracer_model", key, lambda: _check_tracer_model(config))
+        else:  # its code lies outside the package: checked every time
+            _check_tracer_model(config)
 
 
 def check_device(device: str) -> None:

@@ -15,9 +15,14 @@ from causalxai.data.dataset import download_files
 # Every check before the first job: the schema beside the config once more (integers written as
 # floats: JSON Schema's 1.0 is an integer), then the cross checks of causalxai.config.check_config
 # (sample counts against the splits, image sizes against both networks, TRACER's architecture built
-# once without training to resolve tracer.layers, ...).
+# once without training to resolve tracer.layers, ...). The checks that need torch remember in
+# .snakemake/ that they passed, so a re-run of an unchanged config does not import torch here.
 with open(workflow.source_path("../../config/schema.yaml")) as _schema:
-    check_config(config, schema=yaml.safe_load(_schema))
+    check_config(
+        config,
+        schema=yaml.safe_load(_schema),
+        cache=os.path.join(".snakemake", "causalxai-checks"),
+    )
 
 
 # CUDA is checked when a run starts (onstart: after the DAG, before the first job; not for a dry
