@@ -431,3 +431,24 @@ def test_checks_that_need_torch_remember_that_they_passed(tmp_path, monkeypatch,
     check_config(custom, cache=cache)
     check_config(custom, cache=cache)  # a custom architecture's code lies outside the package: every time
     assert len(calls) == 4
+
+
+def test_split_class_counts_add_up_to_the_published_split_sizes():
+    from causalxai.config import SPLIT_CLASS_COUNTS
+
+    sizes = {"mnist": (60000, 10000), "fashion_mnist": (60000, 10000), "cifar10": (50000, 10000),
+             "svhn_cropped": (73257, 26032)}
+    for name, (train, test) in sizes.items():
+        counts = SPLIT_CLASS_COUNTS[name]
+        assert (sum(counts["train"]), sum(counts["test"])) == (train, test), name
+        assert len(counts["train"]) == len(counts["test"]) == 10
+
+
+@pytest.mark.parametrize("n", [1, 7, 10, 23, 100])
+def test_class_needs_are_what_the_class_balanced_draw_takes(n):
+    from causalxai.config import _class_needs
+    from causalxai.data.images import class_balanced_indices
+
+    labels = np.repeat(np.arange(10), 50)
+    drawn = class_balanced_indices(labels, n, seed=0)
+    assert np.bincount(labels[drawn], minlength=10).tolist() == _class_needs(n, 10).tolist()
