@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from snakemake.utils import validate
@@ -165,3 +166,289 @@ def test_reliability_n_samples_all_is_valid():
     cfg = validated(_set(load(), "tracer.reliability.n_samples", "all"))
     assert cfg["tracer"]["reliability"]["n_samples"] == "all"
     assert validated(load())["tracer"]["reliability"]["grad_cam_layer"] == "auto"
+
+
+# ---------------------------------------------------------------------------------------
+# every check before the first job (issue 17): cross checks against the splits, both networks
+# and TRACER's architecture, built once untrained
+
+#: custom TRACER architectures (tracer.model.architecture "checknets:<function>"), written to a
+#: module on the path by the tests (and by tests/workflow/test_checks.py)
+CUSTOM_NETS = '''
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class FcFirst(nn.Module):
+    """Registers its classifier before its features; forward runs conv, relu, flatten, fc."""
+
+    def __init__(self, in_channels, n_classes):
+        super().__init__()
+        self.fc = nn.Linear(4 * 28 * 28, n_classes)
+        self.conv = nn.Conv2d(in_channels, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.flatten = nn.Flatten()
+
+    def forward(self, x):
+        return self.fc(self.flatten(self.relu(self.conv(x))))
+
+
+class SharedRelu(nn.Module):
+    """One ReLU module applied after both convolutions."""
+
+    def __init__(self, in_channels, n_classes):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(4 * 28 * 28, n_classes)
+
+    def forward(self, x):
+        return self.fc(self.flatten(self.relu(self.conv2(self.relu(self.conv1(x))))))
+
+
+class LogSoftmaxEnd(nn.Sequential):
+    """Ends in a function, not a module: no module returns the model's output."""
+
+    def forward(self, x):
+        return F.log_softmax(super().forward(x), dim=1)
+
+
+def _layers(in_channels, n_classes, act):
+    return OrderedDict(conv=nn.Conv2d(in_channels, 4, 3, padding=1), act=act, flatten=nn.Flatten(),
+                       fc=nn.Linear(4 * 28 * 28, n_classes))
+
+
+def fc_first(in_channels=1, n_classes=10):
+    return FcFirst(in_channels, n_classes)
+
+
+def shared_relu(in_channels=1, n_classes=10):
+    return SharedRelu(in_channels, n_classes)
+
+
+def log_softmax_end(in_channels=1, n_classes=10):
+    return LogSoftmaxEnd(_layers(in_channels, n_classes, nn.ReLU()))
+
+
+def gelu_net(in_channels=1, n_classes=10):
+    return nn.Sequential(_layers(in_channels, n_classes, nn.GELU()))
+
+
+def relu_net(in_channels=1, n_classes=10):
+    return nn.Sequential(_layers(in_channels, n_classes, nn.ReLU()))
+'''
+
+
+@pytest.fixture
+def checknets(tmp_path, monkeypatch):
+    """The module ``checknets`` (:data:`CUSTOM_NETS`) importable for the duration of a test."""
+    import sys
+
+    (tmp_path / "checknets.py").write_text(CUSTOM_NETS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+    sys.modules.pop("checknets", None)
+
+
+def _cfg(**values) -> dict:
+    cfg = load()
+    for key, value in values.items():
+        _set(cfg, key.replace("__", "."), value)
+    return cfg
+
+
+#: every hyperparameter of the zoo with one value: no treatment to estimate an effect of
+SINGLE_VALUES = {"optimizer": ["adam"], "activation": ["relu"], "w_init": ["he_normal"], "init_std": [0.1],
+                 "l2reg": [0.0], "dropout": [0.0], "learning_rate": [0.01], "train_fraction": [1.0]}
+
+
+@pytest.mark.parametrize(
+    "values, needle",
+    [
+        # tracer.layers resolved on alexnet28, built untrained
+        ({"tracer__layers": ["fc3", "fc3"]}, r"tracer\.layers \['fc3', 'fc3'\].*\['fc3'\] more than once"),
+        ({"tracer__layers": ["relu1", "fc9"]}, r"\['fc9'\] is not a module of Sequential; its leaf modules in "
+                                               r"forward order are \['conv1', 'relu1'"),
+        ({"tracer__layers": ["fc3", "relu1"]},
+         r"lists \['fc3', 'relu1'\], but forward runs them as \['relu1', 'fc3'\]"),
+        ({"tracer__layers": ["relu1", "relu7"]}, r"ends at 'relu7', which is not the model's output.*'fc3'"),
+        ({"tracer__layers": ["flatten", "Flatten"]}, r"selects 1 layer \(\['flatten'\]\).*at least 2"),
+        ({"tracer__reliability__grad_cam_layer": "conv9"},
+         r"tracer\.reliability\.grad_cam_layer 'conv9' is not a module"),
+        # image sizes against the zoo network (3 x conv 3x3 stride 2 valid: 15 pixels at least)
+        ({"data__image_size": 14}, r"data\.image_size \(14\) is too small for the zoo network.*at least 15x15"),
+        # sample counts against the digits' test split (360 images, 35-37 per class)
+        ({"images__n_images": 5},
+         r"images\.n_images \(5\) is smaller than the 10 classes.*images\.allow_missing_classes"),
+        ({"images__n_images": 400}, r"images\.n_images \(400\) draws 40 test images of class 0 of digits.*at most 3"),
+        ({"tracer__reliability__n_samples": 9}, r"tracer\.reliability\.n_samples \(9\).*tracer\.allow_missing_classes"),
+        ({"tracer__reliability__n_samples": 1000}, r"tracer\.reliability\.n_samples \(1000\) draws 100 test images"),
+        ({"tracer__counterfactuals__n_correct": 400}, r"tracer\.counterfactuals\.n_correct \(400\) exceeds the 360"),
+        ({"tracer__counterfactuals__ynn_k": 2000}, r"tracer\.counterfactuals\.ynn_k \(2000\) exceeds the 1437 images"),
+        # cross checks that jobs made (mechanisms, compress, meta_model, effects)
+        ({"tracer__mechanisms__eps_step": 1e-5}, r"tracer\.mechanisms\.eps_radius \(0\.02\) / tracer\.mechanisms"),
+        ({"tracer__compress__random_weights_samples": 101},
+         r"tracer\.compress\.random_weights_samples \(101\) exceeds"),
+        ({"zoo__n_models": 8, "buckets__edges": [0, 50, 100], "meta_model__top_fraction": 0.05},
+         r"meta_model: subset 'top' has 1 model\(s\).*8 in the zoo.*zoo\.n_models"),
+        ({"zoo__train__hparams": SINGLE_VALUES},
+         r"zoo\.train\.hparams: every hyperparameter takes a single value"),
+        ({"zoo__train__hparams": {**SINGLE_VALUES, "dropout": {"low": 0.0, "high": 0.05}}},  # one marker: 0
+         r"zoo\.train\.hparams: every hyperparameter takes a single value \(continuous ones rounded"),
+        ({"zoo__source": "smallcnnzoo", "datasets": ["mnist"], "tracer__datasets": [],
+          "zoo__smallcnnzoo__max_models": 4, "explain__shards": 8}, r"explain\.shards \(8\) exceeds zoo\.smallcnnzoo"),
+        # MNIST's test split has 892 fives, 980 zeros: a class-balanced 10000 needs 1000 of each
+        ({"tracer__datasets": ["mnist"], "tracer__reliability__n_samples": 10000},
+         r"tracer\.reliability\.n_samples \(10000\) draws 1000 test images of class 0 of mnist.*at most 8925"),
+    ],
+)
+def test_check_config_refuses_before_any_job(values, needle):
+    with pytest.raises(ConfigError, match=needle):
+        validated(_cfg(**values))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"images__n_images": 5, "images__allow_missing_classes": True},
+        {"tracer__n_samples": 4, "tracer__allow_missing_classes": True, "tracer__figures__samples": 1,
+         "tracer__compress__random_weights_samples": 4},
+        {"tracer__datasets": ["mnist"], "tracer__reliability__n_samples": 8925},  # the largest balanced draw
+        {"tracer__datasets": ["svhn_cropped", "cifar10"], "tracer__layers": ["relu1", "Linear"]},  # 32x32 inputs
+        {"data__image_size": 15, "tracer__interventions__patch": 3},  # the zoo network's smallest input
+        {"images__n_images": 350},  # 35 per class: within the bound, no digits loaded
+        {"tracer__reliability__grad_cam_layer": "relu4"},
+        {"zoo__train__hparams": {**SINGLE_VALUES, "dropout": {"low": 0.0, "high": 0.7}}},  # one varies
+    ],
+)
+def test_check_config_accepts(values):
+    validated(_cfg(**values))
+
+
+def test_class_counts_of_the_digits_match_the_package_split():
+    from causalxai.config import DIGITS_CLASS_COUNTS, _class_counts, _digits_split_counts
+    from causalxai.data.dataset import load_digits
+
+    cfg = validated({"data": {"test_fraction": 0.3}, "seed": 7})
+    ds = load_digits(image_size=8, test_fraction=0.3, seed=7)
+    for split in ("train", "test"):
+        labels = ds["label"].values[ds["split"].values == split]
+        exact = np.bincount(labels, minlength=10)
+        assert _digits_split_counts(0.3, 7)[split] == tuple(exact)
+        assert (_class_counts(cfg, "digits", split, exact=False) <= exact).all()  # the bound is a lower bound
+    assert np.bincount(ds["label"].values).tolist() == list(DIGITS_CLASS_COUNTS)
+
+
+def test_largest_balanced_draw_is_the_largest():
+    from causalxai.config import _class_needs, _largest_balanced
+
+    for counts in ([5, 3, 4], [3, 3, 3], [4, 9, 2, 2], [892, 1000]):
+        c = np.asarray(counts)
+        n = _largest_balanced(c)
+        assert (_class_needs(n, len(c)) <= c).all() and not (_class_needs(n + 1, len(c)) <= c).all()
+
+
+def test_zoo_min_input_side_is_the_smallest_input_the_network_takes():
+    import torch
+
+    from causalxai.config import zoo_min_input_side
+    from causalxai.zoo.network import ZooCNN
+
+    side = zoo_min_input_side()
+    assert side == 15
+    ZooCNN()(torch.zeros(1, 1, side, side))
+    with pytest.raises(RuntimeError):
+        ZooCNN()(torch.zeros(1, 1, side - 1, side - 1))
+
+
+@pytest.mark.parametrize(
+    "function, layers, needle",
+    [
+        # registered fc before conv: TRACER orders by forward, but compress cannot rebuild it
+        ("fc_first", ["conv", "relu", "fc"], r"registers its modules in another order than its forward runs them "
+                                             r"\(registered \['fc', 'conv', 'relu', 'flatten'\], run \['conv', 'relu', "
+                                             r"'flatten', 'fc'\]\): the compress step"),
+        ("shared_relu", ["conv1", "relu", "fc"], r"'relu' runs 2 times per forward pass"),
+        ("log_softmax_end", ["act", "fc"], r"ends at 'fc'.*no module returns the model's output"),
+        ("gelu_net", ["act", "fc"], r"tracer\.reliability\.methods: lrp: Captum's LRP has no rule for layer 'act'"),
+    ],
+)
+def test_custom_architectures_are_refused_with_the_reason(checknets, function, layers, needle):
+    cfg = _cfg(tracer__model__architecture=f"checknets:{function}", tracer__layers=layers)
+    with pytest.raises(ConfigError, match=needle):
+        validated(cfg)
+
+
+def test_a_custom_architecture_that_cannot_take_the_inputs_names_data_set_shape_and_architecture(checknets):
+    cfg = _cfg(tracer__model__architecture="checknets:relu_net", tracer__layers=["act", "fc"], data__image_size=32)
+    with pytest.raises(ConfigError, match=r"tracer\.model\.architecture 'checknets:relu_net' cannot take the digits "
+                                          r"inputs 1x32x32.*forward pass raised RuntimeError"):
+        validated(cfg)
+    validated(_set(cfg, "data.image_size", 28))  # its own size
+
+
+def test_check_device_refuses_cuda_without_cuda():
+    import torch
+
+    from causalxai.config import check_device
+
+    check_device("cpu")
+    check_device("auto")
+    if torch.cuda.is_available():
+        check_device("cuda")
+        with pytest.raises(ConfigError, match=r"device: 'cuda:99'.*CUDA device"):
+            check_device("cuda:99")
+    else:
+        with pytest.raises(ConfigError, match=r"device: 'cuda' was asked for but no CUDA device.*jobs run on this "
+                                              r"machine.*workflow/profiles/slurm"):
+            check_device("cuda")
+
+
+def test_checks_that_need_torch_remember_that_they_passed(tmp_path, monkeypatch, checknets):
+    import causalxai.config as config_module
+
+    cache = tmp_path / "cache"
+    calls = []
+    real = config_module._check_tracer_model
+    monkeypatch.setattr(config_module, "_check_tracer_model", lambda cfg: (calls.append(1), real(cfg)))
+    cfg = validated(load())  # checked without a cache
+    calls.clear()
+    check_config(cfg, cache=cache)
+    check_config(cfg, cache=cache)  # the same values and code: not run again
+    assert len(calls) == 1 and len(list(cache.iterdir())) == 3  # zoo image size, meta-model split, TRACER model
+    check_config(_set(copy.deepcopy(cfg), "tracer.model.epochs", 3), cache=cache)  # not a value it reads
+    assert len(calls) == 1
+    with pytest.raises(ConfigError, match="more than once"):  # another value it reads: checked (and not remembered)
+        check_config(_set(copy.deepcopy(cfg), "tracer.layers", ["fc3", "fc3"]), cache=cache)
+    assert len(calls) == 2
+    custom = _set(_set(copy.deepcopy(cfg), "tracer.model.architecture", "checknets:relu_net"), "tracer.layers",
+                  ["act", "fc"])
+    check_config(custom, cache=cache)
+    check_config(custom, cache=cache)  # a custom architecture's code lies outside the package: every time
+    assert len(calls) == 4
+
+
+def test_split_class_counts_add_up_to_the_published_split_sizes():
+    from causalxai.config import SPLIT_CLASS_COUNTS
+
+    sizes = {"mnist": (60000, 10000), "fashion_mnist": (60000, 10000), "cifar10": (50000, 10000),
+             "svhn_cropped": (73257, 26032)}
+    for name, (train, test) in sizes.items():
+        counts = SPLIT_CLASS_COUNTS[name]
+        assert (sum(counts["train"]), sum(counts["test"])) == (train, test), name
+        assert len(counts["train"]) == len(counts["test"]) == 10
+
+
+@pytest.mark.parametrize("n", [1, 7, 10, 23, 100])
+def test_class_needs_are_what_the_class_balanced_draw_takes(n):
+    from causalxai.config import _class_needs
+    from causalxai.data.images import class_balanced_indices
+
+    labels = np.repeat(np.arange(10), 50)
+    drawn = class_balanced_indices(labels, n, seed=0)
+    assert np.bincount(labels[drawn], minlength=10).tolist() == _class_needs(n, 10).tolist()

@@ -4,6 +4,20 @@ The Snakefile validates the config against ``config/schema.yaml`` first (types, 
 values, unknown keys), then calls :func:`check_config` before any job is scheduled. Each
 error names the key, what is wrong and what is allowed.
 
+Besides single values, :func:`check_config` cross-checks what a job would otherwise find out
+late: sample counts against the data sets' splits (without loading the large ones: their
+split sizes are fixed facts, :data:`SPLIT_CLASS_COUNTS`), image sizes against the zoo network,
+and TRACER's architecture, built once without training on an example input of each TRACER
+data set's shape, against ``tracer.layers`` and what the TRACER steps need of it. torch is
+imported only when a check needs a network. :func:`check_device` is the CUDA check of a run
+whose jobs run on this machine (the workflow calls it when it starts, not on a login node
+that submits the jobs to a cluster).
+
+The checks that need torch (about a second and a half to import) remember that they passed:
+given a ``cache`` folder, a check of the same config values with the same package sources and
+torch version is not run again (:func:`_memo`), so a re-run of an unchanged config stays fast.
+A custom ``tracer.model.architecture`` is checked every time (its code lies outside the package).
+
 JSON Schema counts ``1.0`` as an integer (draft 6 and later), so ``epochs: 10.0`` passes the
 schema and would crash a job later with a raw ``TypeError``; :func:`check_integers` walks the
 schema beside the config and refuses a float wherever the schema allows integers only.
@@ -11,19 +25,42 @@ schema beside the config and refuses a float wherever the schema allows integers
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.metadata
 import importlib.util
-from typing import Any, Mapping
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from causalxai.data.dataset import N_CLASSES
 from causalxai.study.buckets import assign_buckets, bucket_labels, validate_edges
-from causalxai.zoo.hparams import CONTINUOUS
+from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS
 
-__all__ = ["ConfigError", "check_config", "check_integers"]
+__all__ = ["ConfigError", "check_config", "check_device", "check_integers", "zoo_min_input_side"]
 
 ZOO_DATASETS = ("mnist", "fashion_mnist", "cifar10", "svhn_cropped")
-#: native input side of each downloaded image set (digits: data.image_size)
+#: native input side of each downloaded image set (digits: data.image_size); every image set is
+#: one grayscale channel (causalxai.data.dataset.zoo_preprocess averages the colour channels)
 INPUT_SIZES = {"mnist": 28, "fashion_mnist": 28, "cifar10": 32, "svhn_cropped": 32}
+
+#: images of each class (labels 0..9) in the official train and test splits of the downloaded image
+#: sets, as published with them (SVHN's label 10 is the digit 0, causalxai.data.dataset._read_svhn):
+#: MNIST 60,000 / 10,000, Fashion-MNIST 6,000 / 1,000 and CIFAR-10 5,000 / 1,000 per class,
+#: SVHN (cropped digits) 73,257 / 26,032
+SPLIT_CLASS_COUNTS: dict[str, dict[str, tuple[int, ...]]] = {
+    "mnist": {"train": (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+              "test": (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)},
+    "fashion_mnist": {"train": (6000,) * 10, "test": (1000,) * 10},
+    "cifar10": {"train": (5000,) * 10, "test": (1000,) * 10},
+    "svhn_cropped": {"train": (4948, 13861, 10585, 8497, 7458, 6882, 5727, 5595, 5045, 4659),
+                     "test": (1744, 5099, 4149, 2882, 2523, 2384, 1977, 2019, 1660, 1595)},
+}
+#: images of each class in scikit-learn's digits (1,797), before causalxai.data.dataset.load_digits splits them
+DIGITS_CLASS_COUNTS = (178, 182, 177, 183, 181, 182, 181, 179, 174, 180)
 
 
 class ConfigError(ValueError):
@@ -53,6 +90,377 @@ def _check_architecture(architecture: str) -> None:
             f"tracer.model.architecture {architecture!r}: no module {module!r} on the Python path; install it or "
             f"put its folder on PYTHONPATH, or use one of {list(BUILTIN_ARCHITECTURES)}"
         )
+
+
+# ---------------------------------------------------------------------------------------
+# checks that passed before
+
+
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """SHA-256 of every source file of this package and the versions of torch and captum: what
+    decides, besides the config, whether a check passes."""
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for dist in ("torch", "captum"):
+        try:
+            h.update(f"{dist}={importlib.metadata.version(dist)}".encode())
+        except importlib.metadata.PackageNotFoundError:
+            h.update(f"{dist}=none".encode())
+    return h.hexdigest()
+
+
+def _memo(cache: str | os.PathLike[str] | None, name: str, key: Mapping[str, Any], check: Callable[[], None]) -> None:
+    """Run ``check`` unless it passed before with the same ``key`` (the config values it reads)
+    and the same code (:func:`_code_digest`); a pass is remembered as an empty file in ``cache``
+    (None: always run). A check that raises is not remembered."""
+    if cache is None:
+        check()
+        return
+    digest = hashlib.sha256(json.dumps([name, key, _code_digest()], sort_keys=True, default=str).encode())
+    marker = Path(cache) / f"{name}-{digest.hexdigest()[:32]}"
+    if marker.exists():
+        return
+    check()
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:  # a read-only working directory: the check simply runs again next time
+        pass
+
+
+# ---------------------------------------------------------------------------------------
+# sample counts against the splits
+
+
+@functools.lru_cache(maxsize=8)
+def _digits_split_counts(test_fraction: float, seed: int) -> dict[str, tuple[int, ...]]:
+    """Images per class in each split of the digits, split by :func:`causalxai.data.dataset.load_digits`
+    itself (on the 8×8 originals: the split does not depend on the size)."""
+    from causalxai.data.dataset import load_digits
+
+    ds = load_digits(image_size=8, test_fraction=test_fraction, seed=seed)
+    split = np.asarray(ds["split"].values).astype(str)
+    label = np.asarray(ds["label"].values)
+    return {s: tuple(np.bincount(label[split == s], minlength=N_CLASSES).tolist()) for s in ("train", "test")}
+
+
+def _class_counts(config: Mapping[str, Any], dataset: str, split: str, *, exact: bool) -> np.ndarray:
+    """Images per class (labels 0..9) in ``split`` of ``dataset``.
+
+    Downloaded sets: :data:`SPLIT_CLASS_COUNTS`. Digits: with ``exact`` the package's own split
+    (:func:`_digits_split_counts`, which loads the bundled digits: about a second); without, a
+    lower bound that needs nothing loaded: a stratified split gives each class its share of
+    the split within one image, 2 fewer leaves room for the rounding of the split's size.
+    """
+    if dataset != "digits":
+        return np.asarray(SPLIT_CLASS_COUNTS[dataset][split])
+    fraction = float(config["data"]["test_fraction"])
+    if exact:
+        return np.asarray(_digits_split_counts(fraction, int(config["seed"]))[split])
+    share = fraction if split == "test" else 1.0 - fraction
+    return np.floor(np.asarray(DIGITS_CLASS_COUNTS) * share) - 2
+
+
+def _class_needs(n: int, k: int) -> np.ndarray:
+    """Images per class a class-balanced draw of ``n`` from ``k`` classes takes
+    (:func:`causalxai.data.images.class_balanced_indices`): ``n // k`` each, one more for the
+    first ``n % k`` classes."""
+    need = np.full(k, n // k, dtype=np.int64)
+    need[: n % k] += 1
+    return need
+
+
+def _largest_balanced(counts: np.ndarray) -> int:
+    """The largest class-balanced draw ``counts`` (images per class, in class order) allow."""
+    q = int(counts.min())
+    return q * len(counts) + int(np.flatnonzero(counts <= q)[0])
+
+
+def _split_hint(config: Mapping[str, Any], dataset: str) -> str:
+    if dataset == "digits":
+        return f" (data.test_fraction {config['data']['test_fraction']:g} of the {sum(DIGITS_CLASS_COUNTS)} digits)"
+    return f" ({dataset}'s official split)"
+
+
+def _check_draw(config: Mapping[str, Any], key: str, n: Any, dataset: str, *, what: str,
+                allow_key: str | None = None) -> None:
+    """A class-balanced draw of ``n`` images from the test split of ``dataset`` (``key`` names ``n``).
+
+    Refuses ``n`` below the number of classes (classes left out of ``what``) unless the
+    config's ``allow_key`` is true, and ``n`` that needs more images of a class than the split
+    holds.
+    """
+    if n == "all":
+        return
+    n, k = int(n), N_CLASSES
+    if n < k and allow_key is not None and not _get(config, allow_key):
+        raise ConfigError(
+            f"{key} ({n}) is smaller than the {k} classes of {dataset}: a class-balanced draw of {n} leaves "
+            f"{k - n} class{'es' if k - n > 1 else ''} out of {what}. Raise {key} to at least {k} (a multiple of "
+            f"{k} is balanced), or set {allow_key}: true to accept a draw without them"
+        )
+    need = _class_needs(n, k)
+    if (need <= _class_counts(config, dataset, "test", exact=False)).all():
+        return
+    counts = _class_counts(config, dataset, "test", exact=True)
+    short = np.flatnonzero(need > counts)
+    if short.size:
+        c = int(short[0])
+        fix = " or raise data.test_fraction" if dataset == "digits" else ""
+        raise ConfigError(
+            f"{key} ({n}) draws {need[c]} test images of class {c} of {dataset} (class-balanced, {n} over {k} "
+            f"classes), but its test split holds {counts[c]}{_split_hint(config, dataset)}: lower {key} to at most "
+            f"{_largest_balanced(counts)}{fix}"
+        )
+
+
+def _check_total(config: Mapping[str, Any], key: str, n: int, dataset: str, split: str, what: str) -> None:
+    """``n`` (``key``) at most the size of ``split`` of ``dataset``."""
+    if n <= _class_counts(config, dataset, split, exact=False).sum():
+        return
+    size = int(_class_counts(config, dataset, split, exact=True).sum())
+    if n > size:
+        raise ConfigError(
+            f"{key} ({n}) exceeds the {size} images of the {split} split of {dataset}{_split_hint(config, dataset)}, "
+            f"{what}: lower {key} to at most {size}"
+        )
+
+
+def _get(config: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def _check_samples(config: Mapping[str, Any]) -> None:
+    """Every draw from a split against the split (sizes known without loading the large sets)."""
+    images = config["images"]
+    for d in config["datasets"]:
+        _check_draw(config, "images.n_images", images["n_images"], d, what="the probe images every zoo model is "
+                    "explained on", allow_key="images.allow_missing_classes")
+    tracer = config["tracer"]
+    for d in tracer["datasets"]:
+        _check_draw(config, "tracer.n_samples", tracer["n_samples"], d, what="the samples TRACER analyses",
+                    allow_key="tracer.allow_missing_classes")
+        _check_draw(config, "tracer.reliability.n_samples", tracer["reliability"]["n_samples"], d,
+                    what="the samples the reliability step scores", allow_key="tracer.allow_missing_classes")
+        cf = tracer["counterfactuals"]
+        _check_total(config, "tracer.counterfactuals.n_correct", cf["n_correct"], d, "test",
+                     "from which the correctly classified counterfactual samples are drawn")
+        _check_total(config, "tracer.counterfactuals.ynn_k", cf["ynn_k"], d, "train",
+                     "among which yNN finds each counterfactual's neighbours")
+
+
+# ---------------------------------------------------------------------------------------
+# the zoo and its studies
+
+
+def zoo_min_input_side() -> int:
+    """The smallest square input the zoo network (:class:`causalxai.zoo.network.ZooCNN`) takes,
+    found by running it (3 × conv 3×3, stride 2, valid padding: 15)."""
+    import torch
+
+    from causalxai.zoo.network import ZooCNN
+
+    model = ZooCNN().eval()
+    with torch.no_grad():
+        for side in range(1, 1025):
+            try:
+                model(torch.zeros(1, 1, side, side))
+            except RuntimeError:
+                continue
+            return side
+    raise RuntimeError("the zoo network takes no square input up to 1024 pixels")
+
+
+def _check_image_size(side: int) -> None:
+    """``data.image_size`` against the zoo network's smallest input."""
+    low = zoo_min_input_side()
+    if side < low:
+        raise ConfigError(
+            f"data.image_size ({side}) is too small for the zoo network (3 convolutions 3x3, stride 2, no "
+            f"padding): it needs inputs of at least {low}x{low}; raise data.image_size to {low} or more"
+        )
+
+
+def _check_meta_model_split(n_models: int, train_fraction: float, top_fraction: float, seed: int) -> None:
+    """The meta-model's split of a zoo of ``n_models`` (it depends on the size only, not on the
+    accuracies) leaves models to evaluate."""
+    from causalxai.study.meta_model import split_models
+
+    try:
+        split_models(np.arange(n_models, dtype=float), train_fraction=train_fraction, top_fraction=top_fraction,
+                     seed=seed)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _check_zoo(config: Mapping[str, Any], cache: str | os.PathLike[str] | None = None) -> None:
+    """The zoo network against the digits' size; the meta-model's split and the effects'
+    treatments against the zoo."""
+    zoo = config["zoo"]
+    if "digits" in config["datasets"]:
+        side = int(config["data"]["image_size"])
+        _memo(cache, "zoo_image_size", {"image_size": side}, lambda: _check_image_size(side))
+    max_models = zoo["smallcnnzoo"]["max_models"]
+    if zoo["source"] == "smallcnnzoo" and max_models is not None and config["explain"]["shards"] > max_models:
+        raise ConfigError(
+            f"explain.shards ({config['explain']['shards']}) exceeds zoo.smallcnnzoo.max_models ({max_models}): "
+            "every shard needs at least one model; lower explain.shards"
+        )
+    if zoo["source"] != "train":
+        return
+    from causalxai.study.estimators.treatments import treatment_levels
+
+    hp, rounding = zoo["train"]["hparams"], config["effects"]["log_rounding"]
+    varied = [n for n in CATEGORICAL if n in hp and len(hp[n]) > 1]
+    for n in CONTINUOUS:  # the effects compare the values rounded to the markers; rounding keeps the order
+        values = [hp[n]["low"], hp[n]["high"]] if isinstance(hp[n], Mapping) else list(hp[n])
+        if len(set(treatment_levels(n, np.asarray(values, dtype=float), rounding)[0].tolist())) > 1:
+            varied.append(n)
+    if not varied:
+        raise ConfigError(
+            "zoo.train.hparams: every hyperparameter takes a single value (continuous ones rounded to their markers, "
+            "effects.log_rounding), so there is no treatment whose effect the effects step could estimate; give at "
+            "least one hyperparameter two values or a range that spans two markers"
+        )
+    key = {"n_models": int(zoo["n_models"]), "train_fraction": float(config["meta_model"]["train_fraction"]),
+           "top_fraction": float(config["meta_model"]["top_fraction"]), "seed": int(config["seed"])}
+    _memo(cache, "meta_model_split", key, lambda: _check_meta_model_split(**key))
+
+
+def _check_tracer_settings(config: Mapping[str, Any]) -> None:
+    """Cross checks of TRACER's settings that need no network."""
+    tracer = config["tracer"]
+    if not tracer["datasets"]:
+        return
+    if tracer["figures"]["samples"] > tracer["n_samples"]:
+        raise ConfigError(
+            f"tracer.figures.samples ({tracer['figures']['samples']}) exceeds tracer.n_samples "
+            f"({tracer['n_samples']}): only analysed samples can be drawn"
+        )
+    mech = tracer["mechanisms"]
+    if mech["eps_radius"] / mech["eps_step"] > 1000:
+        raise ConfigError(
+            f"tracer.mechanisms.eps_radius ({mech['eps_radius']:g}) / tracer.mechanisms.eps_step "
+            f"({mech['eps_step']:g}) gives over 2001 eps values for the stability report; raise eps_step to at "
+            f"least {mech['eps_radius'] / 1000:g} or lower eps_radius"
+        )
+    comp = tracer["compress"]
+    if comp["random_weights"] and comp["random_weights_samples"] > tracer["n_samples"]:
+        raise ConfigError(
+            f"tracer.compress.random_weights_samples ({comp['random_weights_samples']}) exceeds tracer.n_samples "
+            f"({tracer['n_samples']}): the random-weight control is analysed on the first of TRACER's samples; "
+            "lower it to at most tracer.n_samples"
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# TRACER's architecture, built once without training
+
+
+def _input_shape(config: Mapping[str, Any], dataset: str) -> tuple[int, int, int]:
+    side = config["data"]["image_size"] if dataset == "digits" else INPUT_SIZES[dataset]
+    return (1, int(side), int(side))
+
+
+def _check_tracer_model(config: Mapping[str, Any]) -> None:
+    """Build ``tracer.model.architecture`` as the target_model step does (untrained, on the CPU),
+    run it on zeros of each TRACER data set's shape and check ``tracer.layers``, the compression
+    and the reliability step's Grad-CAM and LRP against it."""
+    import torch
+
+    from causalxai.compress.build import plan_nodes, singleton_composition
+    from causalxai.tracer.model import check_layers, leaf_modules, trace_forward
+    from causalxai.tracer.target_model import build_classifier
+
+    tracer = config["tracer"]
+    arch, layers = tracer["model"]["architecture"], list(tracer["layers"])
+    by_shape: dict[tuple[int, int, int], list[str]] = {}
+    for d in tracer["datasets"]:
+        by_shape.setdefault(_input_shape(config, d), []).append(d)
+    for shape, sets in by_shape.items():
+        where = f"{'/'.join(sets)} inputs {'x'.join(map(str, shape))}"
+        # the keyword arguments of causalxai.tracer.target_model.train_target_model
+        kwargs: dict[str, Any] = {"in_channels": shape[0], "n_classes": N_CLASSES}
+        if arch == "alexnet28":
+            kwargs.update(dropout=float(tracer["model"]["dropout"]), image_size=shape[-1])
+        with torch.random.fork_rng(devices=[]):
+            try:
+                model = build_classifier(arch, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - any failure of the user's function is reported
+                raise ConfigError(
+                    f"tracer.model.architecture {arch!r} could not be built with {kwargs} ({type(exc).__name__}: "
+                    f"{exc}); it must be a function taking these keyword arguments and returning a torch module"
+                ) from None
+        x = torch.zeros((2, *shape))
+        try:
+            trace = trace_forward(model, x)
+        except Exception as exc:  # noqa: BLE001 - a forward pass can raise anything
+            raise ConfigError(
+                f"tracer.model.architecture {arch!r} cannot take the {where} (tracer.datasets "
+                f"{tracer['datasets']}): its forward pass raised {type(exc).__name__}: {exc}. Use an architecture "
+                "for this input size or other tracer.datasets"
+            ) from None
+        try:
+            observed = check_layers(model, layers, x)
+        except ValueError as exc:
+            raise ConfigError(f"tracer.layers {layers} on {arch!r} ({where}): {exc}") from None
+        registered = [n for n, _ in leaf_modules(model)]
+        if registered != trace.leaves:
+            raise ConfigError(
+                f"tracer.model.architecture {arch!r} ({where}) registers its modules in another order than its "
+                f"forward runs them (registered {registered}, run {trace.leaves}): the compress step, which runs "
+                "with TRACER, rebuilds the model from its modules in registration order. Define the modules in the "
+                "order forward uses them, each used once (an nn.Sequential, nested or not)"
+            )
+        try:  # rule compress rebuilds the model from the causal nodes: every observed layer its own node here
+            plan_nodes(model, singleton_composition(observed), shape, reinit=False)
+        except ValueError as exc:
+            raise ConfigError(
+                f"tracer.model.architecture {arch!r} with tracer.layers {layers} ({where}): the compress step, "
+                f"which runs with TRACER, cannot rebuild it: {exc}. Observe leaf modules of a classifier whose "
+                "forward runs its modules one after another (an nn.Sequential, nested or not)"
+            ) from None
+        _check_reliability_model(config, model, x, trace, where)
+
+
+def _check_reliability_model(config: Mapping[str, Any], model: Any, x: Any, trace: Any, where: str) -> None:
+    """Grad-CAM's layer and LRP's rules of the reliability step against the built model."""
+    rel = config["tracer"]["reliability"]
+    arch = config["tracer"]["model"]["architecture"]
+    if "grad_cam" in rel["methods"]:
+        from causalxai.tracer.reliability import grad_cam_layer
+
+        name = rel["grad_cam_layer"]
+        known = [n for n, _ in model.named_modules() if n]
+        if name != "auto" and name not in known:
+            raise ConfigError(
+                f"tracer.reliability.grad_cam_layer {name!r} is not a module of {arch!r}; use auto or one of "
+                f"{trace.leaves}"
+            )
+        try:
+            layer = grad_cam_layer(model, x, name)
+        except ValueError as exc:
+            raise ConfigError(f"tracer.reliability.grad_cam_layer {name!r} on {arch!r} ({where}): {exc}") from None
+        if trace.calls.get(layer, 0) != 1:
+            raise ConfigError(
+                f"tracer.reliability.grad_cam_layer: Grad-CAM's layer {layer!r} of {arch!r} runs "
+                f"{trace.calls.get(layer, 0)} times per forward pass, not once; name a module that runs once, or "
+                "leave grad_cam out of tracer.reliability.methods"
+            )
+    if "lrp" in rel["methods"] and arch not in BUILTIN_ARCHITECTURES:
+        from causalxai.tracer.reliability import _lrp_rules
+
+        try:
+            with _lrp_rules(model):
+                pass
+        except TypeError as exc:
+            raise ConfigError(f"tracer.reliability.methods: {exc} (tracer.model.architecture {arch!r})") from None
 
 
 def _resolve(node: Mapping[str, Any], schema: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -108,12 +516,15 @@ def check_integers(config: Any, schema: Mapping[str, Any], *, _node: Mapping[str
                 check_integers(value, schema, _node=branch["items"], _key=f"{_key}[{i}]")
 
 
-def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> None:
+def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = None, *,
+                 cache: str | os.PathLike[str] | None = None) -> None:
     """Raise :class:`ConfigError` naming the first key whose value cannot work.
 
     Args:
         config: the config, validated against the schema (defaults filled in).
         schema: ``config/schema.yaml``; when given, :func:`check_integers` runs first.
+        cache: a folder where the checks that need torch remember that they passed (module
+            docstring); None: every check runs.
     """
     if schema is not None:
         check_integers(config, schema)
@@ -161,11 +572,6 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = N
                 f"tracer.interventions.patch ({patch}) is larger than the {d} inputs ({size}x{size}): "
                 f"choose a patch of at most {size}"
             )
-        if tracer["figures"]["samples"] > tracer["n_samples"]:
-            raise ConfigError(
-                f"tracer.figures.samples ({tracer['figures']['samples']}) exceeds tracer.n_samples "
-                f"({tracer['n_samples']}): only analysed samples can be drawn"
-            )
     for name in CONTINUOUS:
         spec = zoo["train"]["hparams"][name]
         if isinstance(spec, Mapping):
@@ -184,3 +590,38 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = N
                 raise ConfigError(f"zoo.train.hparams.{name}: must be > 0, got low {low:g}")
             if name == "l2reg" and low < 0:
                 raise ConfigError(f"zoo.train.hparams.l2reg: must be >= 0, got low {low:g}")
+    _check_tracer_settings(config)
+    _check_samples(config)
+    _check_zoo(config, cache)
+    tracer = config["tracer"]
+    if tracer["datasets"]:
+        if tracer["model"]["architecture"] in BUILTIN_ARCHITECTURES:
+            key = {"shapes": [_input_shape(config, d) for d in tracer["datasets"]],
+                   "architecture": tracer["model"]["architecture"], "dropout": tracer["model"]["dropout"],
+                   "layers": tracer["layers"], "methods": tracer["reliability"]["methods"],
+                   "grad_cam_layer": tracer["reliability"]["grad_cam_layer"]}
+            _memo(cache, "tracer_model", key, lambda: _check_tracer_model(config))
+        else:  # its code lies outside the package: checked every time
+            _check_tracer_model(config)
+
+
+def check_device(device: str) -> None:
+    """The config's ``device`` on this machine: CUDA must be present when asked for.
+
+    The workflow calls it when a run whose jobs run on this machine starts (not for a dry run,
+    nor where jobs are submitted to a cluster: a login node has no GPU, the compute nodes do).
+
+    Raises:
+        ConfigError: naming ``device``, what this machine has and the fix.
+    """
+    if not str(device).startswith("cuda"):
+        return
+    from causalxai.runtime import resolve_device
+
+    try:
+        resolve_device(device)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{exc}. The jobs run on this machine; set device: auto (CUDA when present) or cpu, or submit them "
+            "to GPU nodes (e.g. --profile workflow/profiles/slurm)"
+        ) from None

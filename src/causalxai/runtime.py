@@ -77,7 +77,12 @@ def resolve_device(device: str | torch.device) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device: {str(device)!r} was asked for but no CUDA device is present; use 'auto' or 'cpu'")
+        raise ValueError(f"device: {str(device)!r} was asked for but no CUDA device is present (torch "
+                         f"{torch.__version__}, CUDA build {torch.version.cuda or 'none'}); use 'auto' or 'cpu'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise ValueError(f"device: {str(device)!r} was asked for but this machine has {n} CUDA device(s) "
+                         f"(cuda:0 to cuda:{n - 1}); use 'cuda', 'auto' or one of those")
     return dev
 
 

@@ -8,13 +8,31 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 from causalxai.code import module_files
-from causalxai.config import ZOO_DATASETS, check_config
+from causalxai.config import ZOO_DATASETS, check_config, check_device
 from causalxai.data.dataset import DATASETS as IMAGE_SETS
 from causalxai.data.dataset import download_files
 
-# the schema beside the config once more: integers written as floats (JSON Schema's 1.0 is an integer)
+# Every check before the first job: the schema beside the config once more (integers written as
+# floats: JSON Schema's 1.0 is an integer), then the cross checks of causalxai.config.check_config
+# (sample counts against the splits, image sizes against both networks, TRACER's architecture built
+# once without training to resolve tracer.layers, ...). The checks that need torch remember in
+# .snakemake/ that they passed, so a re-run of an unchanged config does not import torch here.
 with open(workflow.source_path("../../config/schema.yaml")) as _schema:
-    check_config(config, schema=yaml.safe_load(_schema))
+    check_config(
+        config,
+        schema=yaml.safe_load(_schema),
+        cache=os.path.join(".snakemake", "causalxai-checks"),
+    )
+
+
+# CUDA is checked when a run starts (onstart: after the DAG, before the first job; not for a dry
+# run): only then does Snakemake know the executor. Jobs submitted to a cluster (--profile
+# workflow/profiles/slurm) run on its GPU nodes, not on the login node parsing this file, and a
+# job's own Snakemake (not the main process) has nothing to check.
+onstart:
+    if workflow.is_main_process and workflow.local_exec and not workflow.touch:
+        check_device(config["device"])
+
 
 DATASETS = config["datasets"]
 #: zoo_train or zoo_smallcnnzoo (workflow/rules/zoo.smk), the rule that writes results/{dataset}/zoo.nc

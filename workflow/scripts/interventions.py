@@ -17,9 +17,10 @@ start(snakemake, torch_threads=True)
 p = snakemake.params
 model = load_target_model(snakemake.input.weights)
 settings = TracerSettings.from_params(p.tracer)
-layers = observed_layers(model, settings.layers)
 x, y = dataset_tensors(open_result(snakemake.input.dataset), "test")
 idx = open_result(snakemake.input.samples)["interventions"].values
+# in forward order (the order the model registers its modules in may differ), as analyse_one records them
+layers = observed_layers(model, settings.layers, example_input=x[idx[:1]])
 logging.info("%d samples, layers %s", idx.size, layers)
 t0 = time.time()
 ds = interventions_dataset(model, x[idx], settings, sample_ids=idx, labels=y[idx].numpy(),

@@ -201,7 +201,7 @@ class Discriminator(nn.Module):
 
 
 def nn_subset(labels: torch.Tensor | np.ndarray, fraction: float, n_classes: int, seed: int, *,
-              what: str = "nn_fraction") -> np.ndarray:
+              what: str = "tracer.counterfactual_gan.nn_fraction") -> np.ndarray:
     """Indices (sorted) of a random training subset, stratified by class: the one the
     neighbours come from (``nn_fraction``) or the one the GAN trains on (``train_fraction``,
     ``what`` names it in errors).
@@ -363,8 +363,9 @@ def train_counterfactual_gan(
     n_split = len(x)
     # §3.5: the GAN trains on a seeded class-stratified subset; the neighbours' pool is drawn with the
     # same seed, so with equal fractions both are the same subset (the paper's single 10 %)
-    train_idx = torch.as_tensor(nn_subset(y.cpu(), st.train_fraction, n_classes, seed, what="train_fraction"),
-                                device=dev)
+    train_idx = torch.as_tensor(
+        nn_subset(y.cpu(), st.train_fraction, n_classes, seed, what="tracer.counterfactual_gan.train_fraction"),
+        device=dev)
     subset = torch.as_tensor(nn_subset(y.cpu(), nn_fraction, n_classes, seed), device=dev)
     self_pos = torch.full((n_split,), -1, dtype=torch.long, device=dev)
     self_pos[subset] = torch.arange(len(subset), device=dev)

@@ -116,11 +116,12 @@ def ynn(
         ``(N,)`` float32 in [0, 1]; the mean over the counterfactuals is CARLA's yNN.
     """
     if k < 1:
-        raise ValueError(f"ynn: k must be >= 1, got {k}")
+        raise ValueError(f"ynn: k (tracer.counterfactuals.ynn_k) must be >= 1, got {k}")
     cf = to_raw(counterfactual).flatten(1).to(torch.float32)
     ref = to_raw(pool).flatten(1).to(device=cf.device, dtype=torch.float32)
     if len(ref) < k:
-        raise ValueError(f"ynn: the pool has {len(ref)} images, fewer than k = {k}")
+        raise ValueError(f"ynn: the pool (the train split) has {len(ref)} images, fewer than the neighbours k = {k} "
+                         "(tracer.counterfactuals.ynn_k): lower tracer.counterfactuals.ynn_k")
     lab = torch.as_tensor(pool_pred, device=cf.device).long()
     tgt = torch.as_tensor(target, device=cf.device).long()
     out = torch.empty(len(cf), dtype=torch.float32, device=cf.device)

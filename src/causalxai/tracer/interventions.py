@@ -396,11 +396,12 @@ def analyse_one(
     p = next(model.parameters(), None)
     device = model_device(model, device)
     dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
-    names = observed_layers(model, settings.layers)
     to_raw, from_raw = settings.to_raw, settings.from_raw
     t0 = time.perf_counter()
 
     x = x.to(device=device, dtype=dtype)
+    # in the order forward runs them, which need not be the order the model registers them in
+    names = observed_layers(model, settings.layers, example_input=x[None])
     _check_round_trip(x, to_raw, from_raw)
     masks = patch_masks(x.shape[-2], x.shape[-1], settings.patch, settings.stride, device=device)
     b = from_raw(torch.full_like(x, float(settings.baseline)))  # the raw baseline, normalised, per pixel

@@ -37,6 +37,7 @@ Layers are observed by name (``conv1``, ``relu1``, …, ``fc3``), see
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections import OrderedDict
 from typing import Any, Callable, Iterator, Sequence
 
@@ -53,6 +54,9 @@ from causalxai.tracer.settings import ClassifierSettings
 __all__ = [
     "alexnet28",
     "observed_layers",
+    "ForwardTrace",
+    "trace_forward",
+    "check_layers",
     "leaf_modules",
     "train_classifier",
     "evaluate_classifier",
@@ -199,6 +203,129 @@ def observed_layers(
     if example_input is not None:
         names = _execution_order(model, names, example_input)
     return names
+
+
+@dataclasses.dataclass(frozen=True)
+class ForwardTrace:
+    """What one forward pass of a model did, module by module (:func:`trace_forward`).
+
+    Attributes:
+        order: the names of the modules that ran, in the order their forward first finished
+            (a module's output exists only after its children's, so a container follows them).
+        calls: how many times each module that ran was called.
+        outputs: each module's output of its first call.
+        output: the model's output.
+        leaves: the names of the leaf modules (no children) in ``order``'s order.
+    """
+
+    order: list[str]
+    calls: dict[str, int]
+    outputs: dict[str, Any]
+    output: Any
+    leaves: list[str]
+
+    def produces_output(self, name: str) -> bool:
+        """Whether module ``name``'s output is the model's output (the same tensor, or equal)."""
+        out, y = self.outputs.get(name), self.output
+        if out is y:
+            return True
+        return (isinstance(out, torch.Tensor) and isinstance(y, torch.Tensor) and out.shape == y.shape
+                and out.dtype == y.dtype and bool(torch.equal(out, y)))
+
+
+def trace_forward(model: nn.Module, example_input: torch.Tensor) -> ForwardTrace:
+    """One forward pass of ``model`` on ``example_input`` in eval mode without gradients, with a
+    hook on every named module (removed afterwards; the training flag is restored).
+
+    Exceptions of the forward pass propagate unchanged.
+    """
+    names = [n for n, _ in model.named_modules() if n]
+    calls: dict[str, int] = {}
+    outputs: dict[str, Any] = {}
+
+    def note(name: str, module: nn.Module, out: Any) -> None:
+        calls[name] = calls.get(name, 0) + 1
+        outputs.setdefault(name, out)
+
+    with eval_mode(model), forward_hooks(model, names, note), torch.no_grad():
+        y = model(example_input)
+    order = list(calls)  # dicts keep insertion order: the first finish of each module
+    leaves = {n for n, _ in leaf_modules(model)}
+    return ForwardTrace(order, calls, outputs, y, [n for n in order if n in leaves])
+
+
+def check_layers(
+    model: nn.Module, select: str | Sequence[str], example_input: torch.Tensor
+) -> list[str]:
+    """The layers TRACER observes (:func:`observed_layers`), in forward order, or ``ValueError``.
+
+    Runs the model once on ``example_input`` (a batch of at least one input) and refuses a
+    selection TRACER cannot use, whatever order the model registers its modules in:
+
+    * an item listed twice, or one that is neither a keyword (:data:`SELECT_KEYWORDS`), a
+      module name nor a module type name (the error lists the modules in forward order);
+    * a selected module that never runs, or runs more than once per forward (a shared module
+      has no single output), or whose output is not a tensor with the batch axis;
+    * module names listed in another order than forward runs them;
+    * fewer than 2 layers (TRACER groups consecutive layers by their CKA);
+    * a selection whose last layer is not the model's output (the logits): the last causal
+      node is the output, whose change the interventions' effects are measured on.
+
+    Args:
+        model: the classifier.
+        select: the selection as :func:`observed_layers` takes it (``tracer.layers``).
+        example_input: one batch the model takes, e.g. zeros of the data set's shape.
+
+    Returns:
+        The selected module names in the order their forward finished on ``example_input``.
+    """
+    items = [select] if isinstance(select, str) else [str(i) for i in select]
+    twice = [i for k, i in enumerate(items) if i in items[:k]]
+    if twice:
+        raise ValueError(f"lists {sorted(set(twice), key=items.index)} more than once; name each layer once")
+    trace = trace_forward(model, example_input)
+    named = dict((n, m) for n, m in model.named_modules() if n)
+    types = sorted({type(m).__name__ for m in named.values()})
+    unknown = [i for i in items if i not in SELECT_KEYWORDS and i not in named and i not in types]
+    if unknown:
+        raise ValueError(
+            f"{unknown} {'is' if len(unknown) == 1 else 'are'} not a module of {type(model).__name__}; its leaf "
+            f"modules in forward order are {trace.leaves} (types {types}, keywords {list(SELECT_KEYWORDS)})"
+        )
+    names = observed_layers(model, items)
+    never = [n for n in names if n not in trace.calls]
+    if never:
+        raise ValueError(f"{never} never run in the forward pass; observe modules that run: {trace.leaves}")
+    shared = {n: trace.calls[n] for n in names if trace.calls[n] > 1}
+    if shared:
+        raise ValueError(
+            f"{', '.join(f'{n!r} runs {c} times' for n, c in shared.items())} per forward pass: a module used "
+            "more than once has no single output to observe; give each use a module of its own, or observe others"
+        )
+    batch = len(example_input)
+    no_batch = [n for n in names if not isinstance(trace.outputs[n], torch.Tensor)
+                or trace.outputs[n].dim() < 1 or trace.outputs[n].shape[0] != batch]
+    if no_batch:
+        raise ValueError(f"{no_batch} do not return one tensor with a row per input; observe other modules")
+    ordered = sorted(names, key=trace.order.index)
+    listed = [i for i in items if i in named]
+    in_order = [n for n in ordered if n in listed]
+    if listed != in_order:
+        raise ValueError(f"lists {listed}, but forward runs them as {in_order}: list the layers in forward order")
+    if len(ordered) < 2:
+        raise ValueError(
+            f"selects {len(ordered)} layer ({ordered}); TRACER groups consecutive layers by their CKA into causal "
+            "nodes and needs at least 2 (e.g. the hidden activations and the output layer)"
+        )
+    last = ordered[-1]
+    if not trace.produces_output(last):
+        makers = [n for n in trace.order if trace.produces_output(n)]
+        fix = (f"end the list at {makers[0]!r}, the module whose output is the model's output" if makers else
+               "no module returns the model's output (forward applies a function after its last module): "
+               "make the last step a module")
+        raise ValueError(f"ends at {last!r}, which is not the model's output (the logits), so the last causal node "
+                         f"would not be the prediction; {fix}")
+    return ordered
 
 
 # ---------------------------------------------------------------------------------------
