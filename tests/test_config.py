@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import numpy as np
@@ -452,3 +453,16 @@ def test_class_needs_are_what_the_class_balanced_draw_takes(n):
     labels = np.repeat(np.arange(10), 50)
     drawn = class_balanced_indices(labels, n, seed=0)
     assert np.bincount(labels[drawn], minlength=10).tolist() == _class_needs(n, 10).tolist()
+
+
+@pytest.mark.parametrize("key", ["hparam", "kernel_comparison", "kernel_example"])
+def test_a_figure_hyperparameter_without_a_control_group_is_refused(key):
+    cfg = load()
+    cfg["zoo"]["train"]["hparams"]["activation"] = ["relu"]
+    value = {"hparam": "activation", "value": "relu", "image": 0} if key == "kernel_example" else "activation"
+    cfg["effects"]["figures"][key] = value
+    dotted = f"effects.figures.{key}" + (".hparam" if key == "kernel_example" else "")
+    with pytest.raises(ConfigError, match=re.escape(f"{dotted} 'activation' takes a single value in this zoo")):
+        validated(cfg)
+    cfg["effects"]["figures"][key] = {**value, "hparam": "dropout"} if key == "kernel_example" else "dropout"
+    validated(cfg)

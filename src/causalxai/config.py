@@ -38,6 +38,7 @@ import numpy as np
 
 from causalxai.data.dataset import N_CLASSES
 from causalxai.study.buckets import assign_buckets, bucket_labels, validate_edges
+from causalxai.study.estimators.treatments import check_figure_hparam
 from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS
 
 __all__ = ["ConfigError", "check_config", "check_device", "check_integers", "zoo_min_input_side"]
@@ -540,6 +541,11 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = N
                 f"datasets: {bad} have no Small CNN Zoo; with zoo.source: smallcnnzoo use "
                 f"{list(ZOO_DATASETS)}, or set zoo.source: train"
             )
+    for key in ("effects.figures.hparam", "effects.figures.kernel_comparison", "effects.figures.kernel_example.hparam"):
+        try:
+            check_figure_hparam(config, key)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if zoo["source"] == "train" and config["explain"]["shards"] > zoo["n_models"]:
         raise ConfigError(
             f"explain.shards ({config['explain']['shards']}) exceeds zoo.n_models ({zoo['n_models']}): "

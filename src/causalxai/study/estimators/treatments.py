@@ -147,17 +147,25 @@ def figure_hparam_choices(config: Mapping[str, Any]) -> list[str]:
     return [*out, PLACEBO]
 
 
-def check_figure_hparam(config: Mapping[str, Any]) -> None:
-    """Refuse an ``effects.figures.hparam`` the effects of this config cannot hold
+def check_figure_hparam(config: Mapping[str, Any], key: str = "effects.figures.hparam") -> None:
+    """Refuse a figure's hyperparameter (``key``: ``effects.figures.hparam``, ``.kernel_comparison``
+    or ``.kernel_example.hparam``) that the effects of this config cannot hold
     (:func:`figure_hparam_choices`), naming the key and the choices: before any job runs,
     not after the effects are estimated.
+
+    Args:
+        config: the workflow's config (validated, defaults filled in).
+        key: the dotted config key of the figure's hyperparameter.
 
     Raises:
         ValueError: the hyperparameter is unknown or takes a single value in this zoo.
     """
-    hparam = config.get("effects", {}).get("figures", {}).get("hparam", "optimizer")
+    value: Any = config
+    for part in key.split("."):
+        value = value.get(part, {}) if isinstance(value, Mapping) else {}
+    hparam = value if isinstance(value, str) else "optimizer"
     choices = figure_hparam_choices(config)
     if hparam not in choices:
         why = ("takes a single value in this zoo (no control group, so no effect)" if hparam in HPARAMS
                else "is not a hyperparameter")
-        raise ValueError(f"effects.figures.hparam {hparam!r} {why}: choose one of {', '.join(choices)}")
+        raise ValueError(f"{key} {hparam!r} {why}: choose one of {', '.join(choices)}")
