@@ -18,7 +18,8 @@ def test_roundtrip_with_provenance(tmp_path):
     np.testing.assert_array_equal(back["a"].values, ds["a"].values)
     prov = io.provenance(back)
     assert prov == {"step": "demo", "causalxai_version": causalxai.__version__, "seed": 3,
-                    "config": {"edges": [0, 50, 100], "x": None}}
+                    "config": {"edges": [0, 50, 100], "x": None}, "inputs": {},
+                    "content_id": io.content_id("demo", {"edges": [0, 50, 100], "x": None}, 3)}
     assert list(tmp_path.joinpath("sub").iterdir()) == [path]  # no temporary file left
 
 
@@ -74,7 +75,7 @@ def test_write_streamed_is_atomic(tmp_path):
     back = io.open(tmp_path / "a.nc")
     np.testing.assert_array_equal(back["w"].values, np.arange(5))
     assert io.provenance(back) == {"step": "s", "causalxai_version": back.attrs["causalxai_version"], "seed": 3,
-                                   "config": {"k": 2}}
+                                   "config": {"k": 2}, "inputs": {}, "content_id": io.content_id("s", {"k": 2}, 3)}
     assert back.attrs["done"] == "[1, 2]" and back.attrs["note"] == '{"a": 1}'
     with pytest.raises(RuntimeError):
         with io.write_streamed(skeleton, tmp_path / "b.nc", step="s") as nc:
@@ -194,7 +195,7 @@ def test_a_swapped_input_is_refused_naming_both_files(workdir):
             call()
         msg = str(err.value)
         assert "results/zoo.nc" in msg and old in msg and new in msg and "step zoo" in msg
-        assert "--forcerun results/zoo.nc" in msg and "--forcerun results/" in msg
+        assert "--forcerun results/zoo.nc" in msg and "--forcerun results/effects.nc" in msg
     assert isinstance(err.value, ValueError)
     # the chain is followed: buckets.nc, made from the old zoo.nc, is refused too
     with pytest.raises(io.ProvenanceError, match=r"results/buckets.nc \(step buckets\) was made from another "

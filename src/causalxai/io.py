@@ -154,7 +154,7 @@ def _display(path: str | os.PathLike[str]) -> str:
 
 def forcerun_advice(path: str | os.PathLike[str]) -> str:
     """The command that makes ``path`` again, and every file made from it, with the current config."""
-    return f"snakemake --cores N --forcerun {_display(path)} (with your run's --configfile and options)"
+    return f"snakemake --cores N --forcerun {_display(path)} (with your usual --configfile and options)"
 
 
 @dataclass(frozen=True)
@@ -405,11 +405,11 @@ def _compare(made: Path, made_header: _Header, source: Path, entry: Mapping[str,
     kind = "content id" if _is_netcdf(source) else "SHA-256"
     raise ProvenanceError(
         f"{_display(made)} (step {made_header.step}) was made from another {_display(source)}: "
-        f"it recorded {kind} {_describe_id(entry['id'], entry.get('step'))}, the file there now has "
+        f"it recorded {kind} {_describe_id(entry['id'], entry.get('step'))}; the file there now has "
         f"{_describe_id(now, now_step)}. One of the two is stale (restored from a backup, copied in, "
-        "or left by another config). Make the input again with the current config, and every file "
-        f"made from it: {forcerun_advice(source)}; or, if {_display(source)} is the one you want, "
-        f"make again what was made from the other: {forcerun_advice(made)}"
+        "or left by another config). Make it and every file made from it again with the current "
+        f"config: {forcerun_advice(source)}; or, to keep this {_display(source)}, make again the files "
+        f"made from the other one, starting with --forcerun {_display(made)}"
     )
 
 
@@ -685,14 +685,18 @@ def open_lazy(
 
 
 def provenance(ds: xr.Dataset) -> dict[str, Any]:
-    """The provenance attributes of a result: step, config (parsed), seed, version."""
+    """The provenance attributes of a result: step, config (parsed), seed, version, its content id
+    and the inputs it was made from (parsed; None and {} for a file of an older version)."""
     out: dict[str, Any] = {
         "step": ds.attrs.get("step"),
         "causalxai_version": ds.attrs.get("causalxai_version"),
         "seed": ds.attrs.get("seed"),
+        "content_id": ds.attrs.get("content_id"),
     }
     raw = ds.attrs.get("config")
     out["config"] = json.loads(raw) if isinstance(raw, str) else {}
+    raw = ds.attrs.get("inputs")
+    out["inputs"] = json.loads(raw) if isinstance(raw, str) else {}
     return out
 
 

@@ -115,6 +115,10 @@ def test_a_restored_zoo_is_refused_naming_both_files(work, copy_runner):
     assert res.returncode != 0 and "rule prediction_figure: results/digits/predictions.nc (step predictions) " \
                                    "was made from another results/digits/zoo.nc" in out, out[-3000:]
     assert "ProvenanceError" in (work / "logs/digits/prediction_figure.log").read_text()
+    # the advice: --forcerun of a file makes it and every file made from it again
+    res = copy_runner.run(work, "--dry-run", "--forcerun", "results/digits/zoo.nc", cores=2, configfiles=[cfg])
+    jobs = copy_runner.planned_jobs(res.stdout + res.stderr)
+    assert res.returncode == 0 and jobs["zoo_train"] == 1 and jobs["effects"] == 1 and "target_model" not in jobs, jobs
 
 
 def test_a_truncated_zoo_is_reported_before_any_output_is_deleted(work, copy_runner):

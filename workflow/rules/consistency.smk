@@ -42,11 +42,12 @@ def list_stale_results(workflow):
     """For the default target (no --until, --omit-from or --batch, which plan part of it only),
     warn about the files under results/ that no job of the plan makes and list them all in
     logs/stale_files.txt (removed when there are none)."""
-    dag, settings = workflow.dag, workflow.dag_settings
-    default = {rule.name for rule in dag.targetrules} == {workflow.default_target}
-    if not default or dag.targetfiles or settings.until or settings.omit_from or settings.batch:
+    settings = workflow.dag_settings
+    targets = set(settings.targets)  # --forcerun and --prioritize add targets too, not other outputs
+    default = not settings.target_jobs and targets <= {workflow.default_target}
+    if not default or settings.until or settings.omit_from or settings.batch:
         return
-    stale = stale_files(RESULTS_FOLDER, planned_files(dag))
+    stale = stale_files(RESULTS_FOLDER, planned_files(workflow.dag))
     write_listing(stale, STALE_LISTING)
     if stale:
         logger.warning(stale_message(stale, STALE_LISTING, RESULTS_FOLDER))
