@@ -257,13 +257,13 @@ def test_files_without_provenance_are_accepted(workdir):
     io.open(copied)  # its recorded paths cannot be resolved: read as it is
 
 
-def test_atomic_path_gives_the_temporary_file_the_destination_name(workdir):
+def test_atomic_path_names_the_temporary_file_without_a_random_part(workdir):
     torch = pytest.importorskip("torch")
     digests = []
     for where in ("a", "b"):
         dest = workdir / where / "model.pt"
         with io.atomic_path(dest) as tmp:
-            assert tmp.name == "model.pt" and tmp.parent != dest.parent
+            assert tmp.name == "model.pt.tmp" and tmp.parent.name.endswith(".tmp") and tmp.parent.parent == dest.parent
             torch.save({"w": torch.arange(3.0)}, tmp)  # torch names its archive folder after the file
         assert sorted(p.name for p in dest.parent.iterdir()) == ["model.pt"]
         digests.append(io.file_id(dest))

@@ -86,11 +86,12 @@ def _attr_value(value: Any) -> Any:
 class atomic_path:
     """Context manager yielding a temporary path that replaces ``path`` on success.
 
-    The temporary file has the destination's name, inside a hidden temporary folder beside it
-    (``.NAME.XXXX.tmp/NAME``): writers that store the file's name in the file (``torch.save``
-    names its archive folder after it) write the same bytes as a direct write would, so equal
-    results have equal bytes (and equal ids, :func:`file_id`). On an exception the temporary
-    folder is removed and ``path`` is left untouched.
+    The temporary file is ``NAME.tmp`` inside a hidden temporary folder beside the destination
+    (``.NAME.XXXX.tmp/NAME.tmp``): its name holds no random part, so writers that store the
+    file's name in the file (``torch.save`` names its archive folder after it) write the same
+    bytes for the same result in every run (and the same ids, :func:`file_id`); and it does not
+    end in the destination's suffix, so a search for ``*.nc`` never finds a partial file. On an
+    exception the temporary folder is removed and ``path`` is left untouched.
     """
 
     def __init__(self, path: str | os.PathLike[str]):
@@ -99,7 +100,7 @@ class atomic_path:
     def __enter__(self) -> Path:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.folder = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
-        self.tmp = self.folder / self.path.name
+        self.tmp = self.folder / f"{self.path.name}.tmp"
         self.tmp.touch()
         return self.tmp
 
