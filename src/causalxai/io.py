@@ -324,13 +324,12 @@ def content_id(
 
 def _root(path: str | os.PathLike[str], recorded: str | None) -> Path | None:
     """The working directory ``path`` was written from: its absolute path less its recorded
-    relative ``path`` attribute; None where they disagree (a file copied elsewhere)."""
-    if not recorded:
+    relative ``path`` attribute; None where that is unknown (a file written outside the working
+    directory records an absolute path) or they disagree (a file copied elsewhere)."""
+    if not recorded or Path(recorded).is_absolute():
         return None
     full = Path(os.path.abspath(path))
     rec = Path(recorded)
-    if rec.is_absolute():
-        return Path(os.getcwd()) if rec == full else None
     if full.parts[-len(rec.parts):] != rec.parts:
         return None
     return Path(*full.parts[: -len(rec.parts)])
