@@ -8,7 +8,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 from causalxai.code import module_files
-from causalxai.config import ZOO_DATASETS, check_config, check_device
+from causalxai.config import ZOO_DATASETS, check_config
 from causalxai.data.dataset import DATASETS as IMAGE_SETS
 from causalxai.data.dataset import download_files
 
@@ -25,13 +25,7 @@ with open(workflow.source_path("../../config/schema.yaml")) as _schema:
     )
 
 
-# CUDA is checked when a run starts (onstart: after the DAG, before the first job; not for a dry
-# run): only then does Snakemake know the executor. Jobs submitted to a cluster (--profile
-# workflow/profiles/slurm) run on its GPU nodes, not on the login node parsing this file, and a
-# job's own Snakemake (not the main process) has nothing to check.
-onstart:
-    if workflow.is_main_process and workflow.local_exec and not workflow.touch:
-        check_device(config["device"])
+# CUDA is checked when a run starts, in the run's one onstart hook (rules/consistency.smk).
 
 
 DATASETS = config["datasets"]

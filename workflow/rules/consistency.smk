@@ -1,5 +1,10 @@
 # A consistent results folder (README, "A consistent results folder"). At the start of a run
 # (Snakemake's onstart: a run with jobs to do, not a dry run), before any job starts:
+# - device: cuda is checked (causalxai.config.check_device) when the jobs run on this machine:
+#   only then does Snakemake know the executor; jobs submitted to a cluster (--profile
+#   workflow/profiles/slurm) run on its GPU nodes, not on the login node parsing this file, and a
+#   job's own Snakemake (not the main process) has nothing to check. Snakemake keeps one onstart
+#   hook per workflow: every start-of-run check lives here;
 # - the netCDF inputs the jobs read from disk are checked (causalxai.io.check_inputs): one that
 #   cannot be read, or that was made from another version of its own inputs, stops the run here,
 #   before Snakemake deletes the outputs of the jobs that would read it;
@@ -10,6 +15,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 from causalxai import io as result_io
+from causalxai.config import check_device
 from causalxai.stale import stale_files, stale_message, write_listing
 
 #: the folder whose stale files are listed, and the listing
@@ -54,6 +60,8 @@ def list_stale_results(workflow):
 
 
 onstart:
+    if workflow.is_main_process and workflow.local_exec and not workflow.touch:
+        check_device(config["device"])
     list_stale_results(workflow)
     if not workflow.touch:
         check_run_inputs(workflow.dag)
