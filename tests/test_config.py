@@ -324,7 +324,8 @@ def test_check_config_refuses_before_any_job(values, needle):
         {"data__image_size": 15, "tracer__interventions__patch": 3},  # the zoo network's smallest input
         {"images__n_images": 350},  # 35 per class: within the bound, no digits loaded
         {"tracer__reliability__grad_cam_layer": "relu4"},
-        {"zoo__train__hparams": {**SINGLE_VALUES, "dropout": {"low": 0.0, "high": 0.7}}},  # one varies
+        {"zoo__train__hparams": {**SINGLE_VALUES, "dropout": {"low": 0.0, "high": 0.7}},  # one varies, and it is
+         "effects__figures": {"hparam": "dropout", "kernel_comparison": "dropout"}},  # the figures' hyperparameter
     ],
 )
 def test_check_config_accepts(values):

@@ -541,11 +541,6 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = N
                 f"datasets: {bad} have no Small CNN Zoo; with zoo.source: smallcnnzoo use "
                 f"{list(ZOO_DATASETS)}, or set zoo.source: train"
             )
-    for key in ("effects.figures.hparam", "effects.figures.kernel_comparison", "effects.figures.kernel_example.hparam"):
-        try:
-            check_figure_hparam(config, key)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
     if zoo["source"] == "train" and config["explain"]["shards"] > zoo["n_models"]:
         raise ConfigError(
             f"explain.shards ({config['explain']['shards']}) exceeds zoo.n_models ({zoo['n_models']}): "
@@ -599,6 +594,11 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = N
     _check_tracer_settings(config)
     _check_samples(config)
     _check_zoo(config, cache)
+    for key in ("effects.figures.hparam", "effects.figures.kernel_comparison", "effects.figures.kernel_example.hparam"):
+        try:
+            check_figure_hparam(config, key)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     tracer = config["tracer"]
     if tracer["datasets"]:
         if tracer["model"]["architecture"] in BUILTIN_ARCHITECTURES:
