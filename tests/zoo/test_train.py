@@ -150,3 +150,33 @@ def test_chunks_are_homogeneous_and_cover_every_model():
         assert 1 <= len(c) <= 16
         assert hp.optimizer[c].nunique() == 1 and hp.activation[c].nunique() == 1
         assert (np.diff(hp.train_fraction[c].to_numpy()) >= 0).all()
+
+
+def test_the_zoo_does_not_depend_on_the_chunk_size(digits):
+    """The random draws come in blocks of RNG_BLOCK models, each from its own generator, and a chunk
+    is whole blocks: 16, 30 or 1,000 models at a time give the same zoo, bit for bit (one thread;
+    torch's threaded kernels may sum in another order, as another thread count does)."""
+    from causalxai.zoo.train import RNG_BLOCK, chunk_blocks, make_chunks
+
+    x, y = digits
+    # one (optimizer, activation) group of 40 models: three blocks; subsets of 6-30 images keep it fast
+    spec = {"optimizer": ["adam"], "activation": ["relu"], "dropout": {"low": 0.1, "high": 0.5, "scale": "linear"},
+            "train_fraction": {"low": 0.03, "high": 0.15, "scale": "log"}}
+    hp = sample_hparams(40, spec, seed=3)
+    blocks = make_chunks(hp, RNG_BLOCK)
+    assert [len(c) for c in chunk_blocks(hp, blocks, 5)] == [1, 1, 1]  # never less than a block
+    assert [len(c) for c in chunk_blocks(hp, blocks, 16)] == [1, 1, 1]
+    assert chunk_blocks(hp, blocks, 30) == [[0, 1], [2]]  # blocks of 14, 13, 13 models
+    assert [len(c) for c in chunk_blocks(hp, blocks, 1000)] == [3]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        runs = {c: train_zoo(x[:200], y[:200], x[200:250], y[200:250], n_models=40, hparam_spec=spec, seed=3,
+                             settings=TrainSettings(epochs=3, batch_size=8, chunk_size=c, device="cpu"))
+                for c in (16, 30, 1000)}
+    finally:
+        torch.set_num_threads(threads)
+    w16, _, m16, _ = runs[16]
+    for c, (w, _, m, _) in runs.items():
+        np.testing.assert_array_equal(w, w16, err_msg=f"chunk_size {c}")
+        pd.testing.assert_frame_equal(m, m16)

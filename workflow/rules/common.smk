@@ -132,12 +132,19 @@ def zoo_download_params(wildcards):
     return {"url": z["url"].format(dataset=wildcards.dataset), "sha256": z["sha256"].get(wildcards.dataset)}
 
 
+# Settings that cannot change a step's result are not params: changing them re-runs nothing. The
+# scripts read them from snakemake.config: `device`, zoo.train.chunk_size, explain.chunk_size and
+# explain.shards (the shard files' names carry the count), tracer.interventions.batch_size (inputs per
+# forward pass of the TRACER steps). Training batch sizes change results and stay params.
+
+
 def zoo_train_params(wildcards):
+    """zoo.train's settings but chunk_size: the zoo's random draws come in blocks of 16 models
+    whatever the chunk (causalxai.zoo.train.RNG_BLOCK), so chunk_size does not change the zoo."""
     return {
         "n_models": config["zoo"]["n_models"],
         "seed": config["seed"],
-        "device": config["device"],
-        **config["zoo"]["train"],
+        **{k: v for k, v in config["zoo"]["train"].items() if k != "chunk_size"},
     }
 
 
@@ -152,14 +159,10 @@ def smallcnnzoo_params(wildcards):
 
 
 def explain_common_params(wildcards):
+    """The settings of predictions and every method: not chunk_size (models per pass) or the device,
+    which the scripts read from snakemake.config (the maps do not depend on them)."""
     e = config["explain"]
-    return {
-        "output": e["output"],
-        "dtype": e["dtype"],
-        "chunk_size": e["chunk_size"],
-        "device": config["device"],
-        "seed": config["seed"],
-    }
+    return {"output": e["output"], "dtype": e["dtype"], "seed": config["seed"]}
 
 
 def explain_method_params(wildcards):
@@ -169,7 +172,6 @@ def explain_method_params(wildcards):
     return {
         **explain_common_params(wildcards),
         "method": wildcards.method,
-        "shards": e["shards"],
         **own.get(wildcards.method, {}),
     }
 

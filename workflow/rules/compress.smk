@@ -34,9 +34,8 @@ rule compress:
     params:
         compress=config["tracer"]["compress"],
         layers=config["tracer"]["layers"],
-        tracer=tracer_params("layers", "patch", "stride", "baseline", "batch_size", "kernel", "eps", "eps_sweep"),
+        tracer=tracer_params("layers", "patch", "stride", "baseline", "kernel", "eps", "eps_sweep"),
         seed=config["seed"],
-        device=config["device"],
     threads: 8
     resources:
         gpu=1,

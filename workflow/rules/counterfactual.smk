@@ -14,7 +14,6 @@ rule counterfactual_gan:
     params:
         gan=config["tracer"]["counterfactual_gan"],
         seed=config["seed"],
-        device=config["device"],
     threads: 8
     resources:
         gpu=1,
@@ -39,7 +38,6 @@ rule wachter_counterfactuals:
         wachter=config["tracer"]["wachter"],
         samples={k: config["tracer"]["counterfactuals"][k] for k in ("n_correct", "sparsity_tol", "ynn_k")},
         seed=config["seed"],
-        device=config["device"],
     threads: 8
     resources:
         gpu=1,
@@ -83,9 +81,8 @@ rule counterfactuals:
         ),
     params:
         counterfactuals=config["tracer"]["counterfactuals"],
-        tracer=tracer_params("layers", "patch", "stride", "baseline", "batch_size", "kernel", "eps", "mask_threshold"),
+        tracer=tracer_params("layers", "patch", "stride", "baseline", "kernel", "eps", "mask_threshold"),
         seed=config["seed"],
-        device=config["device"],
     threads: 8
     resources:
         gpu=1,

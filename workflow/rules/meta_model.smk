@@ -14,7 +14,6 @@ rule meta_model:
     params:
         meta_model=config["meta_model"],
         seed=config["seed"],
-        device=config["device"],
     threads: 8
     resources:
         gpu=1,

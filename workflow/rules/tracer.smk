@@ -23,7 +23,6 @@ rule target_model:
     params:
         model=config["tracer"]["model"],
         seed=config["seed"],
-        device=config["device"],
     threads: 8
     resources:
         gpu=1,
@@ -66,9 +65,8 @@ rule interventions:
     output:
         interventions="results/{dataset}/tracer/interventions.nc",
     params:
-        tracer=tracer_params("layers", "patch", "stride", "baseline", "batch_size", "kernel"),
+        tracer=tracer_params("layers", "patch", "stride", "baseline", "kernel"),
         seed=config["seed"],
-        device=config["device"],
     threads: 8
     resources:
         gpu=1,
@@ -109,8 +107,7 @@ rule ace:
     output:
         ace="results/{dataset}/tracer/ace.nc",
     params:
-        tracer=tracer_params("mask_threshold", "top_k", "top_units", "batch_size"),
-        device=config["device"],
+        tracer=tracer_params("mask_threshold", "top_k", "top_units"),
     threads: 8
     resources:
         gpu=1,
@@ -172,9 +169,8 @@ rule reliability:
         ),
     params:
         reliability=config["tracer"]["reliability"],
-        tracer=tracer_params("patch", "stride", "baseline", "batch_size", "mask_threshold"),
+        tracer=tracer_params("patch", "stride", "baseline", "mask_threshold"),
         seed=config["seed"],
-        device=config["device"],
     threads: 8
     resources:
         gpu=1,

@@ -15,13 +15,14 @@ from common import start
 start(snakemake, torch_threads=True)
 
 p = snakemake.params
-cfg = dict(p.tracer)
+# inputs per forward pass and device: read from the config, not params (changing them re-runs nothing)
+cfg = {**p.tracer, "batch_size": snakemake.config["tracer"]["interventions"]["batch_size"]}
 settings = TracerSettings.from_params(cfg)
 inter = open_result(snakemake.input.interventions)
 nodes = open_result(snakemake.input.nodes)
 ds = ace_dataset(inter, nodes["group"], settings)
 logging.info("ACE of %d samples; mean mask share %.3f", ds.sizes["sample"], float(ds["mask"].mean()))
-model = load_target_model(snakemake.input.weights).to(resolve_device(p.device))
+model = load_target_model(snakemake.input.weights).to(resolve_device(snakemake.config["device"]))
 validation = node_validation_dataset(model, inter, nodes["group"], settings, progress=True)
 agreement = ace_ablation_agreement(ds["ace"], validation["ablation_kl"])
 ds = ds.merge(validation, combine_attrs="override").merge(agreement, combine_attrs="override")

@@ -23,6 +23,10 @@ start(snakemake, torch_threads=True)
 p = snakemake.params
 out = snakemake.output
 cfg = dict(p.compress)
+# inputs per forward pass and device: read from the config, not params (changing them re-runs nothing)
+batch_size = snakemake.config["tracer"]["interventions"]["batch_size"]
+device = snakemake.config["device"]
+tracer = TracerSettings.from_params({**p.tracer, "batch_size": batch_size})
 settings = CompressSettings.from_params({**cfg, "seed": p.seed})
 model = load_target_model(snakemake.input.weights)
 ckpt = torch.load(snakemake.input.weights, map_location="cpu", weights_only=True)
@@ -37,14 +41,14 @@ x_test, y_test = dataset_tensors(data, "test")
 random_mech = None
 if settings.random_weights:
     idx = open_result(snakemake.input.samples)["interventions"].values[: settings.random_weights_samples]
-    random_mech = random_weight_mechanisms(model, x_test[idx], TracerSettings.from_params(p.tracer), seed=p.seed,
+    random_mech = random_weight_mechanisms(model, x_test[idx], tracer, seed=p.seed,
                                            labels=y_test[idx].numpy(), sample_ids=idx,
-                                           device=resolve_device(p.device), progress=True)
+                                           device=resolve_device(device), progress=True)
     logging.info("random-weight copy, %d samples: mechanisms\n%s (%.1f s)", idx.size,
                  random_mech[["composition", "coverage"]].to_dataframe().to_string(), time.time() - t0)
 ds, models = compress_dataset(model, mech, dataset_tensors(data, "train"), (x_test, y_test), settings,
                               random_mechanisms=random_mech, dropout=float(dict(ckpt["kwargs"]).get("dropout", 0.5)),
-                              device=p.device, threads=snakemake.threads, progress=True)
+                              device=device, threads=snakemake.threads, progress=True)
 for note in ds.attrs["notes"]:
     if note:
         logging.warning("compress: %s", note)
@@ -67,4 +71,4 @@ with atomic_path(out.table_layers) as tmp:
     layers_df.to_csv(tmp, index=False)
 plot_compression(ds, out.figure)
 write_dataset(ds, out.compress, step="compress", seed=p.seed,
-              config={**cfg, "random_weights_tracer": dict(p.tracer), "layers": layers, "device": p.device})
+              config={**cfg, "random_weights_tracer": dict(p.tracer), "layers": layers, "device": device})

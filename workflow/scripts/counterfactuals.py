@@ -29,9 +29,11 @@ start(snakemake, torch_threads=True)
 p, inp, out = snakemake.params, snakemake.input, snakemake.output
 cfg = dict(p.counterfactuals)
 settings = CounterfactualSettings.from_params({**cfg, "seed": p.seed})
-device = resolve_device(p.device)
+# inputs per forward pass and device: read from the config, not params (changing them re-runs nothing)
+batch_size = snakemake.config["tracer"]["interventions"]["batch_size"]
+device = resolve_device(snakemake.config["device"])
 model = load_target_model(inp.weights)
-tracer = TracerSettings.from_params(p.tracer)
+tracer = TracerSettings.from_params({**p.tracer, "batch_size": batch_size})
 generator, discriminator, _ = load_gan(inp.gan)
 data = open_result(inp.dataset)
 x_train, y_train = dataset_tensors(data, "train")

@@ -10,11 +10,13 @@ from common import start
 
 start(snakemake, torch_threads=True)
 
-cfg = dict(snakemake.params.explain)
+# models per pass and device: read from the config, not params (changing them re-runs nothing)
+cfg = {**snakemake.params.explain, "chunk_size": snakemake.config["explain"]["chunk_size"],
+       "device": snakemake.config["device"]}
 t0 = time.time()
 # the zoo and the predictions are read lazily: only this shard's rows are loaded
 with open_lazy(snakemake.input.zoo) as zoo, open_lazy(snakemake.input.predictions) as predictions:
-    models = model_shard(zoo.sizes["model"], cfg["shards"], snakemake.params.shard)
+    models = model_shard(zoo.sizes["model"], snakemake.config["explain"]["shards"], snakemake.params.shard)
     ds = explain_zoo(
         zoo, open_result(snakemake.input.images), predictions,
         cfg["method"], ExplainSettings.from_config(cfg), models, normalise=False,

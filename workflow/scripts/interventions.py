@@ -16,7 +16,9 @@ start(snakemake, torch_threads=True)
 
 p = snakemake.params
 model = load_target_model(snakemake.input.weights)
-settings = TracerSettings.from_params(p.tracer)
+# inputs per forward pass and device: read from the config, not params (changing them re-runs nothing)
+batch_size = snakemake.config["tracer"]["interventions"]["batch_size"]
+settings = TracerSettings.from_params({**p.tracer, "batch_size": batch_size})
 x, y = dataset_tensors(open_result(snakemake.input.dataset), "test")
 idx = open_result(snakemake.input.samples)["interventions"].values
 # in forward order (the order the model registers its modules in may differ), as analyse_one records them
@@ -24,9 +26,9 @@ layers = observed_layers(model, settings.layers, example_input=x[idx[:1]])
 logging.info("%d samples, layers %s", idx.size, layers)
 t0 = time.time()
 ds = interventions_dataset(model, x[idx], settings, sample_ids=idx, labels=y[idx].numpy(),
-                           device=resolve_device(p.device), progress=True)
+                           device=resolve_device(snakemake.config["device"]), progress=True)
 logging.info("analysed %d samples x %d interventions in %.1f s (%.2f s per sample)", idx.size,
              ds.sizes["intervention"], time.time() - t0, (time.time() - t0) / idx.size)
 ds["sample"].attrs["description"] = "index of the sample among the dataset's test split"
 write_dataset(ds, snakemake.output.interventions, step="interventions",
-              config={**p.tracer, "layers": layers, "n_samples": int(idx.size)}, seed=p.seed)
+              config={**p.tracer, "batch_size": batch_size, "layers": layers, "n_samples": int(idx.size)}, seed=p.seed)

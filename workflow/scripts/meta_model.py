@@ -14,10 +14,11 @@ start(snakemake, torch_threads=True, bounded_heap=True)
 p = snakemake.params
 inp = snakemake.input
 cfg = dict(p.meta_model)
+device = snakemake.config["device"]  # not a param: changing it re-runs nothing
 t0 = time.time()
 ds = fit_meta_model(
     open_hparams(inp.zoo), open_result(inp.images), open_result(inp.predictions, variables=["target"]),
-    MetaModelSettings.from_params(cfg, p.seed, p.device),
+    MetaModelSettings.from_params(cfg, p.seed, device),
 )
 
 for s in ds["subset"].values:
@@ -27,4 +28,4 @@ for s in ds["subset"].values:
         s, r["accuracy"], r["n_eval_models"], r["train_accuracy"], r["n_train_models"], r["chance_accuracy"],
     )
 logging.info("meta_model in %.1f s", time.time() - t0)
-write_dataset(ds, snakemake.output.meta_model, step="meta_model", config={**cfg, "device": p.device}, seed=p.seed)
+write_dataset(ds, snakemake.output.meta_model, step="meta_model", config={**cfg, "device": device}, seed=p.seed)

@@ -17,12 +17,14 @@ start(snakemake, torch_threads=True)
 
 p = snakemake.params
 cfg = {k: v for k, v in p.reliability.items() if k != "n_samples"}  # n_samples: the tracer_samples rule's
-tracer = TracerSettings.from_params(p.tracer)
+# inputs per forward pass and device: read from the config, not params (changing them re-runs nothing)
+batch_size = snakemake.config["tracer"]["interventions"]["batch_size"]
+tracer = TracerSettings.from_params({**p.tracer, "batch_size": batch_size})
 settings = ReliabilitySettings.from_params(
     {**cfg, "methods": ["tracer", *cfg["methods"]], "patch": tracer.patch, "stride": tracer.stride},
     seed=p.seed, threshold=tracer.mask_threshold, baseline=tracer.baseline, from_raw=from_raw,
 )
-device = resolve_device(p.device)
+device = resolve_device(snakemake.config["device"])
 model = load_target_model(snakemake.input.weights)
 x, y = dataset_tensors(open_result(snakemake.input.dataset), "test")
 idx = open_result(snakemake.input.samples)["reliability"].values

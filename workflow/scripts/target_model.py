@@ -14,13 +14,14 @@ start(snakemake, torch_threads=True)
 p = snakemake.params
 out = snakemake.output
 cfg = dict(p.model)
+device = snakemake.config["device"]  # not a param: changing it re-runs nothing
 settings = ClassifierSettings.from_params({**cfg, "seed": p.seed}, section="tracer.model")
 t0 = time.time()
-model, kwargs, ds = train_target_model(open_result(snakemake.input.dataset), settings, device=p.device, progress=True)
+model, kwargs, ds = train_target_model(open_result(snakemake.input.dataset), settings, device=device, progress=True)
 logging.info("%s: test accuracy %.4f, %d parameters, trained in %.1f s",
              cfg["architecture"], float(ds["test_accuracy"]), int(ds["n_params"]), time.time() - t0)
 save_target_model(model, cfg["architecture"], kwargs, out.weights)
 table = ds[["layer_type", "output_shape", "n_outputs", "n_params_layer"]].to_dataframe()
 with atomic_path(out.layers) as tmp:
     table.to_csv(tmp)
-write_dataset(ds, out.summary, step="target_model", config={**cfg, "device": p.device}, seed=p.seed)
+write_dataset(ds, out.summary, step="target_model", config={**cfg, "device": device}, seed=p.seed)

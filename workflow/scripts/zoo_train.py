@@ -12,7 +12,9 @@ from common import start
 
 start(snakemake, torch_threads=True)
 
-cfg = dict(snakemake.params.train)
+# device and models per chunk: read from the config, not params (changing them re-runs nothing)
+cfg = {**snakemake.params.train, "device": snakemake.config["device"],
+       "chunk_size": snakemake.config["zoo"]["train"]["chunk_size"]}
 logging.info("torch %s, %d thread(s)", torch.__version__, torch.get_num_threads())
 t0 = time.time()
 zoo = build_trained_zoo(open_result(snakemake.input.dataset), cfg)

@@ -295,12 +295,27 @@ def _random_bytes(shape: torch.Size, generator: torch.Generator | None, device: 
     return words.view(torch.uint8)[:n].view(shape)
 
 
+def _dropout_bytes(
+    shape: torch.Size, generator: torch.Generator | Sequence[tuple[torch.Generator, int]] | None, device: torch.device
+) -> Tensor:
+    """The random bytes of one layer's dropout masks ``(batch, models * filters, h, w)``: from one
+    generator, or block by block (each ``(generator, models)`` draws its models' channels, exactly
+    the bytes it would draw for those models alone)."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return _random_bytes(shape, generator, device)
+    parts = [_random_bytes(torch.Size((shape[0], n * N_FILTERS, *shape[2:])), g, device) for g, n in generator]
+    if sum(p.shape[1] for p in parts) != shape[1]:
+        raise ValueError(f"dropout generator blocks cover {sum(p.shape[1] for p in parts) // N_FILTERS} models, "
+                         f"the layer has {shape[1] // N_FILTERS}")
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+
 def batched_logits(
     params: Mapping[str, Tensor],
     x: Tensor,
     activation: str | Tensor,
     dropout: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[tuple[torch.Generator, int]] | None = None,
     return_last_conv: bool = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Logits of many zoo models at once: ``(n_models, batch, 10)``.
@@ -312,7 +327,9 @@ def batched_logits(
             True where a model uses tanh.
         dropout: per-model drop probability ``(M,)``; applied (inverted dropout, as
             Keras) after each convolution's activation when given, i.e. in training.
-        generator: random source for the dropout masks.
+        generator: random source for the dropout masks: one generator, or ``(generator, n)``
+            pairs, one per consecutive block of ``n`` models (the blocks' masks are then the
+            masks each block draws alone: :func:`causalxai.zoo.train.train_zoo`'s random blocks).
         return_last_conv: also return the last conv layer's output (activation
             included), ``(M, batch, 16, h, w)``, a view into the graph (for Grad-CAM).
     """
@@ -343,7 +360,7 @@ def batched_logits(
         h = F.conv2d(h, w.reshape(-1, *w.shape[2:]), params[f"conv{i}.bias"].reshape(-1), stride=STRIDE, groups=m)
         h = act(h) if mixed is None else torch.where(mixed, torch.tanh(h), torch.relu(h))
         if keep is not None:
-            h = h * ((_random_bytes(h.shape, generator, h.device) < keep[0]) * keep[1])
+            h = h * ((_dropout_bytes(h.shape, generator, h.device) < keep[0]) * keep[1])
     b = h.shape[0]
     last = h.view(b, m, N_FILTERS, *h.shape[2:]).transpose(0, 1)  # (M, B, 16, h, w)
     feats = last.mean(dim=(3, 4))  # global average pooling: (M, B, 16)

@@ -20,6 +20,15 @@ is one forward and one backward pass. Within a chunk every model keeps:
 Chunks never mix optimizers or activations (:func:`make_chunks`), and within a chunk the
 models have similar train fractions, hence similar step counts. The results are
 returned in the original model order.
+
+**The zoo does not depend on the chunk size.** The random draws (initial weights, data
+subsets, minibatch order, dropout masks) come in fixed blocks of :data:`RNG_BLOCK` models,
+each from its own generator (seeded by the seed and the block's number); a chunk is one or
+more whole blocks of one (optimizer, activation) group, and draws every block's numbers as
+that block would alone (:func:`chunk_blocks`). Each model's arithmetic does not depend on its
+chunk either (a grouped convolution computes every group on its own), so on one device a zoo
+trained 16 or 1,024 models at a time is the same, bit for bit (``tests/zoo/test_train.py``).
+A chunk is never smaller than a block: ``chunk_size`` below 16 trains 16 models at a time.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -49,10 +58,15 @@ __all__ = [
     "make_chunks",
     "build_trained_zoo",
     "resolve_chunk_size",
+    "chunk_blocks",
     "evaluate",
+    "RNG_BLOCK",
 ]
 
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-7
+#: models per block of random draws (see the module docstring): the CPU's chunk size, so a
+#: zoo trained in chunks of 16 draws as it always did
+RNG_BLOCK = 16
 RMS_RHO, RMS_EPS = 0.9, 1e-7
 
 log = logging.getLogger(__name__)
@@ -104,6 +118,29 @@ def make_chunks(hp: pd.DataFrame, chunk_size: int) -> list[np.ndarray]:
         n_chunks = int(np.ceil(members.size / chunk_size))
         chunks.extend(np.array_split(members, n_chunks))
     return chunks
+
+
+def chunk_blocks(hp: pd.DataFrame, blocks: Sequence[np.ndarray], chunk_size: int) -> list[list[int]]:
+    """The blocks of random draws (:func:`make_chunks` of :data:`RNG_BLOCK`) trained together:
+    consecutive blocks of one (optimizer, activation) group, as many as fit in ``chunk_size``
+    models (at least one). Returns the block numbers of each chunk."""
+    keys = hp[["optimizer", "activation"]].astype(str).agg("/".join, axis=1).to_numpy()
+    chunks: list[list[int]] = []
+    size = 0
+    for b, members in enumerate(blocks):
+        same = bool(chunks) and keys[members[0]] == keys[blocks[chunks[-1][-1]][0]]
+        if same and size + members.size <= chunk_size:
+            chunks[-1].append(b)
+            size += members.size
+        else:
+            chunks.append([b])
+            size = members.size
+    return chunks
+
+
+def _block_generator(seed: int, block: int) -> torch.Generator:
+    """The generator of block ``block`` (CPU; the same on every device)."""
+    return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(block))
 
 
 def _batch_stream(
@@ -181,12 +218,17 @@ def train_chunk(
     y_train: torch.Tensor,
     settings: TrainSettings,
     layout: pd.DataFrame,
-    g: torch.Generator,
+    g: torch.Generator | Sequence[torch.Generator],
     progress: Progress | None = None,
+    *,
+    blocks: Sequence[int] | None = None,
 ) -> tuple[dict[str, torch.Tensor], np.ndarray]:
     """Train one chunk of models from initial weights ``flat0`` (see the module docstring).
 
-    The chunk trains where ``x_train`` lies; ``progress`` counts its model-steps.
+    The chunk trains where ``x_train`` lies; ``progress`` counts its model-steps. ``g`` is the
+    random source of the data subsets, minibatch order and dropout: one generator, or one per
+    block of consecutive models, ``blocks`` giving their sizes; each block then draws what it
+    would draw trained alone, so the trained models do not depend on how blocks are grouped.
 
     The chunk's parameters are one leaf tensor ``(M, n_params)`` in the flat zoo layout;
     each step views it as torch-ordered tensors for the grouped-convolution forward pass,
@@ -204,8 +246,16 @@ def train_chunk(
         if e.kind == "kernel":
             kernel_cols[e.start : e.end] = True
 
+    gens = [g] if isinstance(g, torch.Generator) else list(g)
+    sizes = [m] if blocks is None else [int(b) for b in blocks]
+    if len(gens) != len(sizes) or sum(sizes) != m:
+        raise ValueError(f"train_chunk: {len(gens)} generator(s) for blocks of {sizes} models; the chunk has {m}")
+    bounds = np.cumsum([0, *sizes])
     n_sub = np.maximum(1, np.round(hp["train_fraction"].to_numpy() * n_train)).astype(np.int64)
-    stream, length = _batch_stream(n_train, n_sub, settings.epochs, g)
+    parts = [_batch_stream(n_train, n_sub[lo:hi], settings.epochs, gb) for gb, lo, hi in zip(gens, bounds, bounds[1:])]
+    width = max(part[0].shape[1] for part in parts)  # positions past a model's length are never read
+    stream = torch.cat([F.pad(part[0], (0, width - part[0].shape[1])) for part in parts])
+    length = torch.cat([part[1] for part in parts])
     stream, length = stream.to(device), length.to(device)
     steps = torch.ceil(length.double() / settings.batch_size).long()
     steps_np = steps.cpu().numpy()
@@ -227,9 +277,12 @@ def train_chunk(
     single = next(iter(kinds)) if len(kinds) == 1 else None
     mom = torch.zeros_like(flat) if "adam" in kinds else None
     vel = torch.zeros_like(flat) if ("adam" in kinds or "rmsprop" in kinds) else None
-    gdev = g if device.type == "cpu" else torch.Generator(device=device).manual_seed(
-        int(torch.randint(0, 2**62, (1,), generator=g))
-    )
+    gdev = [
+        gb if device.type == "cpu"
+        else torch.Generator(device=device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=gb)))
+        for gb in gens
+    ]
+    dropout_gen = gdev[0] if len(gdev) == 1 else list(zip(gdev, sizes))
     bs = settings.batch_size
     offs = torch.arange(bs, device=device)[None, :]
     rows = torch.arange(m, device=device)[:, None]
@@ -242,7 +295,7 @@ def train_chunk(
         idx = stream[rows, (step * bs + offs) % length[:, None]]  # (M, bs)
         xb, yb = x_train[idx], y_train[idx]
         params = unflatten(flat, entries)
-        logits = batched_logits(params, xb, activation, dropout=drop if use_dropout else None, generator=gdev)
+        logits = batched_logits(params, xb, activation, dropout=drop if use_dropout else None, generator=dropout_gen)
         ce = F.cross_entropy(logits.transpose(1, 2), yb, reduction="none").mean(1)
         l2 = l2reg * (flat * flat * kernel_cols).sum(1)
         (grad,) = torch.autograd.grad((ce + l2).sum(), flat)
@@ -322,6 +375,7 @@ def train_zoo(
     xv = torch.tensor(np.asarray(x_test, dtype=np.float32), device=device)
     yv = torch.tensor(np.asarray(y_test, dtype=np.int64), device=device)
     chunk = resolve_chunk_size(settings.chunk_size, device, n_models)
+    blocks = make_chunks(hp, RNG_BLOCK)
     n_train = xt.shape[0]
     total = int(
         np.ceil(
@@ -334,19 +388,27 @@ def train_zoo(
     )
     metrics["n_steps"] = 0
     progress = Progress(total, f"training {n_models} models", "model-steps", log)
-    for c, sel in enumerate(make_chunks(hp, chunk)):
-        g = torch.Generator().manual_seed(int(seed) * 1_000_003 + c)
-        sub = hp.iloc[sel].reset_index(drop=True)
-        params, steps = train_chunk(sub, init_flat(sub, layout, g), xt, yt, settings, layout, g, progress)
-        is_tanh = torch.tensor((sub["activation"] == "tanh").to_numpy(), device=device)
-        tr_acc, tr_loss = evaluate(params, xt, yt, is_tanh, settings.eval_batch_size)
-        te_acc, te_loss = evaluate(params, xv, yv, is_tanh, settings.eval_batch_size)
-        weights[sel] = flatten({k: v.cpu() for k, v in params.items()}, layout).numpy()
-        metrics.loc[sel, "train_accuracy"] = tr_acc
-        metrics.loc[sel, "test_accuracy"] = te_acc
-        metrics.loc[sel, "train_loss"] = tr_loss
-        metrics.loc[sel, "test_loss"] = te_loss
-        metrics.loc[sel, "n_steps"] = steps
+    for members in chunk_blocks(hp, blocks, chunk):
+        gens = [_block_generator(seed, b) for b in members]
+        subs = [hp.iloc[blocks[b]].reset_index(drop=True) for b in members]
+        flat0 = torch.cat([init_flat(sub, layout, gb) for sub, gb in zip(subs, gens)])
+        sel = np.concatenate([blocks[b] for b in members])
+        params, steps = train_chunk(hp.iloc[sel].reset_index(drop=True), flat0, xt, yt, settings, layout, gens,
+                                    progress, blocks=[blocks[b].size for b in members])
+        lo = 0
+        for b, sub in zip(members, subs):  # evaluated block by block: the same batches as a block alone
+            rows = blocks[b]
+            part = {k: v[lo : lo + rows.size] for k, v in params.items()}
+            is_tanh = torch.tensor((sub["activation"] == "tanh").to_numpy(), device=device)
+            tr_acc, tr_loss = evaluate(part, xt, yt, is_tanh, settings.eval_batch_size)
+            te_acc, te_loss = evaluate(part, xv, yv, is_tanh, settings.eval_batch_size)
+            weights[rows] = flatten({k: v.cpu() for k, v in part.items()}, layout).numpy()
+            metrics.loc[rows, "train_accuracy"] = tr_acc
+            metrics.loc[rows, "test_accuracy"] = te_acc
+            metrics.loc[rows, "train_loss"] = tr_loss
+            metrics.loc[rows, "test_loss"] = te_loss
+            metrics.loc[rows, "n_steps"] = steps[lo : lo + rows.size]
+            lo += rows.size
     return weights, hp, metrics, layout
 
 
