@@ -26,9 +26,12 @@ subsets, minibatch order, dropout masks) come in fixed blocks of :data:`RNG_BLOC
 each from its own generator (seeded by the seed and the block's number); a chunk is one or
 more whole blocks of one (optimizer, activation) group, and draws every block's numbers as
 that block would alone (:func:`chunk_blocks`). Each model's arithmetic does not depend on its
-chunk either (a grouped convolution computes every group on its own), so on one device a zoo
+chunk either (a grouped convolution computes every group on its own), so on one thread a zoo
 trained 16 or 1,024 models at a time is the same, bit for bit (``tests/zoo/test_train.py``).
-A chunk is never smaller than a block: ``chunk_size`` below 16 trains 16 models at a time.
+With several threads torch may sum a small chunk in another order, as another thread count
+does: a rounding difference that training can amplify for a few models (the README's
+*Re-running after a change* gives the numbers). A chunk is never smaller than a block:
+``chunk_size`` below 16 trains 16 models at a time.
 """
 
 from __future__ import annotations
@@ -74,7 +77,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """How every model of the zoo is trained (the same for all models)."""
+    """How every model of the zoo is trained (the same for all models). ``chunk_size`` (models
+    trained at once, whole blocks of :data:`RNG_BLOCK`) and ``device`` say where and how many at
+    a time: the zoo does not depend on the chunk size (see the module docstring)."""
 
     epochs: int = 10
     batch_size: int = 32
