@@ -38,6 +38,27 @@ def zoo_and_images():
     return zoo, images
 
 
+#: test modules that share the session's finished tiny run (``finished_run``, tests/workflow/conftest.py)
+SHARED_RUN_MODULES = ("tests/workflow/test_workflow.py", "tests/workflow/test_reruns.py")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Under ``pytest -n N`` (``--dist loadscope``, pyproject.toml) each test module is one unit of work;
+    the modules of :data:`SHARED_RUN_MODULES` form one unit, so one worker runs the tiny config for them
+    all (a session fixture is per worker: apart, each worker would run it)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedRunScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return SHARED_RUN_MODULES[0] if scope in SHARED_RUN_MODULES else scope
+
+    return SharedRunScheduling(config, log)
+
+
 # ---------------------------------------------------------------------------------------
 # paper 000's effects: synthetic study results and NumPy references of eq. (4)
 # (tests/study, tests/study/estimators, tests/plots/test_effect_figures.py)
