@@ -39,7 +39,9 @@ def zoo_and_images():
 
 
 #: test modules that share the session's finished tiny run (``finished_run``, tests/workflow/conftest.py)
-SHARED_RUN_MODULES = ("tests/workflow/test_workflow.py", "tests/workflow/test_reruns.py")
+SHARED_RUN_MODULES = (
+    "tests/workflow/test_workflow.py", "tests/workflow/test_reruns.py", "tests/workflow/test_consistency.py",
+)
 
 
 @pytest.hookimpl(tryfirst=True)
