@@ -467,3 +467,13 @@ def test_a_figure_hyperparameter_without_a_control_group_is_refused(key):
         validated(cfg)
     cfg["effects"]["figures"][key] = {**value, "hparam": "dropout"} if key == "kernel_example" else "dropout"
     validated(cfg)
+
+
+def test_trained_weights_must_exist_for_every_tracer_data_set(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "digits.pt").write_bytes(b"")
+    validated(_cfg(tracer__model__weights="{dataset}.pt"))
+    with pytest.raises(ConfigError, match=r"tracer.model.weights: mnist.pt \(the weights for mnist\) does not exist"):
+        validated(_cfg(tracer__model__weights="{dataset}.pt", tracer__datasets=["digits", "mnist"]))
+    with pytest.raises(ConfigError, match=r"the only placeholder allowed is \{dataset\}"):
+        validated(_cfg(tracer__model__weights="{data}.pt"))

@@ -369,6 +369,28 @@ def _input_shape(config: Mapping[str, Any], dataset: str) -> tuple[int, int, int
     return (1, int(side), int(side))
 
 
+def _check_weights(tracer: Mapping[str, Any]) -> None:
+    """``tracer.model.weights``: a file for each TRACER data set (``{dataset}`` filled in), relative
+    to the working directory. Whether it fits the architecture is checked when it is loaded
+    (:func:`causalxai.tracer.target_model.load_trained_target`), before anything is written."""
+    weights = tracer["model"].get("weights")
+    if weights is None:
+        return
+    for d in tracer["datasets"]:
+        try:
+            path = Path(weights.format(dataset=d))
+        except (KeyError, IndexError, ValueError):
+            raise ConfigError(
+                f"tracer.model.weights {weights!r}: the only placeholder allowed is {{dataset}}"
+            ) from None
+        if not path.is_file():
+            raise ConfigError(
+                f"tracer.model.weights: {path} (the weights for {d}) does not exist (paths are relative to the working "
+                f"directory, {os.getcwd()}); give a file saved with torch.save(model.state_dict(), path), or null to "
+                "train the target"
+            )
+
+
 def _check_tracer_model(config: Mapping[str, Any]) -> None:
     """Build ``tracer.model.architecture`` as the target_model step does (untrained, on the CPU),
     run it on zeros of each TRACER data set's shape and check ``tracer.layers``, the compression
@@ -600,6 +622,7 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = N
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     tracer = config["tracer"]
+    _check_weights(tracer)
     if tracer["datasets"]:
         if tracer["model"]["architecture"] in BUILTIN_ARCHITECTURES:
             key = {"shapes": [_input_shape(config, d) for d in tracer["datasets"]],

@@ -96,3 +96,47 @@ def test_bad_checkpoints_are_refused(tmp_path, monkeypatch):
     torch.save({"architecture": "tiny", "kwargs": {}, "state_dict": Evil()}, evil)
     with pytest.raises(ValueError, match="evil.pt"):
         load_target_model(evil)  # weights_only refuses to unpickle arbitrary objects
+
+
+def test_trained_weights_are_loaded_not_trained(dataset, tmp_path, monkeypatch):
+    """tracer.model.weights: a state dict of the architecture is loaded as is (no training); its
+    accuracies are those of the loaded weights, computed independently here."""
+    monkeypatch.setitem(target.BUILTIN, "tiny", tiny)
+    trained, kwargs, _ = train_target_model(
+        dataset, ClassifierSettings(architecture="tiny", epochs=3, batch_size=8, seed=1), device="cpu")
+    path = tmp_path / "mine.pt"
+    torch.save(trained.state_dict(), path)
+    model, got_kwargs, ds = target.load_trained_target(dataset, ClassifierSettings(architecture="tiny", seed=5), path)
+    assert got_kwargs == kwargs and ds.sizes["epoch"] == 0 and ds.attrs["weights"] == str(path)
+    for (name, a), b in zip(trained.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a, b), name
+    test = dataset["split"].values == "test"
+    x = torch.tensor(dataset["image"].values[test][:, None])
+    with torch.no_grad():
+        expected = float((trained.eval()(x).argmax(1).numpy() == dataset["label"].values[test]).mean())
+    assert float(ds["test_accuracy"]) == pytest.approx(expected)
+    # the step's own checkpoint (a dict holding state_dict) loads too
+    save_target_model(trained, "tiny", kwargs, tmp_path / "ckpt.pt")
+    again, _, _ = target.load_trained_target(dataset, ClassifierSettings(architecture="tiny"), tmp_path / "ckpt.pt")
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
+
+
+def test_weights_of_another_architecture_are_refused_naming_file_and_entries(dataset, tmp_path, monkeypatch):
+    monkeypatch.setitem(target.BUILTIN, "tiny", tiny)
+    other = nn.Sequential(nn.Conv2d(1, 8, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 13 * 13, 10))
+    path = tmp_path / "other.pt"
+    torch.save(other.state_dict(), path)
+    with pytest.raises(ValueError, match=r"tracer.model.weights: .*other.pt does not fit tracer.model.architecture "
+                                         r"'tiny'.*other shapes: 0.weight \(8, 1, 3, 3\) \(needs \(4, 1, 3, 3\)\)"):
+        target.load_trained_target(dataset, ClassifierSettings(architecture="tiny"), path)
+    torch.save({"fc.weight": torch.zeros(2)}, path)
+    with pytest.raises(ValueError, match=r"missing: 0.weight.*unexpected: fc.weight"):
+        target.load_trained_target(dataset, ClassifierSettings(architecture="tiny"), path)
+    torch.save([1, 2], path)
+    with pytest.raises(ValueError, match="holds a list, not a state dict"):
+        target.load_trained_target(dataset, ClassifierSettings(architecture="tiny"), path)
+    path.write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="is not a readable state dict"):
+        target.load_trained_target(dataset, ClassifierSettings(architecture="tiny"), path)
+    with pytest.raises(FileNotFoundError, match="tracer.model.weights: .*missing.pt does not exist"):
+        target.load_trained_target(dataset, ClassifierSettings(architecture="tiny"), tmp_path / "missing.pt")

@@ -57,6 +57,9 @@ def refused(runner, workdir: Path, bad: dict, *args: str):
         ({"zoo": {"n_models": 8}, "buckets": {"edges": [0, 50, 100]}, "meta_model": {"top_fraction": 0.05}},
          "meta_model: subset 'top' has 1 model(s)"),
         ({"zoo": {"train": {"hparams": SINGLE_VALUES}}}, "zoo.train.hparams: every hyperparameter takes a single"),
+        # trained weights that are not there
+        ({"tracer": {"model": {"weights": "mine_{dataset}.pt"}}}, "tracer.model.weights: mine_digits.pt (the weights "
+                                                                 "for digits) does not exist"),
         # a figure's hyperparameter that has no control group in this zoo
         ({"zoo": {"train": {"hparams": {"activation": ["relu"]}}}, "effects": {"figures": {"kernel_comparison":
          "activation"}}}, "effects.figures.kernel_comparison 'activation' takes a single value in this zoo"),

@@ -259,3 +259,20 @@ def tracer_params(*keys):
         return {k: flat[k] for k in keys}
 
     return params
+
+
+def target_weights(wildcards):
+    """The user's trained weights of the TRACER target (tracer.model.weights, {dataset} filled
+    in), an input of target_model so a new file re-runs it; none when the target is trained."""
+    weights = config["tracer"]["model"]["weights"]
+    return [] if weights is None else weights.format(dataset=wildcards.dataset)
+
+
+def target_model_params(wildcards):
+    """tracer.model without the training keys when the weights are loaded (they change nothing)."""
+    model = dict(config["tracer"]["model"])
+    if model["weights"] is not None:
+        for key in ("epochs", "batch_size", "lr"):
+            model.pop(key)
+        model["weights"] = target_weights(wildcards)
+    return model

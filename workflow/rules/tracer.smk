@@ -10,6 +10,7 @@ wildcard_constraints:
 rule target_model:
     input:
         dataset="results/{dataset}/dataset.nc",
+        trained=target_weights,
         code=package_code("target_model.py"),
     output:
         weights="results/{dataset}/tracer/target_model.pt",
@@ -21,7 +22,7 @@ rule target_model:
             subcategory="1 target model ({dataset})",
         ),
     params:
-        model=config["tracer"]["model"],
+        model=target_model_params,
         seed=config["seed"],
     threads: 8
     resources:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -39,7 +39,10 @@ __all__ = [
     "BUILTIN",
     "build_classifier",
     "dataset_tensors",
+    "classifier_kwargs",
     "train_target_model",
+    "load_trained_target",
+    "describe_target_model",
     "save_target_model",
     "load_target_model",
 ]
@@ -87,6 +90,17 @@ def dataset_tensors(dataset: xr.Dataset, split: str) -> tuple[torch.Tensor, torc
     return x, y
 
 
+def classifier_kwargs(dataset: xr.Dataset, settings: ClassifierSettings) -> dict[str, Any]:
+    """The keyword arguments the target's architecture is built with for ``dataset``:
+    ``in_channels``, ``n_classes`` and, for the built-in ``alexnet28``, ``dropout`` and
+    ``image_size``."""
+    x = dataset_tensors(dataset, "test")[0]
+    kwargs: dict[str, Any] = {"in_channels": int(x.shape[1]), "n_classes": int(dataset.attrs.get("n_classes", 10))}
+    if settings.architecture == "alexnet28":
+        kwargs.update(dropout=settings.dropout, image_size=int(x.shape[-1]))
+    return kwargs
+
+
 def train_target_model(
     dataset: xr.Dataset, settings: ClassifierSettings, *, device: str = "auto", progress: bool = False
 ) -> tuple[nn.Module, dict[str, Any], xr.Dataset]:
@@ -102,11 +116,7 @@ def train_target_model(
         progress: log the epochs at a steady rate.
 
     Returns the model (eval mode, on CPU), the keyword arguments it was built with, and
-    ``target_model.nc``: ``test_accuracy``, ``train_accuracy``, ``n_params`` (attributes and
-    variables), the training curves ``train_loss(epoch)``, ``test_loss(epoch)``,
-    ``train_accuracy_curve(epoch)``, ``test_accuracy_curve(epoch)`` and the layer table
-    (Table 2) on dim ``layer``: ``layer_type``, ``output_shape`` (e.g. ``"32x26x26"``),
-    ``n_outputs``, ``n_params_layer``.
+    ``target_model.nc`` (:func:`describe_target_model`).
 
     Raises:
         causalxai.checks.DegenerateResultError: the training diverged (the last epoch's
@@ -116,9 +126,7 @@ def train_target_model(
     x_train, y_train = dataset_tensors(dataset, "train")
     x_test, y_test = dataset_tensors(dataset, "test")
     architecture = settings.architecture
-    kwargs = {"in_channels": int(x_train.shape[1]), "n_classes": int(dataset.attrs.get("n_classes", 10))}
-    if architecture == "alexnet28":
-        kwargs.update(dropout=settings.dropout, image_size=int(x_train.shape[-1]))
+    kwargs = classifier_kwargs(dataset, settings)
     torch.manual_seed(settings.seed)  # the initial weights
     model = build_classifier(architecture, **kwargs)
     model, hist = train_classifier(model, x_train, y_train, x_test, y_test, settings, device=device,
@@ -129,35 +137,124 @@ def train_target_model(
                f"not finite at the last epoch ({hist['train_loss'][-1]}; the training diverged and the weights are "
                "NaN)", causes=f"a learning rate too high (tracer.model.lr: {settings.lr})",
                fix="lower tracer.model.lr (e.g. by 10x)")
+    ds = describe_target_model(model, dataset, architecture, hist)
+    ds.attrs["initial_test_accuracy"] = float(hist["initial_test_accuracy"])
+    return model, kwargs, ds
+
+
+def load_trained_target(
+    dataset: xr.Dataset, settings: ClassifierSettings, weights: str | os.PathLike[str]
+) -> tuple[nn.Module, dict[str, Any], xr.Dataset]:
+    """The target classifier with the user's trained weights: ``settings.architecture`` built
+    as :func:`train_target_model` builds it, and a state dict loaded into it (no training).
+
+    ``weights`` is a file written by ``torch.save(model.state_dict(), path)`` (or a dict
+    holding it under ``state_dict``, as this step's own ``target_model.pt``); it is read with
+    ``weights_only=True`` (tensors only: no code runs), on the CPU, strictly (every parameter
+    and buffer of the architecture, nothing else, each of the same shape).
+
+    Args:
+        dataset: ``dataset.nc`` (the architecture's input shape and classes; the accuracies).
+        settings: ``architecture`` and ``dropout`` (the training keys are not used).
+        weights: the state dict's file.
+
+    Returns:
+        As :func:`train_target_model`; ``target_model.nc`` has no training curves (its
+        ``epoch`` dimension is empty) and records the file in the ``weights`` attribute.
+
+    Raises:
+        FileNotFoundError: naming ``tracer.model.weights`` and the file.
+        ValueError: the file is not a state dict, or it does not fit the architecture (the
+            missing, unexpected and mis-shaped entries named).
+    """
+    path = Path(weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"tracer.model.weights: {path} does not exist; give the path of a saved state dict "
+                                "(torch.save(model.state_dict(), path))")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
+        raise ValueError(f"tracer.model.weights: {path} is not a readable state dict ({type(exc).__name__}: {exc}); "
+                         "save it with torch.save(model.state_dict(), path)") from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"tracer.model.weights: {path} holds a {type(state).__name__}, not a state dict of tensors; "
+                         "save it with torch.save(model.state_dict(), path)")
+    kwargs = classifier_kwargs(dataset, settings)
+    model = build_classifier(settings.architecture, **kwargs)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} (needs {tuple(own[k].shape)})"
+              for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        found = (("missing", missing), ("unexpected", unexpected), ("other shapes", shapes))
+        parts = [f"{name}: {', '.join(items[:8])}{' …' if len(items) > 8 else ''}" for name, items in found if items]
+        raise ValueError(f"tracer.model.weights: {path} does not fit tracer.model.architecture "
+                         f"{settings.architecture!r} built with {kwargs} ({'; '.join(parts)}); give the weights of "
+                         "that architecture, or name the architecture the weights were trained with")
+    model.load_state_dict(state)
+    model = model.eval()
+    ds = describe_target_model(model, dataset, settings.architecture, None)
+    ds.attrs["weights"] = str(path)
+    return model, kwargs, ds
+
+
+def describe_target_model(
+    model: nn.Module, dataset: xr.Dataset, architecture: str, hist: Mapping[str, Any] | None
+) -> xr.Dataset:
+    """``target_model.nc``: ``test_accuracy``, ``train_accuracy``, ``n_params`` (attributes and
+    variables), the training curves ``train_loss(epoch)``, ``test_loss(epoch)``,
+    ``train_accuracy_curve(epoch)``, ``test_accuracy_curve(epoch)`` (empty without ``hist``:
+    loaded weights) and the layer table (Table 2) on dim ``layer``: ``layer_type``,
+    ``output_shape`` (e.g. ``"32x26x26"``), ``n_outputs``, ``n_params_layer``.
+
+    Args:
+        model: the classifier, in eval mode on the CPU.
+        dataset: ``dataset.nc``.
+        architecture: its name, recorded.
+        hist: the training history of :func:`~causalxai.tracer.model.train_classifier`, or None.
+    """
+    x_train, y_train = dataset_tensors(dataset, "train")
+    x_test, y_test = dataset_tensors(dataset, "test")
     table = layer_table(model, tuple(x_train.shape[1:]))
-    train_acc = float(np.mean(predict(model, x_train, batch_size=1024, output="label").numpy() == y_train.numpy()))
+
+    def accuracy(x: torch.Tensor, y: torch.Tensor) -> float:
+        return float(np.mean(predict(model, x, batch_size=1024, output="label").numpy() == y.numpy()))
+
+    train_acc = accuracy(x_train, y_train)
+    test_acc = float(hist["final_test_accuracy"]) if hist is not None else accuracy(x_test, y_test)
+    curves = {k: np.asarray(hist[k] if hist is not None else [], dtype=float)
+              for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")}
+    epochs = np.asarray(hist["epoch"] if hist is not None else [], dtype=np.int64)
     n_params = int(table.attrs["total_params"])
     ds = xr.Dataset(
         {
-            "test_accuracy": ((), float(hist["final_test_accuracy"])),
+            "test_accuracy": ((), test_acc),
             "train_accuracy": ((), train_acc),
             "n_params": ((), n_params),
-            "train_loss": ("epoch", np.asarray(hist["train_loss"], dtype=float)),
-            "test_loss": ("epoch", np.asarray(hist["test_loss"], dtype=float)),
-            "train_accuracy_curve": ("epoch", np.asarray(hist["train_accuracy"], dtype=float)),
-            "test_accuracy_curve": ("epoch", np.asarray(hist["test_accuracy"], dtype=float)),
+            "train_loss": ("epoch", curves["train_loss"]),
+            "test_loss": ("epoch", curves["test_loss"]),
+            "train_accuracy_curve": ("epoch", curves["train_accuracy"]),
+            "test_accuracy_curve": ("epoch", curves["test_accuracy"]),
             "layer_type": ("layer", table["type"].astype(str).to_numpy()),
             "output_shape": ("layer", np.array(["x".join(map(str, s)) if s else "" for s in table["output_shape"]])),
             "n_outputs": ("layer", table["n_outputs"].fillna(0).astype(np.int64).to_numpy()),
             "n_params_layer": ("layer", table["params"].astype(np.int64).to_numpy()),
         },
-        coords={"epoch": np.asarray(hist["epoch"], dtype=np.int64), "layer": table["name"].astype(str).to_numpy()},
+        coords={"epoch": epochs, "layer": table["name"].astype(str).to_numpy()},
         attrs={
             "architecture": architecture,
             "dataset": str(dataset.attrs.get("dataset", "")),
             "n_train": int(len(y_train)),
             "n_test": int(len(y_test)),
-            "initial_test_accuracy": float(hist["initial_test_accuracy"]),
+            "trained": "here" if hist is not None else "loaded (tracer.model.weights)",
         },
     )
     ds["test_accuracy"].attrs["description"] = "share of the test split classified correctly"
     ds["n_params"].attrs["description"] = "trainable and frozen parameters of the whole model (paper 004 Table 2)"
-    return model, kwargs, ds
+    return ds
 
 
 def save_target_model(
