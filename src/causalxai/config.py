@@ -399,7 +399,7 @@ def _check_tracer_model(config: Mapping[str, Any]) -> None:
 
     from causalxai.compress.build import plan_nodes, singleton_composition
     from causalxai.tracer.model import check_layers, leaf_modules, trace_forward
-    from causalxai.tracer.target_model import build_classifier
+    from causalxai.tracer.target_model import architecture_kwargs, build_classifier
 
     tracer = config["tracer"]
     arch, layers = tracer["model"]["architecture"], list(tracer["layers"])
@@ -408,10 +408,7 @@ def _check_tracer_model(config: Mapping[str, Any]) -> None:
         by_shape.setdefault(_input_shape(config, d), []).append(d)
     for shape, sets in by_shape.items():
         where = f"{'/'.join(sets)} inputs {'x'.join(map(str, shape))}"
-        # the keyword arguments of causalxai.tracer.target_model.train_target_model
-        kwargs: dict[str, Any] = {"in_channels": shape[0], "n_classes": N_CLASSES}
-        if arch == "alexnet28":
-            kwargs.update(dropout=float(tracer["model"]["dropout"]), image_size=shape[-1])
+        kwargs = architecture_kwargs(arch, shape, N_CLASSES, tracer["model"]["dropout"])  # as target_model builds it
         with torch.random.fork_rng(devices=[]):
             try:
                 model = build_classifier(arch, **kwargs)

@@ -132,8 +132,6 @@ CONTENT_ID_LENGTH = 16
 #: checked by the jobs that read it, :func:`begin_job`)
 HASH_CHECK_LIMIT = 64 * 2**20
 
-_HASH_BLOCK = 2**20
-
 #: attributes this module sets on every file it writes
 _PROVENANCE_ATTRS = ("step", "causalxai_version", "config", "seed", "path", "inputs", "content_id")
 
@@ -232,13 +230,11 @@ def _bytes_id(path: str | os.PathLike[str]) -> str:
     key = _stat_key(path)
     if key in _HASHES:
         return _HASHES[key]
-    digest = hashlib.sha256()
     with builtins.open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_HASH_BLOCK), b""):
-            digest.update(block)
+        value = hashlib.file_digest(fh, "sha256").hexdigest()
     if _memoisable(key):
-        _HASHES[key] = digest.hexdigest()
-    return digest.hexdigest()
+        _HASHES[key] = value
+    return value
 
 
 def file_id(path: str | os.PathLike[str]) -> str | None:

@@ -39,6 +39,7 @@ __all__ = [
     "BUILTIN",
     "build_classifier",
     "dataset_tensors",
+    "architecture_kwargs",
     "classifier_kwargs",
     "train_target_model",
     "load_trained_target",
@@ -90,15 +91,29 @@ def dataset_tensors(dataset: xr.Dataset, split: str) -> tuple[torch.Tensor, torc
     return x, y
 
 
-def classifier_kwargs(dataset: xr.Dataset, settings: ClassifierSettings) -> dict[str, Any]:
-    """The keyword arguments the target's architecture is built with for ``dataset``:
-    ``in_channels``, ``n_classes`` and, for the built-in ``alexnet28``, ``dropout`` and
-    ``image_size``."""
-    x = dataset_tensors(dataset, "test")[0]
-    kwargs: dict[str, Any] = {"in_channels": int(x.shape[1]), "n_classes": int(dataset.attrs.get("n_classes", 10))}
-    if settings.architecture == "alexnet28":
-        kwargs.update(dropout=settings.dropout, image_size=int(x.shape[-1]))
+def architecture_kwargs(
+    architecture: str, input_shape: Sequence[int], n_classes: int, dropout: float
+) -> dict[str, Any]:
+    """The keyword arguments the target's architecture is built with: ``in_channels`` and
+    ``n_classes``; for the built-in ``alexnet28`` also ``dropout`` and ``image_size``.
+
+    Args:
+        architecture: ``tracer.model.architecture``.
+        input_shape: one input's ``(channels, height, width)``.
+        n_classes: the classes of the data set.
+        dropout: ``tracer.model.dropout`` (the built-in architecture's).
+    """
+    kwargs: dict[str, Any] = {"in_channels": int(input_shape[0]), "n_classes": int(n_classes)}
+    if architecture == "alexnet28":
+        kwargs.update(dropout=float(dropout), image_size=int(input_shape[-1]))
     return kwargs
+
+
+def classifier_kwargs(dataset: xr.Dataset, settings: ClassifierSettings) -> dict[str, Any]:
+    """:func:`architecture_kwargs` for ``dataset`` (its inputs' shape and classes)."""
+    x = dataset_tensors(dataset, "test")[0]
+    return architecture_kwargs(settings.architecture, tuple(x.shape[1:]), int(dataset.attrs.get("n_classes", 10)),
+                               settings.dropout)
 
 
 def train_target_model(
