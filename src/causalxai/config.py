@@ -101,8 +101,12 @@ def _check_dataset_names(config: Mapping[str, Any]) -> None:
             )
 
 
+#: what :func:`_info` knows of a loaded data set: kind, input shape (C, H, W), classes, images per class by split
+DataInfo = tuple[str, tuple[int, int, int], int, dict[str, tuple[int, ...]]]
+
+
 @functools.lru_cache(maxsize=32)
-def _loaded_info(name: str, spec_json: str, cwd: str) -> tuple[str, tuple[int, int, int], int, dict[str, tuple[int, ...]]]:
+def _loaded_info(name: str, spec_json: str, cwd: str) -> DataInfo:
     """(kind, input shape (C, H, W), classes, images per class of each split) of a data set that is
     loaded to be known: ``breast_cancer`` (its split) or a user set (its arrays, validated)."""
     from causalxai.data.custom import load_breast_cancer, load_custom
@@ -120,7 +124,7 @@ def _loaded_info(name: str, spec_json: str, cwd: str) -> tuple[str, tuple[int, i
     return str(ds.attrs["kind"]), shape, k, counts
 
 
-def _info(config: Mapping[str, Any], name: str) -> tuple[str, tuple[int, int, int], int, dict[str, tuple[int, ...]]]:
+def _info(config: Mapping[str, Any], name: str) -> DataInfo:
     """:func:`_loaded_info` of ``name`` under ``config`` (a bad user data set: :class:`ConfigError`)."""
     from causalxai.data.custom import CustomDataError
 
@@ -266,7 +270,7 @@ def _split_hint(config: Mapping[str, Any], dataset: str) -> str:
     if dataset in custom_names(config):
         return f" (data.custom.{dataset}'s x_test)"
     if dataset == "digits" or dataset in TABULAR_SETS:
-        total = sum(DIGITS_CLASS_COUNTS) if dataset == "digits" else sum(sum(c) for c in _info(config, dataset)[3].values())
+        total = sum(DIGITS_CLASS_COUNTS) if dataset == "digits" else sum(map(sum, _info(config, dataset)[3].values()))
         return f" (data.test_fraction {config['data']['test_fraction']:g} of the {total} samples of {dataset})"
     return f" ({dataset}'s official split)"
 

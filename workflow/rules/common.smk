@@ -50,9 +50,7 @@ TRACER_IMAGE_SETS = [d for d in config["tracer"]["datasets"] if dataset_kind(con
 
 
 wildcard_constraints:
-    dataset="|".join(
-        map(re.escape, [*IMAGE_SETS, *TABULAR_SETS, *CUSTOM_SETS])
-    ),
+    dataset="|".join(map(re.escape, [*IMAGE_SETS, *TABULAR_SETS, *CUSTOM_SETS])),
 
 
 def package_source():

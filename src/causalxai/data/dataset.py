@@ -12,11 +12,17 @@ channels), the Zoo's input pipeline. With ``raw = x/255`` in [0, 1] that normali
 :func:`from_raw` (``2·raw − 1``) and its inverse :func:`to_raw` (``(x + 1)/2``): TRACER sets its
 interventions' baseline "before normalisation" in that raw space (paper 004 §4.1).
 
+User data sets (``data.custom``) and the tabular ``breast_cancer`` come from
+:mod:`causalxai.data.custom` in the same contract: several channels as ``image(sample, channel,
+y, x)``, a tabular row as a 1 × F image (:func:`model_inputs` gives every set as ``(N, C, H, W)``,
+:func:`grayscale` the zoo study's one channel).
+
 The returned dataset (written by the workflow as ``dataset.nc``) has dims ``sample``, ``y``,
 ``x``; variables ``image(sample, y, x)`` float32 and ``label(sample)`` int64; coordinates
 ``split(sample)`` (``"train"`` samples first, then ``"test"``) and ``source_index(sample)``
 (the image's index in the original train or test file, or in sklearn's digits array); and
-attributes ``dataset``, ``n_classes``, ``image_size``, ``preprocessing``, ``source``, and
+attributes ``dataset``, ``n_classes``, ``image_size``, ``channels``, ``height``, ``width``, ``kind``
+(``image``), ``preprocessing``, ``source``, and
 ``md5`` (JSON ``{file: md5}``) for downloaded sets.
 """
 
