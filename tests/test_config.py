@@ -477,3 +477,64 @@ def test_trained_weights_must_exist_for_every_tracer_data_set(tmp_path, monkeypa
         validated(_cfg(tracer__model__weights="{dataset}.pt", tracer__datasets=["digits", "mnist"]))
     with pytest.raises(ConfigError, match=r"the only placeholder allowed is \{dataset\}"):
         validated(_cfg(tracer__model__weights="{data}.pt"))
+
+
+# ---------------------------------------------------------------------------------------
+# user data sets (data.custom) and the tabular breast_cancer
+
+
+@pytest.fixture
+def custom_npz(tmp_path, monkeypatch):
+    """A 3-channel 8x8 set of 3 classes (4 test images each) and a tabular one, in the working directory."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    np.savez("rgb.npz", x_train=rng.integers(0, 256, (30, 3, 8, 8)), y_train=np.arange(30) % 3,
+             x_test=rng.integers(0, 256, (12, 3, 8, 8)), y_test=np.arange(12) % 3)
+    np.savez("tab.npz", x_train=rng.normal(size=(30, 5)), y_train=np.arange(30) % 2,
+             x_test=rng.normal(size=(12, 5)), y_test=np.arange(12) % 2)
+    np.savez("nan.npz", x_train=np.full((4, 5), np.nan), y_train=np.arange(4) % 2,
+             x_test=np.zeros((2, 5)), y_test=np.arange(2))
+    return tmp_path
+
+
+CUSTOM = {"rgb": {"path": "rgb.npz"}, "tab": {"path": "tab.npz"}, "bad": {"path": "nan.npz"}}
+SMALL_TRACER = {"tracer__n_samples": 12, "tracer__reliability__n_samples": 12, "tracer__figures__samples": 1,
+                "tracer__compress__random_weights_samples": 4, "tracer__counterfactuals__n_correct": 3}
+
+
+@pytest.mark.parametrize(
+    "values, needle",
+    [
+        ({"tracer__datasets": ["nosuch"]}, r"tracer\.datasets: \['nosuch'\] is neither a built-in data set.*"
+                                           r"declared under data\.custom \(rgb, tab, bad\)"),
+        ({"tracer__datasets": ["bad"]}, r"data\.custom\.bad: x_train holds 20 NaN or infinite values"),
+        ({"datasets": ["tab"]}, r"datasets: tab is tabular.*tracer\.datasets only"),
+        ({"datasets": ["rgb"]}, r"datasets: rgb has 3 classes, but the zoo network has 10 outputs"),
+        ({"tracer__datasets": ["tab"], "tracer__interventions__patch": 6},
+         r"tracer\.interventions\.patch \(6\) is longer than the 5 features of tab"),
+        ({"tracer__datasets": ["rgb"], "tracer__n_samples": 15, "tracer__reliability__n_samples": 12},
+         r"tracer\.n_samples \(15\) draws 5 test images of class 0 of rgb.*data\.custom\.rgb's x_test.*at most 12"),
+        ({"tracer__datasets": ["breast_cancer"], "tracer__n_samples": 100},  # 42 malignant test rows: 100 needs 50
+         r"tracer\.n_samples \(100\) draws 50 test images of class 0 of breast_cancer.*at most 84"),
+        ({"tracer__datasets": ["tab"], "tracer__tabular__layers": ["relu1", "fc9"]},
+         r"tracer\.tabular\.layers \['relu1', 'fc9'\] on 'mlp'"),
+    ],
+)
+def test_user_data_sets_are_checked_before_any_job(custom_npz, values, needle):
+    cfg = _cfg(**{**SMALL_TRACER, **values})
+    cfg.setdefault("data", {})["custom"] = CUSTOM
+    with pytest.raises(ConfigError, match=needle):
+        validated(cfg)
+
+
+def test_user_data_sets_and_breast_cancer_pass_with_their_own_targets(custom_npz):
+    from causalxai.config import dataset_kind, reliability_methods, tracer_target
+
+    cfg = _cfg(**{**SMALL_TRACER, "tracer__datasets": ["rgb", "tab", "breast_cancer", "digits"]})
+    cfg["data"]["custom"] = {k: v for k, v in CUSTOM.items() if k != "bad"}
+    cfg = validated(cfg)
+    assert [dataset_kind(cfg, d) for d in ("rgb", "tab", "breast_cancer", "digits")] == \
+        ["image", "tabular", "tabular", "image"]
+    assert tracer_target(cfg, "tab")[0] == "mlp" and tracer_target(cfg, "rgb")[0] == "alexnet28"
+    assert "grad_cam" not in reliability_methods(cfg["tracer"]["reliability"]["methods"], "tabular")
+    assert "grad_cam" in reliability_methods(cfg["tracer"]["reliability"]["methods"], "image")

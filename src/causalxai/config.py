@@ -36,12 +36,14 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from causalxai.data.dataset import N_CLASSES
+from causalxai.data.custom import TABULAR_SETS
+from causalxai.data.dataset import DATASETS as IMAGE_SETS, N_CLASSES
 from causalxai.study.buckets import assign_buckets, bucket_labels, validate_edges
 from causalxai.study.estimators.treatments import check_figure_hparam
 from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS
 
-__all__ = ["ConfigError", "check_config", "check_device", "check_integers", "zoo_min_input_side"]
+__all__ = ["ConfigError", "check_config", "check_device", "check_integers", "zoo_min_input_side", "dataset_kind",
+           "tracer_target", "custom_names"]
 
 ZOO_DATASETS = ("mnist", "fashion_mnist", "cifar10", "svhn_cropped")
 #: native input side of each downloaded image set (digits: data.image_size); every image set is
@@ -69,7 +71,89 @@ class ConfigError(ValueError):
 
 
 #: the architectures tracer.model.architecture knows by name (causalxai.tracer.target_model.BUILTIN)
-BUILTIN_ARCHITECTURES = ("alexnet28",)
+BUILTIN_ARCHITECTURES = ("alexnet28", "mlp")
+
+
+# ---------------------------------------------------------------------------------------
+# user data sets (data.custom) and the built-in tabular sets: loaded to be checked
+
+
+def custom_names(config: Mapping[str, Any]) -> list[str]:
+    """The user data sets declared in ``data.custom``."""
+    return list((config.get("data", {}).get("custom") or {}).keys())
+
+
+def _check_dataset_names(config: Mapping[str, Any]) -> None:
+    """Every name in ``datasets`` and ``tracer.datasets``: a built-in set or a key of ``data.custom``."""
+    custom = custom_names(config)
+    clash = [n for n in custom if n in IMAGE_SETS or n in TABULAR_SETS]
+    if clash:
+        raise ConfigError(f"data.custom: {clash} are built-in data sets; give your data set another name")
+    known = [*IMAGE_SETS, *TABULAR_SETS, *custom]
+    for key in ("datasets", "tracer.datasets"):
+        unknown = [d for d in _get(config, key) if d not in known]
+        if unknown:
+            raise ConfigError(
+                f"{key}: {unknown} {'is' if len(unknown) == 1 else 'are'} neither a built-in data set "
+                f"({', '.join((*IMAGE_SETS, *TABULAR_SETS))}) nor declared under data.custom "
+                f"({', '.join(custom) or 'none'}); declare it as data.custom.<name>: {{loader: "
+                "'package.module:function'}} or {path: file.npz}, or fix the name"
+            )
+
+
+#: what :func:`_info` knows of a loaded data set: kind, input shape (C, H, W), classes, images per class by split
+DataInfo = tuple[str, tuple[int, int, int], int, dict[str, tuple[int, ...]]]
+
+
+@functools.lru_cache(maxsize=32)
+def _loaded_info(name: str, spec_json: str, cwd: str) -> DataInfo:
+    """(kind, input shape (C, H, W), classes, images per class of each split) of a data set that is
+    loaded to be known: ``breast_cancer`` (its split) or a user set (its arrays, validated)."""
+    from causalxai.data.custom import load_breast_cancer, load_custom
+
+    spec = json.loads(spec_json)
+    if name in TABULAR_SETS:
+        ds = load_breast_cancer(test_fraction=spec["test_fraction"], seed=spec["seed"])
+    else:
+        ds = load_custom(name, spec)
+    split = np.asarray(ds["split"].values).astype(str)
+    label = np.asarray(ds["label"].values)
+    k = int(ds.attrs["n_classes"])
+    counts = {s: tuple(np.bincount(label[split == s], minlength=k).tolist()) for s in ("train", "test")}
+    shape = (int(ds.attrs["channels"]), int(ds.attrs["height"]), int(ds.attrs["width"]))
+    return str(ds.attrs["kind"]), shape, k, counts
+
+
+def _info(config: Mapping[str, Any], name: str) -> DataInfo:
+    """:func:`_loaded_info` of ``name`` under ``config`` (a bad user data set: :class:`ConfigError`)."""
+    from causalxai.data.custom import CustomDataError
+
+    if name in TABULAR_SETS:
+        spec: Mapping[str, Any] = {"test_fraction": float(config["data"]["test_fraction"]), "seed": int(config["seed"])}
+    else:
+        spec = config["data"]["custom"][name]
+    try:
+        return _loaded_info(name, json.dumps(dict(spec), sort_keys=True), os.getcwd())
+    except CustomDataError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _loaded(config: Mapping[str, Any], name: str) -> bool:
+    return name in TABULAR_SETS or name in custom_names(config)
+
+
+def dataset_kind(config: Mapping[str, Any], name: str) -> str:
+    """``"tabular"`` (``breast_cancer``, a user set of rows ``(N, F)``) or ``"image"``."""
+    return _info(config, name)[0] if _loaded(config, name) else "image"
+
+
+def tracer_target(config: Mapping[str, Any], name: str) -> tuple[str, list[str]]:
+    """TRACER's architecture and observed layers on data set ``name``: ``tracer.tabular``'s for a
+    tabular set, else ``tracer.model.architecture`` and ``tracer.layers``."""
+    tracer = config["tracer"]
+    if dataset_kind(config, name) == "tabular":
+        return str(tracer["tabular"]["architecture"]), list(tracer["tabular"]["layers"])
+    return str(tracer["model"]["architecture"]), list(tracer["layers"])
 
 
 def _check_architecture(architecture: str) -> None:
@@ -156,6 +240,8 @@ def _class_counts(config: Mapping[str, Any], dataset: str, split: str, *, exact:
     lower bound that needs nothing loaded: a stratified split gives each class its share of
     the split within one image, 2 fewer leaves room for the rounding of the split's size.
     """
+    if _loaded(config, dataset):
+        return np.asarray(_info(config, dataset)[3][split])
     if dataset != "digits":
         return np.asarray(SPLIT_CLASS_COUNTS[dataset][split])
     fraction = float(config["data"]["test_fraction"])
@@ -181,8 +267,11 @@ def _largest_balanced(counts: np.ndarray) -> int:
 
 
 def _split_hint(config: Mapping[str, Any], dataset: str) -> str:
-    if dataset == "digits":
-        return f" (data.test_fraction {config['data']['test_fraction']:g} of the {sum(DIGITS_CLASS_COUNTS)} digits)"
+    if dataset in custom_names(config):
+        return f" (data.custom.{dataset}'s x_test)"
+    if dataset == "digits" or dataset in TABULAR_SETS:
+        total = sum(DIGITS_CLASS_COUNTS) if dataset == "digits" else sum(map(sum, _info(config, dataset)[3].values()))
+        return f" (data.test_fraction {config['data']['test_fraction']:g} of the {total} samples of {dataset})"
     return f" ({dataset}'s official split)"
 
 
@@ -196,7 +285,7 @@ def _check_draw(config: Mapping[str, Any], key: str, n: Any, dataset: str, *, wh
     """
     if n == "all":
         return
-    n, k = int(n), N_CLASSES
+    n, k = int(n), (_info(config, dataset)[2] if _loaded(config, dataset) else N_CLASSES)
     if n < k and allow_key is not None and not _get(config, allow_key):
         raise ConfigError(
             f"{key} ({n}) is smaller than the {k} classes of {dataset}: a class-balanced draw of {n} leaves "
@@ -210,7 +299,7 @@ def _check_draw(config: Mapping[str, Any], key: str, n: Any, dataset: str, *, wh
     short = np.flatnonzero(need > counts)
     if short.size:
         c = int(short[0])
-        fix = " or raise data.test_fraction" if dataset == "digits" else ""
+        fix = " or raise data.test_fraction" if dataset in ("digits", *TABULAR_SETS) else ""
         raise ConfigError(
             f"{key} ({n}) draws {need[c]} test images of class {c} of {dataset} (class-balanced, {n} over {k} "
             f"classes), but its test split holds {counts[c]}{_split_hint(config, dataset)}: lower {key} to at most "
@@ -250,6 +339,8 @@ def _check_samples(config: Mapping[str, Any]) -> None:
         _check_draw(config, "tracer.reliability.n_samples", tracer["reliability"]["n_samples"], d,
                     what="the samples the reliability step scores", allow_key="tracer.allow_missing_classes")
         cf = tracer["counterfactuals"]
+        if dataset_kind(config, d) == "tabular":  # no counterfactuals on tabular sets (image models)
+            continue
         _check_total(config, "tracer.counterfactuals.n_correct", cf["n_correct"], d, "test",
                      "from which the correctly classified counterfactual samples are drawn")
         _check_total(config, "tracer.counterfactuals.ynn_k", cf["ynn_k"], d, "train",
@@ -334,6 +425,32 @@ def _check_zoo(config: Mapping[str, Any], cache: str | os.PathLike[str] | None =
     _memo(cache, "meta_model_split", key, lambda: _check_meta_model_split(**key))
 
 
+def _check_zoo_datasets(config: Mapping[str, Any]) -> None:
+    """The zoo study's data sets (``datasets``): images of 10 classes (the zoo network's outputs) and,
+    for a user set, of at least the network's smallest side; a tabular set is refused (the zoo
+    network is a CNN). Several channels are averaged (:func:`causalxai.data.dataset.grayscale`)."""
+    for d in config["datasets"]:
+        if not _loaded(config, d):
+            continue
+        kind, (_, h, w), k, _ = _info(config, d)
+        if kind == "tabular":
+            raise ConfigError(
+                f"datasets: {d} is tabular, but the zoo study trains and explains convolutional networks on images; "
+                "list it under tracer.datasets only (TRACER runs on tabular data)"
+            )
+        if k != N_CLASSES:
+            raise ConfigError(
+                f"datasets: {d} has {k} classes, but the zoo network has {N_CLASSES} outputs (the Small CNN Zoo's); "
+                f"use it under tracer.datasets only, or give a data set of {N_CLASSES} classes"
+            )
+        low = zoo_min_input_side()
+        if min(h, w) < low:
+            raise ConfigError(
+                f"datasets: {d}'s images ({h}x{w}) are too small for the zoo network (3 convolutions 3x3, stride 2): "
+                f"it needs at least {low}x{low}; use it under tracer.datasets only"
+            )
+
+
 def _check_tracer_settings(config: Mapping[str, Any]) -> None:
     """Cross checks of TRACER's settings that need no network."""
     tracer = config["tracer"]
@@ -365,6 +482,8 @@ def _check_tracer_settings(config: Mapping[str, Any]) -> None:
 
 
 def _input_shape(config: Mapping[str, Any], dataset: str) -> tuple[int, int, int]:
+    if _loaded(config, dataset):
+        return _info(config, dataset)[1]
     side = config["data"]["image_size"] if dataset == "digits" else INPUT_SIZES[dataset]
     return (1, int(side), int(side))
 
@@ -402,13 +521,15 @@ def _check_tracer_model(config: Mapping[str, Any]) -> None:
     from causalxai.tracer.target_model import architecture_kwargs, build_classifier
 
     tracer = config["tracer"]
-    arch, layers = tracer["model"]["architecture"], list(tracer["layers"])
-    by_shape: dict[tuple[int, int, int], list[str]] = {}
-    for d in tracer["datasets"]:
-        by_shape.setdefault(_input_shape(config, d), []).append(d)
-    for shape, sets in by_shape.items():
+    by_target: dict[tuple[str, tuple[str, ...], tuple[int, int, int], int, str], list[str]] = {}
+    for d in tracer["datasets"]:  # each data set's architecture (tracer.tabular on tabular sets), shape, classes
+        arch, layers = tracer_target(config, d)
+        k = _info(config, d)[2] if _loaded(config, d) else N_CLASSES
+        by_target.setdefault((arch, tuple(layers), _input_shape(config, d), k, dataset_kind(config, d)), []).append(d)
+    for (arch, layers_t, shape, k, kind), sets in by_target.items():
+        layers = list(layers_t)
         where = f"{'/'.join(sets)} inputs {'x'.join(map(str, shape))}"
-        kwargs = architecture_kwargs(arch, shape, N_CLASSES, tracer["model"]["dropout"])  # as target_model builds it
+        kwargs = architecture_kwargs(arch, shape, k, tracer["model"]["dropout"])  # as target_model builds it
         with torch.random.fork_rng(devices=[]):
             try:
                 model = build_classifier(arch, **kwargs)
@@ -429,7 +550,8 @@ def _check_tracer_model(config: Mapping[str, Any]) -> None:
         try:
             observed = check_layers(model, layers, x)
         except ValueError as exc:
-            raise ConfigError(f"tracer.layers {layers} on {arch!r} ({where}): {exc}") from None
+            key = "tracer.tabular.layers" if kind == "tabular" else "tracer.layers"
+            raise ConfigError(f"{key} {layers} on {arch!r} ({where}): {exc}") from None
         registered = [n for n, _ in leaf_modules(model)]
         if registered != trace.leaves:
             raise ConfigError(
@@ -446,14 +568,15 @@ def _check_tracer_model(config: Mapping[str, Any]) -> None:
                 f"which runs with TRACER, cannot rebuild it: {exc}. Observe leaf modules of a classifier whose "
                 "forward runs its modules one after another (an nn.Sequential, nested or not)"
             ) from None
-        _check_reliability_model(config, model, x, trace, where)
+        _check_reliability_model(config, model, x, trace, where, arch, kind)
 
 
-def _check_reliability_model(config: Mapping[str, Any], model: Any, x: Any, trace: Any, where: str) -> None:
-    """Grad-CAM's layer and LRP's rules of the reliability step against the built model."""
+def _check_reliability_model(config: Mapping[str, Any], model: Any, x: Any, trace: Any, where: str, arch: str,
+                             kind: str = "image") -> None:
+    """Grad-CAM's layer and LRP's rules of the reliability step against the built model (Grad-CAM is
+    not run on tabular sets: :func:`reliability_methods`)."""
     rel = config["tracer"]["reliability"]
-    arch = config["tracer"]["model"]["architecture"]
-    if "grad_cam" in rel["methods"]:
+    if "grad_cam" in reliability_methods(rel["methods"], kind):
         from causalxai.tracer.reliability import grad_cam_layer
 
         name = rel["grad_cam_layer"]
@@ -481,6 +604,16 @@ def _check_reliability_model(config: Mapping[str, Any], model: Any, x: Any, trac
                 pass
         except TypeError as exc:
             raise ConfigError(f"tracer.reliability.methods: {exc} (tracer.model.architecture {arch!r})") from None
+
+
+#: reliability baselines that need an image (a spatial feature map): left out on tabular data sets
+IMAGE_ONLY_METHODS = ("grad_cam",)
+
+
+def reliability_methods(methods: Any, kind: str) -> list[str]:
+    """``tracer.reliability.methods`` that apply to a data set of ``kind``: on ``"tabular"`` data
+    Grad-CAM (:data:`IMAGE_ONLY_METHODS`, it needs a convolutional feature map) is left out."""
+    return [m for m in methods if kind != "tabular" or m not in IMAGE_ONLY_METHODS]
 
 
 def _resolve(node: Mapping[str, Any], schema: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -582,15 +715,22 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = N
         raise ConfigError(
             f"tracer.cka.eps_sweep {sweep}: list each ε once, in ascending order (e.g. {sorted(set(sweep))})"
         )
-    if tracer.get("datasets"):
-        _check_architecture(tracer["model"]["architecture"])
+    _check_dataset_names(config)
+    _check_zoo_datasets(config)
     for d in tracer.get("datasets", []):
-        size = config["data"]["image_size"] if d == "digits" else INPUT_SIZES[d]
+        _check_architecture(tracer_target(config, d)[0])
+    for d in tracer.get("datasets", []):
+        _, h, w = _input_shape(config, d)
         patch = tracer["interventions"]["patch"]
-        if patch > size:
+        if dataset_kind(config, d) == "tabular" and patch > w:
             raise ConfigError(
-                f"tracer.interventions.patch ({patch}) is larger than the {d} inputs ({size}x{size}): "
-                f"choose a patch of at most {size}"
+                f"tracer.interventions.patch ({patch}) is longer than the {w} features of {d} (tabular: 1 x patch "
+                f"windows): choose a patch of at most {w}"
+            )
+        if dataset_kind(config, d) != "tabular" and patch > min(h, w):
+            raise ConfigError(
+                f"tracer.interventions.patch ({patch}) is larger than the {d} inputs ({h}x{w}): "
+                f"choose a patch of at most {min(h, w)}"
             )
     for name in CONTINUOUS:
         spec = zoo["train"]["hparams"][name]
@@ -621,8 +761,10 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = N
     tracer = config["tracer"]
     _check_weights(tracer)
     if tracer["datasets"]:
-        if tracer["model"]["architecture"] in BUILTIN_ARCHITECTURES:
+        if all(tracer_target(config, d)[0] in BUILTIN_ARCHITECTURES for d in tracer["datasets"]):
             key = {"shapes": [_input_shape(config, d) for d in tracer["datasets"]],
+                   "targets": [[*tracer_target(config, d), dataset_kind(config, d)] for d in tracer["datasets"]],
+                   "classes": [_info(config, d)[2] if _loaded(config, d) else N_CLASSES for d in tracer["datasets"]],
                    "architecture": tracer["model"]["architecture"], "dropout": tracer["model"]["dropout"],
                    "layers": tracer["layers"], "methods": tracer["reliability"]["methods"],
                    "grad_cam_layer": tracer["reliability"]["grad_cam_layer"]}

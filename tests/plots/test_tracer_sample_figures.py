@@ -187,3 +187,37 @@ def test_contributions_with_top_units(tmp_path):
     first = [im for im in drawn if im.get_gid() == f"unit G1 #{frame['unit'].iloc[0]}"][0]
     np.testing.assert_allclose(np.asarray(first.get_array()), ace["unit_attribution"].sel(sample=3, group=0,
                                                                                            unit_rank=0).values)
+
+
+def test_tabular_contributions_are_bars_of_the_top_features(tmp_path):
+    """A one-row input (tabular data, paper 004 Fig. 10): per node, bars of the signed attribution over
+    the 20 features with the largest |attribution| over the nodes, named, largest on top."""
+    rng = np.random.default_rng(7)
+    n_f, names = 26, [f"feat{i}" for i in range(26)]
+    row = rng.uniform(-1, 1, (1, 1, n_f))
+    attr = np.full((1, 3, 1, n_f), np.nan)
+    attr[0, :2] = rng.normal(0, 1, (2, 1, n_f))  # group 2: padding
+    inter = xr.Dataset({"image": (("sample", "y", "x"), row), "label": (("sample",), [1]), "pred": (("sample",), [0])},
+                       coords={"sample": [5]})
+    mask = np.zeros((1, 1, n_f), dtype=bool)
+    mask[0, 0, [3, 9]] = True
+    ace = xr.Dataset({"attribution": (("sample", "group", "y", "x"), attr),
+                      "ace": (("sample", "group"), [[0.5, -0.25, np.nan]]),
+                      "mask": (("sample", "y", "x"), mask),
+                      "output_layer": (("sample", "group"), [["relu1", "fc4", ""]])},
+                     coords={"sample": [5], "group": [0, 1, 2]})
+    fig = plot_contributions(inter, ace, tmp_path / "tab.png", 5, feature_names=names)
+    assert (tmp_path / "tab.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    top = np.argsort(-np.abs(attr[0, :2, 0]).max(axis=0))[:20]  # largest first
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 3  # the input and the two nodes (padding not drawn)
+    labels = [t.get_text() for t in axes[0].get_yticklabels()]
+    assert labels == [names[i] for i in top[::-1]]  # largest on top
+    for ax, g in zip(axes[1:], (0, 1)):
+        widths = [p.get_width() for p in ax.patches]
+        np.testing.assert_allclose(widths, attr[0, g, 0, top[::-1]])
+    from matplotlib.colors import to_rgba
+
+    colours = [p.get_facecolor() for p in axes[0].patches]  # mask features orange (C1), the others grey
+    assert colours == [to_rgba("C1") if i in (3, 9) else to_rgba("0.6") for i in top[::-1]]
+    np.testing.assert_allclose([p.get_width() for p in axes[0].patches], row[0, 0, top[::-1]])

@@ -8,7 +8,14 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 from causalxai.code import module_files
-from causalxai.config import ZOO_DATASETS, check_config
+from causalxai.config import (
+    ZOO_DATASETS,
+    check_config,
+    dataset_kind,
+    reliability_methods,
+    tracer_target,
+)
+from causalxai.data.custom import TABULAR_SETS, loader_source
 from causalxai.data.dataset import DATASETS as IMAGE_SETS
 from causalxai.data.dataset import download_files
 
@@ -35,8 +42,15 @@ ZOO_RULE = f"zoo_{config['zoo']['source']}"
 TRACER_FIGURE_SAMPLES = min(config["tracer"]["figures"]["samples"], config["tracer"]["n_samples"])
 
 
+#: the user data sets (data.custom), each usable in datasets and tracer.datasets
+CUSTOM_SETS = config["data"]["custom"]
+#: TRACER's data sets whose target is an image model: compress and the counterfactuals run on these only
+#: (the counterfactual GAN is convolutional, compress rebuilds image classifiers; tabular sets skip them)
+TRACER_IMAGE_SETS = [d for d in config["tracer"]["datasets"] if dataset_kind(config, d) != "tabular"]
+
+
 wildcard_constraints:
-    dataset="|".join(["digits", "mnist", "fashion_mnist", "cifar10", "svhn_cropped"]),
+    dataset="|".join(map(re.escape, [*IMAGE_SETS, *TABULAR_SETS, *CUSTOM_SETS])),
 
 
 def package_source():
@@ -91,7 +105,27 @@ def dataset_params(wildcards):
             "test_fraction": config["data"]["test_fraction"],
             "seed": config["seed"],
         }
+    if wildcards.dataset in TABULAR_SETS:
+        return {
+            "image_size": None,
+            "test_fraction": config["data"]["test_fraction"],
+            "seed": config["seed"],
+        }
+    if wildcards.dataset in CUSTOM_SETS:  # the declaration itself (loader or path, range, n_classes)
+        return {"custom": dict(CUSTOM_SETS[wildcards.dataset])}
     return {"image_size": None, "test_fraction": None, "seed": None}
+
+
+def custom_data_inputs(wildcards):
+    """A user data set's .npz file, or its loader's module source when it has one (a changed file
+    re-runs the dataset step and what follows); none for the built-in sets."""
+    spec = CUSTOM_SETS.get(wildcards.dataset)
+    if spec is None:
+        return []
+    if spec.get("path"):
+        return [spec["path"]]
+    source = loader_source(spec["loader"])
+    return [os.path.relpath(source)] if source else []
 
 
 # Downloads (rules download_images and download_zoo, local rules: on a cluster they run where
@@ -108,6 +142,8 @@ def image_downloads(wildcards):
     """The downloaded files the dataset step reads (none for digits), as ancient(): their bytes
     are fixed by the MD5s in the package's SOURCES (and verified again by the reader), so a
     file downloaded anew, copied or touched does not re-run the data set and all that follows."""
+    if wildcards.dataset in CUSTOM_SETS:
+        return []
     return [ancient(os.path.join(CACHE_DIR, wildcards.dataset, f)) for f in download_files(wildcards.dataset)]
 
 
@@ -249,16 +285,25 @@ def tracer_params(*keys):
     def params(wildcards):
         t = config["tracer"]
         flat = {
-            "layers": t["layers"],
+            "layers": tracer_target(config, wildcards.dataset)[1],
             **t["interventions"],
             "kernel": t["cka"]["kernel"],
             "eps": t["cka"]["eps"],
             "eps_sweep": t["cka"]["eps_sweep"],
             **t["ace"],
         }
+        if dataset_kind(config, wildcards.dataset) == "tabular":  # 1 x k windows (paper 004 App. D)
+            flat.update(patch=[1, flat["patch"]], stride=[1, flat["stride"]])
         return {k: flat[k] for k in keys}
 
     return params
+
+
+def reliability_params(wildcards):
+    """tracer.reliability with the methods that apply to the data set (no Grad-CAM on tabular data)."""
+    rel = dict(config["tracer"]["reliability"])
+    rel["methods"] = reliability_methods(rel["methods"], dataset_kind(config, wildcards.dataset))
+    return rel
 
 
 def target_weights(wildcards):
@@ -271,6 +316,7 @@ def target_weights(wildcards):
 def target_model_params(wildcards):
     """tracer.model without the training keys when the weights are loaded (they change nothing)."""
     model = dict(config["tracer"]["model"])
+    model["architecture"] = tracer_target(config, wildcards.dataset)[0]
     if model["weights"] is not None:
         for key in ("epochs", "batch_size", "lr"):
             model.pop(key)

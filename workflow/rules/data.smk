@@ -26,6 +26,7 @@ rule download_images:
 rule dataset:
     input:
         downloads=image_downloads,
+        custom=custom_data_inputs,
         code=package_code("dataset.py"),
     output:
         dataset="results/{dataset}/dataset.nc",

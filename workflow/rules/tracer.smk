@@ -169,7 +169,7 @@ rule reliability:
             subcategory="4 reliability ({dataset})",
         ),
     params:
-        reliability=config["tracer"]["reliability"],
+        reliability=reliability_params,
         tracer=tracer_params("patch", "stride", "baseline", "mask_threshold"),
         seed=config["seed"],
     threads: 8
@@ -244,6 +244,7 @@ rule tracer_sample_figures:
         interventions="results/{dataset}/tracer/interventions.nc",
         nodes="results/{dataset}/tracer/causal_nodes.nc",
         ace="results/{dataset}/tracer/ace.nc",
+        dataset="results/{dataset}/dataset.nc",
         code=package_code("tracer_sample_figures.py"),
     output:
         graph=report(

@@ -1,5 +1,6 @@
 """Rule tracer_sample_figures: causal graph and feature contributions of one analysed sample (Fig. 2, 5)."""
 
+import json
 import logging
 
 from causalxai.io import open as open_result
@@ -17,5 +18,7 @@ if position >= nodes.sizes["sample"]:
                      f"{nodes.sizes['sample']} samples were analysed: lower tracer.figures.samples")
 sample = nodes["sample"].values[position]
 plot_causal_graph(nodes, out.graph, sample)
-plot_contributions(open_result(inp.interventions), open_result(inp.ace), out.contributions, sample)
+names = open_result(inp.dataset).attrs.get("feature_names")  # tabular sets: bars labelled by feature
+plot_contributions(open_result(inp.interventions), open_result(inp.ace), out.contributions, sample,
+                   feature_names=json.loads(names) if names else None)
 logging.info("figures of sample %s written", sample)

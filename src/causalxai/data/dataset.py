@@ -12,11 +12,17 @@ channels), the Zoo's input pipeline. With ``raw = x/255`` in [0, 1] that normali
 :func:`from_raw` (``2·raw − 1``) and its inverse :func:`to_raw` (``(x + 1)/2``): TRACER sets its
 interventions' baseline "before normalisation" in that raw space (paper 004 §4.1).
 
+User data sets (``data.custom``) and the tabular ``breast_cancer`` come from
+:mod:`causalxai.data.custom` in the same contract: several channels as ``image(sample, channel,
+y, x)``, a tabular row as a 1 × F image (:func:`model_inputs` gives every set as ``(N, C, H, W)``,
+:func:`grayscale` the zoo study's one channel).
+
 The returned dataset (written by the workflow as ``dataset.nc``) has dims ``sample``, ``y``,
 ``x``; variables ``image(sample, y, x)`` float32 and ``label(sample)`` int64; coordinates
 ``split(sample)`` (``"train"`` samples first, then ``"test"``) and ``source_index(sample)``
 (the image's index in the original train or test file, or in sklearn's digits array); and
-attributes ``dataset``, ``n_classes``, ``image_size``, ``preprocessing``, ``source``, and
+attributes ``dataset``, ``n_classes``, ``image_size``, ``channels``, ``height``, ``width``, ``kind``
+(``image``), ``preprocessing``, ``source``, and
 ``md5`` (JSON ``{file: md5}``) for downloaded sets.
 """
 
@@ -36,6 +42,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from causalxai.data.custom import TABULAR_SETS, load_breast_cancer
 from causalxai.data.download import fetch, file_digest, require_downloaded, unsafe_tar_member, verify as check_digests
 
 __all__ = [
@@ -52,6 +59,8 @@ __all__ = [
     "fetch_dataset",
     "read_dataset",
     "load_dataset",
+    "model_inputs",
+    "grayscale",
 ]
 
 #: Image sets :func:`load_dataset` knows: the Small CNN Zoo's names plus the offline digits.
@@ -184,21 +193,26 @@ def _assemble(
     train: tuple[np.ndarray, np.ndarray, np.ndarray],
     test: tuple[np.ndarray, np.ndarray, np.ndarray],
     attrs: Mapping[str, Any],
+    *,
+    n_classes: int = N_CLASSES,
 ) -> xr.Dataset:
-    """Build the ``dataset.nc`` contract from preprocessed (image, label, index) triples."""
+    """Build the ``dataset.nc`` contract from preprocessed (image, label, index) triples: images
+    ``(N, H, W)`` or ``(N, C, H, W)``; one channel gives ``image(sample, y, x)``, several
+    ``image(sample, channel, y, x)`` (user data sets, :mod:`causalxai.data.custom`)."""
     (xtr, ytr, itr), (xte, yte, ite) = train, test
     image = np.concatenate([xtr, xte]).astype(np.float32, copy=False)
     label = np.concatenate([ytr, yte]).astype(np.int64)
-    if image.ndim == 4:
+    if image.ndim == 4 and image.shape[1] == 1:
         image = image[:, 0]
+    dims = ("sample", "channel", "y", "x") if image.ndim == 4 else ("sample", "y", "x")
     split = np.array(["train"] * len(ytr) + ["test"] * len(yte), dtype=str)
     source_index = np.concatenate([itr, ite]).astype(np.int64)
-    if label.size and (label.min() < 0 or label.max() >= N_CLASSES):
-        raise ValueError(f"{name}: labels outside 0..{N_CLASSES - 1} ({np.unique(label).tolist()})")
+    if label.size and (label.min() < 0 or label.max() >= n_classes):
+        raise ValueError(f"{name}: labels outside 0..{n_classes - 1} ({np.unique(label).tolist()})")
     return xr.Dataset(
         {
-            "image": (("sample", "y", "x"), image, {"long_name": "preprocessed image", "units": "1"}),
-            "label": (("sample",), label, {"long_name": "class label (0..9)"}),
+            "image": (dims, image, {"long_name": "preprocessed image", "units": "1"}),
+            "label": (("sample",), label, {"long_name": f"class label (0..{n_classes - 1})"}),
         },
         coords={
             "split": (("sample",), split, {"long_name": "train or test"}),
@@ -206,8 +220,12 @@ def _assemble(
         },
         attrs={
             "dataset": name,
-            "n_classes": N_CLASSES,
+            "n_classes": int(n_classes),
             "image_size": int(image.shape[-1]),
+            "channels": int(image.shape[1]) if image.ndim == 4 else 1,
+            "height": int(image.shape[-2]),
+            "width": int(image.shape[-1]),
+            "kind": "image",
             "preprocessing": PREPROCESSING + ".",
             **attrs,
         },
@@ -454,8 +472,10 @@ def download_files(name: str) -> dict[str, dict[str, Any]]:
     Raises:
         ValueError: unknown ``name``.
     """
+    if name in TABULAR_SETS:
+        return {}
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS + TABULAR_SETS)}")
     if name == "digits":
         return {}
     return {
@@ -523,6 +543,22 @@ def read_dataset(name: str, files: Mapping[str, str | os.PathLike], *, verify: b
     )
 
 
+def model_inputs(dataset: xr.Dataset) -> np.ndarray:
+    """The images of ``dataset.nc`` as the models take them, ``(N, C, H, W)`` float32: ``image``
+    with its ``channel`` dimension, or one channel added (tabular rows: ``(N, 1, 1, F)``)."""
+    image = dataset["image"]
+    if "channel" in image.dims:
+        return np.asarray(image.transpose("sample", "channel", "y", "x").values, dtype=np.float32)
+    return np.asarray(image.transpose("sample", "y", "x").values, dtype=np.float32)[:, None]
+
+
+def grayscale(dataset: xr.Dataset) -> np.ndarray:
+    """The images of ``dataset.nc`` as one channel ``(N, H, W)`` float32: the mean over ``channel``
+    when there are several (the Small CNN Zoo's convention, :func:`zoo_preprocess`; the affine
+    normalisation commutes with the mean), else ``image`` itself. The zoo study's input."""
+    return model_inputs(dataset).mean(axis=1, dtype=np.float32)
+
+
 def load_dataset(
     name: str,
     *,
@@ -538,13 +574,14 @@ def load_dataset(
     rules, ``download_images`` and ``dataset``, so that only the first touches the network).
 
     Args:
-        name: one of :data:`DATASETS`.
+        name: one of :data:`DATASETS` or :data:`~causalxai.data.custom.TABULAR_SETS`
+            (``breast_cancer``: :func:`~causalxai.data.custom.load_breast_cancer`).
         cache_dir: downloads go to ``<cache_dir>/<name>/`` and are reused (MD5-verified).
         image_size: ``digits`` only: side length after resizing. Downloaded sets keep their
             native size (28 for MNIST/Fashion-MNIST, 32 for CIFAR-10/SVHN), as in the Zoo.
-        test_fraction: ``digits`` only: held-out share. Downloaded sets use their official
+        test_fraction: ``digits`` and ``breast_cancer`` only: held-out share. Downloaded sets use their official
             train/test files.
-        seed: ``digits`` only: seed of the split (downloaded sets are deterministic).
+        seed: ``digits`` and ``breast_cancer`` only: seed of the split (downloaded sets are deterministic).
         progress: log the downloads' progress.
 
     Raises:
@@ -553,8 +590,10 @@ def load_dataset(
         causalxai.data.download.DownloadError: a file could not be downloaded.
         DatasetFileError: a cached file is corrupt or not in the expected format.
     """
+    if name in TABULAR_SETS:
+        return load_breast_cancer(test_fraction=test_fraction, seed=seed)
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS + TABULAR_SETS)}")
     if name == "digits":
         return load_digits(image_size=image_size, test_fraction=test_fraction, seed=seed)
     # fetch verified every file with a known MD5 (existing or downloaded): no second pass

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from causalxai.data.dataset import grayscale
+
 __all__ = ["class_balanced_indices", "select_probe_images"]
 
 
@@ -89,7 +91,7 @@ def select_probe_images(dataset: xr.Dataset, n_images: int, seed: int) -> xr.Dat
     k = np.unique(labels).size
     out = xr.Dataset(
         {
-            "pixels": (("image", "y", "x"), dataset["image"].values[idx].astype(np.float32)),
+            "pixels": (("image", "y", "x"), grayscale(dataset)[idx]),  # channels averaged (the zoo's input)
             "label": ("image", dataset["label"].values[idx].astype(np.int64)),
             "sample": ("image", idx.astype(np.int64)),
         },

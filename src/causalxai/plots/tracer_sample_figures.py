@@ -159,14 +159,55 @@ def _draw_units(fig: Figure, axes: np.ndarray, one: xr.Dataset, frame: pd.DataFr
                          f"mean |Δ| = {score[g, r]:.3g}", fontsize=8)
 
 
+#: features drawn in a tabular sample's contribution figure (paper 004 App. D, Fig. 10: the top 20)
+TOP_FEATURES = 20
+
+
+def _plot_feature_contributions(image: np.ndarray, mask: np.ndarray, attr: np.ndarray, frame: pd.DataFrame,
+                                groups: list, feature_names: list[str] | None, title: str,
+                                path: str | os.PathLike[str]) -> Figure:
+    """Fig. 10 of paper 004 (App. D) for a tabular sample (a 1 × F input): the top
+    :data:`TOP_FEATURES` features by their largest |attribution| over the causal nodes, as horizontal
+    bars: the input's values (features of the explanation mask in orange), then each node's signed
+    attribution (blue positive, red negative)."""
+    values, in_mask = image[0], mask[0]
+    n_feat = values.size
+    names = list(feature_names) if feature_names is not None and len(feature_names) == n_feat else \
+        [f"f{i}" for i in range(n_feat)]
+    rows = [np.asarray(attr[groups.index(r.group)], dtype=float)[0] for r in frame.itertuples(index=False)]
+    score = np.nanmax(np.abs(np.stack(rows)), axis=0) if rows else np.abs(values)
+    top = np.argsort(-np.nan_to_num(score), kind="stable")[: min(TOP_FEATURES, n_feat)][::-1]
+    sns.set_theme(style="whitegrid")
+    n_panels = 1 + len(rows)
+    fig, axes = plt.subplots(1, n_panels, figsize=(2.2 + 2.4 * n_panels, 0.9 + 0.24 * top.size), sharey=True,
+                             squeeze=False)
+    ypos = np.arange(top.size)
+    ax = axes[0, 0]
+    ax.barh(ypos, values[top], color=["C1" if in_mask[i] else "0.6" for i in top])
+    ax.set_yticks(ypos, [names[i] for i in top], fontsize=7)
+    ax.set_title(f"{title}\nscaled value (orange: in the mask, {int(in_mask.sum())} of {n_feat})", fontsize=8)
+    for ax, row, a in zip(axes[0, 1:], frame.itertuples(index=False), rows):
+        ax.barh(ypos, a[top], color=["C0" if v >= 0 else "C3" for v in a[top]])
+        ax.axvline(0.0, color="0.3", linewidth=0.6)
+        ace = "n/a" if not np.isfinite(row.ace) else f"{row.ace:.3g}"
+        ax.set_title(f"G{row.group + 1}: {row.output_layer}\nACE = {ace}", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+    fig.suptitle(f"feature contributions per causal node (blue +, red −), top {top.size} features", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def plot_contributions(interventions_ds: xr.Dataset, ace_ds: xr.Dataset, path: str | os.PathLike[str],
-                       sample) -> Figure:
+                       sample, feature_names: list[str] | None = None) -> Figure:
     """Paper 004 App. B (Fig. 5) for one sample: the input, then one panel per causal node with
     its signed attribution over the input (blue positive, red negative, limits ±max|·| per
     panel, the input's outline on top), titled with the node's output layer and ACE, then the
     binary explanation mask. Padded groups are not drawn. When ace.nc has the nodes' top units
     (``top_unit``, ``unit_attribution``; App. B, Fig. 5), one more row per node shows their
-    contribution maps (:func:`unit_frame`)."""
+    contribution maps (:func:`unit_frame`).
+
+    A tabular sample (a one-row input, ``y`` of length 1) is drawn as bars over its features instead
+    (paper 004 Fig. 10, :func:`_plot_feature_contributions`), labelled with ``feature_names``."""
     require(interventions_ds, ["image"], "interventions.nc")
     require(ace_ds, ["mask"], "ace.nc")
     sel_i = _check_sample(interventions_ds, sample, "interventions.nc")
@@ -176,6 +217,13 @@ def plot_contributions(interventions_ds: xr.Dataset, ace_ds: xr.Dataset, path: s
     mask = np.asarray(ace_ds["mask"].sel(sel_a).transpose("y", "x").values, dtype=bool)
     attr = ace_ds["attribution"].sel(sel_a).transpose("group", "y", "x")
     groups = np.asarray(attr["group"].values).tolist() if "group" in attr.coords else list(range(attr.sizes["group"]))
+    title = f"input, sample {sample}"
+    if "label" in interventions_ds and "pred" in interventions_ds:
+        title = (f"input, sample {sample}\nlabel {int(interventions_ds['label'].sel(sel_i))}, "
+                 f"pred {int(interventions_ds['pred'].sel(sel_i))}")
+    if image.shape[0] == 1:  # a tabular row
+        return _plot_feature_contributions(image, mask, np.asarray(attr.values, dtype=float), frame, groups,
+                                           feature_names, title, path)
 
     n_panels = len(frame) + 2
     ncols = min(n_panels, 6)
@@ -188,10 +236,6 @@ def plot_contributions(interventions_ds: xr.Dataset, ace_ds: xr.Dataset, path: s
     fig, axes = plt.subplots(nrows + unit_rows, ncols, figsize=(2.6 * ncols, 2.9 * (nrows + unit_rows)),
                              squeeze=False)
     flat = axes[:nrows].ravel()
-    title = f"input, sample {sample}"
-    if "label" in interventions_ds and "pred" in interventions_ds:
-        title = (f"input, sample {sample}\nlabel {int(interventions_ds['label'].sel(sel_i))}, "
-                 f"pred {int(interventions_ds['pred'].sel(sel_i))}")
     flat[0].imshow(image, cmap="gray", vmin=-1.0, vmax=1.0, interpolation="nearest")
     flat[0].set_title(title, fontsize=9)
     outline = np.ptp(image) > 0

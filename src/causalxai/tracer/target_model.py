@@ -30,8 +30,10 @@ import xarray as xr
 from torch import nn
 
 from causalxai.checks import refuse
+from causalxai.data.dataset import model_inputs
 from causalxai.io import atomic_path
 from causalxai.runtime import predict
+from causalxai.tracer.mlp import mlp
 from causalxai.tracer.model import alexnet28, layer_table, train_classifier
 from causalxai.tracer.settings import ClassifierSettings
 
@@ -49,7 +51,7 @@ __all__ = [
 ]
 
 #: architectures known by name
-BUILTIN: dict[str, Callable[..., nn.Module]] = {"alexnet28": alexnet28}
+BUILTIN: dict[str, Callable[..., nn.Module]] = {"alexnet28": alexnet28, "mlp": mlp}
 
 
 def _resolve(architecture: str) -> Callable[..., nn.Module]:
@@ -82,11 +84,12 @@ def build_classifier(architecture: str, **kwargs: Any) -> nn.Module:
 
 
 def dataset_tensors(dataset: xr.Dataset, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images ``(N, 1, H, W)`` float32 and labels ``(N,)`` of one split of ``dataset.nc``."""
+    """Images ``(N, C, H, W)`` float32 (:func:`~causalxai.data.dataset.model_inputs`: one channel, or
+    ``dataset.nc``'s ``channel`` dimension; tabular rows ``(N, 1, 1, F)``) and labels ``(N,)`` of one split."""
     sel = np.asarray(dataset["split"].values).astype(str) == split
     if not sel.any():
         raise ValueError(f"dataset {dataset.attrs.get('dataset', '')!r} has no {split!r} samples")
-    x = torch.tensor(np.asarray(dataset["image"].values)[sel][:, None], dtype=torch.float32)
+    x = torch.tensor(model_inputs(dataset)[sel], dtype=torch.float32)
     y = torch.tensor(np.asarray(dataset["label"].values)[sel], dtype=torch.int64)
     return x, y
 
@@ -95,7 +98,8 @@ def architecture_kwargs(
     architecture: str, input_shape: Sequence[int], n_classes: int, dropout: float
 ) -> dict[str, Any]:
     """The keyword arguments the target's architecture is built with: ``in_channels`` and
-    ``n_classes``; for the built-in ``alexnet28`` also ``dropout`` and ``image_size``.
+    ``n_classes``; for the built-in ``alexnet28`` also ``dropout`` and ``image_size``, for ``mlp``
+    ``n_inputs`` (``C·H·W``).
 
     Args:
         architecture: ``tracer.model.architecture``.
@@ -106,6 +110,8 @@ def architecture_kwargs(
     kwargs: dict[str, Any] = {"in_channels": int(input_shape[0]), "n_classes": int(n_classes)}
     if architecture == "alexnet28":
         kwargs.update(dropout=float(dropout), image_size=int(input_shape[-1]))
+    elif architecture == "mlp":  # tabular rows (1 x 1 x F) or any input, flattened
+        kwargs.update(n_inputs=int(np.prod(input_shape)))
     return kwargs
 
 

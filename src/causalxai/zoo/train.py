@@ -426,10 +426,11 @@ def build_trained_zoo(dataset: xr.Dataset, cfg: Mapping[str, Any]) -> xr.Dataset
         cfg: ``n_models``, ``seed``, ``device``, ``epochs``, ``batch_size``,
             ``chunk_size`` and ``hparams`` (the config's ``zoo.train`` plus the rest).
     """
+    from causalxai.data.dataset import grayscale
     from causalxai.zoo.dataset import make_zoo_dataset
 
     split = dataset["split"].values
-    img = dataset["image"].values[:, None].astype(np.float32)
+    img = grayscale(dataset)[:, None]  # several channels: their mean, the Small CNN Zoo's convention
     lab = dataset["label"].values.astype(np.int64)
     tr, te = split == "train", split == "test"
     settings = TrainSettings.from_params(cfg)
