@@ -334,6 +334,21 @@ def _check_zoo(config: Mapping[str, Any], cache: str | os.PathLike[str] | None =
     _memo(cache, "meta_model_split", key, lambda: _check_meta_model_split(**key))
 
 
+def _check_zoo_source(config: Mapping[str, Any]) -> None:
+    """``zoo.checkpoints`` or ``zoo.modelzoos`` when they are the zoo's source (their files, columns, architecture)."""
+    source = config["zoo"]["source"]
+    if source not in ("checkpoints", "modelzoos"):
+        return
+    from causalxai.zoo.checkpoints import check_checkpoints_config
+    from causalxai.zoo.modelzoos import check_modelzoos_config
+
+    check = check_checkpoints_config if source == "checkpoints" else check_modelzoos_config
+    try:
+        check(config["zoo"][source], list(config["datasets"]))
+    except (ValueError, FileNotFoundError) as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _check_tracer_settings(config: Mapping[str, Any]) -> None:
     """Cross checks of TRACER's settings that need no network."""
     tracer = config["tracer"]
@@ -613,6 +628,7 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = N
     _check_tracer_settings(config)
     _check_samples(config)
     _check_zoo(config, cache)
+    _check_zoo_source(config)
     for key in ("effects.figures.hparam", "effects.figures.kernel_comparison", "effects.figures.kernel_example.hparam"):
         try:
             check_figure_hparam(config, key)

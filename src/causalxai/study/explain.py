@@ -122,7 +122,8 @@ def model_shard(n_models: int, shards: int, shard: int) -> np.ndarray:
 
 
 def _chunks(groups: np.ndarray, models: np.ndarray, chunk: int) -> list[np.ndarray]:
-    """``models`` split into chunks of at most ``chunk`` models of one group each (:func:`causalxai.zoo.forward.chunk_groups`)."""
+    """``models`` split into chunks of at most ``chunk`` models of one group each
+    (:func:`causalxai.zoo.forward.chunk_groups`)."""
     out = []
     for act in sorted(set(groups[models].tolist())):
         members = models[groups[models] == act]

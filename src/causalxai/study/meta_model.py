@@ -125,7 +125,8 @@ def hparam_feature_names(zoo: xr.Dataset) -> list[str]:
     return names
 
 
-def _continuous_column(values: np.ndarray, name: str, logs: frozenset[str] | set[str] = frozenset(LOG_SCALE)) -> np.ndarray:
+def _continuous_column(values: np.ndarray, name: str,
+                       logs: frozenset[str] | set[str] = frozenset(LOG_SCALE)) -> np.ndarray:
     v = np.asarray(values, dtype=np.float64)
     if name not in logs:
         return v

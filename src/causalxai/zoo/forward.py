@@ -31,6 +31,8 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
+import sys
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -69,7 +71,8 @@ def is_state_dict_zoo(zoo: xr.Dataset) -> bool:
 
 
 def load_factory(spec: str) -> Callable[..., nn.Module]:
-    """The callable ``"package.module:function"`` names (a class or a function returning an ``nn.Module``).
+    """The callable ``"package.module:function"`` names (a class or a function returning an
+    ``nn.Module``), imported from ``sys.path`` or the working directory.
 
     Raises:
         ValueError: a malformed name, a module that does not import, or no such attribute,
@@ -78,6 +81,8 @@ def load_factory(spec: str) -> Callable[..., nn.Module]:
     if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
         raise ValueError(f"architecture {spec!r}: expected 'package.module:function'")
     mod_name, attr = spec.split(":")
+    if os.getcwd() not in sys.path:  # a module next to the workflow's config (its working directory)
+        sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(mod_name)
     except ImportError as e:
@@ -101,16 +106,22 @@ def build_module(spec: str, kwargs: Mapping[str, Any] | None = None) -> nn.Modul
     return module.eval()
 
 
-def zoo_module(zoo: xr.Dataset) -> nn.Module:
-    """The (untrained) module of a ``state_dict`` zoo, built from its attributes, eval mode."""
-    return build_module(zoo.attrs["architecture"], json.loads(zoo.attrs.get("architecture_kwargs", "{}")))
+def zoo_module(zoo: xr.Dataset, group: str = "{}") -> nn.Module:
+    """The (untrained) module of a ``state_dict`` zoo, built from its attributes with the keyword
+    arguments of an architecture group (JSON, :func:`chunk_groups`) on top, eval mode."""
+    kwargs = {**json.loads(zoo.attrs.get("architecture_kwargs", "{}")), **json.loads(group)}
+    return build_module(zoo.attrs["architecture"], kwargs)
 
 
 def chunk_groups(zoo: xr.Dataset) -> np.ndarray:
     """Per model, the key whose models may share a chunk: the Small CNN Zoo's activation
-    (one grouped-convolution pass per activation), a single group for a ``state_dict`` zoo."""
+    (one grouped-convolution pass per activation); for a ``state_dict`` zoo its coordinate
+    ``architecture_group``, the keyword arguments (JSON) a model adds to ``architecture_kwargs``
+    (e.g. ``{"nlin": "tanh"}``: a zoo whose activation varies), ``"{}"`` for all without it."""
     if is_state_dict_zoo(zoo):
-        return np.full(zoo.sizes["model"], "all")
+        if "architecture_group" in zoo.coords:
+            return np.asarray(zoo["architecture_group"].values).astype(str)
+        return np.full(zoo.sizes["model"], "{}")
     return np.asarray(zoo["activation"].values).astype(str)
 
 
@@ -299,7 +310,7 @@ def zoo_forward(
         raise ValueError("grad_cam needs a convolutional layer, but this zoo's architecture "
                          f"({rows.attrs['architecture']}) has none declared (zoo attribute last_conv): leave "
                          "grad_cam out of explain.methods, or declare the layer (zoo.checkpoints.last_conv)")
-    module = zoo_module(rows).to(device=device, dtype=dtype)
+    module = zoo_module(rows, str(chunk_groups(rows)[models[0]])).to(device=device, dtype=dtype)
     layout = json.loads(rows.attrs["layout"])
     w = torch.tensor(np.asarray(rows["weights"].isel(model=models).values), device=device, dtype=dtype)
     params = unflatten_rows(w, layout, module.state_dict())

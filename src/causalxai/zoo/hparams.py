@@ -101,7 +101,9 @@ def check_hparam_specs(specs: Mapping[str, Any], key: str) -> dict[str, dict[str
                 raise ValueError(f"{key}.{name}.markers: give at least two distinct values, got {markers}")
             if log and markers[0] <= 0:
                 raise ValueError(f"{key}.{name}: log rounding needs markers > 0, got {markers}")
-        out[str(name)] = {"type": kind, "markers": markers, "log": log, **({"key": spec["key"]} if "key" in spec else {})}
+        out[str(name)] = {"type": kind, "markers": markers, "log": log}
+        if "key" in spec:
+            out[str(name)]["key"] = str(spec["key"])
     return out
 
 
