@@ -284,8 +284,9 @@ def load_checkpoints_zoo(
         if dataset is None:
             raise ValueError(f"{key}: without accuracy_column the test accuracy is computed on the data set")
         m = test_metrics(zoo, dataset)
-        zoo["test_accuracy"].values[:] = m["test_accuracy"].to_numpy()
-        zoo["test_loss"].values[:] = m["test_loss"].to_numpy()
+        for name in ("test_accuracy", "test_loss"):
+            zoo[name] = xr.DataArray(m[name].to_numpy(), dims="model", attrs=zoo[name].attrs)
+        validate_zoo(zoo)
     log.info("checkpoints zoo: %d models of %s, %d parameters each", len(frame), cfg["architecture"], weights.shape[1])
     return zoo
 
