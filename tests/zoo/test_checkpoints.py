@@ -173,6 +173,7 @@ def test_bad_checkpoint_zoos_are_refused_naming_the_row_file_or_column(tmp_path)
     torch.save(tiny_mlp().state_dict(), tmp_path / "m3.pt")
     with pytest.raises(ValueError, match=r"missing: 6.weight, 6.bias; other shapes: 0.weight \(6, 64\)"):
         load_checkpoints_zoo(cfg, data)
+    torch.save(tiny_cnn().state_dict(), tmp_path / "m3.pt")  # the right architecture again
     with pytest.raises(ValueError, match=r"lacks the column\(s\) \['momentum'\]"):
         load_checkpoints_zoo({**cfg, "hparams": {**cfg["hparams"], "momentum": {"type": "numerical"}}}, data)
     frame = pd.read_csv(cfg["table"]).astype({"lr": object})
