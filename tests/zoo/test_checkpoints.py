@@ -185,3 +185,29 @@ def test_bad_checkpoint_zoos_are_refused_naming_the_row_file_or_column(tmp_path)
         load_checkpoints_zoo({**cfg, "hparams": {"opt": {"type": "ordinal"}}}, data)
     with pytest.raises(ValueError, match="no attribute 'nope'"):
         check_checkpoints_config({**cfg, "architecture": ARCH + "nope"}, ["digits"])
+
+
+def test_declared_hyperparameters_give_the_treatment_levels():
+    from causalxai.study.estimators.treatments import treatment_levels
+    from causalxai.zoo.hparams import check_hparam_specs, hparam_specs
+
+    specs = check_hparam_specs({"lr": {"type": "numerical", "markers": [0.1, 0.001], "log": True},
+                                "wd": {"type": "numerical"}, "opt": {"type": "categorical"}}, "zoo.checkpoints.hparams")
+    assert specs["lr"]["markers"] == [0.001, 0.1]  # sorted
+    # 2e-3 is 0.69 from 1e-3 and 3.9 from 1e-1 in log space; 0.02 is 3.0 and 1.6: rounded to 1e-3, 1e-1
+    lv, labels = treatment_levels("lr", np.array([1e-3, 2e-3, 0.02, 0.09]), spec=specs["lr"])
+    assert lv.tolist() == [0, 0, 1, 1] and labels == ["0.001", "0.1"]
+    # linearly 0.02 would be nearer 0.001 (0.019 vs 0.08)
+    lv, _ = treatment_levels("lr", np.array([0.02]), spec={**specs["lr"], "log": False})
+    assert lv.tolist() == [0]
+    lv, labels = treatment_levels("wd", np.array([0.5, 0.1, 10.0, 0.5]), spec=specs["wd"])  # no markers: by value
+    assert lv.tolist() == [1, 0, 2, 1] and labels == ["0.1", "0.5", "10"]
+    lv, labels = treatment_levels("opt", np.array(["sgd", "adam", "sgd"]), spec=specs["opt"])
+    assert lv.tolist() == [1, 0, 1] and labels == ["adam", "sgd"]
+    assert hparam_specs({"hparams": json.dumps(specs)}) == specs
+    assert set(hparam_specs({})) >= {"optimizer", "learning_rate"}  # the Small CNN Zoo's without the attribute
+    for bad, msg in (({"lr": {"type": "numerical", "markers": [0.0, 1.0], "log": True}}, "log rounding needs markers"),
+                     ({"opt": {"type": "categorical", "markers": [1, 2]}}, "numerical hyperparameters only"),
+                     ({"my-lr": {"type": "numerical"}}, "identifier"), ({}, "at least one")):
+        with pytest.raises(ValueError, match=msg):
+            check_hparam_specs(bad, "zoo.checkpoints.hparams")
