@@ -15,7 +15,7 @@ from causalxai.study.explain import ExplainSettings, explain_zoo
 from causalxai.study.predictions import predict_zoo
 from causalxai.zoo import forward as zoo_forward_module
 from causalxai.zoo.checkpoints import check_checkpoints_config, load_checkpoints_zoo
-from causalxai.zoo.forward import zoo_forward
+from causalxai.zoo.forward import unflatten_rows, zoo_forward
 
 from .tiny_archs import item_net, tiny_bn_cnn, tiny_cnn, tiny_mlp
 
@@ -74,6 +74,12 @@ def test_vmap_forward_equals_a_loop_over_the_same_modules(tmp_path, factory):
     np.testing.assert_array_equal(zoo["opt"].values, ["sgd", "adam"] * 3)
     np.testing.assert_allclose(zoo["test_accuracy"].values, 0.1 + 0.05 * np.arange(6))
     assert json.loads(zoo.attrs["hparams"])["lr"] == {"type": "numerical", "markers": [1e-3, 1e-1], "log": True}
+    # the flat rows hold exactly torch.func.stack_module_state's parameters and buffers
+    params, buffers = torch.func.stack_module_state(modules)
+    rows = unflatten_rows(torch.tensor(zoo["weights"].values), json.loads(zoo.attrs["layout"]), modules[0].state_dict())
+    assert set(rows) == set(params) | set(buffers)
+    for k, v in {**params, **buffers}.items():
+        torch.testing.assert_close(rows[k], v.detach().to(rows[k].dtype), rtol=0, atol=0)
     x = torch.tensor(_images()["pixels"].values[:, None], dtype=torch.float64)
     sel = np.array([1, 2, 4])
     for output in ("logit", "prob"):
