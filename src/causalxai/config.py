@@ -426,9 +426,9 @@ def _check_zoo(config: Mapping[str, Any], cache: str | os.PathLike[str] | None =
 
 
 def _check_zoo_datasets(config: Mapping[str, Any]) -> None:
-    """The zoo study's data sets (``datasets``): images of 10 classes (the zoo network's outputs) and,
-    for a user set, of at least the network's smallest side; a tabular set is refused (the zoo
-    network is a CNN). Several channels are averaged (:func:`causalxai.data.dataset.grayscale`)."""
+    """The zoo study's data sets (``datasets``): images (a tabular set is refused) and, for a zoo
+    of the Small CNN Zoo's network, of 10 classes (its outputs) and at least its smallest side.
+    Several channels are averaged (:func:`causalxai.data.dataset.grayscale`)."""
     for d in config["datasets"]:
         if not _loaded(config, d):
             continue
@@ -438,6 +438,8 @@ def _check_zoo_datasets(config: Mapping[str, Any]) -> None:
                 f"datasets: {d} is tabular, but the zoo study trains and explains convolutional networks on images; "
                 "list it under tracer.datasets only (TRACER runs on tabular data)"
             )
+        if config["zoo"]["source"] not in ("train", "smallcnnzoo"):
+            continue  # a zoo of its own architecture: zoo.checkpoints / zoo.modelzoos are checked against it
         if k != N_CLASSES:
             raise ConfigError(
                 f"datasets: {d} has {k} classes, but the zoo network has {N_CLASSES} outputs (the Small CNN Zoo's); "
@@ -449,6 +451,21 @@ def _check_zoo_datasets(config: Mapping[str, Any]) -> None:
                 f"datasets: {d}'s images ({h}x{w}) are too small for the zoo network (3 convolutions 3x3, stride 2): "
                 f"it needs at least {low}x{low}; use it under tracer.datasets only"
             )
+
+
+def _check_zoo_source(config: Mapping[str, Any]) -> None:
+    """``zoo.checkpoints`` or ``zoo.modelzoos`` when they are the zoo's source (their files, columns, architecture)."""
+    source = config["zoo"]["source"]
+    if source not in ("checkpoints", "modelzoos"):
+        return
+    from causalxai.zoo.checkpoints import check_checkpoints_config
+    from causalxai.zoo.modelzoos import check_modelzoos_config
+
+    check = check_checkpoints_config if source == "checkpoints" else check_modelzoos_config
+    try:
+        check(config["zoo"][source], list(config["datasets"]))
+    except (ValueError, FileNotFoundError) as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _check_tracer_settings(config: Mapping[str, Any]) -> None:
@@ -753,6 +770,7 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = N
     _check_tracer_settings(config)
     _check_samples(config)
     _check_zoo(config, cache)
+    _check_zoo_source(config)
     for key in ("effects.figures.hparam", "effects.figures.kernel_comparison", "effects.figures.kernel_example.hparam"):
         try:
             check_figure_hparam(config, key)

@@ -4,6 +4,7 @@
 import os
 import re
 
+import pandas as pd
 import yaml
 from snakemake.exceptions import WorkflowError
 
@@ -37,7 +38,11 @@ with open(workflow.source_path("../../config/schema.yaml")) as _schema:
 
 DATASETS = config["datasets"]
 #: zoo_train or zoo_smallcnnzoo (workflow/rules/zoo.smk), the rule that writes results/{dataset}/zoo.nc
-ZOO_RULE = f"zoo_{config['zoo']['source']}"
+ZOO_RULE = (
+    "zoo_source"  # zoo.source checkpoints or modelzoos: one rule reads either
+    if config["zoo"]["source"] in ("checkpoints", "modelzoos")
+    else f"zoo_{config['zoo']['source']}"
+)
 #: the analysed samples drawn as causal graphs and contribution maps (rule tracer_sample_figures)
 TRACER_FIGURE_SAMPLES = min(config["tracer"]["figures"]["samples"], config["tracer"]["n_samples"])
 
@@ -182,6 +187,24 @@ def zoo_train_params(wildcards):
         "seed": config["seed"],
         **{k: v for k, v in config["zoo"]["train"].items() if k != "chunk_size"},
     }
+
+
+def zoo_source_params(wildcards):
+    """zoo.checkpoints or zoo.modelzoos (the source's), {dataset} filled in its paths."""
+    from causalxai.zoo.checkpoints import for_dataset
+
+    source = config["zoo"]["source"]
+    return for_dataset(config["zoo"][source], wildcards.dataset)
+
+
+def zoo_source_files(wildcards):
+    """What a checkpoints zoo reads: its table and every state dict the table names (a new
+    file or table re-runs the zoo); a Model Zoo: its folder or archive."""
+    p = zoo_source_params(wildcards)
+    if config["zoo"]["source"] == "modelzoos":
+        return [p["path"]]
+    table = pd.read_csv(p["table"])
+    return [p["table"], *(os.path.join(p["dir"], str(f)) for f in table[p["file_column"]])]
 
 
 def smallcnnzoo_params(wildcards):

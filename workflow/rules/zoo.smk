@@ -1,5 +1,7 @@
-# The model zoo: trained here many-models-at-once (source: train) or the real Small CNN
-# Zoo downloaded and verified (source: smallcnnzoo). Both write the same zoo.nc contract.
+# The model zoo: trained here many-models-at-once (source: train), the real Small CNN Zoo
+# downloaded and verified (source: smallcnnzoo), a user's folder of state dicts of any architecture
+# (source: checkpoints) or a zoo of Schürholt et al.'s Model Zoos (source: modelzoos). All write
+# the zoo.nc contract (causalxai.zoo.dataset; any architecture: causalxai.zoo.forward).
 
 if config["zoo"]["source"] == "train":
 
@@ -22,6 +24,27 @@ if config["zoo"]["source"] == "train":
             "../../envs/causalxai.yaml"
         script:
             "../scripts/zoo_train.py"
+
+elif config["zoo"]["source"] in ("checkpoints", "modelzoos"):
+
+    rule zoo_source:
+        input:
+            dataset="results/{dataset}/dataset.nc",
+            files=zoo_source_files,
+            code=package_code("zoo_source.py"),
+        output:
+            zoo="results/{dataset}/zoo.nc",
+        params:
+            source=config["zoo"]["source"],
+            zoo=zoo_source_params,
+        log:
+            "logs/{dataset}/zoo.log",
+        benchmark:
+            "results/benchmarks/{dataset}/zoo.tsv"
+        conda:
+            "../../envs/causalxai.yaml"
+        script:
+            "../scripts/zoo_source.py"
 
 else:
 

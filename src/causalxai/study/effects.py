@@ -66,7 +66,7 @@ from causalxai.study.estimators.treatments import (
     treatment_levels,
 )
 from causalxai.study.explain import EFFECTS
-from causalxai.zoo.hparams import HPARAMS
+from causalxai.zoo.hparams import hparam_specs
 
 __all__ = ["EffectsSettings", "GLOBAL_BUCKET", "check_effects", "compute_effects", "compute_effects_grid"]
 
@@ -367,8 +367,8 @@ def compute_effects_grid(
     read = _output_reader(predictions, explanations)
 
     levels_all: dict[str, tuple[np.ndarray, list[str]]] = {}
-    for name in HPARAMS:
-        lv, labels = treatment_levels(name, zoo[name].values, s.log_rounding)
+    for name, spec in hparam_specs(zoo.attrs, s.log_rounding).items():
+        lv, labels = treatment_levels(name, zoo[name].values, s.log_rounding, spec=spec)
         if len(set(lv.tolist())) > 1:
             levels_all[name] = (lv, labels)
     if not levels_all:

@@ -59,8 +59,8 @@ from causalxai.io import open_lazy, set_attr, write_streamed
 from causalxai.progress import Progress
 from causalxai.runtime import resolve_device
 from causalxai.study.postprocess import normalize_maps
-from causalxai.zoo.dataset import zoo_params, zoo_rows
-from causalxai.zoo.network import batched_forward
+from causalxai.zoo.dataset import zoo_rows
+from causalxai.zoo.forward import chunk_groups, zoo_forward
 
 __all__ = [
     "METHODS",
@@ -121,10 +121,12 @@ def model_shard(n_models: int, shards: int, shard: int) -> np.ndarray:
     return np.array_split(np.arange(n_models), shards)[shard]
 
 
-def _chunks(activation: np.ndarray, models: np.ndarray, chunk: int) -> list[np.ndarray]:
+def _chunks(groups: np.ndarray, models: np.ndarray, chunk: int) -> list[np.ndarray]:
+    """``models`` split into chunks of at most ``chunk`` models of one group each
+    (:func:`causalxai.zoo.forward.chunk_groups`)."""
     out = []
-    for act in sorted(set(activation[models].tolist())):
-        members = models[activation[models] == act]
+    for act in sorted(set(groups[models].tolist())):
+        members = models[groups[models] == act]
         out.extend(np.array_split(members, int(np.ceil(members.size / chunk))))
     return out
 
@@ -170,7 +172,7 @@ def explain_zoo(
         raise ValueError(f"explain.methods: unknown method {method!r}; choose from {list(METHODS)}")
     device, dtype, x, chunk = _setup(zoo, images, settings)
     models = np.arange(zoo.sizes["model"]) if models is None else np.unique(np.asarray(models, dtype=np.int64))
-    act = np.asarray(zoo["activation"].values).astype(str)
+    groups = chunk_groups(zoo)
     for key in ("target", "target_direct"):
         if key not in predictions:
             raise ValueError(f"predictions.nc has no {key!r}: it was made by an older version; delete it and re-run")
@@ -181,12 +183,12 @@ def explain_zoo(
     progress = Progress(models.size * len(EFFECTS), f"{method} of {models.size} models x {len(EFFECTS)} effects",
                         "model-effects", log)
     shard = zoo_rows(zoo, rows.start, rows.stop)  # the shard's weights read once, its chunks taken from memory
-    for sel in _chunks(act, models, chunk):
-        params = {k: v.to(dtype) for k, v in zoo_params(shard, sel - lo, device).items()}
-        a = str(act[sel[0]])
+    for sel in _chunks(groups, models, chunk):
+        forward = zoo_forward(shard, sel - lo, settings.output, last_conv=method == "grad_cam", device=device,
+                              dtype=dtype)
         for k, target_all in enumerate(targets):
             target = torch.tensor(target_all[sel - lo], device=device)
-            maps = _saliency(method, params, x, a, target, settings, device)
+            maps = _saliency(method, forward, sel.size, x, target, settings, device)
             out[np.searchsorted(models, sel), k] = maps[:, :, 0].float().cpu().numpy()
             progress.update(sel.size)
     ds = xr.Dataset(
@@ -460,13 +462,12 @@ class RawMaps:
         self.close()
 
 
-def _saliency(method: str, params, x: torch.Tensor, act: str, target: torch.Tensor,
+def _saliency(method: str, forward, m: int, x: torch.Tensor, target: torch.Tensor,
               settings: ExplainSettings, device: torch.device) -> torch.Tensor:
-    """One method's maps ``(M, N, C, H, W)`` of a chunk's ``M`` models, all at once."""
-    m = params["conv1.weight"].shape[0]
+    """One method's maps ``(M, N, C, H, W)`` of a chunk's ``M`` models, all at once, through
+    their forward (:func:`causalxai.zoo.forward.zoo_forward`; ``last_conv`` for Grad-CAM)."""
     if method == "grad_cam":
-        return GradCam(batched_forward(params, act, settings.output, last_conv=True)).attribute(x, target)
-    forward = batched_forward(params, act, settings.output)
+        return GradCam(forward).attribute(x, target)
     if method == "gradient":
         return Gradient(forward, models=m).attribute(x, target)
     if method == "smoothgrad":

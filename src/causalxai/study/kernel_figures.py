@@ -21,6 +21,7 @@ import xarray as xr
 
 from causalxai.study.estimators.ite import KERNELS, gram, ite
 from causalxai.study.estimators.treatments import LOG_ROUNDED, treatment_groups, treatment_levels
+from causalxai.zoo.hparams import hparam_specs
 
 __all__ = ["KernelExampleSettings", "kernel_examples", "kernel_comparison"]
 
@@ -78,7 +79,8 @@ def kernel_examples(
     """
     hparam, value, image, n, seed = settings.hparam, settings.value, settings.image, settings.n, settings.seed
     log_rounding = settings.log_rounding
-    lv, labels = treatment_levels(hparam, zoo[hparam].values, log_rounding)
+    lv, labels = treatment_levels(hparam, zoo[hparam].values, log_rounding,
+                                  spec=hparam_specs(zoo.attrs, log_rounding).get(hparam))
     if value not in labels:
         raise ValueError(f"{hparam} has no value {value!r} in this zoo; its values: {labels}")
     v = labels.index(value)
@@ -156,7 +158,8 @@ def kernel_comparison(
     (treated: the value, control: the others, over all models, each capped at ``cap`` by the
     seeded subsample of :func:`causalxai.study.estimators.treatments.treatment_groups`, shared by every
     kernel and method). Maps that are NaN are left out of their image's groups."""
-    lv, labels = treatment_levels(hparam, zoo[hparam].values, log_rounding)
+    lv, labels = treatment_levels(hparam, zoo[hparam].values, log_rounding,
+                                  spec=hparam_specs(zoo.attrs, log_rounding).get(hparam))
     groups = treatment_groups(lv, len(labels), np.zeros(lv.size, int), 1, cap, [seed, 0xF168])
     maps = {m: ds["E"].sel({"effect": "total"}) for m, ds in explanations.items()}
     rows = []

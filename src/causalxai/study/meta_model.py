@@ -44,7 +44,7 @@ from causalxai.checks import refuse
 from causalxai.io import describe
 from causalxai.progress import Progress
 from causalxai.runtime import predict, resolve_device
-from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS, ZOO_RANGES
+from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS, ZOO_RANGES, hparam_specs
 
 __all__ = [
     "SUBSETS",
@@ -99,25 +99,36 @@ class MetaModelSettings:
         return cls(**{k: meta_model[k] for k in keys if k in meta_model}, seed=int(seed), device=str(device))
 
 
-def _check_hparams(zoo: xr.Dataset) -> None:
-    missing = [n for n in (*CATEGORICAL, *CONTINUOUS) if n not in zoo.variables]
+def _check_hparams(zoo: xr.Dataset) -> tuple[list[str], list[str], set[str]]:
+    """The zoo's categorical and continuous hyperparameters and those on a log scale: the Small
+    CNN Zoo's (:data:`LOG_SCALE`), or those a zoo of any architecture declares (attribute ``hparams``)."""
+    if "hparams" in zoo.attrs:
+        specs = hparam_specs(zoo.attrs)
+        cat = [n for n, s in specs.items() if s["type"] == "categorical"]
+        num = [n for n, s in specs.items() if s["type"] == "numerical"]
+        logs = {n for n in num if specs[n]["log"]}
+    else:
+        cat, num, logs = list(CATEGORICAL), list(CONTINUOUS), set(LOG_SCALE)
+    missing = [n for n in (*cat, *num) if n not in zoo.variables]
     if missing:
         raise ValueError(f"zoo dataset lacks the hyperparameter coordinate(s) {missing} the meta-model needs")
+    return cat, num, logs
 
 
 def hparam_feature_names(zoo: xr.Dataset) -> list[str]:
     """Names of the columns of :func:`hparam_features`, e.g. ``optimizer=adam``, ``log10_l2reg``."""
-    _check_hparams(zoo)
+    cat, num, logs = _check_hparams(zoo)
     names = []
-    for name in CATEGORICAL:
+    for name in cat:
         names += [f"{name}={v}" for v in np.unique(np.asarray(zoo[name].values).astype(str))]
-    names += [f"log10_{n}" if n in LOG_SCALE else n for n in CONTINUOUS]
+    names += [f"log10_{n}" if n in logs else n for n in num]
     return names
 
 
-def _continuous_column(values: np.ndarray, name: str) -> np.ndarray:
+def _continuous_column(values: np.ndarray, name: str,
+                       logs: frozenset[str] | set[str] = frozenset(LOG_SCALE)) -> np.ndarray:
     v = np.asarray(values, dtype=np.float64)
-    if name not in LOG_SCALE:
+    if name not in logs:
         return v
     positive = v[v > 0]
     # a log-scale hyperparameter set to 0 (e.g. l2reg: [0, ...]) sits one decade below the
@@ -131,7 +142,8 @@ def hparam_features(zoo: xr.Dataset, fit_models: np.ndarray | None = None) -> np
 
     One-hot columns (0/1) for each categorical hyperparameter of
     :data:`~causalxai.zoo.hparams.CATEGORICAL`, one per value present in the zoo, values
-    sorted; then one column per continuous hyperparameter of
+    sorted (a zoo of any architecture: its declared categorical and numerical ones, log10 where
+    declared ``log``); then one column per continuous hyperparameter of
     :data:`~causalxai.zoo.hparams.CONTINUOUS`: log10 of the value for the log-uniformly
     drawn ones (:data:`LOG_SCALE`), the value itself for ``dropout``. The continuous
     columns are standardised with the mean and standard deviation over the models
@@ -140,17 +152,17 @@ def hparam_features(zoo: xr.Dataset, fit_models: np.ndarray | None = None) -> np
     over ``fit_models`` is centred only. One-hot columns are left as 0/1. Column names:
     :func:`hparam_feature_names`.
     """
-    _check_hparams(zoo)
+    cat, num, logs = _check_hparams(zoo)
     n = zoo.sizes["model"]
     rows = np.arange(n) if fit_models is None else np.asarray(fit_models, dtype=np.int64)
     if rows.size == 0:
         raise ValueError("hparam_features: fit_models is empty")
     cols = []
-    for name in CATEGORICAL:
+    for name in cat:
         v = np.asarray(zoo[name].values).astype(str)
         cols.append((v[:, None] == np.unique(v)[None, :]).astype(np.float64))
-    for name in CONTINUOUS:
-        c = _continuous_column(zoo[name].values, name)
+    for name in num:
+        c = _continuous_column(zoo[name].values, name, logs)
         mu, sd = c[rows].mean(), c[rows].std()
         cols.append(((c - mu) / (sd if sd > 0 else 1.0))[:, None])
     return np.concatenate(cols, axis=1).astype(np.float32)

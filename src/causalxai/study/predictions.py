@@ -16,8 +16,8 @@ import xarray as xr
 from causalxai.checks import RTOL, refuse
 from causalxai.io import describe, set_attr, write_streamed
 from causalxai.study.explain import ExplainSettings, _chunks, _setup
-from causalxai.zoo.dataset import zoo_params, zoo_rows
-from causalxai.zoo.network import batched_forward
+from causalxai.zoo.dataset import zoo_rows
+from causalxai.zoo.forward import chunk_groups, zoo_forward, zoo_n_classes
 
 __all__ = ["ZOO_BLOCK", "PredictionSummary", "class_permutations", "predict_zoo", "predict_zoo_to_file"]
 
@@ -64,16 +64,16 @@ def _blocks(zoo: xr.Dataset, images: xr.Dataset, settings: ExplainSettings, bloc
     """``(start, stop, {variable: values})`` for consecutive blocks of ≤ ``block`` models."""
     device, dtype, x, chunk = _setup(zoo, images, settings)
     n = zoo.sizes["model"]
-    act = np.asarray(zoo["activation"].values).astype(str)
+    groups = chunk_groups(zoo)
     rng = _permutation_rng(settings.seed)
     for lo in range(0, n, block):
         hi = min(n, lo + block)
-        prob = np.zeros((hi - lo, x.shape[0], 10), dtype=np.float32)
+        prob = np.zeros((hi - lo, x.shape[0], zoo_n_classes(zoo)), dtype=np.float32)
         rows = zoo_rows(zoo, lo, hi)  # the block's weights read once, its chunks taken from memory
-        for sel in _chunks(act, np.arange(lo, hi), chunk):
-            params = {k: v.to(dtype) for k, v in zoo_params(rows, sel - lo, device).items()}
+        for sel in _chunks(groups, np.arange(lo, hi), chunk):
             with torch.no_grad():
-                prob[sel - lo] = batched_forward(params, str(act[sel[0]]))(x).float().cpu().numpy()
+                forward = zoo_forward(rows, sel - lo, "prob", device=device, dtype=dtype)
+                prob[sel - lo] = forward(x).float().cpu().numpy()
         target = prob.argmax(-1).astype(np.int64)
         perm = _permute(rng, hi - lo, x.shape[0], prob.shape[-1]).astype(np.int64)
         prob_direct = np.empty_like(prob)
@@ -138,7 +138,7 @@ class PredictionSummary:
 
 
 def _coords(zoo: xr.Dataset, images: xr.Dataset) -> dict[str, np.ndarray]:
-    return {"model": zoo["model"].values, "image": images["image"].values, "class": np.arange(10)}
+    return {"model": zoo["model"].values, "image": images["image"].values, "class": np.arange(zoo_n_classes(zoo))}
 
 
 def _dims(name: str) -> tuple[str, ...]:
@@ -205,7 +205,7 @@ def predict_zoo_to_file(
         for name in VARIABLES:
             dims = _dims(name)
             kind = "f4" if name.startswith("prob") else "i8"
-            chunks = (max(1, min(n, ZOO_BLOCK // 4)), n_img, *([10] if len(dims) == 3 else []))
+            chunks = (max(1, min(n, ZOO_BLOCK // 4)), n_img, *([coords["class"].size] if len(dims) == 3 else []))
             var = nc.createVariable(name, kind, dims, zlib=True, complevel=4, chunksizes=chunks)
             set_attr(var, "description", DESCRIPTIONS[name])
         summary = PredictionSummary()

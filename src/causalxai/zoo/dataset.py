@@ -25,7 +25,7 @@ import torch
 import xarray as xr
 
 from causalxai.io import open as open_result
-from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS, HPARAMS
+from causalxai.zoo.hparams import CATEGORICAL, HPARAMS, hparam_specs
 from causalxai.zoo.network import (
     ARCHITECTURE,
     ZooCNN,
@@ -108,8 +108,11 @@ def make_zoo_dataset(
 
 
 def validate_zoo(ds: xr.Dataset) -> None:
-    """Check a zoo dataset: finite weights and accuracies, all hyperparameters present."""
-    missing = [n for n in (*HPARAMS, *METRICS, "weights") if n not in ds.variables]
+    """Check a zoo dataset: finite weights and accuracies, all hyperparameters present (those of
+    :data:`~causalxai.zoo.hparams.HPARAMS`, or those a zoo of any architecture declares in its
+    attribute ``hparams``)."""
+    specs = hparam_specs(ds.attrs)
+    missing = [n for n in (*specs, *METRICS, "weights") if n not in ds.variables]
     if missing:
         raise ValueError(f"zoo dataset lacks {missing}")
     w = ds["weights"]
@@ -123,8 +126,8 @@ def validate_zoo(ds: xr.Dataset) -> None:
     acc = ds["test_accuracy"].values
     if not np.isfinite(acc).all():
         raise ValueError("zoo dataset has non-finite test accuracies")
-    for name in CONTINUOUS:
-        if not np.isfinite(ds[name].values).all():
+    for name in (n for n, spec in specs.items() if spec["type"] == "numerical"):
+        if not np.isfinite(np.asarray(ds[name].values, dtype=np.float64)).all():
             raise ValueError(f"zoo dataset has non-finite values of hyperparameter {name}")
 
 

@@ -8,7 +8,8 @@ markers here are those of the paper's public code.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import json
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,10 @@ __all__ = [
     "MARKERS",
     "sample_hparams",
     "round_to_markers",
+    "LOG_ROUNDED",
+    "HPARAM_TYPES",
+    "hparam_specs",
+    "check_hparam_specs",
 ]
 
 CATEGORICAL = ("optimizer", "activation", "w_init", "b_init")
@@ -54,6 +59,70 @@ MARKERS: dict[str, list[float]] = {
     "learning_rate": [5e-4, 5e-3, 5e-2],
     "train_fraction": [0.1, 0.25, 0.5, 1.0],
 }
+
+
+#: the continuous hyperparameters the public code rounds to their markers in log space
+LOG_ROUNDED = ("l2reg", "init_std", "learning_rate")
+#: the kinds of hyperparameter a zoo of any architecture declares
+HPARAM_TYPES = ("categorical", "numerical")
+
+
+def check_hparam_specs(specs: Mapping[str, Any], key: str) -> dict[str, dict[str, Any]]:
+    """Validate declared hyperparameters ``{name: {type, markers, log}}`` (``zoo.<source>.hparams``)
+    and return them normalised (``markers`` a sorted list or None, ``log`` a bool).
+
+    Args:
+        specs: per name ``type`` (``categorical`` or ``numerical``), for a numerical one
+            optionally ``markers`` (the values are rounded to the nearest, paper 000 App. A.3;
+            without markers each distinct value is a level) and ``log`` (round in log space).
+        key: the config key, named in errors.
+
+    Raises:
+        ValueError: an unknown type, markers on a categorical one, non-positive markers with
+            ``log``, or a name that is not a valid variable name.
+    """
+    if not specs:
+        raise ValueError(f"{key}: declare at least one hyperparameter")
+    out = {}
+    for name, spec in specs.items():
+        spec = dict(spec or {})
+        kind = spec.get("type")
+        if not str(name).isidentifier():
+            raise ValueError(f"{key}.{name}: a hyperparameter's name must be a Python identifier (letters, digits, _)")
+        if kind not in HPARAM_TYPES:
+            raise ValueError(f"{key}.{name}.type must be one of {list(HPARAM_TYPES)}, got {kind!r}")
+        markers = spec.get("markers")
+        log = bool(spec.get("log", False))
+        if kind == "categorical" and (markers is not None or log):
+            raise ValueError(f"{key}.{name}: markers and log apply to numerical hyperparameters only")
+        if markers is not None:
+            markers = sorted(float(m) for m in markers)
+            if len(markers) < 2 or len(set(markers)) != len(markers):
+                raise ValueError(f"{key}.{name}.markers: give at least two distinct values, got {markers}")
+            if log and markers[0] <= 0:
+                raise ValueError(f"{key}.{name}: log rounding needs markers > 0, got {markers}")
+        out[str(name)] = {"type": kind, "markers": markers, "log": log}
+        if "key" in spec:
+            out[str(name)]["key"] = str(spec["key"])
+    return out
+
+
+def hparam_specs(zoo_attrs: Mapping[str, Any], log_rounding: Sequence[str] = LOG_ROUNDED) -> dict[str, dict[str, Any]]:
+    """The hyperparameters of a zoo, ``{name: {type, markers, log}}``: a zoo of any architecture
+    records them in its attribute ``hparams`` (JSON, :func:`check_hparam_specs`); a Small CNN Zoo
+    (no such attribute) has :data:`HPARAMS`, its continuous ones with :data:`MARKERS` and rounded
+    in log space where named in ``log_rounding`` (``effects.log_rounding``).
+
+    Args:
+        zoo_attrs: the attributes of ``zoo.nc`` (``zoo.attrs``).
+        log_rounding: the Small CNN Zoo's hyperparameters rounded in log space.
+    """
+    if "hparams" in zoo_attrs:
+        return json.loads(zoo_attrs["hparams"])
+    out: dict[str, dict[str, Any]] = {n: {"type": "categorical", "markers": None, "log": False} for n in CATEGORICAL}
+    for n in CONTINUOUS:
+        out[n] = {"type": "numerical", "markers": MARKERS[n], "log": n in log_rounding}
+    return out
 
 
 def sample_hparams(n_models: int, spec: Mapping[str, Any], seed: int) -> pd.DataFrame:

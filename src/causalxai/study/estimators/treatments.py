@@ -23,13 +23,19 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from causalxai.zoo.hparams import CONTINUOUS, HPARAMS, MARKERS, ZOO_CHOICES, ZOO_RANGES, round_to_markers
+from causalxai.zoo.hparams import (
+    CONTINUOUS,
+    HPARAMS,
+    LOG_ROUNDED,
+    MARKERS,
+    ZOO_CHOICES,
+    ZOO_RANGES,
+    round_to_markers,
+)
 
 __all__ = ["LOG_ROUNDED", "PLACEBO", "TreatmentGroup", "treatment_levels", "treatment_groups", "placebo_levels",
            "figure_hparam_choices", "check_figure_hparam"]
 
-#: the continuous hyperparameters the public code rounds to their markers in log space
-LOG_ROUNDED = ("l2reg", "init_std", "learning_rate")
 #: the name of the placebo hyperparameter
 PLACEBO = "placebo"
 
@@ -45,7 +51,8 @@ class TreatmentGroup:
 
 
 def treatment_levels(
-    name: str, values: np.ndarray, log_rounding: Sequence[str] = LOG_ROUNDED
+    name: str, values: np.ndarray, log_rounding: Sequence[str] = LOG_ROUNDED,
+    spec: Mapping[str, Any] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """Level index of each model and the level labels (markers for continuous ones).
 
@@ -54,12 +61,24 @@ def treatment_levels(
         values: its value per model.
         log_rounding: the continuous hyperparameters rounded to the nearest marker in log
             space; the others are rounded linearly.
+        spec: the hyperparameter as a zoo of any architecture declares it
+            (:func:`causalxai.zoo.hparams.hparam_specs`: ``type``, ``markers``, ``log``);
+            overrides ``log_rounding`` and the Small CNN Zoo's markers. A numerical one
+            without markers has a level per distinct value (in numerical order).
     """
     v = np.asarray(values)
-    if name in MARKERS and v.dtype.kind in "fi":
-        v = round_to_markers(v.astype(float), MARKERS[name], log=name in log_rounding)
-        labels = [f"{x:g}" for x in MARKERS[name]]
-        keys = np.asarray(MARKERS[name], dtype=float)
+    markers, log = MARKERS.get(name), name in log_rounding
+    if spec is not None:
+        markers, log = spec.get("markers"), bool(spec.get("log", False))
+        if spec.get("type") == "numerical" and markers is None:
+            keys = np.unique(v.astype(float))
+            return np.searchsorted(keys, v.astype(float)), [f"{x:g}" for x in keys]
+        if spec.get("type") == "categorical":
+            markers = None
+    if markers is not None and v.dtype.kind in "fi":
+        v = round_to_markers(v.astype(float), markers, log=log)
+        labels = [f"{x:g}" for x in markers]
+        keys = np.asarray(markers, dtype=float)
         return np.searchsorted(keys, v), labels
     labels = sorted(set(v.astype(str).tolist()))
     return np.searchsorted(np.asarray(labels), v.astype(str)), labels
@@ -138,7 +157,10 @@ def figure_hparam_choices(config: Mapping[str, Any]) -> list[str]:
     """
     zoo = config["zoo"]
     log_rounding = tuple(config.get("effects", {}).get("log_rounding", LOG_ROUNDED))
-    if zoo.get("source", "train") == "train":
+    source = zoo.get("source", "train")
+    if source in ("checkpoints", "modelzoos"):  # the declared ones (their values are known once the zoo is read)
+        return [*zoo[source]["hparams"], PLACEBO]
+    if source == "train":
         spec = dict(zoo.get("train", {}).get("hparams", {}))
     else:  # the Small CNN Zoo: its own choices and ranges
         spec = {}
@@ -166,6 +188,8 @@ def check_figure_hparam(config: Mapping[str, Any], key: str = "effects.figures.h
     hparam = value if isinstance(value, str) else "optimizer"
     choices = figure_hparam_choices(config)
     if hparam not in choices:
-        why = ("takes a single value in this zoo (no control group, so no effect)" if hparam in HPARAMS
+        source = config["zoo"].get("source", "train")
+        declared = config["zoo"][source]["hparams"] if source in ("checkpoints", "modelzoos") else HPARAMS
+        why = ("takes a single value in this zoo (no control group, so no effect)" if hparam in declared
                else "is not a hyperparameter")
         raise ValueError(f"{key} {hparam!r} {why}: choose one of {', '.join(choices)}")
