@@ -371,10 +371,6 @@ def test_zoo_min_input_side_is_the_smallest_input_the_network_takes():
 @pytest.mark.parametrize(
     "function, layers, needle",
     [
-        # registered fc before conv: TRACER orders by forward, but compress cannot rebuild it
-        ("fc_first", ["conv", "relu", "fc"], r"registers its modules in another order than its forward runs them "
-                                             r"\(registered \['fc', 'conv', 'relu', 'flatten'\], run \['conv', 'relu', "
-                                             r"'flatten', 'fc'\]\): the compress step"),
         ("shared_relu", ["conv1", "relu", "fc"], r"'relu' runs 2 times per forward pass"),
         ("log_softmax_end", ["act", "fc"], r"ends at 'fc'.*no module returns the model's output"),
         ("gelu_net", ["act", "fc"], r"tracer\.reliability\.methods: lrp: Captum's LRP has no rule for layer 'act'"),
@@ -384,6 +380,22 @@ def test_custom_architectures_are_refused_with_the_reason(checknets, function, l
     cfg = _cfg(tracer__model__architecture=f"checknets:{function}", tracer__layers=layers)
     with pytest.raises(ConfigError, match=needle):
         validated(cfg)
+
+
+def test_a_model_compress_cannot_rebuild_passes_the_check_and_compress_names_the_reason(checknets):
+    """Registered fc before conv: TRACER orders its layers by forward; the compress step, which rebuilds
+    models as chains of leaves in registration order, skips it with the reason (was a ConfigError)."""
+    import torch
+
+    from causalxai.compress.build import compress_skip_reason
+    from causalxai.tracer.target_model import build_classifier
+
+    validated(_cfg(tracer__model__architecture="checknets:fc_first", tracer__layers=["conv", "relu", "fc"]))
+    model = build_classifier("checknets:fc_first", in_channels=1, n_classes=10)
+    torch.manual_seed(0)
+    reason = compress_skip_reason(model, ["conv", "relu", "fc"], (1, 28, 28))
+    assert "registers its leaf modules as ['fc', 'conv', 'relu', 'flatten'] but its forward runs them as " \
+           "['conv', 'relu', 'flatten', 'fc']" in reason
 
 
 def test_a_custom_architecture_that_cannot_take_the_inputs_names_data_set_shape_and_architecture(checknets):

@@ -69,7 +69,7 @@ class ConfigError(ValueError):
 
 
 #: the architectures tracer.model.architecture knows by name (causalxai.tracer.target_model.BUILTIN)
-BUILTIN_ARCHITECTURES = ("alexnet28",)
+BUILTIN_ARCHITECTURES = ("alexnet28", "resnet_small")
 
 
 def _check_architecture(architecture: str) -> None:
@@ -91,6 +91,29 @@ def _check_architecture(architecture: str) -> None:
             f"tracer.model.architecture {architecture!r}: no module {module!r} on the Python path; install it or "
             f"put its folder on PYTHONPATH, or use one of {list(BUILTIN_ARCHITECTURES)}"
         )
+
+
+def _check_target_source(tracer: Mapping[str, Any]) -> None:
+    """``tracer.model.architecture`` (one name, or one per TRACER data set) and ``pretrained``."""
+    arch = tracer["model"]["architecture"]
+    if isinstance(arch, Mapping):
+        missing = [d for d in tracer["datasets"] if d not in arch]
+        if missing:
+            raise ConfigError(f"tracer.model.architecture {dict(arch)} names no architecture for the TRACER data sets "
+                              f"{missing}; add one per data set of tracer.datasets")
+    names = [arch[d] for d in tracer["datasets"]] if isinstance(arch, Mapping) else [arch]
+    for name in dict.fromkeys(names):
+        _check_architecture(name)
+    if tracer["model"].get("pretrained"):
+        if tracer["model"].get("weights") is not None:
+            raise ConfigError("tracer.model.pretrained: true and tracer.model.weights both give the trained model; "
+                              "set one (pretrained: the factory's own weights; weights: a state dict or TorchScript "
+                              "file)")
+        builtin = [n for n in names if n in BUILTIN_ARCHITECTURES]
+        if builtin:
+            raise ConfigError(f"tracer.model.pretrained: true, but tracer.model.architecture {builtin[0]!r} is built "
+                              "in and untrained; name a 'package.module:function' that returns a trained model, or set "
+                              "pretrained: false to train it")
 
 
 # ---------------------------------------------------------------------------------------
@@ -392,32 +415,47 @@ def _check_weights(tracer: Mapping[str, Any]) -> None:
 
 
 def _check_tracer_model(config: Mapping[str, Any]) -> None:
-    """Build ``tracer.model.architecture`` as the target_model step does (untrained, on the CPU),
-    run it on zeros of each TRACER data set's shape and check ``tracer.layers``, the compression
-    and the reliability step's Grad-CAM and LRP against it."""
+    """Build each TRACER data set's ``tracer.model.architecture`` as the target_model step does
+    (untrained, on the CPU; a ``pretrained`` factory's model; a TorchScript ``weights`` file
+    loaded), run it on zeros of the data set's shape and check ``tracer.layers`` and the
+    reliability step's Grad-CAM and LRP against it. A model the compress step cannot rebuild (a
+    residual network) is not refused: that step records why it skips it
+    (:func:`causalxai.compress.build.compress_skip_reason`)."""
     import torch
 
-    from causalxai.compress.build import plan_nodes, singleton_composition
-    from causalxai.tracer.model import check_layers, leaf_modules, trace_forward
-    from causalxai.tracer.target_model import architecture_kwargs, build_classifier
+    from causalxai.tracer.model import check_layers, trace_forward
+    from causalxai.tracer.target_model import architecture_for, architecture_kwargs, build_classifier, is_torchscript
 
     tracer = config["tracer"]
-    arch, layers = tracer["model"]["architecture"], list(tracer["layers"])
-    by_shape: dict[tuple[int, int, int], list[str]] = {}
+    layers = tracer["layers"] if isinstance(tracer["layers"], str) else list(tracer["layers"])
+    weights = tracer["model"].get("weights")
+    by_shape: dict[tuple[Any, ...], list[str]] = {}
     for d in tracer["datasets"]:
-        by_shape.setdefault(_input_shape(config, d), []).append(d)
-    for shape, sets in by_shape.items():
+        script = weights is not None and is_torchscript(weights.format(dataset=d))
+        key = (_input_shape(config, d), architecture_for(tracer["model"]["architecture"], d),
+               weights.format(dataset=d) if script else None)
+        by_shape.setdefault(key, []).append(d)
+    for (shape, arch, script), sets in by_shape.items():
         where = f"{'/'.join(sets)} inputs {'x'.join(map(str, shape))}"
-        kwargs = architecture_kwargs(arch, shape, N_CLASSES, tracer["model"]["dropout"])  # as target_model builds it
-        with torch.random.fork_rng(devices=[]):
-            try:
-                model = build_classifier(arch, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - any failure of the user's function is reported
-                raise ConfigError(
-                    f"tracer.model.architecture {arch!r} could not be built with {kwargs} ({type(exc).__name__}: "
-                    f"{exc}); it must be a function taking these keyword arguments and returning a torch module"
-                ) from None
         x = torch.zeros((2, *shape))
+        if script is not None:
+            from causalxai.tracer.target_model import unscript
+
+            try:
+                model = unscript(torch.jit.load(script, map_location="cpu"), x, source=script)
+            except Exception as exc:  # noqa: BLE001 - a bad archive or a model of another shape
+                raise ConfigError(f"{exc} ({where})") from None
+            arch = f"TorchScript {script}"
+        else:
+            kwargs = architecture_kwargs(arch, shape, N_CLASSES, tracer["model"]["dropout"])  # as target_model does
+            with torch.random.fork_rng(devices=[]):
+                try:
+                    model = build_classifier(arch, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - any failure of the user's function is reported
+                    raise ConfigError(
+                        f"tracer.model.architecture {arch!r} could not be built with {kwargs} ({type(exc).__name__}: "
+                        f"{exc}); it must be a function taking these keyword arguments and returning a torch module"
+                    ) from None
         try:
             trace = trace_forward(model, x)
         except Exception as exc:  # noqa: BLE001 - a forward pass can raise anything
@@ -427,32 +465,18 @@ def _check_tracer_model(config: Mapping[str, Any]) -> None:
                 "for this input size or other tracer.datasets"
             ) from None
         try:
-            observed = check_layers(model, layers, x)
+            check_layers(model, layers, x)
         except ValueError as exc:
-            raise ConfigError(f"tracer.layers {layers} on {arch!r} ({where}): {exc}") from None
-        registered = [n for n, _ in leaf_modules(model)]
-        if registered != trace.leaves:
-            raise ConfigError(
-                f"tracer.model.architecture {arch!r} ({where}) registers its modules in another order than its "
-                f"forward runs them (registered {registered}, run {trace.leaves}): the compress step, which runs "
-                "with TRACER, rebuilds the model from its modules in registration order. Define the modules in the "
-                "order forward uses them, each used once (an nn.Sequential, nested or not)"
-            )
-        try:  # rule compress rebuilds the model from the causal nodes: every observed layer its own node here
-            plan_nodes(model, singleton_composition(observed), shape, reinit=False)
-        except ValueError as exc:
-            raise ConfigError(
-                f"tracer.model.architecture {arch!r} with tracer.layers {layers} ({where}): the compress step, "
-                f"which runs with TRACER, cannot rebuild it: {exc}. Observe leaf modules of a classifier whose "
-                "forward runs its modules one after another (an nn.Sequential, nested or not)"
-            ) from None
-        _check_reliability_model(config, model, x, trace, where)
+            hint = ("" if layers == "auto" else "; tracer.layers: auto observes the architecture's own choice "
+                    "(resnet_small: its blocks' inputs, inner activations and outputs and the logits)")
+            raise ConfigError(f"tracer.layers {layers} on {arch!r} ({where}): {exc}{hint}") from None
+        _check_reliability_model(config, model, x, trace, where, arch)
 
 
-def _check_reliability_model(config: Mapping[str, Any], model: Any, x: Any, trace: Any, where: str) -> None:
+def _check_reliability_model(config: Mapping[str, Any], model: Any, x: Any, trace: Any, where: str,
+                             arch: str) -> None:
     """Grad-CAM's layer and LRP's rules of the reliability step against the built model."""
     rel = config["tracer"]["reliability"]
-    arch = config["tracer"]["model"]["architecture"]
     if "grad_cam" in rel["methods"]:
         from causalxai.tracer.reliability import grad_cam_layer
 
@@ -473,7 +497,7 @@ def _check_reliability_model(config: Mapping[str, Any], model: Any, x: Any, trac
                 f"{trace.calls.get(layer, 0)} times per forward pass, not once; name a module that runs once, or "
                 "leave grad_cam out of tracer.reliability.methods"
             )
-    if "lrp" in rel["methods"] and arch not in BUILTIN_ARCHITECTURES:
+    if "lrp" in rel["methods"]:
         from causalxai.tracer.reliability import _lrp_rules
 
         try:
@@ -583,7 +607,7 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = N
             f"tracer.cka.eps_sweep {sweep}: list each ε once, in ascending order (e.g. {sorted(set(sweep))})"
         )
     if tracer.get("datasets"):
-        _check_architecture(tracer["model"]["architecture"])
+        _check_target_source(tracer)
     for d in tracer.get("datasets", []):
         size = config["data"]["image_size"] if d == "digits" else INPUT_SIZES[d]
         patch = tracer["interventions"]["patch"]
@@ -621,7 +645,9 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = N
     tracer = config["tracer"]
     _check_weights(tracer)
     if tracer["datasets"]:
-        if tracer["model"]["architecture"] in BUILTIN_ARCHITECTURES:
+        archs = tracer["model"]["architecture"]
+        archs = list(archs.values()) if isinstance(archs, Mapping) else [archs]
+        if all(a in BUILTIN_ARCHITECTURES for a in archs) and tracer["model"].get("weights") is None:
             key = {"shapes": [_input_shape(config, d) for d in tracer["datasets"]],
                    "architecture": tracer["model"]["architecture"], "dropout": tracer["model"]["dropout"],
                    "layers": tracer["layers"], "methods": tracer["reliability"]["methods"],
