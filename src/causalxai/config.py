@@ -468,7 +468,7 @@ def _check_tracer_model(config: Mapping[str, Any]) -> None:
             check_layers(model, layers, x)
         except ValueError as exc:
             hint = ("" if layers == "auto" else "; tracer.layers: auto observes the architecture's own choice "
-                    "(resnet_small: its blocks' inputs, inner activations and outputs and the logits)")
+                    "(resnet_small: the stem, each block's residual branch and output, the logits)")
             raise ConfigError(f"tracer.layers {layers} on {arch!r} ({where}): {exc}{hint}") from None
         _check_reliability_model(config, model, x, trace, where, arch)
 

@@ -148,10 +148,12 @@ class ResNetSmall(nn.Sequential):
     """:func:`resnet_small`: an ``nn.Sequential`` of top-level modules (``stem``, ``block1``…,
     ``bn``, ``relu``, ``pool``, ``flatten``, ``fc``) whose ``block*`` are :class:`ResidualBlock`."""
 
-    #: tracer.layers: auto (:func:`default_layers`): the stem, each block's inner activation and
-    #: output, the last activation and the logits; the inner activation sits between a block's
-    #: input and output, so the skip connection can show as a link that jumps it (paper 004 App. H)
-    tracer_layers = ("stem", "block1.relu2", "block1", "block2.relu2", "block2", "block3.relu2", "block3", "relu",
+    #: tracer.layers: auto (:func:`default_layers`): the stem, each block's residual branch
+    #: ``f(x)`` (``block<i>.conv2``) and output ``x + f(x)``, the last activation and the logits.
+    #: The branch sits between a block's input and its output, so the skip connection shows as a
+    #: link from the block's input to its output that jumps the branch (paper 004 App. H, Def. 4)
+    #: when the output is more similar to the input than to the branch.
+    tracer_layers = ("stem", "block1.conv2", "block1", "block2.conv2", "block2", "block3.conv2", "block3", "relu",
                      "fc")
 
 
@@ -273,7 +275,7 @@ def observed_layers(
       all 20 layers conv1 … fc3, ReLU, pooling, Flatten and Dropout included;
     * ``"parametric"``: every leaf module with parameters of its own (Conv, Linear, norms);
     * ``"auto"``: the architecture's own choice (:func:`default_layers`): alexnet28's ReLUs
-      and logits, resnet_small's block inputs, inner activations and outputs and logits;
+      and logits, resnet_small's stem, residual branches, block outputs and logits;
     * a module name as ``model.named_modules()`` spells it (``"conv1"``, ``"layer1.0"``):
       that module, leaf or container (a container's output is its block's output);
     * a type name (``"Conv2d"``, ``"ReLU"``) or a module class (``nn.Conv2d``, matched by
