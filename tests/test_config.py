@@ -489,3 +489,54 @@ def test_trained_weights_must_exist_for_every_tracer_data_set(tmp_path, monkeypa
         validated(_cfg(tracer__model__weights="{dataset}.pt", tracer__datasets=["digits", "mnist"]))
     with pytest.raises(ConfigError, match=r"the only placeholder allowed is \{dataset\}"):
         validated(_cfg(tracer__model__weights="{data}.pt"))
+
+
+def test_resnet_small_is_checked_with_its_own_layers():
+    validated(_cfg(tracer__model__architecture="resnet_small", tracer__layers="auto"))
+    validated(_cfg(tracer__layers="auto"))  # alexnet28's own list
+    with pytest.raises(ConfigError, match=r"tracer\.layers \['relu1'.*'resnet_small'.*tracer\.layers: auto observes"):
+        validated(_cfg(tracer__model__architecture="resnet_small"))  # alexnet28's names are not its modules
+
+
+@pytest.mark.parametrize(
+    "values, needle",
+    [
+        ({"tracer__model__architecture": {"mnist": "resnet_small"}},
+         r"tracer\.model\.architecture \{'mnist': 'resnet_small'\} names no architecture for the TRACER data sets "
+         r"\['digits'\]"),
+        ({"tracer__model__pretrained": True},
+         r"tracer\.model\.pretrained: true, but tracer\.model\.architecture 'alexnet28' is built in and untrained"),
+        ({"tracer__model__pretrained": True, "tracer__model__architecture": "checknets:relu_net",
+          "tracer__model__weights": "config/config.yaml"},
+         r"tracer\.model\.pretrained: true and tracer\.model\.weights both give the trained model"),
+    ],
+)
+def test_bad_target_sources_are_refused_naming_the_key(checknets, values, needle):
+    with pytest.raises(ConfigError, match=needle):
+        validated(_cfg(**values))
+
+
+def test_an_architecture_per_data_set_and_a_pretrained_factory_pass(checknets):
+    validated(_cfg(tracer__model__architecture={"digits": "resnet_small"}, tracer__layers="auto"))
+    validated(_cfg(tracer__model__architecture="checknets:relu_net", tracer__model__pretrained=True,
+                   tracer__layers=["act", "fc"]))
+
+
+def test_a_torchscript_target_is_checked_against_the_data(tmp_path):
+    import torch
+    from torch import nn
+
+    def scripted(side: int) -> str:
+        net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(2 * side * side, 10))
+        path = tmp_path / f"net{side}.pt"
+        torch.jit.save(torch.jit.script(net), str(path))
+        return str(path)
+
+    with pytest.raises(ConfigError, match=r"lrp: Captum's LRP has no rule for layer '0' \(ScriptedLayer\)"):
+        validated(_cfg(tracer__model__weights=scripted(28), tracer__layers=["1", "3"]))
+    no_lrp = ["gradient", "grad_cam"]
+    validated(_cfg(tracer__model__weights=scripted(28), tracer__layers=["1", "3"],
+                   tracer__reliability__methods=no_lrp))
+    with pytest.raises(ConfigError, match=r"net8\.pt cannot take inputs of shape 1x28x28.*\(digits inputs 1x28x28\)"):
+        validated(_cfg(tracer__model__weights=scripted(8), tracer__layers=["1", "3"],
+                       tracer__reliability__methods=no_lrp))

@@ -285,6 +285,13 @@ class ScriptedChain(nn.Sequential):
     """A TorchScript ``nn.Sequential`` (nested ones too) rebuilt from its scripted children
     (:func:`unscript`); ``scripted`` is the original, written back by :func:`save_target_model`."""
 
+    def train(self, mode: bool = True) -> "ScriptedChain":
+        super().train(mode)
+        scripted = self.__dict__.get("scripted")
+        if scripted is not None:
+            scripted.train(mode)
+        return self
+
 
 def unscript(scripted: Any, example_input: torch.Tensor | None = None, *, source: str = "the TorchScript model"
              ) -> ScriptedChain:
