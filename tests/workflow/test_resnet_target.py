@@ -60,7 +60,8 @@ def test_tracer_runs_on_resnet_small_and_finds_its_skip_link(snakemake_runner, t
     print("resnet_small causal graphs (sample: groups, links):")
     for s in range(link.shape[0]):
         n = int(n_groups[s])
-        print(int(nodes["sample"].values[s]), groups[s].tolist(), [tuple(map(int, e)) for e in np.argwhere(link[s, :n, :n])])
+        edges = [tuple(map(int, e)) for e in np.argwhere(link[s, :n, :n])]
+        print(int(nodes["sample"].values[s]), groups[s].tolist(), edges)
 
     for name in ("ace.nc", "mechanisms.nc", "reliability.nc"):
         assert io.open(out / name).attrs["step"]
