@@ -187,3 +187,18 @@ def test_contributions_with_top_units(tmp_path):
     first = [im for im in drawn if im.get_gid() == f"unit G1 #{frame['unit'].iloc[0]}"][0]
     np.testing.assert_allclose(np.asarray(first.get_array()), ace["unit_attribution"].sel(sample=3, group=0,
                                                                                            unit_rank=0).values)
+
+
+def test_a_stochastic_layers_node_is_marked(data, tmp_path):
+    from causalxai.plots.tracer_sample_figures import stochastic_groups
+
+    ds = data["cka"].copy()
+    assert stochastic_groups(ds, 42) == set()  # no stochastic variable: none
+    flags = np.zeros(len(LAYERS), dtype=bool)
+    flags[2] = True
+    ds["stochastic"] = ("layer", flags)
+    group = int(GROUPS[42][2])
+    assert stochastic_groups(ds, 42) == {group}
+    fig = plot_causal_graph(ds, tmp_path / "s.png", 42)
+    marked = [t.get_text() for t in fig.axes[1].texts if t.get_text().endswith("(stochastic)")]
+    assert marked == [f"{LAYERS[2]}\n(stochastic)"]  # pool1, a node of its own
