@@ -409,8 +409,8 @@ def _check_weights(tracer: Mapping[str, Any]) -> None:
         if not path.is_file():
             raise ConfigError(
                 f"tracer.model.weights: {path} (the weights for {d}) does not exist (paths are relative to the working "
-                f"directory, {os.getcwd()}); give a file saved with torch.save(model.state_dict(), path), or null to "
-                "train the target"
+                f"directory, {os.getcwd()}); give a file saved with torch.save(model.state_dict(), path) or "
+                "torch.jit.save, or null to train the target"
             )
 
 

@@ -661,7 +661,7 @@ def layer_table(
         rows.append(
             {
                 "name": name,
-                "type": type(m).__name__,
+                "type": str(getattr(m, "kind", type(m).__name__)),  # a TorchScript layer: its scripted class
                 "output_shape": shape,
                 "n_outputs": int(np.prod(shape)) if shape is not None else None,
                 "params": int(sum(q.numel() for q in m.parameters())),
