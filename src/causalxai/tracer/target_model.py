@@ -261,15 +261,20 @@ class ScriptedLayer(nn.Module):
     def __init__(self, scripted: Any):
         super().__init__()
         object.__setattr__(self, "scripted", scripted)
-        for name, param in scripted.named_parameters():
-            self._parameters[name.replace(".", "_")] = param
+        self._share_parameters()
         self.kind = str(getattr(scripted, "original_name", type(scripted).__name__))
+
+    def _share_parameters(self) -> None:
+        self._parameters.clear()
+        for name, param in self.scripted.named_parameters():
+            self._parameters[name.replace(".", "_")] = param
 
     def forward(self, *args: Any) -> Any:
         return self.scripted(*args)
 
     def _apply(self, fn: Callable, recurse: bool = True) -> "ScriptedLayer":
-        self.scripted._apply(fn)  # parameters in place (shared with this module), buffers too
+        self.scripted._apply(fn)  # its parameters and buffers (a move to another device makes new tensors)
+        self._share_parameters()
         return self
 
     def train(self, mode: bool = True) -> "ScriptedLayer":
