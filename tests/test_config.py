@@ -371,10 +371,6 @@ def test_zoo_min_input_side_is_the_smallest_input_the_network_takes():
 @pytest.mark.parametrize(
     "function, layers, needle",
     [
-        # registered fc before conv: TRACER orders by forward, but compress cannot rebuild it
-        ("fc_first", ["conv", "relu", "fc"], r"registers its modules in another order than its forward runs them "
-                                             r"\(registered \['fc', 'conv', 'relu', 'flatten'\], run \['conv', 'relu', "
-                                             r"'flatten', 'fc'\]\): the compress step"),
         ("shared_relu", ["conv1", "relu", "fc"], r"'relu' runs 2 times per forward pass"),
         ("log_softmax_end", ["act", "fc"], r"ends at 'fc'.*no module returns the model's output"),
         ("gelu_net", ["act", "fc"], r"tracer\.reliability\.methods: lrp: Captum's LRP has no rule for layer 'act'"),
@@ -384,6 +380,22 @@ def test_custom_architectures_are_refused_with_the_reason(checknets, function, l
     cfg = _cfg(tracer__model__architecture=f"checknets:{function}", tracer__layers=layers)
     with pytest.raises(ConfigError, match=needle):
         validated(cfg)
+
+
+def test_a_model_compress_cannot_rebuild_passes_the_check_and_compress_names_the_reason(checknets):
+    """Registered fc before conv: TRACER orders its layers by forward; the compress step, which rebuilds
+    models as chains of leaves in registration order, skips it with the reason (was a ConfigError)."""
+    import torch
+
+    from causalxai.compress.build import compress_skip_reason
+    from causalxai.tracer.target_model import build_classifier
+
+    validated(_cfg(tracer__model__architecture="checknets:fc_first", tracer__layers=["conv", "relu", "fc"]))
+    model = build_classifier("checknets:fc_first", in_channels=1, n_classes=10)
+    torch.manual_seed(0)
+    reason = compress_skip_reason(model, ["conv", "relu", "fc"], (1, 28, 28))
+    assert "registers its leaf modules as ['fc', 'conv', 'relu', 'flatten'] but its forward runs them as " \
+           "['conv', 'relu', 'flatten', 'fc']" in reason
 
 
 def test_a_custom_architecture_that_cannot_take_the_inputs_names_data_set_shape_and_architecture(checknets):
@@ -479,6 +491,13 @@ def test_trained_weights_must_exist_for_every_tracer_data_set(tmp_path, monkeypa
         validated(_cfg(tracer__model__weights="{data}.pt"))
 
 
+def test_resnet_small_is_checked_with_its_own_layers():
+    validated(_cfg(tracer__model__architecture="resnet_small", tracer__layers="auto"))
+    validated(_cfg(tracer__layers="auto"))  # alexnet28's own list
+    with pytest.raises(ConfigError, match=r"tracer\.layers \['relu1'.*'resnet_small'.*tracer\.layers: auto observes"):
+        validated(_cfg(tracer__model__architecture="resnet_small"))  # alexnet28's names are not its modules
+
+
 # ---------------------------------------------------------------------------------------
 # user data sets (data.custom) and the tabular breast_cancer
 
@@ -538,3 +557,47 @@ def test_user_data_sets_and_breast_cancer_pass_with_their_own_targets(custom_npz
     assert tracer_target(cfg, "tab")[0] == "mlp" and tracer_target(cfg, "rgb")[0] == "alexnet28"
     assert "grad_cam" not in reliability_methods(cfg["tracer"]["reliability"]["methods"], "tabular")
     assert "grad_cam" in reliability_methods(cfg["tracer"]["reliability"]["methods"], "image")
+
+
+@pytest.mark.parametrize(
+    "values, needle",
+    [
+        ({"tracer__model__architecture": {"mnist": "resnet_small"}},
+         r"tracer\.model\.architecture \{'mnist': 'resnet_small'\} names no architecture for the TRACER data sets "
+         r"\['digits'\]"),
+        ({"tracer__model__pretrained": True},
+         r"tracer\.model\.pretrained: true, but tracer\.model\.architecture 'alexnet28' is built in and untrained"),
+        ({"tracer__model__pretrained": True, "tracer__model__architecture": "checknets:relu_net",
+          "tracer__model__weights": "config/config.yaml"},
+         r"tracer\.model\.pretrained: true and tracer\.model\.weights both give the trained model"),
+    ],
+)
+def test_bad_target_sources_are_refused_naming_the_key(checknets, values, needle):
+    with pytest.raises(ConfigError, match=needle):
+        validated(_cfg(**values))
+
+
+def test_an_architecture_per_data_set_and_a_pretrained_factory_pass(checknets):
+    validated(_cfg(tracer__model__architecture={"digits": "resnet_small"}, tracer__layers="auto"))
+    validated(_cfg(tracer__model__architecture="checknets:relu_net", tracer__model__pretrained=True,
+                   tracer__layers=["act", "fc"]))
+
+
+def test_a_torchscript_target_is_checked_against_the_data(tmp_path):
+    import torch
+    from torch import nn
+
+    def scripted(side: int) -> str:
+        net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(2 * side * side, 10))
+        path = tmp_path / f"net{side}.pt"
+        torch.jit.save(torch.jit.script(net), str(path))
+        return str(path)
+
+    with pytest.raises(ConfigError, match=r"lrp: Captum's LRP has no rule for layer '0' \(ScriptedLayer\)"):
+        validated(_cfg(tracer__model__weights=scripted(28), tracer__layers=["1", "3"]))
+    no_lrp = ["gradient", "grad_cam"]
+    validated(_cfg(tracer__model__weights=scripted(28), tracer__layers=["1", "3"],
+                   tracer__reliability__methods=no_lrp))
+    with pytest.raises(ConfigError, match=r"net8\.pt cannot take inputs of shape 1x28x28.*\(digits inputs 1x28x28\)"):
+        validated(_cfg(tracer__model__weights=scripted(8), tracer__layers=["1", "3"],
+                       tracer__reliability__methods=no_lrp))

@@ -71,7 +71,7 @@ class ConfigError(ValueError):
 
 
 #: the architectures tracer.model.architecture knows by name (causalxai.tracer.target_model.BUILTIN)
-BUILTIN_ARCHITECTURES = ("alexnet28", "mlp")
+BUILTIN_ARCHITECTURES = ("alexnet28", "resnet_small", "mlp")
 
 
 # ---------------------------------------------------------------------------------------
@@ -147,13 +147,17 @@ def dataset_kind(config: Mapping[str, Any], name: str) -> str:
     return _info(config, name)[0] if _loaded(config, name) else "image"
 
 
-def tracer_target(config: Mapping[str, Any], name: str) -> tuple[str, list[str]]:
+def tracer_target(config: Mapping[str, Any], name: str) -> tuple[str, list[str] | str]:
     """TRACER's architecture and observed layers on data set ``name``: ``tracer.tabular``'s for a
-    tabular set, else ``tracer.model.architecture`` and ``tracer.layers``."""
+    tabular set, else ``tracer.model.architecture`` (its entry for ``name`` when it is one per data
+    set) and ``tracer.layers`` (a list, or ``"auto"``)."""
+    from causalxai.tracer.target_model import architecture_for
+
     tracer = config["tracer"]
     if dataset_kind(config, name) == "tabular":
         return str(tracer["tabular"]["architecture"]), list(tracer["tabular"]["layers"])
-    return str(tracer["model"]["architecture"]), list(tracer["layers"])
+    layers = tracer["layers"]
+    return architecture_for(tracer["model"]["architecture"], name), layers if isinstance(layers, str) else list(layers)
 
 
 def _check_architecture(architecture: str) -> None:
@@ -175,6 +179,32 @@ def _check_architecture(architecture: str) -> None:
             f"tracer.model.architecture {architecture!r}: no module {module!r} on the Python path; install it or "
             f"put its folder on PYTHONPATH, or use one of {list(BUILTIN_ARCHITECTURES)}"
         )
+
+
+def _check_target_source(config: Mapping[str, Any]) -> None:
+    """``tracer.model.architecture`` (one name, or one per TRACER image set; tabular sets use
+    ``tracer.tabular``) and ``pretrained``."""
+    tracer = config["tracer"]
+    arch = tracer["model"]["architecture"]
+    images = [d for d in tracer["datasets"] if dataset_kind(config, d) != "tabular"]
+    if isinstance(arch, Mapping):
+        missing = [d for d in images if d not in arch]
+        if missing:
+            raise ConfigError(f"tracer.model.architecture {dict(arch)} names no architecture for the TRACER data sets "
+                              f"{missing}; add one per data set of tracer.datasets")
+    names = [arch[d] for d in images] if isinstance(arch, Mapping) else [arch]
+    for name in dict.fromkeys(names):
+        _check_architecture(name)
+    if tracer["model"].get("pretrained"):
+        if tracer["model"].get("weights") is not None:
+            raise ConfigError("tracer.model.pretrained: true and tracer.model.weights both give the trained model; "
+                              "set one (pretrained: the factory's own weights; weights: a state dict or TorchScript "
+                              "file)")
+        builtin = [n for n in names if n in BUILTIN_ARCHITECTURES]
+        if builtin:
+            raise ConfigError(f"tracer.model.pretrained: true, but tracer.model.architecture {builtin[0]!r} is built "
+                              "in and untrained; name a 'package.module:function' that returns a trained model, or set "
+                              "pretrained: false to train it")
 
 
 # ---------------------------------------------------------------------------------------
@@ -522,40 +552,55 @@ def _check_weights(tracer: Mapping[str, Any]) -> None:
         if not path.is_file():
             raise ConfigError(
                 f"tracer.model.weights: {path} (the weights for {d}) does not exist (paths are relative to the working "
-                f"directory, {os.getcwd()}); give a file saved with torch.save(model.state_dict(), path), or null to "
-                "train the target"
+                f"directory, {os.getcwd()}); give a file saved with torch.save(model.state_dict(), path) or "
+                "torch.jit.save, or null to train the target"
             )
 
 
 def _check_tracer_model(config: Mapping[str, Any]) -> None:
-    """Build ``tracer.model.architecture`` as the target_model step does (untrained, on the CPU),
-    run it on zeros of each TRACER data set's shape and check ``tracer.layers``, the compression
-    and the reliability step's Grad-CAM and LRP against it."""
+    """Build each TRACER data set's ``tracer.model.architecture`` as the target_model step does
+    (untrained, on the CPU; a ``pretrained`` factory's model; a TorchScript ``weights`` file
+    loaded), run it on zeros of the data set's shape and check ``tracer.layers`` and the
+    reliability step's Grad-CAM and LRP against it. A model the compress step cannot rebuild (a
+    residual network) is not refused: that step records why it skips it
+    (:func:`causalxai.compress.build.compress_skip_reason`)."""
     import torch
 
-    from causalxai.compress.build import plan_nodes, singleton_composition
-    from causalxai.tracer.model import check_layers, leaf_modules, trace_forward
-    from causalxai.tracer.target_model import architecture_kwargs, build_classifier
+    from causalxai.tracer.model import check_layers, trace_forward
+    from causalxai.tracer.target_model import architecture_kwargs, build_classifier, is_torchscript
 
     tracer = config["tracer"]
-    by_target: dict[tuple[str, tuple[str, ...], tuple[int, int, int], int, str], list[str]] = {}
+    weights = tracer["model"].get("weights")
+    by_target: dict[tuple[Any, ...], list[str]] = {}
     for d in tracer["datasets"]:  # each data set's architecture (tracer.tabular on tabular sets), shape, classes
         arch, layers = tracer_target(config, d)
         k = _info(config, d)[2] if _loaded(config, d) else N_CLASSES
-        by_target.setdefault((arch, tuple(layers), _input_shape(config, d), k, dataset_kind(config, d)), []).append(d)
-    for (arch, layers_t, shape, k, kind), sets in by_target.items():
-        layers = list(layers_t)
+        script = weights is not None and is_torchscript(weights.format(dataset=d))
+        key = (arch, layers if isinstance(layers, str) else tuple(layers), _input_shape(config, d), k,
+               dataset_kind(config, d), weights.format(dataset=d) if script else None)
+        by_target.setdefault(key, []).append(d)
+    for (arch, layers_t, shape, k, kind, script), sets in by_target.items():
+        layers = layers_t if isinstance(layers_t, str) else list(layers_t)
         where = f"{'/'.join(sets)} inputs {'x'.join(map(str, shape))}"
-        kwargs = architecture_kwargs(arch, shape, k, tracer["model"]["dropout"])  # as target_model builds it
-        with torch.random.fork_rng(devices=[]):
-            try:
-                model = build_classifier(arch, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - any failure of the user's function is reported
-                raise ConfigError(
-                    f"tracer.model.architecture {arch!r} could not be built with {kwargs} ({type(exc).__name__}: "
-                    f"{exc}); it must be a function taking these keyword arguments and returning a torch module"
-                ) from None
         x = torch.zeros((2, *shape))
+        if script is not None:
+            from causalxai.tracer.target_model import unscript
+
+            try:
+                model = unscript(torch.jit.load(script, map_location="cpu"), x, source=script)
+            except Exception as exc:  # noqa: BLE001 - a bad archive or a model of another shape
+                raise ConfigError(f"{exc} ({where})") from None
+            arch = f"TorchScript {script}"
+        else:
+            kwargs = architecture_kwargs(arch, shape, k, tracer["model"]["dropout"])  # as target_model does
+            with torch.random.fork_rng(devices=[]):
+                try:
+                    model = build_classifier(arch, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - any failure of the user's function is reported
+                    raise ConfigError(
+                        f"tracer.model.architecture {arch!r} could not be built with {kwargs} ({type(exc).__name__}: "
+                        f"{exc}); it must be a function taking these keyword arguments and returning a torch module"
+                    ) from None
         try:
             trace = trace_forward(model, x)
         except Exception as exc:  # noqa: BLE001 - a forward pass can raise anything
@@ -565,26 +610,12 @@ def _check_tracer_model(config: Mapping[str, Any]) -> None:
                 "for this input size or other tracer.datasets"
             ) from None
         try:
-            observed = check_layers(model, layers, x)
+            check_layers(model, layers, x)
         except ValueError as exc:
+            hint = ("" if layers == "auto" else "; tracer.layers: auto observes the architecture's own choice "
+                    "(resnet_small: the stem, each block's residual branch and output, the logits)")
             key = "tracer.tabular.layers" if kind == "tabular" else "tracer.layers"
-            raise ConfigError(f"{key} {layers} on {arch!r} ({where}): {exc}") from None
-        registered = [n for n, _ in leaf_modules(model)]
-        if registered != trace.leaves:
-            raise ConfigError(
-                f"tracer.model.architecture {arch!r} ({where}) registers its modules in another order than its "
-                f"forward runs them (registered {registered}, run {trace.leaves}): the compress step, which runs "
-                "with TRACER, rebuilds the model from its modules in registration order. Define the modules in the "
-                "order forward uses them, each used once (an nn.Sequential, nested or not)"
-            )
-        try:  # rule compress rebuilds the model from the causal nodes: every observed layer its own node here
-            plan_nodes(model, singleton_composition(observed), shape, reinit=False)
-        except ValueError as exc:
-            raise ConfigError(
-                f"tracer.model.architecture {arch!r} with tracer.layers {layers} ({where}): the compress step, "
-                f"which runs with TRACER, cannot rebuild it: {exc}. Observe leaf modules of a classifier whose "
-                "forward runs its modules one after another (an nn.Sequential, nested or not)"
-            ) from None
+            raise ConfigError(f"{key} {layers} on {arch!r} ({where}): {exc}{hint}") from None
         _check_reliability_model(config, model, x, trace, where, arch, kind)
 
 
@@ -613,7 +644,7 @@ def _check_reliability_model(config: Mapping[str, Any], model: Any, x: Any, trac
                 f"{trace.calls.get(layer, 0)} times per forward pass, not once; name a module that runs once, or "
                 "leave grad_cam out of tracer.reliability.methods"
             )
-    if "lrp" in rel["methods"] and arch not in BUILTIN_ARCHITECTURES:
+    if "lrp" in rel["methods"]:
         from causalxai.tracer.reliability import _lrp_rules
 
         try:
@@ -734,6 +765,8 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = N
         )
     _check_dataset_names(config)
     _check_zoo_datasets(config)
+    if tracer.get("datasets"):
+        _check_target_source(config)
     for d in tracer.get("datasets", []):
         _check_architecture(tracer_target(config, d)[0])
     for d in tracer.get("datasets", []):
@@ -779,7 +812,8 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = N
     tracer = config["tracer"]
     _check_weights(tracer)
     if tracer["datasets"]:
-        if all(tracer_target(config, d)[0] in BUILTIN_ARCHITECTURES for d in tracer["datasets"]):
+        if (all(tracer_target(config, d)[0] in BUILTIN_ARCHITECTURES for d in tracer["datasets"])
+                and tracer["model"].get("weights") is None):
             key = {"shapes": [_input_shape(config, d) for d in tracer["datasets"]],
                    "targets": [[*tracer_target(config, d), dataset_kind(config, d)] for d in tracer["datasets"]],
                    "classes": [_info(config, d)[2] if _loaded(config, d) else N_CLASSES for d in tracer["datasets"]],

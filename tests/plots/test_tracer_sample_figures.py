@@ -221,3 +221,18 @@ def test_tabular_contributions_are_bars_of_the_top_features(tmp_path):
     colours = [p.get_facecolor() for p in axes[0].patches]  # mask features orange (C1), the others grey
     assert colours == [to_rgba("C1") if i in (3, 9) else to_rgba("0.6") for i in top[::-1]]
     np.testing.assert_allclose([p.get_width() for p in axes[0].patches], row[0, 0, top[::-1]])
+
+
+def test_a_stochastic_layers_node_is_marked(data, tmp_path):
+    from causalxai.plots.tracer_sample_figures import stochastic_groups
+
+    ds = data["cka"].copy()
+    assert stochastic_groups(ds, 42) == set()  # no stochastic variable: none
+    flags = np.zeros(len(LAYERS), dtype=bool)
+    flags[2] = True
+    ds["stochastic"] = ("layer", flags)
+    group = int(GROUPS[42][2])
+    assert stochastic_groups(ds, 42) == {group}
+    fig = plot_causal_graph(ds, tmp_path / "s.png", 42)
+    marked = [t.get_text() for t in fig.axes[1].texts if t.get_text().endswith("(stochastic)")]
+    assert marked == [f"{LAYERS[2]}\n(stochastic)"]  # pool1, a node of its own

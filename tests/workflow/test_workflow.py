@@ -406,7 +406,8 @@ def test_paper_config_dry_run_plans_the_four_zoos(snakemake_runner, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     jobs = snakemake_runner.planned_jobs(res.stdout + res.stderr)
     assert jobs["zoo_smallcnnzoo"] == 4 and jobs["dataset"] == 4 and jobs["buckets"] == 4, jobs
-    assert jobs["target_model"] == 1 and jobs["interventions"] == 1 and jobs["tracer_sample_figures"] == 4, jobs
+    # TRACER: alexnet28 on MNIST and resnet_small on CIFAR-10
+    assert jobs["target_model"] == 2 and jobs["interventions"] == 2 and jobs["tracer_sample_figures"] == 8, jobs
     assert jobs["explain_shard"] == 4 * 4 * 16 and jobs["explain_gather"] == 16 and jobs["effects"] == 4, jobs
     assert "zoo_train" not in jobs
     # every explanation shard asks for a GPU (what the SLURM plugin turns into --gpus=1)

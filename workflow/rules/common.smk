@@ -337,11 +337,15 @@ def target_weights(wildcards):
 
 
 def target_model_params(wildcards):
-    """tracer.model without the training keys when the weights are loaded (they change nothing)."""
+    """tracer.model for one data set (its architecture, when one is named per data set), without
+    the training keys when the model is loaded or pretrained (they change nothing)."""
     model = dict(config["tracer"]["model"])
     model["architecture"] = tracer_target(config, wildcards.dataset)[0]
-    if model["weights"] is not None:
+    if model["weights"] is not None or model["pretrained"]:
         for key in ("epochs", "batch_size", "lr"):
             model.pop(key)
+    if model["weights"] is not None:
         model["weights"] = target_weights(wildcards)
+    if not model["pretrained"]:
+        model.pop("pretrained")  # absent when false: the params of existing runs stay as they were
     return model

@@ -14,6 +14,8 @@ p = snakemake.params
 settings = TracerSettings.from_params(p.tracer)
 inter = open_result(snakemake.input.interventions)
 ds = causal_nodes_dataset(inter["cka"], settings)
+if "stochastic" in inter:  # the stochastic (exogenous) nodes of App. H.2, as the interventions step found them
+    ds["stochastic"] = inter["stochastic"]
 logging.info("eps %g: causal nodes per sample min %d, max %d", settings.eps, int(ds["n_groups"].min()),
              int(ds["n_groups"].max()))
 write_dataset(ds, snakemake.output.nodes, step="causal_nodes", config=dict(p.tracer),

@@ -4,17 +4,17 @@ paper's Table 2 models, retrained over seeds and measured (paper 004 §4.3, Tabl
 import logging
 import time
 
-import torch
+import pandas as pd
 
-from causalxai.compress.build import save_compressed_models
+from causalxai.compress.build import compress_skip_reason, save_compressed_models, skipped_compression
 from causalxai.compress.compress import CompressSettings, compress_dataset, compress_table
 from causalxai.compress.controls import random_weight_mechanisms
 from causalxai.io import atomic_path, open as open_result, write_dataset
-from causalxai.plots.compress import plot_compression
+from causalxai.plots.compress import plot_compression, plot_compression_skipped
 from causalxai.runtime import resolve_device
 from causalxai.tracer.model import observed_layers
 from causalxai.tracer.settings import TracerSettings
-from causalxai.tracer.target_model import dataset_tensors, load_target_model
+from causalxai.tracer.target_model import dataset_tensors, load_target_model, target_checkpoint
 
 from common import start
 
@@ -29,15 +29,28 @@ device = snakemake.config["device"]
 tracer = TracerSettings.from_params({**p.tracer, "batch_size": batch_size})
 settings = CompressSettings.from_params({**cfg, "seed": p.seed})
 model = load_target_model(snakemake.input.weights)
-ckpt = torch.load(snakemake.input.weights, map_location="cpu", weights_only=True)
+ckpt = target_checkpoint(snakemake.input.weights)  # architecture, kwargs
 data = open_result(snakemake.input.dataset)
 mech = open_result(snakemake.input.mechanisms)
-layers = observed_layers(model, list(p.layers))
+layers = observed_layers(model, p.layers if isinstance(p.layers, str) else list(p.layers))
 if [str(v) for v in mech["layer"].values] != layers:
     raise ValueError(f"{snakemake.input.mechanisms}: its layers {mech['layer'].values.tolist()} are not the observed "
                      f"layers {layers} of tracer.layers; re-run the TRACER steps")
 t0 = time.time()
 x_test, y_test = dataset_tensors(data, "test")
+skip = compress_skip_reason(model, layers, tuple(x_test.shape[1:]))
+if skip:  # a target compress cannot rebuild (a residual network): the reason is the step's result
+    logging.warning("compress skipped: %s", skip)
+    shape = tuple(x_test.shape[1:])
+    save_compressed_models(out.models, {}, {}, architecture=ckpt["architecture"], kwargs=dict(ckpt["kwargs"]),
+                           input_shape=shape)
+    for table in (out.table_models, out.table_layers):
+        with atomic_path(table) as tmp:
+            pd.DataFrame({"skipped": [skip]}).to_csv(tmp, index=False)
+    plot_compression_skipped(skip, out.figure)
+    write_dataset(skipped_compression(skip, shape), out.compress, step="compress", seed=p.seed,
+                  config={**cfg, "layers": layers, "device": device})
+    raise SystemExit(0)  # nothing else to do
 random_mech = None
 if settings.random_weights:
     idx = open_result(snakemake.input.samples)["interventions"].values[: settings.random_weights_samples]

@@ -63,14 +63,17 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 import torch
+import xarray as xr
 from torch import nn
 
 from causalxai.io import atomic_path
 from causalxai.runtime import eval_mode
 from causalxai.tracer.mechanisms import GROUP_SEP, LAYER_SEP, parse_composition
-from causalxai.tracer.model import leaf_modules
+from causalxai.tracer.model import leaf_modules, trace_forward
 
 __all__ = [
+    "compress_skip_reason",
+    "skipped_compression",
     "NodePlan",
     "conv_rule",
     "plan_nodes",
@@ -290,6 +293,71 @@ def plan_nodes(
                 raise ValueError(f"compress_model: node {node.index} ({'+'.join(node.layers)}) gives shape "
                                  f"{tuple(x.shape[1:])}, expected {node.out_shape}")
     return plans
+
+
+def compress_skip_reason(model: nn.Module, layers: Sequence[str], input_shape: Sequence[int]) -> str:
+    """Why :func:`plan_nodes` cannot rebuild ``model`` from causal nodes of ``layers``, or ``""``.
+
+    The rebuild runs the leaf modules one after another in registration order, so it is
+    faithful only when that chain *is* the model: its output on a seeded random input
+    ``(2, *input_shape)`` (eval mode) must equal the model's (``torch.allclose``, rtol 1e-4,
+    atol 1e-5). A residual block (``x + f(x)``: the sum is no module), a module used twice, a
+    functional call in ``forward`` or modules registered out of forward order fail it; so do
+    observed layers that are not leaf modules (a residual block's output). The compress step
+    records the reason instead of building a model that is not the target.
+
+    Args:
+        model: the target classifier.
+        layers: the observed layers (each its own causal node here).
+        input_shape: one input's shape.
+    """
+    from causalxai.tracer.target_model import ScriptedLayer
+
+    leaves = leaf_modules(model)
+    if any(isinstance(m, ScriptedLayer) for _, m in leaves):
+        return ("a TorchScript target: its layers are scripted modules, which the compress step cannot copy, "
+                "re-initialise or rebuild")
+    x = torch.randn((2, *map(int, input_shape)), generator=torch.Generator().manual_seed(0))
+    trace = trace_forward(model, x)
+    registered = [n for n, _ in leaves]
+    order = "" if registered == trace.leaves else (f"; it registers its leaf modules as {registered} but its forward "
+                                                   f"runs them as {trace.leaves}")
+    z: Any = x
+    try:
+        with eval_mode(model), torch.no_grad():
+            for _, m in leaves:
+                z = m(z)
+        same = isinstance(z, torch.Tensor) and isinstance(trace.output, torch.Tensor) and \
+            z.shape == trace.output.shape and bool(torch.allclose(z, trace.output, rtol=1e-4, atol=1e-5))
+    except Exception:  # noqa: BLE001 - a chain that cannot even run is not the model
+        same = False
+    if not same:
+        return (f"{type(model).__name__}'s forward is not its leaf modules run one after another (a residual sum "
+                f"x + f(x), a module used twice or a function in forward){order}, so its causal nodes cannot be "
+                "rebuilt as a chain of layers")
+    try:
+        plan_nodes(model, singleton_composition(list(layers)), input_shape, reinit=False)
+    except ValueError as exc:
+        return str(exc)
+    return ""
+
+
+def skipped_compression(reason: str, input_shape: Sequence[int]) -> xr.Dataset:
+    """``compress.nc`` of a target the compress step cannot rebuild (:func:`compress_skip_reason`):
+    no models, the reason in attribute ``skipped``.
+
+    Args:
+        reason: why (non-empty).
+        input_shape: one input's shape.
+    """
+    if not reason:
+        raise ValueError("skipped_compression: give the reason the compression is skipped")
+    return xr.Dataset(attrs={
+        "skipped": str(reason),
+        "input_shape": [int(v) for v in input_shape],
+        "description": "compressed models (paper 004 §4.3): skipped, the target cannot be rebuilt from its causal "
+                       "nodes (attribute skipped)",
+    })
 
 
 def compress_model(

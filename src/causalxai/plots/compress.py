@@ -27,7 +27,7 @@ from matplotlib.ticker import PercentFormatter  # noqa: E402
 
 from causalxai.plots._figure import DPI, save_figure as _save  # noqa: E402,F401
 
-__all__ = ["compression_frame", "plot_compression"]
+__all__ = ["compression_frame", "plot_compression", "plot_compression_skipped"]
 
 ORIGINAL_COLOR = "#9aa5b1"
 COMPRESSED_COLOR = "#1f77b4"
@@ -130,3 +130,15 @@ def plot_compression(ds: xr.Dataset, path: str | os.PathLike[str]) -> Figure:
     fig.suptitle("TRACER-compressed models, matched controls and the paper's Table 2 models (paper 004 Table 1)")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_compression_skipped(reason: str, path: str | os.PathLike[str]) -> Figure:
+    """The compress step's figure when it is skipped (:func:`~causalxai.compress.build.compress_skip_reason`):
+    the reason, wrapped, in place of Table 1."""
+    import textwrap
+
+    fig, ax = plt.subplots(figsize=(8.0, 2.4))
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, "compressed models: skipped\n\n" + textwrap.fill(str(reason), 90), ha="center", va="center",
+            fontsize=9, transform=ax.transAxes)
+    return _save(fig, path, bbox_inches="tight")

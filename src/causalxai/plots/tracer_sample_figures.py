@@ -30,7 +30,8 @@ from causalxai.plots.tracer_figures import (  # noqa: E402
     compact_group,
 )
 
-__all__ = ["contribution_frame", "graph_edges", "plot_causal_graph", "plot_contributions", "unit_frame"]
+__all__ = ["contribution_frame", "graph_edges", "plot_causal_graph", "plot_contributions", "stochastic_groups",
+           "unit_frame"]
 
 
 def graph_edges(cka_ds: xr.Dataset, sample) -> tuple[list[tuple[int, int]], dict[int, str]]:
@@ -68,7 +69,18 @@ def contribution_frame(ace_ds: xr.Dataset, sample) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["group", "output_layer", "ace", "vmax"])
 
 
-def _draw_graph(ax, edges: list[tuple[int, int]], labels: dict[int, str]) -> None:
+def stochastic_groups(cka_ds: xr.Dataset, sample) -> set[int]:
+    """The causal nodes of one sample that hold a stochastic (exogenous) layer (paper 004 App. H.2;
+    ``causal_nodes.nc`` variable ``stochastic (layer)``, absent: none)."""
+    if "stochastic" not in cka_ds:
+        return set()
+    sel = _check_sample(cka_ds, sample, "causal_nodes.nc")
+    groups = np.asarray(cka_ds["group"].sel(sel).values).astype(int)
+    return {int(g) for g, s in zip(groups, np.asarray(cka_ds["stochastic"].values, dtype=bool)) if s}
+
+
+def _draw_graph(ax, edges: list[tuple[int, int]], labels: dict[int, str], stochastic: set[int] = frozenset()
+                ) -> None:
     import networkx as nx
 
     nodes = sorted(labels)
@@ -77,7 +89,8 @@ def _draw_graph(ax, edges: list[tuple[int, int]], labels: dict[int, str]) -> Non
     graph.add_edges_from(edges)
     pos = {g: (float(g), 0.0) for g in nodes}  # left to right, one line: deterministic
     node_size = 900
-    nx.draw_networkx_nodes(graph, pos, ax=ax, node_size=node_size, node_color="#cfe2f3", edgecolors="#1f4e79")
+    colours = ["#f4cccc" if g in stochastic else "#cfe2f3" for g in nodes]  # stochastic (exogenous) nodes in red
+    nx.draw_networkx_nodes(graph, pos, ax=ax, node_size=node_size, node_color=colours, edgecolors="#1f4e79")
     nx.draw_networkx_labels(graph, pos, labels={g: f"G{g + 1}" for g in nodes}, ax=ax, font_size=9,
                             font_weight="bold")
     rad = -0.35  # skip links arc above the chain
@@ -90,7 +103,8 @@ def _draw_graph(ax, edges: list[tuple[int, int]], labels: dict[int, str]) -> Non
         for p in np.atleast_1d(patches):
             p.set_gid(f"edge {a}->{b}")
     for g in nodes:
-        ax.text(g, -0.22, labels[g].replace("+", "\n"), ha="center", va="top", fontsize=7)
+        ax.text(g, -0.22, labels[g].replace("+", "\n") + ("\n(stochastic)" if g in stochastic else ""), ha="center",
+                va="top", fontsize=7)
     n = max(len(nodes), 1)
     ax.set_xlim(-0.6, n - 0.4)
     ax.set_ylim(-0.9, max(0.5, abs(rad) * span / 2 + 0.3))
@@ -100,7 +114,8 @@ def _draw_graph(ax, edges: list[tuple[int, int]], labels: dict[int, str]) -> Non
 def plot_causal_graph(cka_ds: xr.Dataset, path: str | os.PathLike[str], sample) -> Figure:
     """Paper 004 Fig. 2 for one sample: left the CKA of every pair of layers (layer groups
     outlined), right the causal graph: one node per layer group (its member layers below),
-    adjacent links straight, skip links as arcs above the chain."""
+    adjacent links straight, skip links as arcs above the chain, nodes holding a stochastic
+    (exogenous) layer (App. H.2) in red and marked."""
     require(cka_ds, ["cka"], "causal_nodes.nc")
     edges, labels = graph_edges(cka_ds, sample)
     sel = _check_sample(cka_ds, sample, "causal_nodes.nc")
@@ -116,7 +131,7 @@ def plot_causal_graph(cka_ds: xr.Dataset, path: str | os.PathLike[str], sample) 
         ax_h.add_patch(Rectangle((start, start), size, size, fill=False, ec="white", lw=2.0))
     eps = cka_ds.attrs.get("eps")
     ax_h.set_title("CKA between layers" + (f" (ε = {float(eps):g})" if eps is not None else ""), fontsize=10)
-    _draw_graph(ax_g, edges, labels)
+    _draw_graph(ax_g, edges, labels, stochastic_groups(cka_ds, sample))
     ax_g.set_title(f"causal graph: {n_nodes} node{'s' if n_nodes != 1 else ''}, {len(edges)} link"
                    f"{'s' if len(edges) != 1 else ''}", fontsize=10)
     fig.suptitle(f"TRACER causal structure, sample {sample}")

@@ -88,7 +88,7 @@ from causalxai.checks import require_informative
 from causalxai.progress import Progress
 from causalxai.runtime import eval_mode, model_device
 from causalxai.tracer.cka import cka_matrix
-from causalxai.tracer.model import forward_hooks, observed_layers
+from causalxai.tracer.model import forward_hooks, observed_layers, stochastic_modules
 from causalxai.tracer.settings import TracerSettings
 
 __all__ = [
@@ -273,10 +273,13 @@ def record_activations(
             bad = {k: v for k, v in calls.items() if v != 1}
             missing = [k for k in names if k not in calls]
             if bad or missing:
+                several = ", ".join(f"module {k!r} ({type(model.get_submodule(k)).__name__}) runs {v} times"
+                                    for k, v in bad.items())
                 raise RuntimeError(
-                    "record_activations: each observed layer must run exactly once per forward; "
-                    f"ran several times: {bad or 'none'}, never ran: {missing or 'none'}. "
-                    "Leave those modules out of the observed layers"
+                    "record_activations: each observed layer must run exactly once per forward pass"
+                    f"{': ' + several if several else ''}{'; ' if several and missing else ''}"
+                    f"{f'never ran: {missing}' if missing else ''}. A module used more than once has no single "
+                    "output to observe: give each use a module of its own, or leave it out of the observed layers"
                 )
     return {name: buffers[name] for name in names}
 
@@ -407,9 +410,13 @@ def analyse_one(
     b = from_raw(torch.full_like(x, float(settings.baseline)))  # the raw baseline, normalised, per pixel
     stack = intervene(x, masks, b)  # untouched pixels keep x exactly
     tap = _Tap(model)
-    acts = record_activations(
-        tap, stack, [f"net.{n}" for n in names] + ["output"], settings.batch_size, device=device, dtype=torch.float32
-    )
+    # a stochastic layer (App. H.2) draws its noise from the global RNG: seeded here (in a forked
+    # state), so its draws, and the analysis, are the same on every run
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(0)
+        acts = record_activations(tap, stack, [f"net.{n}" for n in names] + ["output"], settings.batch_size,
+                                  device=device, dtype=torch.float32)
     del stack
     logits = acts.pop("output")
     acts = {n: acts[f"net.{n}"] for n in names}
@@ -552,7 +559,8 @@ def interventions_dataset(
             "another tracer.interventions.baseline or a larger tracer.interventions.patch",
     )
     imgs_np = imgs.numpy().astype(np.float32)
-    return xr.Dataset(
+    stochastic = stochastic_modules(model, imgs[:1].to(model_device(model)))
+    out = xr.Dataset(
         {
             "cka": (("sample", "layer_i", "layer_j"), stack("cka").astype(np.float64)),
             "kl": (("sample", "intervention", "layer"), kl_all.astype(np.float64)),
@@ -563,6 +571,7 @@ def interventions_dataset(
             "pred_intervened": (("sample", "intervention"), stack("pred_intervened").astype(np.int64)),
             "image": (("sample", "y", "x"), imgs_np[:, 0]),
             "inputs": (("sample", "channel", "y", "x"), imgs_np),
+            "stochastic": (("layer",), np.array([n in stochastic for n in names], dtype=bool)),
         },
         coords={
             "sample": ids,
@@ -590,5 +599,11 @@ def interventions_dataset(
             "height": int(height),
             "width": int(width),
             "n_interventions": int(n_int),
+            "stochastic_modules": ", ".join(stochastic),
         },
     )
+    out["stochastic"].attrs["description"] = (
+        "the observed layer is a stochastic (exogenous) node (paper 004 App. H.2): its output varies across "
+        "repeated eval-mode forward passes of the same input while its own input does not; its noise is drawn from "
+        "the RNG seeded once per sample, and its CKA and KL include that noise")
+    return out

@@ -53,7 +53,13 @@ from causalxai.tracer.settings import ClassifierSettings
 
 __all__ = [
     "alexnet28",
+    "ALEXNET28_LAYERS",
+    "ResidualBlock",
+    "ResNetSmall",
+    "resnet_small",
+    "default_layers",
     "observed_layers",
+    "stochastic_modules",
     "ForwardTrace",
     "trace_forward",
     "check_layers",
@@ -66,7 +72,10 @@ __all__ = [
 ]
 
 #: keywords :func:`observed_layers` understands besides layer names and type names
-SELECT_KEYWORDS = ("all", "parametric")
+SELECT_KEYWORDS = ("all", "parametric", "auto")
+
+#: alexnet28's observed layers (paper 004 §4: the ReLUs and the logits), its ``tracer.layers: auto``
+ALEXNET28_LAYERS = ("relu1", "relu2", "relu3", "relu4", "relu5", "relu6", "relu7", "fc3")
 
 
 def alexnet28(in_channels: int = 1, n_classes: int = 10, dropout: float = 0.5, image_size: int = 28) -> nn.Sequential:
@@ -101,7 +110,81 @@ def alexnet28(in_channels: int = 1, n_classes: int = 10, dropout: float = 0.5, i
         ("relu7", nn.ReLU()),
         ("fc3", nn.Linear(1024, n_classes)),
     ]
-    return nn.Sequential(OrderedDict(layers))
+    model = nn.Sequential(OrderedDict(layers))
+    model.tracer_layers = ALEXNET28_LAYERS  # what tracer.layers: auto observes (default_layers)
+    return model
+
+
+class ResidualBlock(nn.Module):
+    """A pre-activation residual block (He et al. 2016, "Identity mappings in deep residual
+    networks"): ``forward(x) = shortcut(x) + f(x)`` with
+    ``f = conv2 ∘ relu2 ∘ bn2 ∘ conv1 ∘ relu1 ∘ bn1`` (3×3 convolutions, padding 1, ``conv1``
+    with the block's stride) and ``shortcut`` the identity (``nn.Identity``) when the shape is
+    kept, else a 1×1 convolution with the stride. The block's output is the sum itself (no
+    activation after it), so the skip connection is exactly ``x + f(x)``.
+
+    Modules are registered in the order ``forward`` runs them (the branch, then the shortcut),
+    each runs once per forward pass; the sum is not a module, so the block cannot be rebuilt as
+    a chain of its leaves (:func:`causalxai.compress.build.chain_mismatch`).
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.relu1 = nn.ReLU()
+        self.conv1 = nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.relu2 = nn.ReLU()
+        self.conv2 = nn.Conv2d(c_out, c_out, kernel_size=3, stride=1, padding=1, bias=False)
+        self.shortcut: nn.Module = (nn.Identity() if stride == 1 and c_in == c_out
+                                    else nn.Conv2d(c_in, c_out, kernel_size=1, stride=stride, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.conv2(self.relu2(self.bn2(self.conv1(self.relu1(self.bn1(x))))))
+        return self.shortcut(x) + f
+
+
+class ResNetSmall(nn.Sequential):
+    """:func:`resnet_small`: an ``nn.Sequential`` of top-level modules (``stem``, ``block1``…,
+    ``bn``, ``relu``, ``pool``, ``flatten``, ``fc``) whose ``block*`` are :class:`ResidualBlock`."""
+
+    #: tracer.layers: auto (:func:`default_layers`): the stem, each block's residual branch
+    #: ``f(x)`` (``block<i>.conv2``) and output ``x + f(x)``, the last activation and the logits.
+    #: The branch sits between a block's input and its output, so the skip connection shows as a
+    #: link from the block's input to its output that jumps the branch (paper 004 App. H, Def. 4)
+    #: when the output is more similar to the input than to the branch.
+    tracer_layers = ("stem", "block1.conv2", "block1", "block2.conv2", "block2", "block3.conv2", "block3", "relu",
+                     "fc")
+
+
+def resnet_small(in_channels: int = 1, n_classes: int = 10, width: int = 16) -> ResNetSmall:
+    """A small residual network for 28×28 and 32×32 inputs (any size ≥ 4 works: the head pools
+    globally): ``stem`` Conv2d(in→w, 3, pad 1); ``block1`` :class:`ResidualBlock` (w→w,
+    stride 1, identity shortcut); ``block2`` (w→2w, stride 2); ``block3`` (2w→4w, stride 2);
+    then ``bn`` BatchNorm2d(4w), ``relu``, ``pool`` AdaptiveAvgPool2d(1), ``flatten`` and
+    ``fc`` Linear(4w→classes). With ``width`` 16 and one input channel: 16×28×28 after the stem
+    and block1, 32×14×14 after block2, 64×7×7 after block3; 77,562 parameters for 10 classes.
+
+    Args:
+        in_channels: input channels (1 for the digits, MNIST; 1 too for CIFAR-10 as this
+            workflow stores it, grey).
+        n_classes: classes (the logits' width).
+        width: channels of the stem and block1 (doubled by each later block).
+    """
+    if width < 1:
+        raise ValueError(f"resnet_small: width must be >= 1, got {width}")
+    w = int(width)
+    return ResNetSmall(OrderedDict([
+        ("stem", nn.Conv2d(in_channels, w, kernel_size=3, padding=1, bias=False)),
+        ("block1", ResidualBlock(w, w, 1)),
+        ("block2", ResidualBlock(w, 2 * w, 2)),
+        ("block3", ResidualBlock(2 * w, 4 * w, 2)),
+        ("bn", nn.BatchNorm2d(4 * w)),
+        ("relu", nn.ReLU()),
+        ("pool", nn.AdaptiveAvgPool2d(1)),
+        ("flatten", nn.Flatten()),
+        ("fc", nn.Linear(4 * w, n_classes)),
+    ]))
 
 
 # ---------------------------------------------------------------------------------------
@@ -130,6 +213,41 @@ def forward_hooks(model: nn.Module, names: Sequence[str], fn: Callable[[str, nn.
             h.remove()
 
 
+def _post_order(model: nn.Module) -> list[str]:
+    """Every named module, children before their container (depth first, in registration
+    order): the order their forwards *finish* in when each container runs its children in the
+    order it registers them (an ``nn.Sequential``, a residual block defined in forward order)."""
+    out: list[str] = []
+
+    def visit(prefix: str, module: nn.Module) -> None:
+        for name, child in module.named_children():
+            full = f"{prefix}{name}"
+            visit(f"{full}.", child)
+            out.append(full)
+
+    visit("", model)
+    return out
+
+
+def default_layers(model: nn.Module) -> list[str]:
+    """What ``tracer.layers: auto`` observes: the model's ``tracer_layers`` attribute when it
+    has one (the built-ins: :data:`ALEXNET28_LAYERS` for :func:`alexnet28`,
+    :attr:`ResNetSmall.tracer_layers` for :func:`resnet_small`; a user's factory may set it too),
+    else every top-level child (``model.named_children()``), each a block's output.
+
+    Raises:
+        ValueError: ``tracer_layers`` names a module the model does not have.
+    """
+    names = getattr(model, "tracer_layers", None)
+    if names is None:
+        return [n for n, _ in model.named_children()]
+    known = {n for n, _ in model.named_modules() if n}
+    missing = [str(n) for n in names if str(n) not in known]
+    if missing:
+        raise ValueError(f"{type(model).__name__}.tracer_layers names {missing}, which are not modules of it")
+    return [str(n) for n in names]
+
+
 def _execution_order(model: nn.Module, names: Sequence[str], example_input: torch.Tensor) -> list[str]:
     """``names`` sorted by when each module's forward first finished on ``example_input``;
     modules that never ran are dropped."""
@@ -156,6 +274,8 @@ def observed_layers(
     * ``"all"``: every leaf module (a module without children), e.g. for :func:`alexnet28`
       all 20 layers conv1 … fc3, ReLU, pooling, Flatten and Dropout included;
     * ``"parametric"``: every leaf module with parameters of its own (Conv, Linear, norms);
+    * ``"auto"``: the architecture's own choice (:func:`default_layers`): alexnet28's ReLUs
+      and logits, resnet_small's stem, residual branches, block outputs and logits;
     * a module name as ``model.named_modules()`` spells it (``"conv1"``, ``"layer1.0"``):
       that module, leaf or container (a container's output is its block's output);
     * a type name (``"Conv2d"``, ``"ReLU"``) or a module class (``nn.Conv2d``, matched by
@@ -164,14 +284,16 @@ def observed_layers(
     Names win over type names when an item is both. An item that matches nothing raises
     ``ValueError`` naming what is there.
 
-    Order: ``named_modules`` order, which is the forward order for an ``nn.Sequential``
-    (nested ones too) when only leaves are selected. For any other model it is the order in
-    which submodules were *registered*, which need not be the order ``forward`` runs them
-    (nor does it see functional calls such as ``F.relu`` or ``x + y`` in ``forward``):
+    Order: children before their container, each container's children in registration
+    order (:func:`_post_order`): when-its-forward-finishes order for an ``nn.Sequential``
+    (nested ones too) and for blocks that register their modules in the order ``forward`` runs
+    them (:func:`resnet_small`). For any other model it need not be the order ``forward`` runs
+    them (nor does it see functional calls such as ``F.relu`` or ``x + y`` in ``forward``):
     pass ``example_input`` (one batch) to order the layers by when their forward finished
     on it instead; modules that did not run are then dropped. Modules run more than once
-    per forward (a shared ``ReLU``) have no single output; :func:`record_activations`
-    refuses them.
+    per forward (a shared ``ReLU``) have no single output: TRACER refuses them, naming them
+    (:func:`check_layers`, :func:`~causalxai.tracer.interventions.record_activations`),
+    rather than recording each call.
     """
     items = [select] if isinstance(select, (str, type)) else list(select)
     if not items:
@@ -185,6 +307,8 @@ def observed_layers(
             hit = {n for n, m in named if isinstance(m, item)}
         elif item == "all":
             hit = set(leaves)
+        elif item == "auto":
+            hit = set(default_layers(model))
         elif item == "parametric":
             hit = {n for n in leaves if next(by_name[n].parameters(recurse=False), None) is not None}
         elif item in by_name:
@@ -199,7 +323,7 @@ def observed_layers(
                 f"or a type name among {types}"
             )
         chosen |= hit
-    names = [n for n, _ in named if n in chosen]
+    names = [n for n in _post_order(model) if n in chosen]
     if example_input is not None:
         names = _execution_order(model, names, example_input)
     return names
@@ -252,6 +376,73 @@ def trace_forward(model: nn.Module, example_input: torch.Tensor) -> ForwardTrace
     order = list(calls)  # dicts keep insertion order: the first finish of each module
     leaves = {n for n, _ in leaf_modules(model)}
     return ForwardTrace(order, calls, outputs, y, [n for n in order if n in leaves])
+
+
+def stochastic_modules(
+    model: nn.Module, example_input: torch.Tensor, *, repeats: int = 3, seed: int = 0
+) -> list[str]:
+    """The stochastic (exogenous) nodes of paper 004 App. H.2: the modules whose output varies
+    across repeated forward passes of the same input in eval mode *while their own inputs do
+    not* ("if the outputs vary across evaluations on the same input, we classify the layer as
+    stochastic"), e.g. a VAE's sampling layer ``mu + sigma * randn``. The modules after it vary
+    too, but through their input: they are not reported.
+
+    ``repeats`` passes of ``example_input`` run in eval mode without gradients, with a hook on
+    every named module recording each call's tensor inputs and output (a module called several
+    times is compared call by call). The global RNG is seeded with ``seed`` inside a forked RNG
+    state (the caller's is left alone), so the answer is reproducible; the training flag is
+    restored.
+
+    Args:
+        model: any ``nn.Module``.
+        example_input: one batch it takes.
+        repeats: forward passes compared (at least 2).
+        seed: the RNG seed of the passes.
+
+    Returns:
+        The names of the stochastic modules, in the order their forward first finished.
+    """
+    if repeats < 2:
+        raise ValueError(f"stochastic_modules: repeats must be >= 2, got {repeats}")
+    names = [n for n, _ in model.named_modules() if n]
+    passes: list[dict[str, list[tuple[list[torch.Tensor], Any]]]] = []
+
+    def note(name: str, module: nn.Module, args: Any, out: Any) -> None:
+        ins = [a.detach().clone() for a in args if isinstance(a, torch.Tensor)]
+        passes[-1].setdefault(name, []).append((ins, out.detach().clone() if isinstance(out, torch.Tensor) else out))
+
+    handles = []
+    p = next(model.parameters(), None)
+    dev = p.device if p is not None else torch.device("cpu")
+    cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    try:
+        for name in names:
+            handles.append(model.get_submodule(name).register_forward_hook(
+                lambda mod, args, out, _name=name: note(_name, mod, args, out)))
+        with eval_mode(model), torch.no_grad(), torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(int(seed))
+            for _ in range(repeats):
+                passes.append({})
+                model(example_input)
+    finally:
+        for h in handles:
+            h.remove()
+
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+            return a.shape == b.shape and bool(torch.equal(a, b))
+        return not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor)
+
+    found = []
+    for name in passes[0]:  # first-finish order
+        calls = [run.get(name, []) for run in passes]
+        for k, (ins, out) in enumerate(calls[0]):
+            others = [c[k] for c in calls[1:] if k < len(c)]
+            inputs_fixed = all(len(o[0]) == len(ins) and all(same(a, b) for a, b in zip(ins, o[0])) for o in others)
+            if inputs_fixed and any(not same(out, o[1]) for o in others):
+                found.append(name)
+                break
+    return found
 
 
 def check_layers(
@@ -470,7 +661,7 @@ def layer_table(
         rows.append(
             {
                 "name": name,
-                "type": type(m).__name__,
+                "type": str(getattr(m, "kind", type(m).__name__)),  # a TorchScript layer: its scripted class
                 "output_shape": shape,
                 "n_outputs": int(np.prod(shape)) if shape is not None else None,
                 "params": int(sum(q.numel() for q in m.parameters())),

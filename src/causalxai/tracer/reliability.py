@@ -514,14 +514,20 @@ def superpixel_mask(height: int, width: int, size: int, *, device: torch.device 
     return ids.view(1, 1, height, width).long()
 
 
+#: modules Grad-CAM's ``auto`` looks past between the last convolution and its activation
+_PASS_THROUGH = {"BatchNorm2d", "Identity", "Dropout", "Dropout2d"}
+
+
 def grad_cam_layer(model: nn.Module, example_input: torch.Tensor, name: str | None = None) -> str:
     """The module Grad-CAM is hooked on: ``name`` if given (not ``"auto"``), else the last
     convolutional block's *activation*.
 
     ``auto``: the leaf modules in the order their forward ran on ``example_input`` (one batch);
     the leaf right after the last ``nn.Conv2d`` when it is one of :data:`ACTIVATIONS` (alexnet28:
-    ``relu5``, the post-ReLU map of Grad-CAM's paper), else that ``nn.Conv2d`` itself (a model
-    applying its activation functionally, ``F.relu``, exposes no module for it).
+    ``relu5``, the post-ReLU map of Grad-CAM's paper), or the first one after it past
+    normalisation, identity and dropout modules (resnet_small: ``relu`` after ``bn``), else that
+    ``nn.Conv2d`` itself (a model applying its activation functionally, ``F.relu``, exposes no
+    module for it). A TorchScript layer counts by its scripted class.
 
     Returns:
         the module's name as ``model.named_modules()`` spells it.
@@ -532,14 +538,22 @@ def grad_cam_layer(model: nn.Module, example_input: torch.Tensor, name: str | No
         model.get_submodule(str(name))  # raises naming the missing module
         return str(name)
     modules = dict(model.named_modules())
+
+    def kind(n: str) -> str:  # a TorchScript layer (target_model.ScriptedLayer) by its scripted class
+        return str(getattr(modules[n], "kind", type(modules[n]).__name__))
+
     with torch.no_grad():
         order = observed_layers(model, "all", example_input=example_input[:1])
-    convs = [i for i, n in enumerate(order) if isinstance(modules[n], nn.Conv2d)]
+    convs = [i for i, n in enumerate(order) if isinstance(modules[n], nn.Conv2d) or kind(n) == "Conv2d"]
     if not convs:
         raise ValueError("grad_cam: the model has no nn.Conv2d layer; set tracer.reliability.grad_cam_layer")
     last = convs[-1]
-    if last + 1 < len(order) and isinstance(modules[order[last + 1]], ACTIVATIONS):
-        return order[last + 1]
+    activations = {a.__name__ for a in ACTIVATIONS}
+    for n in order[last + 1:]:  # the first activation after it, past norms and identities (resnet_small: relu)
+        if isinstance(modules[n], ACTIVATIONS) or kind(n) in activations:
+            return n
+        if kind(n) not in _PASS_THROUGH:
+            break
     return order[last]
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import zipfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -32,14 +34,22 @@ from torch import nn
 from causalxai.checks import refuse
 from causalxai.data.dataset import model_inputs
 from causalxai.io import atomic_path
-from causalxai.runtime import predict
+from causalxai.runtime import eval_mode, predict
 from causalxai.tracer.mlp import mlp
-from causalxai.tracer.model import alexnet28, layer_table, train_classifier
+from causalxai.tracer.model import alexnet28, layer_table, resnet_small, train_classifier
 from causalxai.tracer.settings import ClassifierSettings
 
 __all__ = [
     "BUILTIN",
+    "architecture_for",
     "build_classifier",
+    "is_torchscript",
+    "ScriptedLayer",
+    "ScriptedChain",
+    "unscript",
+    "load_torchscript_target",
+    "load_pretrained_target",
+    "target_checkpoint",
     "dataset_tensors",
     "architecture_kwargs",
     "classifier_kwargs",
@@ -51,7 +61,7 @@ __all__ = [
 ]
 
 #: architectures known by name
-BUILTIN: dict[str, Callable[..., nn.Module]] = {"alexnet28": alexnet28, "mlp": mlp}
+BUILTIN: dict[str, Callable[..., nn.Module]] = {"alexnet28": alexnet28, "resnet_small": resnet_small, "mlp": mlp}
 
 
 def _resolve(architecture: str) -> Callable[..., nn.Module]:
@@ -71,6 +81,22 @@ def _resolve(architecture: str) -> Callable[..., nn.Module]:
     if not callable(fn):
         raise ValueError(f"tracer.model.architecture {architecture!r}: {module_name} has no callable {attr!r}")
     return fn
+
+
+def architecture_for(architecture: str | Mapping[str, str], dataset: str) -> str:
+    """The architecture of one TRACER data set: ``tracer.model.architecture`` is one name for
+    all of them, or a mapping ``{data set: name}`` (e.g. ``{mnist: alexnet28, cifar10:
+    resnet_small}``) that must name every TRACER data set.
+
+    Raises:
+        ValueError: the mapping has no entry for ``dataset``.
+    """
+    if isinstance(architecture, str):
+        return architecture
+    if dataset not in architecture:
+        raise ValueError(f"tracer.model.architecture {dict(architecture)} names no architecture for the TRACER data "
+                         f"set {dataset!r}; add {dataset}: <architecture>")
+    return str(architecture[dataset])
 
 
 def build_classifier(architecture: str, **kwargs: Any) -> nn.Module:
@@ -222,6 +248,188 @@ def load_trained_target(
     return model, kwargs, ds
 
 
+def is_torchscript(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a TorchScript archive (``torch.jit.save``: a zip file with a
+    ``code/`` folder), as opposed to a ``torch.save`` file (a zip without one) or anything else."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in f"/{name}" for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+class ScriptedLayer(nn.Module):
+    """One submodule of a TorchScript model as an eager module, so that forward hooks (which
+    torch refuses on ScriptModules) can observe its output. The scripted module is held but not
+    registered as a child (the wrapper is a leaf named as the scripted submodule); its
+    parameters are this module's (the same tensors), ``train``/``eval`` and ``to`` reach it."""
+
+    def __init__(self, scripted: Any):
+        super().__init__()
+        object.__setattr__(self, "scripted", scripted)
+        self._share_parameters()
+        self.kind = str(getattr(scripted, "original_name", type(scripted).__name__))
+
+    def _share_parameters(self) -> None:
+        self._parameters.clear()
+        for name, param in self.scripted.named_parameters():
+            self._parameters[name.replace(".", "_")] = param
+
+    def forward(self, *args: Any) -> Any:
+        return self.scripted(*args)
+
+    def _apply(self, fn: Callable, recurse: bool = True) -> "ScriptedLayer":
+        self.scripted._apply(fn)  # its parameters and buffers (a move to another device makes new tensors)
+        self._share_parameters()
+        return self
+
+    def train(self, mode: bool = True) -> "ScriptedLayer":
+        super().train(mode)
+        self.scripted.train(mode)
+        return self
+
+    def extra_repr(self) -> str:
+        return f"scripted {self.kind}"
+
+
+class ScriptedChain(nn.Sequential):
+    """A TorchScript ``nn.Sequential`` (nested ones too) rebuilt from its scripted children
+    (:func:`unscript`); ``scripted`` is the original, written back by :func:`save_target_model`."""
+
+    def train(self, mode: bool = True) -> "ScriptedChain":
+        super().train(mode)
+        scripted = self.__dict__.get("scripted")
+        if scripted is not None:
+            scripted.train(mode)
+        return self
+
+
+def unscript(scripted: Any, example_input: torch.Tensor | None = None, *, source: str = "the TorchScript model"
+             ) -> ScriptedChain:
+    """A TorchScript model whose forward runs its children one after another (a scripted
+    ``nn.Sequential``, nested or not) as an eager ``nn.Sequential`` of :class:`ScriptedLayer`
+    with the same module names, so TRACER's forward hooks can record every layer.
+
+    Args:
+        scripted: ``torch.jit.load``'s module.
+        example_input: a batch it takes; when given, the rebuilt chain's output must equal the
+            scripted model's (exactly), else the model is refused.
+        source: the file, for the errors.
+
+    Raises:
+        ValueError: the model is not a scripted ``nn.Sequential`` (its forward is code TRACER
+            cannot hook: give a state dict or a factory instead), it cannot take
+            ``example_input``, or the chain differs from it.
+    """
+    how = ("torch refuses forward hooks inside TorchScript, so TRACER observes a TorchScript model only when it is "
+           "a scripted nn.Sequential (nested or not); otherwise give its state dict (tracer.model.weights with "
+           "tracer.model.architecture) or a factory (tracer.model.pretrained: true)")
+    if str(getattr(scripted, "original_name", "")) != "Sequential":
+        raise ValueError(f"tracer.model.weights: {source} is a TorchScript {getattr(scripted, 'original_name', '?')}, "
+                         f"not a scripted nn.Sequential; {how}")
+
+    def rebuild(module: Any) -> nn.Module:
+        if str(getattr(module, "original_name", "")) == "Sequential":
+            return ScriptedChain(OrderedDict((n, rebuild(c)) for n, c in module.named_children()))
+        return ScriptedLayer(module)
+
+    chain = rebuild(scripted)
+    assert isinstance(chain, ScriptedChain)
+    object.__setattr__(chain, "scripted", scripted)
+    if example_input is not None:
+        shape = "x".join(map(str, example_input.shape[1:]))
+        try:
+            with eval_mode(chain), torch.no_grad():
+                want, got = scripted(example_input), chain(example_input)
+        except Exception as exc:  # noqa: BLE001 - the scripted forward can raise anything
+            raise ValueError(f"tracer.model.weights: {source} cannot take inputs of shape {shape} "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); give a model "
+                             "of the data set's input shape") from None
+        if not (isinstance(want, torch.Tensor) and isinstance(got, torch.Tensor) and want.shape == got.shape
+                and bool(torch.equal(want, got))):
+            raise ValueError(f"tracer.model.weights: {source}: its children run one after another do not give its "
+                             f"output; {how}")
+    return chain.eval()
+
+
+def _check_logits(model: nn.Module, dataset: xr.Dataset, what: str) -> None:
+    """``model`` maps two test inputs to ``(2, n_classes)`` logits, else ``ValueError`` naming ``what``."""
+    x = dataset_tensors(dataset, "test")[0][:2]
+    n_classes = int(dataset.attrs.get("n_classes", 10))
+    shape = "x".join(map(str, x.shape[1:]))
+    try:
+        with eval_mode(model), torch.no_grad():
+            y = model(x)
+    except Exception as exc:  # noqa: BLE001 - a user's model can raise anything
+        raise ValueError(f"{what} cannot take the {dataset.attrs.get('dataset', '')} inputs {shape} "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != (len(x), n_classes):
+        got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ValueError(f"{what} returns {got} for {len(x)} inputs {shape}, not logits ({len(x)}, {n_classes})")
+
+
+def load_torchscript_target(
+    dataset: xr.Dataset, path: str | os.PathLike[str]
+) -> tuple[nn.Module, dict[str, Any], xr.Dataset]:
+    """The target classifier from a TorchScript file (``torch.jit.save``), as
+    :func:`load_trained_target` loads a state dict: no training; the scripted ``nn.Sequential``
+    is rebuilt as eager modules (:func:`unscript`) so TRACER's hooks can record its layers.
+
+    Loading TorchScript runs the archive's code: give only files you trust.
+
+    Args:
+        dataset: ``dataset.nc`` (its input shape and classes; the accuracies).
+        path: the TorchScript file (``tracer.model.weights``).
+
+    Returns:
+        The model (:class:`ScriptedChain`), empty keyword arguments and ``target_model.nc``
+        (``architecture`` "torchscript", ``weights`` the file).
+
+    Raises:
+        ValueError: not a scripted ``nn.Sequential``, another input shape or not
+            ``n_classes`` logits (the file and the shapes named).
+    """
+    path = Path(path)
+    try:
+        scripted = torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad archive
+        raise ValueError(f"tracer.model.weights: {path} is not a readable TorchScript archive ({exc})") from None
+    x = dataset_tensors(dataset, "test")[0][:2]
+    model = unscript(scripted, x, source=str(path))
+    _check_logits(model, dataset, f"tracer.model.weights: the TorchScript model {path}")
+    ds = describe_target_model(model, dataset, "torchscript", None)
+    ds.attrs.update(weights=str(path), trained="loaded (tracer.model.weights, TorchScript)")
+    return model, {}, ds
+
+
+def load_pretrained_target(
+    dataset: xr.Dataset, settings: ClassifierSettings
+) -> tuple[nn.Module, dict[str, Any], xr.Dataset]:
+    """The target classifier a factory returns already trained (``tracer.model.pretrained:
+    true``): ``settings.architecture`` (``package.module:function``) called with
+    :func:`classifier_kwargs`, used as it comes (no training).
+
+    Raises:
+        ValueError: the factory returns no ``nn.Module``, or a model that does not take the
+            data set's inputs or return its classes' logits.
+    """
+    kwargs = classifier_kwargs(dataset, settings)
+    model = build_classifier(settings.architecture, **kwargs).cpu().eval()
+    _check_logits(model, dataset, f"tracer.model.architecture {settings.architecture!r} (pretrained)")
+    ds = describe_target_model(model, dataset, settings.architecture, None)
+    ds.attrs["trained"] = "pretrained (tracer.model.pretrained: the factory's own weights)"
+    return model, kwargs, ds
+
+
+def target_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """``architecture`` and ``kwargs`` of ``target_model.pt`` (``"torchscript"`` and ``{}`` for a
+    TorchScript target)."""
+    if is_torchscript(path):
+        return {"architecture": "torchscript", "kwargs": {}}
+    ckpt = load_checkpoint(path, ("architecture", "kwargs", "state_dict"), "target-model checkpoint", "target_model")
+    return {"architecture": str(ckpt["architecture"]), "kwargs": dict(ckpt["kwargs"])}
+
+
 def describe_target_model(
     model: nn.Module, dataset: xr.Dataset, architecture: str, hist: Mapping[str, Any] | None
 ) -> xr.Dataset:
@@ -281,7 +489,12 @@ def describe_target_model(
 def save_target_model(
     model: nn.Module, architecture: str, kwargs: dict[str, Any], path: str | os.PathLike[str]
 ) -> None:
-    """Write the weights file atomically (architecture, kwargs, state_dict)."""
+    """Write the weights file atomically (architecture, kwargs, state_dict); a TorchScript
+    target (:class:`ScriptedChain`) is written back as its TorchScript archive."""
+    if isinstance(model, ScriptedChain):
+        with atomic_path(path) as tmp:
+            torch.jit.save(model.scripted, str(tmp))
+        return
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         torch.save({"architecture": architecture, "kwargs": dict(kwargs), "state_dict": state}, tmp)
@@ -312,9 +525,12 @@ def load_target_model(path: str | os.PathLike[str]) -> nn.Module:
     """Rebuild the classifier from its weights file, in eval mode on the CPU.
 
     Loaded with ``weights_only=True``; a file that is not such a checkpoint gives an error
-    naming it.
+    naming it. A TorchScript archive (the target of a TorchScript ``tracer.model.weights``) is
+    loaded with ``torch.jit.load`` and rebuilt by :func:`unscript`.
     """
     path = Path(path)
+    if is_torchscript(path):
+        return unscript(torch.jit.load(str(path), map_location="cpu"), source=str(path))
     ckpt = load_checkpoint(path, ("architecture", "kwargs", "state_dict"), "target-model checkpoint", "target_model")
     model = build_classifier(str(ckpt["architecture"]), **dict(ckpt["kwargs"]))
     try:
