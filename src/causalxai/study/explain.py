@@ -50,6 +50,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from causalxai.attribution.custom import MethodSpec, chunk_attributions, method_spec
 from causalxai.attribution.grad_cam import GradCam
 from causalxai.attribution.gradient import Gradient
 from causalxai.attribution.integrated_gradients import IntegratedGradients
@@ -60,7 +61,7 @@ from causalxai.progress import Progress
 from causalxai.runtime import resolve_device
 from causalxai.study.postprocess import normalize_maps
 from causalxai.zoo.dataset import zoo_params, zoo_rows
-from causalxai.zoo.network import batched_forward
+from causalxai.zoo.network import ZooCNN, batched_forward
 
 __all__ = [
     "METHODS",
@@ -97,13 +98,17 @@ class ExplainSettings:
     device: str = "auto"
     dtype: str = "float32"
     seed: int = 0
+    #: a custom method (:mod:`causalxai.attribution.custom`): its ``name``, ``init``, ``attribute``, ``batched``
+    custom: Mapping[str, Any] | None = None
 
     @classmethod
     def from_config(cls, cfg: dict) -> "ExplainSettings":
         """From the workflow's params: the config's ``explain`` keys, flattened per method
-        (``samples``/``noise`` for SmoothGrad, ``steps``/``rule`` for IG)."""
+        (``samples``/``noise`` for SmoothGrad, ``steps``/``rule`` for IG, ``custom`` for a
+        custom method: its entry of ``explain.methods``)."""
         method = cfg.get("method")
-        keys = ("output", "chunk_size", "device", "dtype", "seed", "clip_percentile", "normalisation", "zero_maps")
+        keys = ("output", "chunk_size", "device", "dtype", "seed", "clip_percentile", "normalisation", "zero_maps",
+                "custom")
         kw = {k: cfg[k] for k in keys if k in cfg}
         if method == "smoothgrad":
             kw.update(smoothgrad_samples=int(cfg["samples"]), smoothgrad_noise=float(cfg["noise"]))
@@ -161,13 +166,12 @@ def explain_zoo(
 
     Args:
         zoo, images, predictions: ``zoo.nc``, ``images.nc`` and ``predictions.nc``.
-        method: one of :data:`METHODS`.
+        method: one of :data:`METHODS`, or the label of the custom method ``settings.custom``.
         settings: method settings, normalisation, chunk size, device, dtype, seed.
         models: the zoo's model indices to explain (a shard; sorted here); all by default.
         normalise: add ``E`` and ``degenerate`` (a shard job leaves this to the gather).
     """
-    if method not in METHODS:
-        raise ValueError(f"explain.methods: unknown method {method!r}; choose from {list(METHODS)}")
+    _custom_spec(method, settings)  # raises for an unknown method
     device, dtype, x, chunk = _setup(zoo, images, settings)
     models = np.arange(zoo.sizes["model"]) if models is None else np.unique(np.asarray(models, dtype=np.int64))
     act = np.asarray(zoo["activation"].values).astype(str)
@@ -460,10 +464,35 @@ class RawMaps:
         self.close()
 
 
+def _custom_spec(method: str, settings: ExplainSettings) -> MethodSpec | None:
+    """The custom method ``settings.custom`` labelled ``method``; None for a built-in."""
+    if settings.custom is None:
+        if method not in METHODS:
+            raise ValueError(f"explain.methods: unknown method {method!r}; choose from {list(METHODS)} or give a "
+                             "custom method (ExplainSettings.custom)")
+        return None
+    return method_spec({**settings.custom, "label": method}, "explain.methods", METHODS)
+
+
+def _zoo_module(params, i: int, act: str, output: str) -> torch.nn.Module:
+    """Model ``i`` of a chunk as an ``nn.Module`` with the batched forward's output (custom methods' per-model path)."""
+    one = {k: v[i] for k, v in params.items()}
+    model = ZooCNN(one["conv1.weight"].shape[1], act).to(one["conv1.weight"])
+    model.load_state_dict(one)
+    model.eval()
+    return torch.nn.Sequential(model, torch.nn.Softmax(dim=-1)) if output == "prob" else model
+
+
 def _saliency(method: str, params, x: torch.Tensor, act: str, target: torch.Tensor,
               settings: ExplainSettings, device: torch.device) -> torch.Tensor:
-    """One method's maps ``(M, N, C, H, W)`` of a chunk's ``M`` models, all at once."""
+    """One method's maps ``(M, N, C, H, W)`` of a chunk's ``M`` models, all at once (a custom
+    method: batched when it may, else model by model, :func:`causalxai.attribution.custom.chunk_attributions`)."""
     m = params["conv1.weight"].shape[0]
+    spec = _custom_spec(method, settings)
+    if spec is not None:
+        return chunk_attributions(spec, batched_forward(params, act, settings.output),
+                                  lambda i: _zoo_module(params, i, act, settings.output), x, target,
+                                  seed=settings.seed)
     if method == "grad_cam":
         return GradCam(batched_forward(params, act, settings.output, last_conv=True)).attribute(x, target)
     forward = batched_forward(params, act, settings.output)
