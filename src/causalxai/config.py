@@ -449,6 +449,20 @@ def _check_tracer_model(config: Mapping[str, Any]) -> None:
         _check_reliability_model(config, model, x, trace, where)
 
 
+def _check_methods(config: Mapping[str, Any]) -> None:
+    """``explain.methods`` and ``tracer.reliability.methods``: built-in names, or custom methods that
+    import and whose keyword arguments fit (:mod:`causalxai.attribution.custom`); unique, safe labels."""
+    from causalxai.attribution.custom import BUILTINS, check_methods
+
+    lists = {"explain.methods": config["explain"]["methods"],
+             "tracer.reliability.methods": config["tracer"]["reliability"]["methods"]}
+    for key, entries in lists.items():
+        try:
+            check_methods(entries, key, BUILTINS[key])
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+
 def _check_reliability_model(config: Mapping[str, Any], model: Any, x: Any, trace: Any, where: str) -> None:
     """Grad-CAM's layer and LRP's rules of the reliability step against the built model."""
     rel = config["tracer"]["reliability"]
@@ -618,6 +632,7 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = N
             check_figure_hparam(config, key)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    _check_methods(config)
     tracer = config["tracer"]
     _check_weights(tracer)
     if tracer["datasets"]:

@@ -42,12 +42,13 @@ import inspect
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from causalxai.progress import Progress
+
+if TYPE_CHECKING:  # torch is imported where a method runs: parsing the entries (the workflow) does without it
+    import torch
+    from torch import nn
 
 __all__ = [
     "MethodSpec",
@@ -59,10 +60,17 @@ __all__ = [
     "rows_forward",
     "chunk_attributions",
     "BATCH_RTOL",
+    "BUILTINS",
 ]
 
 log = logging.getLogger(__name__)
 
+#: the built-in methods of each list (the entries that name no custom method)
+BUILTINS: dict[str, tuple[str, ...]] = {
+    "explain.methods": ("gradient", "smoothgrad", "integrated_gradients", "grad_cam"),
+    "tracer.reliability.methods": ("gradient", "smoothgrad", "integrated_gradients", "grad_cam", "lime",
+                                   "kernel_shap", "lrp", "occlusion", "random_foreground"),
+}
 #: a batched map agrees with the per-model one within this share of the latter's max |value|
 BATCH_RTOL = 1e-3
 #: labels no method may take: the effects step's Identity reference, TRACER and the prediction "Y"
@@ -254,6 +262,9 @@ def custom_attribute(spec: MethodSpec, forward: Callable[[torch.Tensor], torch.T
     Returns:
         Attributions ``(B, C, H, W)`` (a function's ``(B, H, W)`` gets the channel axis).
     """
+    import torch
+    from torch import nn
+
     method = resolve(spec)
     if spec.kind == "captum":
         if _needs_module(method) and not isinstance(forward, nn.Module):
@@ -300,6 +311,8 @@ def rows_forward(forward: Callable[[torch.Tensor], torch.Tensor], models: int,
 
 @contextlib.contextmanager
 def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+    import torch
+
     devs = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devs):
         torch.manual_seed(int(seed))
@@ -307,6 +320,8 @@ def _seeded(seed: int, device: torch.device) -> Iterator[None]:
 
 
 def _agree(batched: torch.Tensor, single: torch.Tensor) -> bool:
+    import torch
+
     scale = float(single.abs().max())
     return bool(torch.isfinite(batched).all()) and float((batched - single).abs().max()) <= BATCH_RTOL * scale
 
@@ -342,6 +357,8 @@ def chunk_attributions(
     Returns:
         ``(M, N, C, H, W)``.
     """
+    import torch
+
     m, n = target.shape
     method = resolve(spec)
     use_batched = spec.batched is not False and not (spec.kind == "captum" and _needs_module(method))

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from causalxai.attribution.custom import MethodSpec, chunk_attributions, method_spec
+from causalxai.attribution.custom import BUILTINS, MethodSpec, chunk_attributions, method_spec
 from causalxai.attribution.grad_cam import GradCam
 from causalxai.attribution.gradient import Gradient
 from causalxai.attribution.integrated_gradients import IntegratedGradients
@@ -79,7 +79,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-METHODS = ("gradient", "smoothgrad", "integrated_gradients", "grad_cam")
+METHODS = BUILTINS["explain.methods"]
 
 
 @dataclass(frozen=True)
