@@ -15,7 +15,8 @@ to drive the development of new methods by providing a quantitative metric"):
 An entry is a string (the name; a built-in or the defaults of a custom method) or a mapping
 ``{name, label, init, attribute, batched}`` (:func:`method_spec`). ``label`` names the method
 in every output (``explanations/<label>.nc``, the ``method`` coordinate); by default the
-class's name in snake case (``InputXGradient`` -> ``input_x_gradient``) or the function's name.
+class's name in snake case (``InputXGradient`` -> ``input_x_gradient``; ``captum_`` before a
+built-in's name: ``captum_integrated_gradients``) or the function's name.
 
 **Many models at once** (the zoo study). :func:`chunk_attributions` explains a chunk of ``M``
 models through their batched forward ``forward(x (M, N, C, H, W)) -> (M, N, classes)`` when the
@@ -153,6 +154,8 @@ def method_spec(entry: str | Mapping[str, Any], key: str, builtins: Sequence[str
     batched = entry.get("batched", "auto")
     if batched not in ("auto", True, False):
         raise ValueError(f"{key} ({name}): batched must be auto, true or false, got {batched!r}")
+    if default in builtins or default in RESERVED:  # captum.attr.IntegratedGradients: not the built-in's label
+        default = f"{kind}_{default}"
     label = str(entry.get("label", default))
     if not _LABEL.match(label):
         raise ValueError(f"{key} ({name}): label {label!r} is not a safe file name (explanations/<label>.nc): use "
