@@ -194,7 +194,7 @@ def test_a_function_returning_the_wrong_shape_is_named(zoo_setup):
         custom.custom_attribute(spec, models[0], x, target[0])
 
 
-def test_reliability_scores_a_custom_method_like_the_builtin_it_equals():
+def test_reliability_scores_a_custom_method_like_the_builtin_it_equals(tmp_path):
     """Captum's Saliency(abs=False) is the built-in gradient: scored by the same masks, draws and
     protocols, its reliability row equals gradient's; the custom row sits next to the built-ins."""
     from causalxai.tracer.reliability import ReliabilitySettings, reliability_dataset
@@ -214,3 +214,8 @@ def test_reliability_scores_a_custom_method_like_the_builtin_it_equals():
         mine, builtin = (ds[var].sel({"method": m}).values for m in ("saliency", "gradient"))
         np.testing.assert_array_equal(mine, builtin)
     assert 0 < float(ds["mask_fraction"].sel({"method": "saliency", "protocol": "paper"})) < 1
+    from causalxai.plots.tracer_figures import plot_reliability, reliability_frame
+
+    assert reliability_frame(ds)["name"].tolist()[-2:] == ["saliency", "saliency"]  # its bars, by its label
+    plot_reliability(ds, tmp_path / "reliability.png")
+    assert (tmp_path / "reliability.png").stat().st_size > 0
