@@ -116,8 +116,8 @@ def test_the_example_function_is_captums_input_x_gradient_and_the_edge_detector_
 
 
 def test_auto_uses_the_batched_path_only_when_the_first_model_agrees(zoo_setup, caplog, monkeypatch):
-    """``batched: auto``: InputXGradient runs batched (no per-model pass besides the first model's
-    check); a method that mixes rows is caught by the check and runs model by model, warned."""
+    """``batched: auto``: InputXGradient runs batched (no per-model pass besides the check's first and
+    last models); a method that mixes rows is caught by the check and runs model by model, warned."""
     params, x, is_tanh, models, target = zoo_setup(torch.float64)
     params = {k: v[:4] for k, v in params.items()}
     act = torch.tensor([False, True, False, True])
@@ -129,13 +129,13 @@ def test_auto_uses_the_batched_path_only_when_the_first_model_agrees(zoo_setup, 
         return _softmax_module(models[i])
 
     out = chunk_attributions(_spec("captum.attr.InputXGradient"), fwd, module, x, target[:4])
-    assert built == [0] and out.shape == (4, N, 1, 28, 28)
+    assert sorted(built) == [0, 3] and out.shape == (4, N, 1, 28, 28)
     monkeypatch.setattr(custom, "_warned", set())
     name = f"{__name__}:batch_scaled_gradient"
     built.clear()
     with caplog.at_level(logging.WARNING, logger="causalxai.attribution.custom"):
         mixed = chunk_attributions(_spec({"name": name, "label": "scaled"}), fwd, module, x, target[:4])
-    assert built == [0, 1, 2, 3]  # the check's model 0, then the others one by one
+    assert sorted(built) == [0, 1, 2, 3]  # the check's models 0 and 3, then the others, each built once
     assert "scaled" in caplog.text and "model by model" in caplog.text and "differ" in caplog.text
     for i in range(4):  # each model's maps scaled by its own maximum, not the chunk's
         want = batch_scaled_gradient(_softmax_module(models[i]), x, target[i])

@@ -25,9 +25,10 @@ as the rows of one batch (:func:`rows_forward`), which the method sees as one mo
 Row ``m·N + n`` depends on model ``m``'s copy of image ``n`` only, so a method that treats rows
 independently (gradients, ``inputs × gradients``, IG's paths, ablations) gets every model's own
 maps. Whether it does is **tested, not assumed** (``batched: auto``, the default): on every chunk
-the first model is also explained alone (its ``nn.Module``) and the batched maps are used only
-when that model's maps agree (relative tolerance :data:`BATCH_RTOL` of the map's largest
-magnitude); otherwise, and for Captum classes built on a module (``DeepLift``,
+the first and the last model are also explained alone (their ``nn.Module``) and the batched maps
+are used only when those models' maps agree (within :data:`BATCH_RTOL` of the map's largest
+magnitude; two models, so a method scaling by the chunk's largest map is caught whichever model
+holds it); otherwise, and for Captum classes built on a module (``DeepLift``,
 ``GuidedBackprop``, ``LRP``: they hook the model's layers), the chunk runs model by model with a
 progress log and a warning about speed. ``batched: true`` skips the test (declared: the method
 treats rows independently; needed for a method drawing random numbers, whose draws differ
@@ -367,7 +368,14 @@ def chunk_attributions(
     use_batched = spec.batched is not False and not (spec.kind == "captum" and _needs_module(method))
     why = ("the entry says batched: false" if spec.batched is False
            else f"{spec.name} hooks the model's layers (built on an nn.Module)")
-    first = None
+    alone: dict[int, torch.Tensor] = {}  # models explained alone (the check's), reused below
+
+    def own(i: int) -> torch.Tensor:
+        if i not in alone:
+            with _seeded(seed, x.device):
+                alone[i] = custom_attribute(spec, module(i), x.detach().clone(), target[i])
+        return alone[i]
+
     if use_batched:
         rows = x.expand(m, *x.shape).reshape(m * n, *x.shape[1:]).detach().clone()
         try:
@@ -376,22 +384,16 @@ def chunk_attributions(
                     m, n, *x.shape[1:])
         except _NotRows as exc:
             out, why = None, f"it feeds batches that are not (model, image) rows ({exc})"
-        if out is not None and spec.batched == "auto":
-            with _seeded(seed, x.device):
-                first = custom_attribute(spec, module(0), x.detach().clone(), target[0])
-            if not _agree(out[0], first):
-                out, why = None, ("its maps of the batched forward differ from the model's own (the method mixes "
-                                  "rows or draws random numbers; declare batched: true if it may run batched)")
+        if out is not None and spec.batched == "auto" and not all(_agree(out[i], own(i)) for i in {0, m - 1}):
+            out, why = None, ("its maps of the batched forward differ from the models' own (the method mixes "
+                              "rows or draws random numbers; declare batched: true if it may run batched)")
         if out is not None:
             return out
     _warn(spec, why)
     out = torch.empty(m, n, *x.shape[1:], dtype=x.dtype, device=x.device)
     progress = Progress(m, f"{spec.label} model by model", "models", log)
     for i in range(m):
-        if i == 0 and first is not None:
-            out[0] = first
-        else:
-            with _seeded(seed, x.device):
-                out[i] = custom_attribute(spec, module(i), x.detach().clone(), target[i])
+        out[i] = own(i)
+        alone.pop(i)
         progress.update()
     return out
