@@ -273,6 +273,7 @@ def custom_attribute(spec: MethodSpec, forward: Callable[[torch.Tensor], torch.T
     if spec.kind == "captum":
         if _needs_module(method) and not isinstance(forward, nn.Module):
             raise TypeError(f"{spec.label}: {spec.name} hooks a model's layers and needs an nn.Module forward")
+        inputs = inputs.detach().clone().requires_grad_(True)  # as Captum's gradient methods want it
         out = method(forward, **spec.init).attribute(inputs, target=target, **spec.attribute)
     else:
         out = method(forward, inputs, target, **spec.attribute)

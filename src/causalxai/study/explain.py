@@ -22,6 +22,11 @@ Each map is computed twice, along the ``effect`` dimension (paper 000 §3.2, Fig
   explanation's direct counterpart is the permuted score vector ``prob_direct`` (the
   scores moved to the permuted classes). The mediated effect is total − direct.
 
+**Custom methods** (a Captum class by name or a user function, :mod:`causalxai.attribution.custom`)
+take the same chunks: batched through the chunk's forward when their maps equal the models' own
+(checked on every chunk), else model by model; their maps are normalised and gathered as the
+built-ins' (signed).
+
 **On disk, in bounded memory.** A shard job writes the raw ``attribution``; the gather
 (:func:`gather_to_file`) streams the shards block by block (:data:`GATHER_BLOCK_BYTES` of
 raw maps at a time) into ``explanations/<method>.nc``, normalising each block (the
