@@ -63,6 +63,18 @@ def test_custom_methods_run_through_explain_effects_and_reliability(snakemake_ru
     cate = pd.read_csv(tmp_path / d / "tables" / "effects_cate.csv")
     assert {"gradient", "gxi", "input_x_gradient"} <= set(cate["output"])
 
+    # a custom method's entry is its maps' params: changing it plans that method's maps again, not the others'
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump({"explain": {"methods": [METHODS[0], {**METHODS[1], "batched": True},
+                                                               METHODS[2]]}}))
+    cmd = snakemake_runner.command(tmp_path, "-n", targets=targets, configfiles=[TINY_CONFIG, extra, changed])
+    dry = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert snakemake_runner.planned_outputs(dry.stdout, "explain_shard") == [f"{d}/explanations/shards/gxi.1-of-1.nc"]
+    jobs = snakemake_runner.planned_jobs(dry.stdout)
+    assert jobs.get("explain_gather") == 1 and jobs.get("effects") == 1, jobs
+    assert "predictions" not in jobs and "reliability" not in jobs, jobs  # upstream and TRACER's untouched
+
     rel = io.open(tmp_path / d / "tracer" / "reliability.nc")
     assert rel["method"].values.tolist() == ["tracer", "gradient", "gradient_times_input"]
     table = pd.read_csv(tmp_path / d / "tables" / "reliability.csv")
