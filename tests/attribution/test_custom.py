@@ -179,12 +179,32 @@ def test_bad_entries_are_refused_naming_the_entry_and_the_fix(examples, entries,
 
 
 def test_the_config_check_refuses_a_bad_method_of_either_list(examples):
-    good = {"explain": {"methods": ["gradient", "captum.attr.InputXGradient", "methods:gradient_times_input"]},
+    good = {"explain": {"methods": ["gradient", "captum.attr.InputXGradient", "methods:gradient_times_input"],
+                        "output": "logit"},
             "tracer": {"reliability": {"methods": ["gradient", {"name": "methods:edge_detector", "label": "edges"}]}}}
     _check_methods(good)
     bad = {**good, "tracer": {"reliability": {"methods": ["lime", "captum.attr.Nope"]}}}
     with pytest.raises(ConfigError, match=r"tracer.reliability.methods\[1\] \(captum.attr.Nope\)"):
         _check_methods(bad)
+
+
+def test_the_config_check_runs_each_custom_method_once_before_any_job(examples):
+    """What no signature shows (a wrong return shape) stops the config check, naming the entry; in
+    either list (TRACER's on its target model)."""
+    from causalxai.config import _check_reliability_model
+
+    wrong = {"name": f"{__name__}:wrong_shape", "label": "cropped"}
+    config = {"explain": {"methods": ["gradient", "methods:edge_detector", wrong], "output": "prob"},
+              "tracer": {"reliability": {"methods": ["gradient"]}}}
+    with pytest.raises(ConfigError, match=r"explain.methods\[2\] \(.*:wrong_shape\) fails on two zoo networks: "
+                                          r"ValueError: cropped .* returned attributions of shape"):
+        _check_methods(config)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    rel = {"tracer": {"reliability": {"methods": ["methods:gradient_times_input", wrong], "grad_cam_layer": "auto"},
+                      "model": {"architecture": "mine"}}}
+    with pytest.raises(ConfigError, match=r"tracer.reliability.methods\[1\] \(.*wrong_shape\) fails on 'mine' "
+                                          r"\(digits\): ValueError"):
+        _check_reliability_model(rel, net, torch.zeros(2, 1, 8, 8), None, "digits")
 
 
 def test_a_function_returning_the_wrong_shape_is_named(zoo_setup):
