@@ -16,7 +16,9 @@ that submits the jobs to a cluster).
 The checks that need torch (about a second and a half to import) remember that they passed:
 given a ``cache`` folder, a check of the same config values with the same package sources and
 torch version is not run again (:func:`_memo`), so a re-run of an unchanged config stays fast.
-A custom ``tracer.model.architecture`` is checked every time (its code lies outside the package).
+A custom ``tracer.model.architecture`` is checked every time (its code lies outside the package), and
+so are custom explanation methods (imported, their keywords checked against the signature, and run
+once on two untrained zoo networks, :func:`_try_zoo_method`).
 
 JSON Schema counts ``1.0`` as an integer (draft 6 and later), so ``epochs: 10.0`` passes the
 schema and would crash a job later with a raw ``TypeError``; :func:`check_integers` walks the
@@ -619,6 +621,54 @@ def _check_tracer_model(config: Mapping[str, Any]) -> None:
         _check_reliability_model(config, model, x, trace, where, arch, kind)
 
 
+def _check_methods(config: Mapping[str, Any]) -> None:
+    """``explain.methods`` and ``tracer.reliability.methods``: built-in names, or custom methods that
+    import and whose keyword arguments fit (:mod:`causalxai.attribution.custom`); unique, safe labels."""
+    from causalxai.attribution.custom import BUILTINS, check_methods
+
+    lists = {"explain.methods": config["explain"]["methods"],
+             "tracer.reliability.methods": config["tracer"]["reliability"]["methods"]}
+    for key, entries in lists.items():
+        try:
+            specs = check_methods(entries, key, BUILTINS[key])
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if key == "explain.methods":
+            for i, spec in enumerate(specs):
+                if spec.kind != "builtin":
+                    _try_zoo_method(spec, f"{key}[{i}]", config["explain"]["output"])
+
+
+def _try_zoo_method(spec: Any, key: str, output: str) -> None:
+    """Run a custom method as an ``explain_shard`` job would, on two untrained Small CNN Zoo
+    networks and two random 28 x 28 images: what the signature check cannot see (a wrong return
+    shape, a keyword value the class refuses) stops the workflow before any job."""
+    import pandas as pd
+    import torch
+    import xarray as xr
+
+    from causalxai.study.explain import ExplainSettings, explain_zoo
+    from causalxai.study.predictions import predict_zoo
+    from causalxai.zoo.dataset import make_zoo_dataset
+    from causalxai.zoo.hparams import sample_hparams
+    from causalxai.zoo.network import n_params, zoo_layout
+
+    rng = np.random.default_rng(0)
+    layout = zoo_layout(1)
+    zoo = make_zoo_dataset(rng.normal(scale=0.3, size=(2, n_params(layout))).astype(np.float32),
+                           sample_hparams(2, {}, seed=0), pd.DataFrame({"test_accuracy": [0.5, 0.6]}), layout,
+                           dataset="check", source="train", input_size=28)
+    images = xr.Dataset({"pixels": (("image", "y", "x"), rng.uniform(0, 1, (2, 28, 28)).astype(np.float32)),
+                         "label": ("image", np.arange(2))}, coords={"image": np.arange(2)})
+    settings = ExplainSettings(output=output, device="cpu", custom=spec.as_params())
+    with torch.random.fork_rng(devices=[]):
+        try:
+            explain_zoo(zoo, images, predict_zoo(zoo, images, settings), spec.label, settings, normalise=False)
+        except Exception as exc:  # noqa: BLE001 - the user's method can raise anything
+            raise ConfigError(f"{key} ({spec.name}) fails on two zoo networks: {type(exc).__name__}: {exc}. Fix the "
+                              "method or its init/attribute keywords (README: Your own explanation method)") from None
+
+
 def _check_reliability_model(config: Mapping[str, Any], model: Any, x: Any, trace: Any, where: str, arch: str,
                              kind: str = "image") -> None:
     """Grad-CAM's layer and LRP's rules of the reliability step against the built model (Grad-CAM is
@@ -644,6 +694,19 @@ def _check_reliability_model(config: Mapping[str, Any], model: Any, x: Any, trac
                 f"{trace.calls.get(layer, 0)} times per forward pass, not once; name a module that runs once, or "
                 "leave grad_cam out of tracer.reliability.methods"
             )
+    from causalxai.attribution.custom import BUILTINS, custom_attribute, method_specs
+    from causalxai.runtime import eval_mode
+
+    key = "tracer.reliability.methods"
+    for i, spec in enumerate(method_specs(rel["methods"], key, BUILTINS[key])):
+        if spec.kind == "builtin":
+            continue
+        try:  # as the reliability step calls it: on the target model's logits, its own prediction
+            with eval_mode(model):
+                custom_attribute(spec, model, x, model(x).argmax(-1))
+        except Exception as exc:  # noqa: BLE001 - the user's method can raise anything
+            raise ConfigError(f"{key}[{i}] ({spec.name}) fails on {arch!r} ({where}): {type(exc).__name__}: {exc}. "
+                              "Fix the method or its init/attribute keywords, or leave it out") from None
     if "lrp" in rel["methods"]:
         from causalxai.tracer.reliability import _lrp_rules
 
@@ -809,6 +872,7 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = N
             check_figure_hparam(config, key)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    _check_methods(config)
     tracer = config["tracer"]
     _check_weights(tracer)
     if tracer["datasets"]:

@@ -60,6 +60,9 @@ def refused(runner, workdir: Path, bad: dict, *args: str):
         # trained weights that are not there
         ({"tracer": {"model": {"weights": "mine_{dataset}.pt"}}}, "tracer.model.weights: mine_digits.pt (the weights "
                                                                  "for digits) does not exist"),
+        # a custom explanation method that does not exist (issue 18 item 4)
+        ({"explain": {"methods": ["gradient", "captum.attr.InputXGradiant"]}},
+         "explain.methods[1] (captum.attr.InputXGradiant): captum.attr has no attribution class 'InputXGradiant'"),
         # a figure's hyperparameter that has no control group in this zoo
         ({"zoo": {"train": {"hparams": {"activation": ["relu"]}}}, "effects": {"figures": {"kernel_comparison":
          "activation"}}}, "effects.figures.kernel_comparison 'activation' takes a single value in this zoo"),

@@ -8,6 +8,7 @@ import pandas as pd
 import yaml
 from snakemake.exceptions import WorkflowError
 
+from causalxai.attribution.custom import BUILTINS, method_specs
 from causalxai.code import module_files
 from causalxai.config import (
     ZOO_DATASETS,
@@ -37,6 +38,10 @@ with open(workflow.source_path("../../config/schema.yaml")) as _schema:
 
 
 DATASETS = config["datasets"]
+#: the zoo study's methods by label (explain.methods): built-in names and custom methods (their entries)
+EXPLAIN_METHODS = {
+    s.label: s for s in method_specs(config["explain"]["methods"], "explain.methods", BUILTINS["explain.methods"])
+}
 #: zoo_train or zoo_smallcnnzoo (workflow/rules/zoo.smk), the rule that writes results/{dataset}/zoo.nc
 ZOO_RULE = (
     "zoo_source"  # zoo.source checkpoints or modelzoos: one rule reads either
@@ -228,6 +233,9 @@ def explain_method_params(wildcards):
     """The settings of one method only: changing SmoothGrad's samples re-runs SmoothGrad."""
     e = config["explain"]
     own = {"smoothgrad": e["smoothgrad"], "integrated_gradients": e["integrated_gradients"]}
+    spec = EXPLAIN_METHODS.get(wildcards.method)
+    if spec is not None and spec.kind != "builtin":  # a custom method: its entry (name, kwargs)
+        own[wildcards.method] = {"custom": spec.as_params()}
     return {
         **explain_common_params(wildcards),
         "method": wildcards.method,
@@ -259,7 +267,7 @@ def explain_shard_index(wildcards):
 
 
 def explanation_files(wildcards):
-    return {m: f"results/{wildcards.dataset}/explanations/{m}.nc" for m in config["explain"]["methods"]}
+    return {m: f"results/{wildcards.dataset}/explanations/{m}.nc" for m in EXPLAIN_METHODS}
 
 
 def effects_inputs(wildcards):
@@ -286,7 +294,7 @@ def sensitivity_inputs(wildcards):
         "zoo": f"results/{d}/zoo.nc",
         "buckets": f"results/{d}/buckets.nc",
         "predictions": f"results/{d}/predictions.nc",
-        **{f"shards_{m}": explanation_shards(wildcards, m) for m in config["explain"]["methods"]},
+        **{f"shards_{m}": explanation_shards(wildcards, m) for m in EXPLAIN_METHODS},
     }
 
 

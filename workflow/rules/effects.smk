@@ -23,7 +23,7 @@ rule effects:
         ),
     params:
         effects=effects_params,
-        methods=config["explain"]["methods"],
+        methods=list(EXPLAIN_METHODS),
     threads: 8
     log:
         "logs/{dataset}/effects.log",
@@ -104,7 +104,7 @@ rule effects_sensitivity:
         effects=effects_params,
         explain=lambda wildcards: {k: config["explain"][k] for k in ("clip_percentile", "zero_maps")},
         sensitivity=config["effects"]["sensitivity"],
-        methods=config["explain"]["methods"],
+        methods=list(EXPLAIN_METHODS),
     threads: 8
     log:
         "logs/{dataset}/effects_sensitivity.log",
@@ -135,7 +135,7 @@ rule kernel_figures:
             subcategory="3 treatment effects ({dataset})",
         ),
     params:
-        methods=config["explain"]["methods"],
+        methods=list(EXPLAIN_METHODS),
         fig7=config["effects"]["figures"]["kernel_example"],
         fig8_hparam=config["effects"]["figures"]["kernel_comparison"],
         cap=config["effects"]["max_models_per_group"],

@@ -9,7 +9,7 @@ scattergather:
 
 
 wildcard_constraints:
-    method="|".join(["gradient", "smoothgrad", "integrated_gradients", "grad_cam"]),
+    method="|".join(dict.fromkeys([*BUILTINS["explain.methods"], *EXPLAIN_METHODS])),
 
 
 rule predictions:

@@ -22,6 +22,11 @@ Each map is computed twice, along the ``effect`` dimension (paper 000 §3.2, Fig
   explanation's direct counterpart is the permuted score vector ``prob_direct`` (the
   scores moved to the permuted classes). The mediated effect is total − direct.
 
+**Custom methods** (a Captum class by name or a user function, :mod:`causalxai.attribution.custom`)
+take the same chunks: batched through the chunk's forward when their maps equal the models' own
+(checked on every chunk), else model by model; their maps are normalised and gathered as the
+built-ins' (signed).
+
 **On disk, in bounded memory.** A shard job writes the raw ``attribution``; the gather
 (:func:`gather_to_file`) streams the shards block by block (:data:`GATHER_BLOCK_BYTES` of
 raw maps at a time) into ``explanations/<method>.nc``, normalising each block (the
@@ -44,12 +49,13 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 import xarray as xr
 
+from causalxai.attribution.custom import BUILTINS, MethodSpec, chunk_attributions, method_spec
 from causalxai.attribution.grad_cam import GradCam
 from causalxai.attribution.gradient import Gradient
 from causalxai.attribution.integrated_gradients import IntegratedGradients
@@ -60,7 +66,7 @@ from causalxai.progress import Progress
 from causalxai.runtime import resolve_device
 from causalxai.study.postprocess import normalize_maps
 from causalxai.zoo.dataset import zoo_rows
-from causalxai.zoo.forward import chunk_groups, zoo_forward
+from causalxai.zoo.forward import chunk_groups, zoo_forward, zoo_model
 
 __all__ = [
     "METHODS",
@@ -78,7 +84,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-METHODS = ("gradient", "smoothgrad", "integrated_gradients", "grad_cam")
+METHODS = BUILTINS["explain.methods"]
 
 
 @dataclass(frozen=True)
@@ -97,13 +103,17 @@ class ExplainSettings:
     device: str = "auto"
     dtype: str = "float32"
     seed: int = 0
+    #: a custom method (:mod:`causalxai.attribution.custom`): its ``name``, ``init``, ``attribute``, ``batched``
+    custom: Mapping[str, Any] | None = None
 
     @classmethod
     def from_config(cls, cfg: dict) -> "ExplainSettings":
         """From the workflow's params: the config's ``explain`` keys, flattened per method
-        (``samples``/``noise`` for SmoothGrad, ``steps``/``rule`` for IG)."""
+        (``samples``/``noise`` for SmoothGrad, ``steps``/``rule`` for IG, ``custom`` for a
+        custom method: its entry of ``explain.methods``)."""
         method = cfg.get("method")
-        keys = ("output", "chunk_size", "device", "dtype", "seed", "clip_percentile", "normalisation", "zero_maps")
+        keys = ("output", "chunk_size", "device", "dtype", "seed", "clip_percentile", "normalisation", "zero_maps",
+                "custom")
         kw = {k: cfg[k] for k in keys if k in cfg}
         if method == "smoothgrad":
             kw.update(smoothgrad_samples=int(cfg["samples"]), smoothgrad_noise=float(cfg["noise"]))
@@ -163,13 +173,12 @@ def explain_zoo(
 
     Args:
         zoo, images, predictions: ``zoo.nc``, ``images.nc`` and ``predictions.nc``.
-        method: one of :data:`METHODS`.
+        method: one of :data:`METHODS`, or the label of the custom method ``settings.custom``.
         settings: method settings, normalisation, chunk size, device, dtype, seed.
         models: the zoo's model indices to explain (a shard; sorted here); all by default.
         normalise: add ``E`` and ``degenerate`` (a shard job leaves this to the gather).
     """
-    if method not in METHODS:
-        raise ValueError(f"explain.methods: unknown method {method!r}; choose from {list(METHODS)}")
+    _custom_spec(method, settings)  # raises for an unknown method
     device, dtype, x, chunk = _setup(zoo, images, settings)
     models = np.arange(zoo.sizes["model"]) if models is None else np.unique(np.asarray(models, dtype=np.int64))
     groups = chunk_groups(zoo)
@@ -188,7 +197,9 @@ def explain_zoo(
                               dtype=dtype)
         for k, target_all in enumerate(targets):
             target = torch.tensor(target_all[sel - lo], device=device)
-            maps = _saliency(method, forward, sel.size, x, target, settings, device)
+            maps = _saliency(method, forward, sel.size, x, target, settings, device,
+                             lambda i, _sel=sel: zoo_model(shard, _sel - lo, i, settings.output, device=device,
+                                                           dtype=dtype))
             out[np.searchsorted(models, sel), k] = maps[:, :, 0].float().cpu().numpy()
             progress.update(sel.size)
     ds = xr.Dataset(
@@ -462,10 +473,28 @@ class RawMaps:
         self.close()
 
 
+def _custom_spec(method: str, settings: ExplainSettings) -> MethodSpec | None:
+    """The custom method ``settings.custom`` labelled ``method``; None for a built-in."""
+    if settings.custom is None:
+        if method not in METHODS:
+            raise ValueError(f"explain.methods: unknown method {method!r}; choose from {list(METHODS)} or give a "
+                             "custom method (ExplainSettings.custom)")
+        return None
+    return method_spec({**settings.custom, "label": method}, "explain.methods", METHODS)
+
+
 def _saliency(method: str, forward, m: int, x: torch.Tensor, target: torch.Tensor,
-              settings: ExplainSettings, device: torch.device) -> torch.Tensor:
+              settings: ExplainSettings, device: torch.device,
+              module: Callable[[int], torch.nn.Module] | None = None) -> torch.Tensor:
     """One method's maps ``(M, N, C, H, W)`` of a chunk's ``M`` models, all at once, through
-    their forward (:func:`causalxai.zoo.forward.zoo_forward`; ``last_conv`` for Grad-CAM)."""
+    their forward (:func:`causalxai.zoo.forward.zoo_forward`; ``last_conv`` for Grad-CAM). A
+    custom method runs batched when it may, else model by model on ``module(i)``, the chunk's
+    ``i``-th model alone (:func:`causalxai.attribution.custom.chunk_attributions`)."""
+    spec = _custom_spec(method, settings)
+    if spec is not None:
+        if module is None:
+            raise ValueError(f"{method}: a custom method needs the chunk's models one by one (module)")
+        return chunk_attributions(spec, forward, module, x, target, seed=settings.seed)
     if method == "grad_cam":
         return GradCam(forward).attribute(x, target)
     if method == "gradient":

@@ -1,5 +1,9 @@
 """Reliability of explanation masks (paper 004 §4.1, Fig. 3): TRACER, eight baselines and a control, two protocols.
 
+Custom methods (a Captum class by name or a user function, :mod:`causalxai.attribution.custom`)
+are scored like the baselines: their attributions on the model's logits, summed over channels,
+become masks by the same rule.
+
 Every method's attribution ``a (N, H, W)`` becomes a binary mask by one rule for all
 methods, :func:`per_sample_mask`: ``M(x)_i = |a_i| ≥ threshold · max_j |a_j|`` per sample (no
 feature when the map is all zero). The perturbation function of §4.1 picks, per sample,
@@ -74,6 +78,7 @@ import torch
 import xarray as xr
 from torch import nn
 
+from causalxai.attribution.custom import BUILTINS, MethodSpec, custom_attribute, method_specs
 from causalxai.attribution.grad_cam import GradCam, layer_forward
 from causalxai.attribution.gradient import Gradient
 from causalxai.attribution.integrated_gradients import IntegratedGradients
@@ -110,12 +115,10 @@ __all__ = [
     "reliability_dataset",
 ]
 
-#: the attribution baselines (:func:`baseline_attributions`)
-BASELINE_METHODS = (
-    "gradient", "smoothgrad", "integrated_gradients", "grad_cam", "lime", "kernel_shap", "lrp", "occlusion",
-)
 #: controls sized by TRACER's masks (:func:`random_foreground_mask`)
 CONTROL_METHODS = ("random_foreground",)
+#: the attribution baselines (:func:`baseline_attributions`)
+BASELINE_METHODS = tuple(m for m in BUILTINS["tracer.reliability.methods"] if m not in CONTROL_METHODS)
 METHODS = ("tracer", *BASELINE_METHODS, *CONTROL_METHODS)
 #: ``paper``: each method's threshold mask; ``equal_size``: cut to TRACER's mask size per sample
 PROTOCOLS = ("paper", "equal_size")
@@ -439,13 +442,20 @@ class BaselineSettings:
         return cls(**kw)
 
 
-def _methods(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
+def _method_specs(value: Any, custom: Mapping[str, MethodSpec]) -> list[MethodSpec]:
+    """The entries of ``methods`` parsed; a label of ``custom`` stands for its method."""
+    if isinstance(value, (str, Mapping)):
         value = [value]
-    unknown = [m for m in value if m not in METHODS]
-    if unknown or not len(value):
-        raise ValueError(f"has unknown methods {unknown or 'none given'}; choose among {list(METHODS)}")
-    return tuple(m for m in METHODS if m in set(value))  # METHODS' order
+    if not len(value):
+        raise ValueError(f"has unknown methods none given; choose among {list(METHODS)} or custom methods")
+    entries = [custom[e].as_params() | {"label": e} if isinstance(e, str) and e in custom else e for e in value]
+    return method_specs(entries, "tracer.reliability.methods", METHODS)
+
+
+def _methods(value: Any) -> tuple[str, ...]:
+    """Built-in methods in :data:`METHODS`' order, then the custom ones in the config's."""
+    labels = [s.label for s in value] if value and isinstance(value[0], MethodSpec) else list(value)
+    return tuple(m for m in METHODS if m in labels) + tuple(m for m in labels if m not in METHODS)
 
 
 def _coverage(value: Any) -> float:
@@ -480,6 +490,7 @@ class ReliabilitySettings(Settings):
     }
 
     methods: Sequence[str] = setting(METHODS, _methods)
+    custom: Mapping[str, MethodSpec] = field(default_factory=dict)
     p: float = setting(0.5, number(0.0, 1.0))
     trials: int = setting(10, integer(1))
     threshold: float = setting(0.1, number(0.0, 1.0, what=" (a share of the maximum |attribution|)"))
@@ -490,6 +501,17 @@ class ReliabilitySettings(Settings):
     ci: float = setting(0.95, _coverage)
     from_raw: Callable[[torch.Tensor], torch.Tensor] | None = setting(None, function(optional=True))
     baselines: BaselineSettings = field(default_factory=BaselineSettings)
+
+    def __post_init__(self) -> None:
+        """Custom entries of ``methods`` (:mod:`causalxai.attribution.custom`) go to ``custom``
+        by label; ``methods`` holds labels."""
+        try:
+            specs = _method_specs(self.methods, self.custom)
+        except ValueError as exc:
+            self._fail("methods", str(exc))
+        object.__setattr__(self, "custom", {s.label: s for s in specs if s.kind != "builtin"})
+        object.__setattr__(self, "methods", specs)
+        super().__post_init__()
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], *, section: str | None = None, **extra: Any) -> ReliabilitySettings:
@@ -603,13 +625,15 @@ def _attribute_batch(
     model: nn.Module,
     x: torch.Tensor,
     target: torch.Tensor,
-    method: str,
+    method: str | MethodSpec,
     s: BaselineSettings,
     reference: torch.Tensor,
     occlusion_reference: torch.Tensor,
 ) -> torch.Tensor:
     from captum.attr import LRP, KernelShap, Lime
 
+    if isinstance(method, MethodSpec):  # a custom method on the model (causalxai.attribution.custom)
+        return custom_attribute(method, model, x.detach(), target)
     if method == "gradient":
         return Gradient(model).attribute(x, target)
     if method == "smoothgrad":  # all draws in one pass, as Captum's NoiseTunnel
@@ -663,7 +687,7 @@ def baseline_attributions(
     model: nn.Module,
     x: torch.Tensor,
     target: torch.Tensor | Sequence[int],
-    method: str,
+    method: str | MethodSpec,
     *,
     settings: BaselineSettings | None = None,
     reference: float | torch.Tensor = 0.0,
@@ -677,7 +701,9 @@ def baseline_attributions(
         model: the classifier (eval mode during the call; its mode is restored).
         x: normalised model inputs ``(N, C, H, W)``.
         target: the class ``(N,)`` whose output (logit) each map explains.
-        method: one of :data:`BASELINE_METHODS` (module docstring for each).
+        method: one of :data:`BASELINE_METHODS` (module docstring for each), or a custom
+            method (:class:`~causalxai.attribution.custom.MethodSpec`: a Captum class or a
+            function on the model, ``settings.batch_size`` samples per call).
         settings: :class:`BaselineSettings` (defaults: PAIR / Captum values of the docstring).
         reference: what LIME / KernelSHAP put in absent superpixels, in the normalised
             space: a number or a ``(1, C, H, W)`` tensor (use ``from_raw(0)``).
@@ -694,7 +720,7 @@ def baseline_attributions(
     perturbations batched ``settings.perturbations_per_eval`` per forward.
     """
     s = settings or BaselineSettings()
-    if method not in BASELINE_METHODS:
+    if not isinstance(method, MethodSpec) and method not in BASELINE_METHODS:
         raise ValueError(f"unknown baseline method {method!r}; choose among {list(BASELINE_METHODS)}")
     x = torch.as_tensor(x)
     if x.dim() != 4:
@@ -711,11 +737,12 @@ def baseline_attributions(
 
     ref = as_reference(reference)
     occ_ref = ref if occlusion_reference is None else as_reference(occlusion_reference)
+    custom = (method,) if isinstance(method, MethodSpec) else ()
     bs = x.shape[0] if method in ("lime", "kernel_shap") else max(int(s.batch_size), 1)
     out = []
     with eval_mode(model), _seeded(seed, dev):
         for i in range(0, x.shape[0], bs):
-            xb = x[i : i + bs].to(dev).detach().requires_grad_(method not in ("lime", "kernel_shap"))
+            xb = x[i : i + bs].to(dev).detach().requires_grad_(method not in ("lime", "kernel_shap", *custom))
             a = _attribute_batch(model, xb, tgt[i : i + bs].to(dev), method, s, ref, occ_ref)
             out.append(a.detach().sum(dim=1).float().cpu())
     return torch.cat(out) if out else torch.empty(0, *x.shape[-2:])
@@ -829,8 +856,9 @@ def reliability_dataset(
             gen = torch.Generator().manual_seed(int(r.seed) + 1)
             attr = random_foreground_mask(x_raw, sizes, float(r.baseline), gen).float()
         else:
-            attr = baseline_attributions(model, x, tgt, method, settings=s_run, reference=reference,
-                                         occlusion_reference=occ_reference, seed=r.seed, device=dev)
+            attr = baseline_attributions(model, x, tgt, r.custom.get(method, method), settings=s_run,
+                                         reference=reference, occlusion_reference=occ_reference, seed=r.seed,
+                                         device=dev)
         attr = attr.cpu()
         for q, protocol in enumerate(PROTOCOLS):
             mask = per_sample_mask(attr, r.threshold) if protocol == "paper" else equal_size_mask(attr, sizes)

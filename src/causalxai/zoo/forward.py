@@ -33,14 +33,14 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 import xarray as xr
 from torch import nn
 
-from causalxai.zoo.network import OUTPUTS, batched_forward
+from causalxai.zoo.network import OUTPUTS, ZooCNN, batched_forward
 
 __all__ = [
     "STATE_DICT",
@@ -55,6 +55,7 @@ __all__ = [
     "flatten_state_dict",
     "unflatten_rows",
     "zoo_forward",
+    "zoo_model",
     "module_forward",
 ]
 
@@ -324,3 +325,54 @@ def zoo_forward(
         return inner(x.reshape(*x.shape[:-3], *shape))
 
     return forward
+
+
+def _scores(model: nn.Module, output: str, shape: Sequence[int] | None = None) -> nn.Sequential:
+    """One zoo model as the explanation step sees it, in eval mode: probe images ``(N, 1, H, W)``
+    reshaped to the model's input ``shape`` (Flatten, Unflatten), its logits, and an
+    ``nn.Softmax`` module when ``output`` is ``prob`` (a module, so that Captum's layer rules,
+    e.g. DeepLift's, see it as the batched forward's softmax)."""
+    if output not in OUTPUTS:
+        raise ValueError(f"explain.output must be 'prob' or 'logit', got {output!r}")
+    layers: list[nn.Module] = [] if shape is None else [nn.Flatten(), nn.Unflatten(1, tuple(int(s) for s in shape))]
+    layers.append(model)
+    if output == "prob":
+        layers.append(nn.Softmax(dim=-1))
+    return nn.Sequential(*layers).eval()
+
+
+def zoo_model(
+    rows: xr.Dataset,
+    models: np.ndarray,
+    i: int,
+    output: str = "prob",
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> nn.Module:
+    """Model ``models[i]`` of ``rows`` alone, as an ``nn.Module`` (eval mode) with
+    :func:`zoo_forward`'s inputs and outputs (probe images in, ``prob`` or ``logit`` out): the
+    per-model path of custom explanation methods, whatever the zoo's layout.
+
+    Args:
+        rows: a block of ``zoo.nc`` (:func:`causalxai.zoo.dataset.zoo_rows`).
+        models: positions in ``rows`` (a chunk).
+        i: which of them.
+        output: ``prob`` or ``logit``.
+        device, dtype: where and in which precision the model runs.
+    """
+    from causalxai.zoo.dataset import zoo_params
+
+    pos = np.asarray(models, dtype=np.int64)[[i]]
+    if not is_state_dict_zoo(rows):
+        params = {k: v[0].to(dtype) for k, v in zoo_params(rows, pos, device).items()}
+        model = ZooCNN(params["conv1.weight"].shape[1], str(np.asarray(rows["activation"].values)[pos[0]]))
+        model = model.to(device=device, dtype=dtype)
+        model.load_state_dict(params)
+        return _scores(model, output)
+    module = zoo_module(rows, str(chunk_groups(rows)[pos[0]])).to(device=device, dtype=dtype)
+    w = torch.tensor(np.asarray(rows["weights"].isel(model=pos).values), device=device, dtype=dtype)
+    state = {k: v[0] for k, v in unflatten_rows(w, json.loads(rows.attrs["layout"]), module.state_dict()).items()}
+    module.load_state_dict(state)
+    shape = tuple(int(s) for s in json.loads(rows.attrs["input_shape"]))
+    return _scores(module, output, shape)
