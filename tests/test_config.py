@@ -559,6 +559,21 @@ def test_user_data_sets_and_breast_cancer_pass_with_their_own_targets(custom_npz
     assert "grad_cam" in reliability_methods(cfg["tracer"]["reliability"]["methods"], "image")
 
 
+def test_images_of_any_size_and_channels_run_with_resnet_small(custom_npz):
+    """A 3-channel 10 x 14 set: alexnet28 (square inputs) is refused naming the shape, resnet_small
+    (global pooling) takes it; each data set can have its own architecture."""
+    rng = np.random.default_rng(1)
+    np.savez("wide.npz", x_train=rng.integers(0, 256, (30, 3, 10, 14)), y_train=np.arange(30) % 3,
+             x_test=rng.integers(0, 256, (12, 3, 10, 14)), y_test=np.arange(12) % 3)
+    cfg = _cfg(**{**SMALL_TRACER, "tracer__datasets": ["wide", "digits"]})
+    cfg["data"]["custom"] = {"wide": {"path": "wide.npz"}}
+    with pytest.raises(ConfigError, match=r"'alexnet28' cannot take the wide inputs 3x10x14"):
+        validated(cfg)
+    cfg["tracer"]["model"]["architecture"] = {"wide": "resnet_small", "digits": "alexnet28"}
+    cfg["tracer"]["layers"] = "auto"
+    validated(cfg)
+
+
 @pytest.mark.parametrize(
     "values, needle",
     [

@@ -139,6 +139,33 @@ def test_predictions_and_explanations_of_a_checkpoints_zoo_match_captum(tmp_path
                                        atol=1e-9)
 
 
+@pytest.mark.parametrize("factory, name", [(tiny_cnn, "DeepLift"), (tiny_mlp, "DeepLift"),
+                                           (tiny_bn_cnn, "InputXGradient"), (tiny_mlp, "GuidedBackprop")])
+def test_custom_methods_on_a_checkpoints_zoo_equal_captum_on_each_users_module(tmp_path, factory, name):
+    """A custom method (issue 18 item 4) on a zoo of another architecture (item 5): DeepLift and
+    GuidedBackprop hook the layers and run model by model on zoo_model (the MLP's inputs reshaped to
+    its input shape), InputXGradient batched through the vmap forward: each model's maps equal
+    Captum's class on the user's own module with a softmax module on top (float64)."""
+    import captum.attr
+
+    kwargs = {"side": SIDE} if factory is tiny_mlp else {}
+    cfg, modules = _write_zoo(tmp_path, factory, **kwargs)
+    zoo = load_checkpoints_zoo(cfg, _dataset())
+    images = _images()
+    s = ExplainSettings(device="cpu", dtype="float64", chunk_size=4, custom={"name": f"captum.attr.{name}"})
+    pred = predict_zoo(zoo, images, s)
+    maps = explain_zoo(zoo, images, pred, "mine", s, normalise=False)
+    x = torch.tensor(images["pixels"].values[:, None], dtype=torch.float64)
+    for i, m in enumerate(modules):
+        net = torch.nn.Sequential(*([torch.nn.Flatten()] if factory is tiny_mlp else []), m.double(),
+                                  torch.nn.Softmax(dim=-1)).eval()
+        for k, key in enumerate(("target", "target_direct")):
+            want = getattr(captum.attr, name)(net).attribute(x.clone(), target=torch.tensor(pred[key].values[i]))
+            want = want[:, 0].detach().numpy()
+            np.testing.assert_allclose(maps["attribution"].values[i, k], want, rtol=1e-6,
+                                       atol=1e-9 * float(np.abs(want).max()))
+
+
 def test_grad_cam_is_refused_for_a_zoo_without_a_conv_layer(tmp_path):
     cfg, _ = _write_zoo(tmp_path, tiny_mlp, side=SIDE)
     zoo = load_checkpoints_zoo(cfg, _dataset())
