@@ -86,3 +86,29 @@ def _digits8() -> dict:
     d = load_digits()
     itr, ite = train_test_split(np.arange(len(d.target)), test_size=0.3, random_state=0, stratify=d.target)
     return {"x_train": d.images[itr], "y_train": d.target[itr], "x_test": d.images[ite], "y_test": d.target[ite]}
+
+
+def test_the_breast_cancer_example_config_is_valid():
+    """``examples/breast_cancer.yaml`` on top of the default passes the schema and every check."""
+    import copy
+
+    import yaml
+    from snakemake.utils import validate
+
+    from causalxai.config import check_config
+
+    root = EXAMPLES.parent
+    cfg = yaml.safe_load((root / "config" / "config.yaml").read_text())
+    extra = yaml.safe_load((EXAMPLES / "breast_cancer.yaml").read_text())
+
+    def merge(a: dict, b: dict) -> dict:
+        out = copy.deepcopy(a)
+        for k, v in b.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    cfg = merge(cfg, extra)
+    schema = str(root / "config" / "schema.yaml")
+    validate(cfg, schema, set_default=True)
+    check_config(cfg, schema=yaml.safe_load(Path(schema).read_text()))
+    assert cfg["tracer"]["datasets"] == ["breast_cancer"] and cfg["tracer"]["tabular"]["architecture"] == "mlp"
