@@ -27,6 +27,7 @@ from causalxai.attribution.grad_cam import GradCam
 from causalxai.attribution.gradient import Gradient
 from causalxai.attribution.integrated_gradients import IntegratedGradients as ZooIntegratedGradients
 from causalxai.attribution.smoothgrad import SmoothGrad
+from causalxai.study.explain import auto_chunk
 from causalxai.zoo.network import ZooCNN, batched_forward, unflatten, zoo_layout
 
 
@@ -90,13 +91,14 @@ def main() -> None:
     ap.add_argument("--models", type=int, default=None, help="models for the vectorized suite (32 CPU, 30000 GPU)")
     ap.add_argument("--captum-models", type=int, default=None, help="models for the Captum loop (8 CPU, 64 GPU)")
     ap.add_argument("--images", type=int, default=100)
-    ap.add_argument("--chunk", type=int, default=None, help="models per pass (32 CPU, 4096 GPU)")
+    ap.add_argument("--chunk", type=int, default=None,
+                    help="models per pass (default: explain.chunk_size auto, 400 model-images on CPU, 4096 GPU)")
     args = ap.parse_args()
     device = torch.device(args.device)
     gpu = device.type == "cuda"
     n = args.models or (30000 if gpu else 32)
     n_cap = args.captum_models or (64 if gpu else 8)
-    chunk = args.chunk or (4096 if gpu else 32)
+    chunk = args.chunk or auto_chunk(device, args.images)
     d = load_digits()
     x = torch.tensor(d.images[: args.images], dtype=torch.float32)[:, None] * (255 / 16)
     x = (F.interpolate(x, size=28, mode="bilinear", align_corners=False) / 255 * 2 - 1).to(device)

@@ -162,3 +162,13 @@ def test_gather_refuses_a_method_whose_every_map_has_zero_scale(tmp_path, zoo_an
                                                     r".*explain.output"):
         gather_to_file(paths, out, "gradient", s)
     assert not out.exists() and not list(tmp_path.glob(".gradient.nc.*"))
+
+
+def test_the_auto_chunk_keeps_a_cpu_pass_near_400_model_images():
+    """explain.chunk_size auto: about 400 model-images per pass on the CPU (larger passes fall out of
+    the caches), at least one model; 4096 models on a GPU."""
+    from causalxai.study.explain import auto_chunk
+
+    cpu = torch.device("cpu")
+    assert [auto_chunk(cpu, n) for n in (100, 20, 400, 1000, 1)] == [4, 20, 1, 1, 400]
+    assert auto_chunk(torch.device("cuda"), 100) == 4096

@@ -80,6 +80,7 @@ __all__ = [
     "pack_maps",
     "E_ENCODING",
     "RawMaps",
+    "auto_chunk",
 ]
 
 log = logging.getLogger(__name__)
@@ -149,8 +150,26 @@ def _setup(zoo: xr.Dataset, images: xr.Dataset, settings: ExplainSettings):
     x = torch.tensor(np.asarray(images["pixels"].values)[:, None], dtype=dtype, device=device)
     chunk = settings.chunk_size
     if chunk == "auto":
-        chunk = 4096 if device.type == "cuda" else 32
+        chunk = auto_chunk(device, x.shape[0])
     return device, dtype, x, int(chunk)
+
+
+#: model-images per pass of the CPU's ``auto`` chunk (see :func:`auto_chunk`)
+CPU_PASS_MODEL_IMAGES = 400
+
+
+def auto_chunk(device: torch.device, n_images: int) -> int:
+    """Models per pass for ``explain.chunk_size: auto`` (results do not depend on it).
+
+    On a GPU 4096 models. On the CPU about :data:`CPU_PASS_MODEL_IMAGES` model-images per pass
+    (``max(1, 400 // n_images)``: 4 models of 100 probe images): larger passes fall out of the
+    CPU's caches, and SmoothGrad or IG of the zoo network then take 2-3x longer per model
+    (measured on 2 cores: 34 ms a model's SmoothGrad at 4 models x 100 images per pass, 115 ms
+    at 32 models; ``benchmarks/explain.py``).
+    """
+    if device.type == "cuda":
+        return 4096
+    return max(1, CPU_PASS_MODEL_IMAGES // max(1, int(n_images)))
 
 
 EFFECTS = ("total", "direct")
