@@ -122,3 +122,36 @@ def test_bounded_heap_keeps_a_block_loop_flat():
     took, grew = _child(_BLOCK_LOOP)
     assert took == "True"
     assert float(grew) < 10, grew  # 35 blocks of 8 MiB after the first five
+
+
+# fast_heap(): a 4 MiB block comes from the heap from the first pass on (a fresh glibc maps it: its
+# threshold starts at 128 KiB), and once freed it stays in the process for the next pass
+_FIRST_BLOCK = """
+import ctypes, sys
+from causalxai.runtime import fast_heap
+took = fast_heap() if sys.argv[1] == "fast" else None
+libc = ctypes.CDLL("libc.so.6")
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+libc.mallinfo2.restype = MallInfo2
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+size = 4 << 20
+mapped_before = libc.mallinfo2().hblkhd
+block = libc.malloc(size)
+mapped = libc.mallinfo2().hblkhd - mapped_before >= size
+libc.free(block)
+print(took, mapped, libc.mallinfo2().fordblks >= size)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt (Linux)")
+def test_fast_heap_keeps_medium_blocks_in_the_heap_from_the_start():
+    try:
+        ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        pytest.skip("glibc < 2.33 (no mallinfo2)")
+    assert _child(_FIRST_BLOCK, "fast") == ["True", "False", "True"]
+    assert _child(_FIRST_BLOCK, "default") == ["None", "True", "False"]  # the control: glibc maps it, then unmaps it
