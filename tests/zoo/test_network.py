@@ -112,3 +112,28 @@ def test_dropout_is_per_model_and_unbiased():
     assert not torch.allclose(no_drop[1], plain[1])
     with pytest.raises(ValueError, match="models"):
         batched_logits(p, torch.zeros(3, 2, 1, 28, 28), "relu")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_first_convolutions_fold_gradient_equals_autograds(dtype):
+    """Input gradients of the batched forward (per model, shared or stacked inputs) through the
+    fold backward of the first convolution equal plain autograd's (weights that need a gradient
+    take autograd's path, so the two are compared on the same network)."""
+    from causalxai.zoo import network
+
+    torch.manual_seed(0)
+    m, n = 3, 5
+    params = network.unflatten(torch.randn(m, network.n_params(network.zoo_layout(1)), dtype=dtype) * 0.3,
+                               network.zoo_layout(1))
+    x = (torch.rand(m, n, 1, 28, 28, dtype=dtype) * 2 - 1).requires_grad_(True)
+    target = torch.randint(0, 10, (m, n))
+
+    def grad(p):
+        out = torch.softmax(network.batched_logits(p, x, "tanh"), -1).gather(-1, target[..., None]).sum()
+        return torch.autograd.grad(out, x)[0]
+
+    assert network._fold_applies(network._stack_input(x, m), params["conv1.weight"], params["conv1.bias"])
+    plain = {k: v.clone().requires_grad_(k == "conv1.weight") for k, v in params.items()}
+    assert not network._fold_applies(network._stack_input(x, m), plain["conv1.weight"], plain["conv1.bias"])
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    np.testing.assert_allclose(grad(params).numpy(), grad(plain).numpy(), rtol=tol, atol=tol)
