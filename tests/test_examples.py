@@ -17,11 +17,16 @@ def _load(name: str) -> dict:
     return runpy.run_path(str(EXAMPLES / name), run_name="example")
 
 
-def test_tracer_example_runs_as_a_script():
-    """``python examples/tracer_on_your_model.py`` from the repository root, as its docstring says."""
-    res = subprocess.run([sys.executable, str(EXAMPLES / "tracer_on_your_model.py")], capture_output=True,
-                         text=True, cwd=EXAMPLES.parent, timeout=300)
+def _run_script(name: str) -> subprocess.CompletedProcess:
+    """``python examples/<name>`` from the repository root, as the scripts' docstrings say."""
+    res = subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True, text=True,
+                         cwd=EXAMPLES.parent, timeout=300)
     assert res.returncode == 0, res.stderr
+    return res
+
+
+def test_tracer_example_runs_as_a_script():
+    res = _run_script("tracer_on_your_model.py")
     assert "causal nodes per sample" in res.stdout and "random_foreground" in res.stdout
 
 
@@ -42,9 +47,7 @@ def test_tracer_example_results():
 
 
 def test_zoo_study_example_runs_as_a_script():
-    res = subprocess.run([sys.executable, str(EXAMPLES / "zoo_study_on_your_models.py")], capture_output=True,
-                         text=True, cwd=EXAMPLES.parent, timeout=300)
-    assert res.returncode == 0, res.stderr
+    res = _run_script("zoo_study_on_your_models.py")
     assert "identity 1.000" in res.stdout and "learning_rate" in res.stdout
 
 

@@ -53,12 +53,8 @@ def test_predict_matches_one_forward_pass():
         predict(model, x, output="scores")
 
 
-# glibc's dynamic mmap threshold, the cause of the fragmentation: an 8 MiB block, freed, raises
-# the threshold, so the next 8 MiB block comes from the heap; with bounded_heap() it is mapped again
-_SECOND_BLOCK = """
-import ctypes, sys
-from causalxai.runtime import bounded_heap
-took = bounded_heap() if sys.argv[1] == "bounded" else None
+# glibc's malloc, free and mallinfo2 for the child scripts below
+_LIBC = """
 libc = ctypes.CDLL("libc.so.6")
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in
@@ -67,7 +63,15 @@ class MallInfo2(ctypes.Structure):
 libc.mallinfo2.restype = MallInfo2
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
-size = 8 << 20
+"""
+
+# glibc's dynamic mmap threshold, the cause of the fragmentation: an 8 MiB block, freed, raises
+# the threshold, so the next 8 MiB block comes from the heap; with bounded_heap() it is mapped again
+_SECOND_BLOCK = """
+import ctypes, sys
+from causalxai.runtime import bounded_heap
+took = bounded_heap() if sys.argv[1] == "bounded" else None
+""" + _LIBC + """size = 8 << 20
 libc.free(libc.malloc(size))
 mapped_before = libc.mallinfo2().hblkhd
 block = libc.malloc(size)
@@ -130,15 +134,7 @@ _FIRST_BLOCK = """
 import ctypes, sys
 from causalxai.runtime import fast_heap
 took = fast_heap() if sys.argv[1] == "fast" else None
-libc = ctypes.CDLL("libc.so.6")
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-                 "keepcost")]
-libc.mallinfo2.restype = MallInfo2
-libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-libc.free.argtypes = [ctypes.c_void_p]
-size = 4 << 20
+""" + _LIBC + """size = 4 << 20
 mapped_before = libc.mallinfo2().hblkhd
 block = libc.malloc(size)
 mapped = libc.mallinfo2().hblkhd - mapped_before >= size

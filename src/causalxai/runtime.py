@@ -15,7 +15,8 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-__all__ = ["bounded_heap", "fast_heap", "eval_mode", "model_device", "predict", "resolve_device"]
+__all__ = ["bounded_heap", "fast_heap", "seeded", "state_dict_mismatch", "eval_mode", "model_device", "predict",
+           "resolve_device"]
 
 #: glibc's ``mallopt`` parameter ``M_TRIM_THRESHOLD`` (``malloc.h``)
 _M_TRIM_THRESHOLD = -1
@@ -192,3 +193,26 @@ def predict(
     if out:
         return torch.cat(out)
     return torch.empty(0, dtype=torch.long) if output == "label" else torch.empty(0, 0)
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Within the block, torch's global RNG (and ``device``'s, a GPU) is seeded with ``seed``; the
+    caller's RNG state is restored on leaving it."""
+    devs = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devs):
+        torch.manual_seed(int(seed))
+        yield
+
+
+def state_dict_mismatch(state: dict, own: dict, limit: int = 8) -> str | None:
+    """How a loaded state dict ``state`` fails the module's own ``own``: its missing, unexpected and
+    mis-shaped entries (at most ``limit`` named of each), or None when it fits."""
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} (needs {tuple(own[k].shape)})"
+              for k in own if k in state and state[k].shape != own[k].shape]
+    found = (("missing", missing), ("unexpected", unexpected), ("other shapes", shapes))
+    parts = [f"{name}: {', '.join(items[:limit])}{' …' if len(items) > limit else ''}"
+             for name, items in found if items]
+    return "; ".join(parts) or None

@@ -38,13 +38,12 @@ seeded (``torch`` RNG forked and seeded with the config's seed before every call
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import inspect
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from causalxai.progress import Progress
 
@@ -314,16 +313,6 @@ def rows_forward(forward: Callable[[torch.Tensor], torch.Tensor], models: int,
     return forward_rows
 
 
-@contextlib.contextmanager
-def _seeded(seed: int, device: torch.device) -> Iterator[None]:
-    import torch
-
-    devs = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devs):
-        torch.manual_seed(int(seed))
-        yield
-
-
 def _agree(batched: torch.Tensor, single: torch.Tensor) -> bool:
     import torch
 
@@ -364,6 +353,8 @@ def chunk_attributions(
     """
     import torch
 
+    from causalxai.runtime import seeded
+
     m, n = target.shape
     method = resolve(spec)
     use_batched = spec.batched is not False and not (spec.kind == "captum" and _needs_module(method))
@@ -373,14 +364,14 @@ def chunk_attributions(
 
     def own(i: int) -> torch.Tensor:
         if i not in alone:
-            with _seeded(seed, x.device):
+            with seeded(seed, x.device):
                 alone[i] = custom_attribute(spec, module(i), x.detach().clone(), target[i])
         return alone[i]
 
     if use_batched:
         rows = x.expand(m, *x.shape).reshape(m * n, *x.shape[1:]).detach().clone()
         try:
-            with _seeded(seed, x.device):
+            with seeded(seed, x.device):
                 out = custom_attribute(spec, rows_forward(batched, m, n), rows, target.reshape(-1)).reshape(
                     m, n, *x.shape[1:])
         except _NotRows as exc:

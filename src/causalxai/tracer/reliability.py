@@ -85,7 +85,7 @@ from causalxai.attribution.integrated_gradients import IntegratedGradients
 from causalxai.attribution.smoothgrad import SmoothGrad
 from causalxai.checks import flag_degenerate, refuse
 from causalxai.progress import Progress
-from causalxai.runtime import eval_mode, model_device, predict
+from causalxai.runtime import eval_mode, model_device, predict, seeded
 from causalxai.tracer.ace import threshold_mask
 from causalxai.tracer.settings import Settings, function, integer, number, setting
 
@@ -613,14 +613,6 @@ def _lrp_rules(model: nn.Module) -> Iterator[None]:
                 del mod.rule
 
 
-@contextlib.contextmanager
-def _seeded(seed: int, device: torch.device) -> Iterator[None]:
-    devs = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devs):
-        torch.manual_seed(int(seed))
-        yield
-
-
 def _attribute_batch(
     model: nn.Module,
     x: torch.Tensor,
@@ -740,7 +732,7 @@ def baseline_attributions(
     custom = (method,) if isinstance(method, MethodSpec) else ()
     bs = x.shape[0] if method in ("lime", "kernel_shap") else max(int(s.batch_size), 1)
     out = []
-    with eval_mode(model), _seeded(seed, dev):
+    with eval_mode(model), seeded(seed, dev):
         for i in range(0, x.shape[0], bs):
             xb = x[i : i + bs].to(dev).detach().requires_grad_(method not in ("lime", "kernel_shap", *custom))
             a = _attribute_batch(model, xb, tgt[i : i + bs].to(dev), method, s, ref, occ_ref)

@@ -34,7 +34,7 @@ from torch import nn
 from causalxai.checks import refuse
 from causalxai.data.dataset import model_inputs
 from causalxai.io import atomic_path
-from causalxai.runtime import eval_mode, predict
+from causalxai.runtime import eval_mode, predict, state_dict_mismatch
 from causalxai.tracer.mlp import mlp
 from causalxai.tracer.model import alexnet28, layer_table, resnet_small, train_classifier
 from causalxai.tracer.settings import ClassifierSettings
@@ -230,16 +230,10 @@ def load_trained_target(
                          "save it with torch.save(model.state_dict(), path)")
     kwargs = classifier_kwargs(dataset, settings)
     model = build_classifier(settings.architecture, **kwargs)
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} (needs {tuple(own[k].shape)})"
-              for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        found = (("missing", missing), ("unexpected", unexpected), ("other shapes", shapes))
-        parts = [f"{name}: {', '.join(items[:8])}{' …' if len(items) > 8 else ''}" for name, items in found if items]
+    mismatch = state_dict_mismatch(state, model.state_dict())
+    if mismatch:
         raise ValueError(f"tracer.model.weights: {path} does not fit tracer.model.architecture "
-                         f"{settings.architecture!r} built with {kwargs} ({'; '.join(parts)}); give the weights of "
+                         f"{settings.architecture!r} built with {kwargs} ({mismatch}); give the weights of "
                          "that architecture, or name the architecture the weights were trained with")
     model.load_state_dict(state)
     model = model.eval()

@@ -35,6 +35,7 @@ import torch
 import xarray as xr
 from torch import nn
 
+from causalxai.runtime import state_dict_mismatch
 from causalxai.zoo.dataset import METRICS, validate_zoo
 from causalxai.zoo.forward import (
     STATE_DICT,
@@ -79,14 +80,9 @@ def read_state_dict(
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{what}: {path} holds a {type(state).__name__}, not a state dict of tensors "
                          "(save it with torch.save(model.state_dict(), path))")
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} (needs {tuple(own[k].shape)})"
-              for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        found = (("missing", missing), ("unexpected", unexpected), ("other shapes", shapes))
-        parts = [f"{name}: {', '.join(items[:6])}{' …' if len(items) > 6 else ''}" for name, items in found if items]
-        raise ValueError(f"{what}: {path} is not a checkpoint of the declared architecture ({'; '.join(parts)})")
+    mismatch = state_dict_mismatch(state, own, limit=6)
+    if mismatch:
+        raise ValueError(f"{what}: {path} is not a checkpoint of the declared architecture ({mismatch})")
     bad = [k for k in own if state[k].is_floating_point() and not torch.isfinite(state[k]).all()]
     if bad:
         raise ValueError(f"{what}: {path} has non-finite values in {', '.join(bad[:6])}")
