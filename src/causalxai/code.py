@@ -46,9 +46,18 @@ def _module_path(name: str, root: Path) -> Path | None:
     return None
 
 
-def _imports(path: Path, module: str | None) -> set[str]:
+def _imports(path: Path, module: str | None) -> frozenset[str]:
     """Dotted names of the ``causalxai`` modules ``path`` imports (candidates; some may be
-    attributes rather than modules, which :func:`_module_path` filters out)."""
+    attributes rather than modules, which :func:`_module_path` filters out). Cached per file
+    version (its modification time and size): the scripts' walks share most modules, and
+    parsing every file again for each script was 1.7 s of a 4.5 s no-op run."""
+    st = path.stat()
+    return _parsed_imports(str(path), module, st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=None)
+def _parsed_imports(file: str, module: str | None, mtime_ns: int, size: int) -> frozenset[str]:
+    path = Path(file)
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except SyntaxError as err:
@@ -71,7 +80,7 @@ def _imports(path: Path, module: str | None) -> set[str]:
                 base = node.module or ""
             names.add(base)
             names.update(f"{base}.{a.name}" for a in node.names if a.name != "*")
-    return {n for n in names if n == PACKAGE or n.startswith(PACKAGE + ".")}
+    return frozenset(n for n in names if n == PACKAGE or n.startswith(PACKAGE + "."))
 
 
 @lru_cache(maxsize=None)

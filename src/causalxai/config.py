@@ -45,7 +45,7 @@ from causalxai.study.estimators.treatments import check_figure_hparam
 from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS
 
 __all__ = ["ConfigError", "check_config", "check_device", "check_integers", "zoo_min_input_side", "dataset_kind",
-           "tracer_target", "custom_names"]
+           "tracer_target", "architecture_for", "custom_names"]
 
 ZOO_DATASETS = ("mnist", "fashion_mnist", "cifar10", "svhn_cropped")
 #: native input side of each downloaded image set (digits: data.image_size); every image set is
@@ -149,12 +149,26 @@ def dataset_kind(config: Mapping[str, Any], name: str) -> str:
     return _info(config, name)[0] if _loaded(config, name) else "image"
 
 
+def architecture_for(architecture: str | Mapping[str, str], dataset: str) -> str:
+    """The architecture of one TRACER data set: ``tracer.model.architecture`` is one name for
+    all of them, or a mapping ``{data set: name}`` (e.g. ``{mnist: alexnet28, cifar10:
+    resnet_small}``) that must name every TRACER data set.
+
+    Raises:
+        ValueError: the mapping has no entry for ``dataset``.
+    """
+    if isinstance(architecture, str):
+        return architecture
+    if dataset not in architecture:
+        raise ValueError(f"tracer.model.architecture {dict(architecture)} names no architecture for the TRACER data "
+                         f"set {dataset!r}; add {dataset}: <architecture>")
+    return str(architecture[dataset])
+
+
 def tracer_target(config: Mapping[str, Any], name: str) -> tuple[str, list[str] | str]:
     """TRACER's architecture and observed layers on data set ``name``: ``tracer.tabular``'s for a
     tabular set, else ``tracer.model.architecture`` (its entry for ``name`` when it is one per data
     set) and ``tracer.layers`` (a list, or ``"auto"``)."""
-    from causalxai.tracer.target_model import architecture_for
-
     tracer = config["tracer"]
     if dataset_kind(config, name) == "tabular":
         return str(tracer["tabular"]["architecture"]), list(tracer["tabular"]["layers"])

@@ -41,7 +41,6 @@ from causalxai.tracer.settings import ClassifierSettings
 
 __all__ = [
     "BUILTIN",
-    "architecture_for",
     "build_classifier",
     "is_torchscript",
     "ScriptedLayer",
@@ -81,22 +80,6 @@ def _resolve(architecture: str) -> Callable[..., nn.Module]:
     if not callable(fn):
         raise ValueError(f"tracer.model.architecture {architecture!r}: {module_name} has no callable {attr!r}")
     return fn
-
-
-def architecture_for(architecture: str | Mapping[str, str], dataset: str) -> str:
-    """The architecture of one TRACER data set: ``tracer.model.architecture`` is one name for
-    all of them, or a mapping ``{data set: name}`` (e.g. ``{mnist: alexnet28, cifar10:
-    resnet_small}``) that must name every TRACER data set.
-
-    Raises:
-        ValueError: the mapping has no entry for ``dataset``.
-    """
-    if isinstance(architecture, str):
-        return architecture
-    if dataset not in architecture:
-        raise ValueError(f"tracer.model.architecture {dict(architecture)} names no architecture for the TRACER data "
-                         f"set {dataset!r}; add {dataset}: <architecture>")
-    return str(architecture[dataset])
 
 
 def build_classifier(architecture: str, **kwargs: Any) -> nn.Module:
