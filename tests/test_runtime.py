@@ -151,3 +151,29 @@ def test_fast_heap_keeps_medium_blocks_in_the_heap_from_the_start():
         pytest.skip("glibc < 2.33 (no mallinfo2)")
     assert _child(_FIRST_BLOCK, "fast") == ["True", "False", "True"]
     assert _child(_FIRST_BLOCK, "default") == ["None", "True", "False"]  # the control: glibc maps it, then unmaps it
+
+
+def test_adam_multi_tensor_update_equals_the_per_tensor_loop_bit_for_bit():
+    """runtime.adam (foreach on the CPU too) trains a small network to the very same weights as
+    torch's per-tensor Adam loop (its CPU default), so the faster update changes no result."""
+    import torch
+    from torch import nn
+
+    from causalxai.runtime import adam
+
+    def train(make_opt):
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+        opt = make_opt(net.parameters())
+        g = torch.Generator().manual_seed(1)
+        for _ in range(25):
+            x, y = torch.randn(16, 1, 8, 8, generator=g), torch.randint(0, 10, (16,), generator=g)
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+        return [p.detach().clone() for p in net.parameters()]
+
+    fast = train(lambda p: adam(p, lr=1e-2))
+    loop = train(lambda p: torch.optim.Adam(p, lr=1e-2, foreach=False))
+    assert all(torch.equal(a, b) for a, b in zip(fast, loop))
+    assert not torch.equal(fast[0], train(lambda p: torch.optim.SGD(p, lr=1e-2))[0])  # the check can fail

@@ -222,38 +222,34 @@ def without_timings(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
+#: the netCDF files whose determinism across directories ``tests/workflow/test_faults.py`` checks
+#: already (two runs of the model-zoo study up to the effects, in two directories at once,
+#: compared exactly): the second run below leaves them out
+ZOO_STUDY_CHECKED_ELSEWHERE = ("dataset.nc", "zoo.nc", "images.nc", "buckets.nc", "predictions.nc", "effects.nc",
+                               "explanations")
+
+
 def test_same_config_and_seed_elsewhere_gives_identical_files(finished_run, copy_runner, tmp_path):
-    """Determinism over every step of both papers (zoo, explanations, effects, meta-model, TRACER,
-    counterfactual GAN, compression): a second run in another directory, same config and seed,
-    writes the same netCDF files, values and attributes, exactly (CPU); only wall-clock
-    measurements (compression latency, training seconds) may differ."""
+    """Determinism over the steps test_faults.py does not run twice (the meta-model, and TRACER:
+    target, interventions, causal nodes, ACE, mechanisms, reliability, counterfactual GAN and its
+    baselines, compression): a second run in another directory, same config and seed, writes the
+    same netCDF files, values and attributes, exactly (CPU); only wall-clock measurements
+    (compression latency, training seconds) may differ. The upstream zoo-study files the second
+    run makes on the way (zoo, predictions) are compared too."""
     work, cfg = finished_run
     again = tmp_path / "again"
     again.mkdir()
     shutil.copy2(cfg, again / cfg.name)
-    res = copy_runner.run(again, cores=2, configfiles=[again / cfg.name])
+    every = sorted(p.relative_to(work) for p in (work / "results").rglob("*.nc"))
+    targets = [str(rel) for rel in every
+               if not (rel.name in ZOO_STUDY_CHECKED_ELSEWHERE or ZOO_STUDY_CHECKED_ELSEWHERE[-1] in rel.parts)]
+    assert len(targets) >= 12 and any("tracer" in t for t in targets) and any("meta_model" in t for t in targets)
+    res = copy_runner.run(again, targets=targets, cores=2, configfiles=[again / cfg.name])
     assert res.returncode == 0, res.stderr[-4000:]
-    files = sorted(p.relative_to(work) for p in (work / "results").rglob("*.nc"))
-    assert files == sorted(p.relative_to(again) for p in (again / "results").rglob("*.nc")) and len(files) >= 20
+    files = sorted(p.relative_to(again) for p in (again / "results").rglob("*.nc"))
+    assert set(map(str, files)) >= set(targets), files
     for rel in files:
-        a, b = without_timings(io.open(work / rel)), without_timings(io.open(again / rel))
-        if "explanations" in rel.parts or rel.name in ("effects.nc",):
-            # KNOWN ISSUE (issue 15 note): under CPU contention the saliency maps of one chunk of
-            # models have differed between runs by up to 4e-5 (raw) / 4e-4 (E), and the effects
-            # derived from them by up to 2e-3 (bootstrap intervals), and a permutation p-value at a
-            # tie by a few permutation steps; not reproduced in isolation. Everything else about
-            # these files must still be identical.
-            assert a.attrs == b.attrs and list(a.data_vars) == list(b.data_vars), rel
-            for v in a.data_vars:
-                if v.startswith("p_value"):
-                    np.testing.assert_allclose(a[v].values, b[v].values, rtol=0, atol=0.25, equal_nan=True)
-                elif a[v].dtype.kind == "f" or v == "E":
-                    np.testing.assert_allclose(a[v].values.astype(float), b[v].values.astype(float), rtol=0,
-                                               atol=2e-3, equal_nan=True, err_msg=f"{rel}:{v}")
-                else:
-                    xr.testing.assert_identical(a[v], b[v])
-            continue
-        xr.testing.assert_identical(a, b)
+        xr.testing.assert_identical(without_timings(io.open(work / rel)), without_timings(io.open(again / rel)))
 
 
 def test_second_run_has_nothing_to_do(finished_run, copy_runner):

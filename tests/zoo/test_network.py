@@ -137,3 +137,40 @@ def test_the_first_convolutions_fold_gradient_equals_autograds(dtype):
     assert not network._fold_applies(network._stack_input(x, m), plain["conv1.weight"], plain["conv1.bias"])
     tol = 1e-12 if dtype == torch.float64 else 1e-5
     np.testing.assert_allclose(grad(params).numpy(), grad(plain).numpy(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_shared_input_copies_give_the_stacked_paths_gradients(dtype):
+    """Per-model copies of one batch given as a view (stride 0, as the attribution methods give
+    them) run the first convolution once on the shared batch; their input gradients equal those
+    of the same copies materialised (the grouped path), per model, and the logits too."""
+    from causalxai.zoo import network
+
+    torch.manual_seed(1)
+    m, n = 4, 6
+    params = network.unflatten(torch.randn(m, network.n_params(network.zoo_layout(1)), dtype=dtype) * 0.3,
+                               network.zoo_layout(1))
+    base = torch.rand(n, 1, 28, 28, dtype=dtype) * 2 - 1
+    target = torch.randint(0, 10, (m, n))
+    view = base.expand(m, *base.shape).requires_grad_(True)
+    dense = base.expand(m, *base.shape).clone().requires_grad_(True)
+    assert network._shared_copies(view, params["conv1.weight"], params["conv1.bias"])
+    assert not network._shared_copies(dense, params["conv1.weight"], params["conv1.bias"])
+
+    def run(x):
+        logits = network.batched_logits(params, x, torch.tensor([True, False, True, False]))
+        (g,) = torch.autograd.grad(torch.softmax(logits, -1).gather(-1, target[..., None]).sum(), x)
+        return logits.detach(), g
+
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    (lv, gv), (ld, gd) = run(view), run(dense)
+    assert gv.shape == (m, n, 1, 28, 28)
+    np.testing.assert_allclose(lv.numpy(), ld.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(gv.numpy(), gd.numpy(), rtol=tol, atol=tol)
+    # and each model's gradient is its own module's (the reference)
+    for i in range(m):
+        model = network.ZooCNN(1, "tanh" if i % 2 == 0 else "relu").to(dtype)
+        model.load_state_dict({k: v[i] for k, v in params.items()})
+        x = base.clone().requires_grad_(True)
+        out = torch.softmax(model(x), -1).gather(-1, target[i][:, None]).sum()
+        np.testing.assert_allclose(gv[i].numpy(), torch.autograd.grad(out, x)[0].numpy(), rtol=tol, atol=tol)

@@ -9,9 +9,11 @@ picks the explained class of every row of its output. Two kinds of forward are s
   ``(N, …)``;
 * ``models = M`` models at once on shared inputs (e.g. the zoo's grouped-convolution
   forward, :func:`causalxai.zoo.network.batched_forward`): ``forward(x (M, N, …)) -> (M,
-  N, classes)``, ``target (M, N)``. The shared inputs ``(N, …)`` are copied once per model
-  before the forward, so one backward pass gives every model's own input gradient: model
-  ``m``'s output depends on its copy only. Attributions are ``(M, N, …)``.
+  N, classes)``, ``target (M, N)``. The shared inputs ``(N, …)`` go in as ``M`` copies, one
+  per model, so one backward pass gives every model's own input gradient: model ``m``'s output
+  depends on its copy only. The copies are a view of the shared inputs (stride 0 along the
+  models), so a forward can run its first layer once on the shared batch (the zoo's does) and
+  must not write to its inputs in place. Attributions are ``(M, N, …)``.
 """
 
 from __future__ import annotations
@@ -48,7 +50,12 @@ class Attribution:
 
     def input_gradients(self, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``∂f_target / ∂x`` of every row: ``(N, …)``, or ``(M, N, …)`` for ``models = M``."""
-        x = inputs if self.models is None else inputs.expand(self.models, *inputs.shape)
-        x = x.detach().clone().requires_grad_(True)
+        if self.models is None:
+            x = inputs.detach().clone()
+        else:  # M copies as a view of the shared inputs (stride 0): the batched forward may run
+            # its first layer once on the shared batch (causalxai.zoo.network); the gradient is
+            # still one per copy. A forward must not write to its inputs in place.
+            x = inputs.detach().expand(self.models, *inputs.shape)
+        x.requires_grad_(True)
         (g,) = torch.autograd.grad(selected_output(self.forward(x), target), x)
         return g

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from causalxai.compress.build import plan_nodes
-from causalxai.runtime import resolve_device
+from causalxai.runtime import adam, resolve_device
 from causalxai.tracer.model import evaluate_classifier, leaf_modules
 
 __all__ = ["distill_nodes", "swapped_model"]
@@ -57,7 +57,7 @@ def swapped_model(original: nn.Module, replacements: dict[int, nn.Module], plans
 
 def _fit(prefix: nn.Module, segment: nn.Module, rep: nn.Module, x: torch.Tensor, *, epochs: int, batch_size: int,
          lr: float, seed: int, dev: torch.device) -> None:
-    opt = torch.optim.Adam(rep.parameters(), lr=lr)
+    opt = adam(rep.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(int(seed))
     rep.eval()
     for _ in range(int(epochs)):

@@ -95,7 +95,7 @@ from torch import nn
 from causalxai.checks import refuse
 from causalxai.io import atomic_path, describe
 from causalxai.progress import Progress
-from causalxai.runtime import predict, resolve_device
+from causalxai.runtime import adam, predict, resolve_device
 from causalxai.tracer.settings import Settings, integer, number, optional, setting
 
 __all__ = [
@@ -385,8 +385,8 @@ def train_counterfactual_gan(
         torch.manual_seed(int(seed))
         gen_model = CounterfactualGenerator(x.shape[1], x.shape[2], x.shape[3], n_classes, latent_dim).to(dev)
         disc = Discriminator(x.shape[1], x.shape[2], x.shape[3]).to(dev)
-    opt_g = torch.optim.Adam(gen_model.parameters(), lr=lr)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=lr)
+    opt_g = adam(gen_model.parameters(), lr=lr)
+    opt_d = adam(disc.parameters(), lr=lr)
     rng = torch.Generator().manual_seed(int(seed) + 1)
     # validity is measured after each epoch on a fixed seeded evaluation batch (the
     # classifier's forward would otherwise cost more than the GAN's own step)

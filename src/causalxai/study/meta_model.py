@@ -43,7 +43,7 @@ from torch import nn
 from causalxai.checks import refuse
 from causalxai.io import describe
 from causalxai.progress import Progress
-from causalxai.runtime import predict, resolve_device
+from causalxai.runtime import adam, predict, resolve_device
 from causalxai.zoo.hparams import CATEGORICAL, CONTINUOUS, ZOO_RANGES, hparam_specs
 
 __all__ = [
@@ -270,7 +270,7 @@ def _fit_one(
         torch.manual_seed(seed)
         net = build_mlp(pix.shape[1] + feat.shape[1], hidden, n_classes).to(device)
     g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    opt = adam(net.parameters(), lr=lr)
     mi, ii = _pairs(train, n_images, device)
     y_all = torch.as_tensor(target[train].reshape(-1), dtype=torch.long, device=device)  # model-major, as the pairs
     n_pairs = mi.numel()

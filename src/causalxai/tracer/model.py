@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from causalxai.progress import Progress
-from causalxai.runtime import eval_mode, resolve_device
+from causalxai.runtime import adam, eval_mode, resolve_device
 from causalxai.tracer.settings import ClassifierSettings
 
 __all__ = [
@@ -591,7 +591,7 @@ def train_classifier(
         raise ValueError(f"train_classifier: {len(xtr)} training inputs but {len(ytr)} labels")
     xtr, ytr = xtr.to(dev), ytr.to(dev)
     model.to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    opt = adam(model.parameters(), lr=settings.lr)
     gen = torch.Generator().manual_seed(int(seed))
     hist: dict[str, Any] = {k: [] for k in ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy")}
     hist["initial_test_loss"], hist["initial_test_accuracy"] = evaluate_classifier(

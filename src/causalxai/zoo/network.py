@@ -338,11 +338,48 @@ class _FoldInputGrad(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):  # noqa: D102
         (w,) = ctx.saved_tensors
-        n, mo, ho, wo = grad.shape
-        m, k = ctx.groups, w.shape[-1]
-        cols = torch.einsum("mok,nmol->nmkl", w.reshape(m, mo // m, k * k), grad.reshape(n, m, mo // m, ho * wo))
-        gx = F.fold(cols.reshape(n * m, k * k, ho * wo), ctx.hw, k, stride=STRIDE).view(n, m, *ctx.hw)
-        return gx, None, None, None
+        return _fold_input_grad(w, grad, ctx.groups, ctx.hw), None, None, None
+
+
+def _fold_input_grad(w: Tensor, grad: Tensor, m: int, hw: tuple[int, int]) -> Tensor:
+    """The input gradient ``(N, M, H, W)`` of the first convolution (one input channel per
+    model, weights ``(M · 16, 1, k, k)``) from its output's gradient ``(N, M · 16, h, w)``:
+    ``fold(Wᵀ · grad)``, one einsum over the models, then :func:`torch.nn.functional.fold`."""
+    n, mo, ho, wo = grad.shape
+    k = w.shape[-1]
+    cols = torch.einsum("mok,nmol->nmkl", w.reshape(m, mo // m, k * k), grad.reshape(n, m, mo // m, ho * wo))
+    return F.fold(cols.reshape(n * m, k * k, ho * wo), hw, k, stride=STRIDE).view(n, m, *hw)
+
+
+def _shared_copies(x: Tensor, w: Tensor, b: Tensor) -> bool:
+    """:class:`_SharedInputConv` serves a CPU pass whose ``(M, N, 1, H, W)`` input holds ``M``
+    copies of one batch as a view (stride 0 along the models: the attribution methods' per-model
+    copies, :meth:`causalxai.attribution.base.Attribution.input_gradients`) and needs only the
+    input's gradient."""
+    return (x.dim() == 5 and x.shape[0] > 1 and x.stride(0) == 0 and x.shape[2] == 1
+            and x.device.type == "cpu" and x.requires_grad and not w.requires_grad and not b.requires_grad)
+
+
+class _SharedInputConv(torch.autograd.Function):
+    """The first convolution of :func:`batched_logits` on ``M`` per-model copies of one batch
+    that are views of it (``x (M, N, 1, H, W)``, stride 0 along the models): the forward is one
+    ordinary convolution of the shared batch with every model's filters (``M · 16`` output
+    channels) instead of a grouped one over ``M`` stacked copies, and the backward gives each
+    model's own input gradient (:func:`_fold_input_grad`), so autograd still sees ``M`` inputs.
+    The same numbers as the stacked path up to float rounding (``tests/zoo/test_network.py``).
+    Weights and biases get no gradient: used only where they need none (explanations)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor, b: Tensor) -> Tensor:  # noqa: D102
+        ctx.save_for_backward(w)
+        ctx.m, ctx.hw = x.shape[0], tuple(x.shape[-2:])
+        return F.conv2d(x[0], w, b, stride=STRIDE)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # noqa: D102
+        (w,) = ctx.saved_tensors
+        gx = _fold_input_grad(w, grad, ctx.m, ctx.hw)  # (N, M, H, W)
+        return gx.transpose(0, 1).unsqueeze(2), None, None
 
 
 def batched_logits(
@@ -369,7 +406,8 @@ def batched_logits(
             included), ``(M, batch, 16, h, w)``, a view into the graph (for Grad-CAM).
     """
     m = params["conv1.weight"].shape[0]
-    h = _stack_input(x, m)
+    shared = _shared_copies(x, params["conv1.weight"], params["conv1.bias"]) and m == x.shape[0]
+    h = x if shared else _stack_input(x, m)
     if isinstance(activation, str):
         act = _activation(activation)
         mixed = None
@@ -392,8 +430,11 @@ def batched_logits(
         keep = (thr.to(torch.int16)[None, :, None, None], 1.0 / keep_q)
     for i in (1, 2, 3):
         w = params[f"conv{i}.weight"]
-        conv = _FoldInputGrad.apply if i == 1 and _fold_applies(h, w, params[f"conv{i}.bias"]) else _conv
-        h = conv(h, w.reshape(-1, *w.shape[2:]), params[f"conv{i}.bias"].reshape(-1), m)
+        if i == 1 and shared:
+            h = _SharedInputConv.apply(h, w.reshape(-1, *w.shape[2:]), params["conv1.bias"].reshape(-1))
+        else:
+            conv = _FoldInputGrad.apply if i == 1 and _fold_applies(h, w, params[f"conv{i}.bias"]) else _conv
+            h = conv(h, w.reshape(-1, *w.shape[2:]), params[f"conv{i}.bias"].reshape(-1), m)
         h = act(h) if mixed is None else torch.where(mixed, torch.tanh(h), torch.relu(h))
         if keep is not None:
             h = h * ((_dropout_bytes(h.shape, generator, h.device) < keep[0]) * keep[1])
