@@ -177,3 +177,38 @@ def test_adam_multi_tensor_update_equals_the_per_tensor_loop_bit_for_bit():
     loop = train(lambda p: torch.optim.Adam(p, lr=1e-2, foreach=False))
     assert all(torch.equal(a, b) for a, b in zip(fast, loop))
     assert not torch.equal(fast[0], train(lambda p: torch.optim.SGD(p, lr=1e-2))[0])  # the check can fail
+
+
+def test_chunk_map_keeps_the_order_runs_chunks_on_one_thread_and_restores_the_thread_count():
+    import threading
+
+    import torch
+
+    from causalxai.runtime import chunk_map
+
+    before = torch.get_num_threads()
+    seen = []
+
+    def work(i):
+        seen.append((threading.get_ident(), torch.get_num_threads()))
+        return i * i
+
+    try:
+        torch.set_num_threads(2)
+        assert list(chunk_map(work, range(9))) == [i * i for i in range(9)]
+        assert {t for _, t in seen} == {1}  # one intra-op thread per chunk
+        assert torch.get_num_threads() == 2
+        seen.clear()
+        assert list(chunk_map(work, range(3), parallel=False)) == [0, 1, 4]
+        assert {t for _, t in seen} == {2} and {i for i, _ in seen} == {threading.get_ident()}
+
+        def boom(i):
+            if i == 4:
+                raise ValueError("chunk 4")
+            return i
+
+        with pytest.raises(ValueError, match="chunk 4"):
+            list(chunk_map(boom, range(8)))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -8,6 +8,7 @@ returns. The workflow's scripts send ``logging`` into the rule's log (``logs/<da
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 __all__ = ["Progress"]
@@ -44,6 +45,7 @@ class Progress:
         self.log = logger or logging.getLogger(__name__)
         self.interval, self.enabled = float(interval), bool(enabled)
         self.done = 0
+        self._lock = threading.Lock()  # chunks computed in worker threads update one Progress
         self._start = self._last = time.monotonic()
         if self.enabled:
             self.log.info("%s: %d %s to do", desc, self.total, unit)
@@ -51,14 +53,15 @@ class Progress:
     def update(self, n: int = 1, note: str = "") -> None:
         """Add ``n`` units; log at the first unit, when ``interval`` seconds passed since the last
         line, or when all is done; ``note`` (e.g. the last epoch's loss) ends the line."""
-        first = self.done == 0
-        self.done += int(n)
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if first or now - self._last >= self.interval or (self.total and self.done >= self.total):
-            self._last = now
-            self._line(now, note)
+        with self._lock:
+            first = self.done == 0
+            self.done += int(n)
+            if not self.enabled:
+                return
+            now = time.monotonic()
+            if first or now - self._last >= self.interval or (self.total and self.done >= self.total):
+                self._last = now
+                self._line(now, note)
 
     def _line(self, now: float, note: str) -> None:
         elapsed = now - self._start

@@ -43,6 +43,27 @@ def test_shards_and_chunks_give_the_same_maps(zoo_and_images, method):
     assert whole.attrs["n_degenerate"] == {"total": int((~ok)[:, 0].sum()), "direct": int((~ok)[:, 1].sum())}
 
 
+@pytest.mark.parametrize("method", ["smoothgrad", "grad_cam"])
+def test_the_maps_do_not_depend_on_the_thread_count(zoo_and_images, method):
+    """Chunks run one per torch thread, each on one intra-op thread (runtime.chunk_map): 1, 2 and 3
+    threads give the same maps, bit for bit, and the job's thread count is restored."""
+    zoo, images = zoo_and_images
+    s = ExplainSettings(smoothgrad_samples=3, ig_steps=4, device="cpu", chunk_size=2, seed=2)
+    pred = predict_zoo(zoo, images, s)
+    threads = torch.get_num_threads()
+    maps = {}
+    try:
+        for t in (1, 2, 3):
+            torch.set_num_threads(t)
+            maps[t] = explain_zoo(zoo, images, pred, method, s, normalise=False)["attribution"].values
+            assert torch.get_num_threads() == t
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(maps[2], maps[1])
+    np.testing.assert_array_equal(maps[3], maps[1])
+    assert np.abs(maps[1]).max() > 0
+
+
 def test_targets_are_the_predictions_and_maps_follow_them(zoo_and_images):
     zoo, images = zoo_and_images
     s = ExplainSettings(device="cpu", dtype="float64")

@@ -152,10 +152,10 @@ def test_chunks_are_homogeneous_and_cover_every_model():
         assert (np.diff(hp.train_fraction[c].to_numpy()) >= 0).all()
 
 
-def test_the_zoo_does_not_depend_on_the_chunk_size(digits):
+def test_the_zoo_does_not_depend_on_the_chunk_size_or_the_thread_count(digits):
     """The random draws come in blocks of RNG_BLOCK models, each from its own generator, and a chunk
-    is whole blocks: 16, 30 or 1,000 models at a time give the same zoo, bit for bit (one thread;
-    torch's threaded kernels may sum in another order, as another thread count does)."""
+    is whole blocks: 16, 30 or 1,000 models at a time give the same zoo, bit for bit; and every chunk
+    trains on one thread (runtime.chunk_map), so 1, 2 or 3 torch threads (chunks at once) do too."""
     from causalxai.zoo.train import RNG_BLOCK, chunk_blocks, make_chunks
 
     x, y = digits
@@ -169,14 +169,16 @@ def test_the_zoo_does_not_depend_on_the_chunk_size(digits):
     assert chunk_blocks(hp, blocks, 30) == [[0, 1], [2]]  # blocks of 14, 13, 13 models
     assert [len(c) for c in chunk_blocks(hp, blocks, 1000)] == [3]
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    runs = {}
     try:
-        runs = {c: train_zoo(x[:200], y[:200], x[200:250], y[200:250], n_models=40, hparam_spec=spec, seed=3,
-                             settings=TrainSettings(epochs=3, batch_size=8, chunk_size=c, device="cpu"))
-                for c in (16, 30, 1000)}
+        for c, t in ((16, 1), (30, 1), (1000, 1), (16, 2), (16, 3)):
+            torch.set_num_threads(t)
+            runs[c, t] = train_zoo(x[:200], y[:200], x[200:250], y[200:250], n_models=40, hparam_spec=spec, seed=3,
+                                   settings=TrainSettings(epochs=3, batch_size=8, chunk_size=c, device="cpu"))
+            assert torch.get_num_threads() == t  # restored
     finally:
         torch.set_num_threads(threads)
-    w16, _, m16, _ = runs[16]
-    for c, (w, _, m, _) in runs.items():
-        np.testing.assert_array_equal(w, w16, err_msg=f"chunk_size {c}")
+    w16, _, m16, _ = runs[16, 1]
+    for (c, t), (w, _, m, _) in runs.items():
+        np.testing.assert_array_equal(w, w16, err_msg=f"chunk_size {c}, {t} thread(s)")
         pd.testing.assert_frame_equal(m, m16)

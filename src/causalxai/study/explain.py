@@ -63,7 +63,7 @@ from causalxai.attribution.smoothgrad import SmoothGrad
 from causalxai.checks import refuse
 from causalxai.io import open_lazy, set_attr, write_streamed
 from causalxai.progress import Progress
-from causalxai.runtime import resolve_device
+from causalxai.runtime import chunk_map, resolve_device
 from causalxai.study.postprocess import normalize_maps
 from causalxai.zoo.dataset import zoo_rows
 from causalxai.zoo.forward import chunk_groups, zoo_forward, zoo_model
@@ -211,16 +211,25 @@ def explain_zoo(
     progress = Progress(models.size * len(EFFECTS), f"{method} of {models.size} models x {len(EFFECTS)} effects",
                         "model-effects", log)
     shard = zoo_rows(zoo, rows.start, rows.stop)  # the shard's weights read once, its chunks taken from memory
-    for sel in _chunks(groups, models, chunk):
+
+    def one_chunk(sel: np.ndarray) -> np.ndarray:
+        """The chunk's maps ``(M, effects, N, H, W)``."""
         forward = zoo_forward(shard, sel - lo, settings.output, last_conv=method == "grad_cam", device=device,
                               dtype=dtype)
-        for k, target_all in enumerate(targets):
+        maps = []
+        for target_all in targets:
             target = torch.tensor(target_all[sel - lo], device=device)
-            maps = _saliency(method, forward, sel.size, x, target, settings, device,
-                             lambda i, _sel=sel: zoo_model(shard, _sel - lo, i, settings.output, device=device,
-                                                           dtype=dtype))
-            out[np.searchsorted(models, sel), k] = maps[:, :, 0].float().cpu().numpy()
+            maps.append(_saliency(method, forward, sel.size, x, target, settings, device,
+                                  lambda i: zoo_model(shard, sel - lo, i, settings.output, device=device,
+                                                      dtype=dtype))[:, :, 0].float().cpu().numpy())
             progress.update(sel.size)
+        return np.stack(maps, axis=1)
+
+    # the built-in methods: chunks at once on the CPU, one intra-op thread each (runtime.chunk_map),
+    # so the maps do not depend on the job's thread count; a custom method's chunks one by one
+    parts = _chunks(groups, models, chunk)
+    for sel, maps in zip(parts, chunk_map(one_chunk, parts, device, parallel=_custom_spec(method, settings) is None)):
+        out[np.searchsorted(models, sel)] = maps
     ds = xr.Dataset(
         {"attribution": (("model", "effect", "image", "y", "x"), out)},
         coords={"model": zoo["model"].values[models], "effect": list(EFFECTS), "image": images["image"].values},

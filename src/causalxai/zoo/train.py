@@ -28,10 +28,11 @@ more whole blocks of one (optimizer, activation) group, and draws every block's 
 that block would alone (:func:`chunk_blocks`). Each model's arithmetic does not depend on its
 chunk either (a grouped convolution computes every group on its own), so on one thread a zoo
 trained 16 or 1,024 models at a time is the same, bit for bit (``tests/zoo/test_train.py``).
-With several threads torch may sum a small chunk in another order, as another thread count
-does: a rounding difference that training can amplify for a few models (the README's
-*Re-running after a change* gives the numbers). A chunk is never smaller than a block:
-``chunk_size`` below 16 trains 16 models at a time.
+On the CPU every chunk trains on one thread, and the job's threads train that many chunks at
+once (:func:`causalxai.runtime.chunk_map`), so the zoo does not depend on the thread count
+either. (Before, a chunk's operations used all the job's threads, and torch summed in an order
+that depended on their number: a rounding difference that training amplified for a few models.)
+A chunk is never smaller than a block: ``chunk_size`` below 16 trains 16 models at a time.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ import torch.nn.functional as F
 import xarray as xr
 
 from causalxai.progress import Progress
-from causalxai.runtime import resolve_device
+from causalxai.runtime import chunk_map, resolve_device
 from causalxai.zoo.hparams import sample_hparams
 from causalxai.zoo.init import init_kernels
 from causalxai.zoo.network import batched_logits, flatten, parse_layout, unflatten, zoo_layout
@@ -393,27 +394,37 @@ def train_zoo(
     )
     metrics["n_steps"] = 0
     progress = Progress(total, f"training {n_models} models", "model-steps", log)
-    for members in chunk_blocks(hp, blocks, chunk):
+
+    def one_chunk(members: list[int]) -> list[tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...], np.ndarray]]:
+        """Train one chunk of blocks; per block its rows, flat weights, metrics and step counts."""
         gens = [_block_generator(seed, b) for b in members]
         subs = [hp.iloc[blocks[b]].reset_index(drop=True) for b in members]
         flat0 = torch.cat([init_flat(sub, layout, gb) for sub, gb in zip(subs, gens)])
         sel = np.concatenate([blocks[b] for b in members])
         params, steps = train_chunk(hp.iloc[sel].reset_index(drop=True), flat0, xt, yt, settings, layout, gens,
                                     progress, blocks=[blocks[b].size for b in members])
-        lo = 0
+        done, lo = [], 0
         for b, sub in zip(members, subs):  # evaluated block by block: the same batches as a block alone
             rows = blocks[b]
             part = {k: v[lo : lo + rows.size] for k, v in params.items()}
             is_tanh = torch.tensor((sub["activation"] == "tanh").to_numpy(), device=device)
-            tr_acc, tr_loss = evaluate(part, xt, yt, is_tanh, settings.eval_batch_size)
-            te_acc, te_loss = evaluate(part, xv, yv, is_tanh, settings.eval_batch_size)
-            weights[rows] = flatten({k: v.cpu() for k, v in part.items()}, layout).numpy()
+            scores = (*evaluate(part, xt, yt, is_tanh, settings.eval_batch_size),
+                      *evaluate(part, xv, yv, is_tanh, settings.eval_batch_size))
+            done.append((rows, flatten({k: v.cpu() for k, v in part.items()}, layout).numpy(), scores,
+                         steps[lo : lo + rows.size]))
+            lo += rows.size
+        return done
+
+    # chunks at once on the CPU, one intra-op thread each (runtime.chunk_map): the zoo does not
+    # depend on the job's thread count either
+    for done in chunk_map(one_chunk, chunk_blocks(hp, blocks, chunk), device):
+        for rows, flat, (tr_acc, tr_loss, te_acc, te_loss), steps in done:
+            weights[rows] = flat
             metrics.loc[rows, "train_accuracy"] = tr_acc
             metrics.loc[rows, "test_accuracy"] = te_acc
             metrics.loc[rows, "train_loss"] = tr_loss
             metrics.loc[rows, "test_loss"] = te_loss
-            metrics.loc[rows, "n_steps"] = steps[lo : lo + rows.size]
-            lo += rows.size
+            metrics.loc[rows, "n_steps"] = steps
     return weights, hp, metrics, layout
 
 
