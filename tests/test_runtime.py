@@ -212,3 +212,23 @@ def test_chunk_map_keeps_the_order_runs_chunks_on_one_thread_and_restores_the_th
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_process_map_keeps_the_order_and_runs_unpicklable_work_here(caplog):
+    import math
+
+    import torch
+
+    from causalxai.runtime import process_map
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert list(process_map(math.factorial, range(7))) == [math.factorial(i) for i in range(7)]
+        assert torch.get_num_threads() == 2
+        with caplog.at_level("WARNING"):
+            assert list(process_map(lambda i: (i, torch.get_num_threads()), range(3))) == [(0, 1), (1, 1), (2, 1)]
+        assert "cannot be sent to worker processes" in caplog.text
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -12,14 +12,17 @@ import contextlib
 import ctypes
 import ctypes.util
 import itertools
+import logging
+import multiprocessing
+import pickle
 import sys
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import torch
 from torch import nn
 
-__all__ = ["adam", "chunk_map", "bounded_heap", "fast_heap", "seeded", "state_dict_mismatch", "eval_mode",
-           "model_device", "predict", "resolve_device"]
+__all__ = ["adam", "chunk_map", "process_map", "bounded_heap", "fast_heap", "seeded", "state_dict_mismatch",
+           "eval_mode", "model_device", "predict", "resolve_device"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -167,6 +170,54 @@ def chunk_map(fn: Callable[[T], R], items: Sequence[T], device: torch.device | s
                 if nxt is not _DONE:
                     pending.append(pool.submit(fn, nxt))
                 yield result
+    finally:
+        torch.set_num_threads(before)
+
+
+def _one_thread_worker() -> None:
+    """A :func:`process_map` worker: one intra-op thread, the compute jobs' heap."""
+    torch.set_num_threads(1)
+    fast_heap()
+
+
+def process_map(fn: Callable[[T], R], items: Sequence[T], device: torch.device | str = "cpu") -> Iterator[R]:
+    """``fn`` over ``items`` in worker processes, results in order: :func:`chunk_map` for work
+    that uses torch's global random generator (dropout while training), which threads of one
+    process would share. On the CPU with ``n = torch.get_num_threads() > 1``, ``n`` fresh
+    (spawned) processes with one intra-op thread each; otherwise, or when ``fn`` or an item
+    cannot be pickled (a model of a class defined in a script), here on one intra-op thread,
+    which gives the same numbers. On a GPU: here, one after another, the job's threads
+    untouched.
+
+    Args:
+        fn: a module-level function (it is pickled by reference).
+        items: its arguments, one per call (pickled to the workers).
+        device: where the work runs.
+
+    Yields:
+        ``fn(item)`` for each item, in the order of ``items``.
+    """
+    items = list(items)
+    if torch.device(device).type != "cpu":
+        yield from map(fn, items)
+        return
+    workers = min(torch.get_num_threads(), len(items))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if workers > 1:
+            try:
+                pickle.dumps((fn, items))
+            except Exception as err:  # noqa: BLE001 - any pickling failure: run here instead
+                logging.getLogger(__name__).warning("process_map: %s cannot be sent to worker processes (%s); "
+                                                    "running here on one thread", getattr(fn, "__name__", fn), err)
+                workers = 1
+        if workers <= 1:
+            yield from map(fn, items)
+            return
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_one_thread_worker) as pool:
+            yield from pool.map(fn, items)
     finally:
         torch.set_num_threads(before)
 

@@ -219,3 +219,29 @@ def test_nothing_compressed_is_flagged_and_no_accuracy_refused(caplog):
     assert "degenerate" not in real.attrs
     with pytest.raises(DegenerateResultError, match=r"compress: seed_accuracy .* is all NaN.*6 test samples"):
         _check_compressed(real.assign(seed_accuracy=real["seed_accuracy"] * np.nan))
+
+
+def test_retraining_does_not_depend_on_the_thread_count():
+    """Every (model, seed) retraining runs in a worker process on one intra-op thread when the job
+    has several threads (runtime.process_map), and here on one thread when it has one: the same
+    weights and accuracies either way, controls included."""
+    torch.manual_seed(0)
+    orig = tiny().eval()
+    x, y = data()
+    settings = CompressSettings(levels=(0.6, 1.0), epochs=1, batch_size=8, lr=1e-3, seed=0, latency_repeats=1,
+                                latency_warmup=0, seeds=2, random_partitions=1, random_weights=False,
+                                paper_table2=False)
+    threads = torch.get_num_threads()
+    runs = {}
+    try:
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            runs[t] = compress_dataset(orig, mech_ds(), (x[:36], y[:36]), (x[36:], y[36:]), settings, device="cpu")
+            assert torch.get_num_threads() == t
+    finally:
+        torch.set_num_threads(threads)
+    (one, m1), (two, m2) = runs[1], runs[2]
+    assert one["model"].values.tolist() == two["model"].values.tolist() and one.sizes["model"] >= 4
+    np.testing.assert_array_equal(one["seed_accuracy"].values, two["seed_accuracy"].values)
+    for name in m1:
+        assert all(torch.equal(a, b) for a, b in zip(m1[name].state_dict().values(), m2[name].state_dict().values()))

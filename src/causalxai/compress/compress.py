@@ -64,7 +64,7 @@ from causalxai.compress.paper_table2 import PAPER_TABLE2, applies, paper_table2_
 from causalxai.compress.stats import mcnemar_exact, welch_comparison
 from causalxai.io import describe
 from causalxai.progress import Progress
-from causalxai.runtime import resolve_device
+from causalxai.runtime import process_map, resolve_device
 from causalxai.tracer.mechanisms import coverage_levels, parse_composition
 from causalxai.tracer.model import layer_table, train_classifier
 from causalxai.tracer.settings import ClassifierSettings, Settings, integer, number, setting
@@ -237,24 +237,47 @@ class _Entry:
     model: nn.Module | None = None
 
 
-def _train_entry(entry: _Entry, x_train, y_train, test, settings: CompressSettings, *, device, progress) -> None:
-    """Retrain ``entry`` over ``settings.seeds`` seeds (``seed``, ``seed + 1``, …); keep seed 0's model."""
+def _paper_model(n_classes: int, dropout: float, name: str) -> nn.Module:
+    """The paper's Table 2 model ``name`` (a picklable build, unlike a lambda)."""
+    return paper_table2_models(n_classes, dropout)[name]
+
+
+def _train_seed(task: tuple) -> tuple[nn.Module | None, np.ndarray, list[float], float]:
+    """Build one model of the table with the seed's draws, train it with that seed and predict the
+    test set (a :func:`~causalxai.runtime.process_map` worker: the global random generator, which
+    the build and dropout use, is the worker's own). Returns the trained model (seed 0 only, else
+    None), its correct test predictions, its test accuracy per epoch and the seconds it took."""
+    build, x_train, y_train, test, training, seed, keep, device, name = task
     t0 = time.perf_counter()
-    for s in range(settings.seeds):
-        seed = settings.seed + s
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
-            model = entry.build()
-        model, hist = train_classifier(model, x_train, y_train, test[0], test[1],
-                                       dataclasses.replace(settings.training, seed=seed), device=device,
-                                       progress=f"compress {entry.name} seed {seed}" if progress else None)
-        model = model.cpu().eval()
-        pred = predict(model, test[0])
-        entry.correct.append(pred == test[1].numpy())
-        entry.accuracies.append(float(entry.correct[-1].mean()))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        model = build()
+    model, hist = train_classifier(model, x_train, y_train, test[0], test[1], dataclasses.replace(training, seed=seed),
+                                   device=device, progress=name)
+    model = model.cpu().eval()
+    correct = predict(model, test[0]) == test[1].numpy()
+    return (model if keep else None), correct, list(hist["test_accuracy"]), time.perf_counter() - t0
+
+
+def _train_entries(entries: list[_Entry], x_train, y_train, test, settings: CompressSettings, *, device,
+                   progress: Progress) -> None:
+    """Retrain every entry over ``settings.seeds`` seeds (``seed``, ``seed + 1``, …; seed 0's model
+    is kept): all (entry, seed) trainings at once on the CPU, one process and intra-op thread each
+    (:func:`~causalxai.runtime.process_map`), so the numbers do not depend on the thread count."""
+    dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    jobs = [(e, s) for e in entries for s in range(settings.seeds)]
+    tasks = [(e.build, x_train, y_train, test, settings.training, settings.seed + s, s == 0, str(dev),
+              f"compress {e.name} seed {settings.seed + s}" if progress.enabled else None) for e, s in jobs]
+    seconds: dict[str, float] = {}
+    for (e, s), (model, correct, curve, took) in zip(jobs, process_map(_train_seed, tasks, dev)):
+        e.correct.append(correct)
+        e.accuracies.append(float(correct.mean()))
+        seconds[e.name] = seconds.get(e.name, 0.0) + took
         if s == 0:
-            entry.model, entry.curve = model, list(hist["test_accuracy"])
-    entry.train_seconds = (time.perf_counter() - t0) / max(settings.seeds, 1)
+            e.model, e.curve = model, curve
+        if s == settings.seeds - 1:
+            e.train_seconds = seconds[e.name] / max(settings.seeds, 1)
+            progress.update(note=f"{e.name} ({e.kind}: {e.composition or 'paper Table 2'})")
 
 
 def _controls(entries: list[_Entry], original: nn.Module, layers: list[str], input_shape, excluded: list[str],
@@ -375,26 +398,26 @@ def compress_dataset(
         if applies(input_shape, n_classes):
             for name in PAPER_TABLE2:
                 entries.append(_Entry(f"paper_{name}", "paper_table2",
-                                      build=lambda name=name: paper_table2_models(n_classes, dropout)[name]))
+                                      build=functools.partial(_paper_model, n_classes, dropout, name)))
         else:
             notes.append(f"paper_table2 skipped: its models take 1x28x28 inputs and 10 classes, not "
                          f"{'x'.join(map(str, input_shape))} and {n_classes}")
 
     trained: dict[tuple[str, str], _Entry] = {}
-    to_train = [e for e in entries if e.kind != "original"]
-    counter = Progress(len(to_train), "compress", "models retrained", interval=0.0, enabled=progress)
-    for e in to_train:
+    copies: list[tuple[_Entry, _Entry]] = []
+    for e in (e for e in entries if e.kind != "original"):
         key = (e.kind == "paper_table2" and e.name or "", e.composition)
-        src = trained.get(key)
-        if src is not None:  # the same partition again: the same seeds give the same models
-            e.duplicate_of = e.duplicate_of or src.name
-            e.model = copy.deepcopy(src.model)
-            e.accuracies, e.correct, e.curve = src.accuracies, src.correct, src.curve
-            e.train_seconds = src.train_seconds
+        if key in trained:  # the same partition again: the same seeds give the same models
+            copies.append((e, trained[key]))
         else:
-            _train_entry(e, x_train, y_train, test, settings, device=device, progress=progress)
             trained[key] = e
-        counter.update(note=f"{e.name} ({e.kind}: {e.composition or 'paper Table 2'})")
+    counter = Progress(len(trained), "compress", "models retrained", interval=0.0, enabled=progress)
+    _train_entries(list(trained.values()), x_train, y_train, test, settings, device=device, progress=counter)
+    for e, src in copies:
+        e.duplicate_of = e.duplicate_of or src.name
+        e.model = copy.deepcopy(src.model)
+        e.accuracies, e.correct, e.curve = src.accuracies, src.correct, src.curve
+        e.train_seconds = src.train_seconds
 
     distilled: dict[str, dict[str, Any]] = {}
     for e in entries:
