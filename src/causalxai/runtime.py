@@ -125,6 +125,18 @@ def adam(params: Iterable[torch.Tensor] | Iterable[dict], lr: float) -> torch.op
     return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
+@contextlib.contextmanager
+def _one_intra_op_thread(n_items: int) -> Iterator[int]:
+    """Torch on one intra-op thread inside; yields the workers the job's threads allow for
+    ``n_items`` items; the thread count is restored on exit."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield min(before, n_items)
+    finally:
+        torch.set_num_threads(before)
+
+
 def chunk_map(fn: Callable[[T], R], items: Sequence[T], device: torch.device | str = "cpu", *,
               parallel: bool = True) -> Iterator[R]:
     """``fn`` over ``items`` (a step's independent chunks of models), results in order.
@@ -152,10 +164,7 @@ def chunk_map(fn: Callable[[T], R], items: Sequence[T], device: torch.device | s
     if torch.device(device).type != "cpu" or not parallel:
         yield from map(fn, items)
         return
-    workers = min(torch.get_num_threads(), len(items))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with _one_intra_op_thread(len(items)) as workers:
         if workers <= 1:
             yield from map(fn, items)
             return
@@ -170,8 +179,6 @@ def chunk_map(fn: Callable[[T], R], items: Sequence[T], device: torch.device | s
                 if nxt is not _DONE:
                     pending.append(pool.submit(fn, nxt))
                 yield result
-    finally:
-        torch.set_num_threads(before)
 
 
 def _one_thread_worker() -> None:
@@ -201,10 +208,7 @@ def process_map(fn: Callable[[T], R], items: Sequence[T], device: torch.device |
     if torch.device(device).type != "cpu":
         yield from map(fn, items)
         return
-    workers = min(torch.get_num_threads(), len(items))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with _one_intra_op_thread(len(items)) as workers:
         if workers > 1:
             try:
                 pickle.dumps((fn, items))
@@ -218,8 +222,6 @@ def process_map(fn: Callable[[T], R], items: Sequence[T], device: torch.device |
         ctx = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_one_thread_worker) as pool:
             yield from pool.map(fn, items)
-    finally:
-        torch.set_num_threads(before)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
