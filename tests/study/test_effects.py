@@ -132,6 +132,17 @@ def test_grid_paths_and_pooling_agree(monkeypatch, fast_effects, effect_inputs):
     large = compute_effects_grid(zoo, buckets, pred, {"gradient": e}, s, specs)
     for a, b in zip(grid, large):
         xr.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    # no bucket shares its Gram matrix (15² x 2 x 8 B > 3,000 B) but each bucket's outputs fit in
+    # 6,000 B (30 x 2 x 10 x 8 B): read once per bucket and output, not per cell; same numbers
+    reads = []
+    reader = table._output_reader
+    monkeypatch.setattr(table, "_output_reader", lambda *a: (lambda key, idx: reads.append(len(idx)) or
+                                                             reader(*a)(key, idx)))
+    monkeypatch.setattr(table, "GRAM_BYTES", 3000)
+    once = compute_effects_grid(zoo, buckets, pred, {"gradient": e}, s, specs)
+    for a, b in zip(grid, once):
+        xr.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert set(reads) == {1, 15, 30} and reads.count(1) == len(reads) // 2  # a probe of one model, then the bucket
     monkeypatch.undo()
     # pooling as many models as a bucket holds is no pooling
     uncapped = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(fast_effects, cap=None))
