@@ -268,3 +268,24 @@ def test_atomic_path_names_the_temporary_file_without_a_random_part(workdir):
         assert sorted(p.name for p in dest.parent.iterdir()) == ["model.pt"]
         digests.append(io.file_id(dest))
     assert digests[0] == digests[1]  # equal results, equal bytes, equal ids
+
+
+@pytest.mark.parametrize("chunks", [(7, 2, 3), None])
+def test_read_rows_equals_isel_in_any_order(tmp_path, chunks):
+    """read_rows reads whole blocks (the file's chunks along the rows, or block_bytes) and picks
+    the rows: the same values as isel, rows unsorted and repeated, chunked or contiguous files."""
+    from causalxai.io import open_lazy, read_rows
+
+    data = np.random.default_rng(0).normal(size=(40, 2, 3)).astype(np.float32)
+    ds = xr.Dataset({"v": (("model", "a", "b"), data)})
+    enc = {"v": {"chunksizes": chunks}} if chunks else {"v": {"contiguous": True}}
+    ds.to_netcdf(tmp_path / "f.nc", engine="netcdf4", encoding=enc)
+    rows = np.array([33, 2, 2, 17, 39, 0, 8])
+    with open_lazy(tmp_path / "f.nc") as lazy:
+        for block in (24, 10**6):
+            got = read_rows(lazy["v"], "model", rows, block_bytes=block)
+            np.testing.assert_array_equal(got, data[rows])
+            assert got.dtype == np.float32
+        assert read_rows(lazy["v"], "model", np.array([], dtype=int)).shape == (0, 2, 3)
+        with pytest.raises(ValueError, match="first dimension"):
+            read_rows(lazy["v"].transpose("a", "model", "b"), "model", rows)

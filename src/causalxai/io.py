@@ -42,6 +42,7 @@ import xarray as xr
 from causalxai import __version__
 
 __all__ = [
+    "read_rows",
     "write_dataset",
     "write_streamed",
     "set_attr",
@@ -678,6 +679,45 @@ def open_lazy(
         ds = ds[[v for v in ds.data_vars if v in set(variables)]]
         ds.set_close(whole.close)  # a subset does not inherit the file's close: closing it must close the file
     return ds
+
+
+def read_rows(da: xr.DataArray, dim: str, rows: np.ndarray, block_bytes: int = 64 * 2**20) -> np.ndarray:
+    """``da.isel({dim: rows}).values`` of a lazily opened variable (:func:`open_lazy`), read as
+    contiguous blocks of ``dim`` (the file's chunks along it, else blocks of ``block_bytes``),
+    only the blocks that hold rows, the rows picked from each block in memory. A variable
+    chunked across many rows (the explanation shards: 150 models per chunk) read row by row
+    with a small chunk cache decompressed a whole chunk once per row (a bucket's 120 models
+    of maps: about 16 s instead of 0.6 s); a block reads every chunk once. Memory: one block
+    and the result.
+
+    Args:
+        da: the variable, ``dim`` its first dimension.
+        dim: the dimension the rows index.
+        rows: positions along ``dim``, in any order (repeats allowed).
+        block_bytes: the block of a variable stored without chunks.
+
+    Returns:
+        The rows in the order given, as :meth:`xarray.DataArray.isel` would return them.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if da.dims[0] != dim:
+        raise ValueError(f"read_rows: {dim!r} must be the first dimension of {da.name!r}, not {da.dims}")
+    per_row = int(np.prod(da.shape[1:])) * da.dtype.itemsize
+    out = np.empty((rows.size, *da.shape[1:]), dtype=da.dtype)
+    if rows.size == 0:
+        return out
+    chunks = da.encoding.get("chunksizes")
+    # blocks of whole chunks where the file has them (only the chunks that hold rows are read),
+    # else of block_bytes
+    step = int(chunks[0]) if chunks else max(1, int(block_bytes) // max(per_row, 1))
+    lo, hi = int(rows.min()), int(rows.max()) + 1
+    for start in range(lo - lo % step, hi, step):
+        stop = min(start + step, hi)
+        sel = np.flatnonzero((rows >= start) & (rows < stop))
+        if sel.size:
+            block = np.asarray(da.isel({dim: slice(start, stop)}).values)
+            out[sel] = block[rows[sel] - start]
+    return out
 
 
 def provenance(ds: xr.Dataset) -> dict[str, Any]:

@@ -52,7 +52,7 @@ import torch
 import xarray as xr
 
 from causalxai.checks import require_informative
-from causalxai.io import describe
+from causalxai.io import describe, read_rows
 from causalxai.progress import Progress
 from causalxai.study.estimators.bandwidth import MEDIAN_MODELS
 from causalxai.study.estimators.correlation import correlations, hparam_mean
@@ -205,7 +205,7 @@ def _output_reader(predictions: xr.Dataset, explanations: Mapping[str, Any]) -> 
         src, idx = arrays[key], np.asarray(idx, dtype=np.int64)
         if isinstance(src, tuple):
             return src[0].read(src[1], idx)
-        values = np.asarray(src.isel({"model": idx}).values)
+        values = read_rows(src, "model", idx) if src.dims[0] == "model" else np.asarray(src.isel({"model": idx}).values)
         return values if values.dtype == np.float32 else values.astype(np.float64)
 
     return read

@@ -61,7 +61,7 @@ from causalxai.attribution.gradient import Gradient
 from causalxai.attribution.integrated_gradients import IntegratedGradients
 from causalxai.attribution.smoothgrad import SmoothGrad
 from causalxai.checks import refuse
-from causalxai.io import open_lazy, set_attr, write_streamed
+from causalxai.io import open_lazy, read_rows, set_attr, write_streamed
 from causalxai.progress import Progress
 from causalxai.runtime import chunk_map, resolve_device
 from causalxai.study.postprocess import normalize_maps
@@ -472,7 +472,7 @@ class RawMaps:
             at = np.flatnonzero(self._shard_of[models] == k)
             if at.size:
                 rows = self._row_of[models[at]]
-                raw = ds["attribution"].sel({"effect": effect}).isel({"model": rows}).values
+                raw = read_rows(ds["attribution"].sel({"effect": effect}), "model", rows)
                 out[at] = _normalise_block(raw, self.method, self.settings)[0]
         return out
 

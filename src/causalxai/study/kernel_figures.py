@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from causalxai.io import read_rows
 from causalxai.study.estimators.ite import KERNELS, gram, ite
 from causalxai.study.estimators.treatments import LOG_ROUNDED, treatment_groups, treatment_levels
 from causalxai.zoo.hparams import hparam_specs
@@ -103,8 +104,8 @@ def kernel_examples(
     if maps is not None:  # only the drawn models' maps (a lazily opened file reads only them)
         drawn = np.unique(np.concatenate(t_sel + c_sel))
         e = np.full((prob.shape[0], maps.sizes["y"] * maps.sizes["x"]), np.nan, dtype=np.float32)
-        e[drawn] = np.asarray(maps["E"].sel({"effect": "total"}).isel({"model": drawn, "image": image}).values
-                              ).reshape(drawn.size, -1)
+        e[drawn] = read_rows(maps["E"].sel({"effect": "total"}).isel({"image": image}), "model", drawn
+                             ).reshape(drawn.size, -1)
     k = max(max(len(t) for t in t_sel), max(len(c) for c in c_sel))
     shape = (len(chosen), k, k)
     d_y = np.full(shape, np.nan)
@@ -141,7 +142,7 @@ def kernel_examples(
 
 def _image_major(maps: xr.DataArray, models: np.ndarray) -> torch.Tensor:
     """``maps(model, image, y, x)`` of ``models`` as ``(image, model, pixel)``."""
-    e = np.asarray(maps.isel({"model": models}).values)
+    e = read_rows(maps, "model", models) if maps.dims[0] == "model" else np.asarray(maps.isel({"model": models}).values)
     return torch.as_tensor(e.reshape(e.shape[0], e.shape[1], -1).transpose(1, 0, 2))
 
 
