@@ -4,7 +4,7 @@ import logging
 import time
 
 from causalxai.io import open as open_result, open_lazy, write_dataset
-from causalxai.study.explain import ExplainSettings, explain_zoo, model_shard
+from causalxai.study.explain import ExplainSettings, explain_zoo, model_shard, shard_encoding
 
 from common import start
 
@@ -23,4 +23,4 @@ with open_lazy(snakemake.input.zoo) as zoo, open_lazy(snakemake.input.prediction
     )
 logging.info("%s: %d models explained in %.1f s", cfg["method"], models.size, time.time() - t0)
 write_dataset(ds, snakemake.output.shard, step="explain_shard", config={**cfg, "shard": snakemake.params.shard},
-              seed=cfg["seed"])
+              seed=cfg["seed"], encoding=shard_encoding(ds))

@@ -78,6 +78,7 @@ __all__ = [
     "gather",
     "gather_to_file",
     "pack_maps",
+    "shard_encoding",
     "E_ENCODING",
     "RawMaps",
     "auto_chunk",
@@ -310,6 +311,16 @@ _PACK_FILL = 65535
 #: xarray encoding of a packed ``E`` (for :func:`causalxai.io.write_dataset`'s ``encoding``)
 E_ENCODING = {"dtype": "uint16", "scale_factor": np.float32(1 / _PACK_STEPS), "_FillValue": np.uint16(_PACK_FILL),
               "zlib": True, "complevel": 1, "shuffle": True}
+
+
+def shard_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+    """netCDF encoding of an ``explain_shard`` output: one chunk per (model, effect) map set, as
+    the gathered ``E``. netCDF-C's own choice (150 models x 50 images x 14 x 14 at the default's
+    size) made every reader of a few models (the gather's blocks of 13, a bucket's models in the
+    sensitivity report) decompress chunks of 150 models again and again through the 4 MiB cache
+    of :func:`causalxai.io.open_lazy`."""
+    shape = ds["attribution"].shape
+    return {"attribution": {"chunksizes": (1, 1, *shape[2:])}}
 
 
 def pack_maps(maps: np.ndarray) -> np.ndarray:
