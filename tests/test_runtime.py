@@ -232,3 +232,20 @@ def test_process_map_keeps_the_order_and_runs_unpicklable_work_here(caplog):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_process_map_from_a_script_without_a_main_guard_runs_the_script_once(tmp_path):
+    """A workflow script has no ``if __name__ == "__main__"``: spawned workers must not run it again."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "job.py"
+    marks = tmp_path / "marks.txt"
+    script.write_text(
+        "import math, sys\nimport torch\nfrom causalxai.runtime import process_map\n"
+        "open(sys.argv[1], 'a').write('ran\\n')\ntorch.set_num_threads(2)\n"
+        "print(list(process_map(math.factorial, range(5))))\n")
+    res = subprocess.run([sys.executable, str(script), str(marks)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "[1, 1, 2, 6, 24]"
+    assert marks.read_text() == "ran\n"

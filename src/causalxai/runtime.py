@@ -187,6 +187,24 @@ def _one_thread_worker() -> None:
     fast_heap()
 
 
+@contextlib.contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """A spawned worker runs the parent's main script again (as ``__mp_main__``) unless its code
+    sits under ``if __name__ == "__main__"``, which a workflow script's does not: the script's
+    path is hidden from :mod:`multiprocessing` while the workers start and run (they need
+    nothing from it: :func:`process_map` sends module-level functions, found by name)."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or getattr(main, "__spec__", None) is not None:
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
 def process_map(fn: Callable[[T], R], items: Sequence[T], device: torch.device | str = "cpu") -> Iterator[R]:
     """``fn`` over ``items`` in worker processes, results in order: :func:`chunk_map` for work
     that uses torch's global random generator (dropout while training), which threads of one
@@ -220,7 +238,8 @@ def process_map(fn: Callable[[T], R], items: Sequence[T], device: torch.device |
             yield from map(fn, items)
             return
         ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_one_thread_worker) as pool:
+        with _main_script_hidden(), concurrent.futures.ProcessPoolExecutor(
+                workers, mp_context=ctx, initializer=_one_thread_worker) as pool:
             yield from pool.map(fn, items)
 
 
