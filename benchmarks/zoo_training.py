@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
+from causalxai.runtime import chunk_map, fast_heap
 from causalxai.zoo.hparams import sample_hparams
 from causalxai.zoo.network import ZooCNN, zoo_layout
 from causalxai.zoo.train import TrainSettings, init_flat, make_chunks, train_chunk
@@ -60,26 +61,30 @@ def sequential(hp, flat0, x, y, steps: int, batch: int, device: torch.device, se
 
 
 def vectorized(hp, flat0, x, y, steps: int, batch: int, chunk: int, device: torch.device, seed: int) -> float:
-    """train_chunk over the chunks train_zoo would form (``make_chunks``); seconds."""
+    """train_chunk over the chunks train_zoo would form (``make_chunks``), as many at once as torch
+    has threads, one intra-op thread each (``runtime.chunk_map``, as ``train_zoo``); seconds."""
     layout = zoo_layout(1)
     n = x.shape[0]
     # every model takes exactly `steps` steps: epochs * n_sub / batch = steps with train_fraction 1
     hp = hp.assign(train_fraction=1.0)
     epochs = max(1, int(np.ceil(steps * batch / n)))
     xs, ys = x[: (steps * batch) // epochs], y[: (steps * batch) // epochs]
+
+    def one_chunk(item: tuple[int, np.ndarray]) -> None:
+        c, sel = item
+        train_chunk(hp.iloc[sel].reset_index(drop=True), flat0[sel], xs, ys,
+                    TrainSettings(epochs=epochs, batch_size=batch), layout, torch.Generator().manual_seed(seed + c))
+
     sync(device)
     t0 = time.perf_counter()
-    for c, sel in enumerate(make_chunks(hp, chunk)):
-        g = torch.Generator().manual_seed(seed + c)
-        train_chunk(
-            hp.iloc[sel].reset_index(drop=True), flat0[sel], xs, ys,
-            TrainSettings(epochs=epochs, batch_size=batch), layout, g,
-        )
+    for _ in chunk_map(one_chunk, list(enumerate(make_chunks(hp, chunk))), device):  # as train_zoo
+        pass
     sync(device)
     return time.perf_counter() - t0
 
 
 def main() -> None:
+    fast_heap()  # the training job's heap settings (workflow/scripts/common.start), for both ways alike
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--models", type=int, default=None, help="models (default 64 on CPU, 4096 on GPU)")
