@@ -234,6 +234,33 @@ def test_process_map_keeps_the_order_and_runs_unpicklable_work_here(caplog):
         torch.set_num_threads(before)
 
 
+def _offset_and_start(shared, item):
+    """A process_map worker of the test below: the shared offset plus the item, and when it started."""
+    import time
+
+    start = time.monotonic()
+    time.sleep(0.2)
+    return shared + item, start
+
+
+def test_process_map_sends_shared_data_once_and_starts_the_dearest_first():
+    import torch
+
+    from causalxai.runtime import process_map
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        out = list(process_map(_offset_and_start, range(6), shared=100, cost=[0, 1, 2, 3, 4, 5]))
+        assert [v for v, _ in out] == [100, 101, 102, 103, 104, 105]  # in the items' order
+        starts = [t for _, t in out]
+        assert max(starts[4], starts[5]) < min(starts[:2])  # the two dearest ran first, the cheapest last
+        torch.set_num_threads(1)  # here, one after another: the same results
+        assert [v for v, _ in process_map(_offset_and_start, range(3), shared=7)] == [7, 8, 9]
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_process_map_from_a_script_without_a_main_guard_runs_the_script_once(tmp_path):
     """A workflow script has no ``if __name__ == "__main__"``: spawned workers must not run it again."""
     import subprocess

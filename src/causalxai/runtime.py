@@ -11,6 +11,7 @@ import concurrent.futures
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import itertools
 import logging
 import multiprocessing
@@ -181,10 +182,21 @@ def chunk_map(fn: Callable[[T], R], items: Sequence[T], device: torch.device | s
                 yield result
 
 
-def _one_thread_worker() -> None:
-    """A :func:`process_map` worker: one intra-op thread, the compute jobs' heap."""
+#: a :func:`process_map` worker's ``shared`` argument, set once per worker by its initializer
+_SHARED: object = None
+
+
+def _one_thread_worker(shared: object = None) -> None:
+    """A :func:`process_map` worker: one intra-op thread, the compute jobs' heap, the map's shared data."""
+    global _SHARED
     torch.set_num_threads(1)
     fast_heap()
+    _SHARED = shared
+
+
+def _with_shared(fn: Callable, item: object) -> object:
+    """``fn(shared, item)`` in a worker (:func:`process_map` with ``shared``)."""
+    return fn(_SHARED, item)
 
 
 @contextlib.contextmanager
@@ -205,42 +217,56 @@ def _main_script_hidden() -> Iterator[None]:
         main.__file__ = path
 
 
-def process_map(fn: Callable[[T], R], items: Sequence[T], device: torch.device | str = "cpu") -> Iterator[R]:
+def process_map(fn: Callable[..., R], items: Sequence[T], device: torch.device | str = "cpu", *,
+                shared: object = None, cost: Sequence[float] | None = None) -> Iterator[R]:
     """``fn`` over ``items`` in worker processes, results in order: :func:`chunk_map` for work
     that uses torch's global random generator (dropout while training), which threads of one
     process would share. On the CPU with ``n = torch.get_num_threads() > 1``, ``n`` fresh
-    (spawned) processes with one intra-op thread each; otherwise, or when ``fn`` or an item
-    cannot be pickled (a model of a class defined in a script), here on one intra-op thread,
-    which gives the same numbers. On a GPU: here, one after another, the job's threads
-    untouched.
+    (spawned) processes with one intra-op thread each; otherwise, or when ``fn``, ``shared`` or
+    the first item cannot be pickled (a model of a class defined in a script), here on one
+    intra-op thread, which gives the same numbers. On a GPU: here, one after another, the job's
+    threads untouched.
 
     Args:
-        fn: a module-level function (it is pickled by reference).
+        fn: a module-level function (it is pickled by reference); called ``fn(item)``, or
+            ``fn(shared, item)`` when ``shared`` is given.
         items: its arguments, one per call (pickled to the workers).
         device: where the work runs.
+        shared: data every call reads (a training set): sent to each worker once, not with
+            every item.
+        cost: each item's expected cost (any unit): the workers take the dearest first, so
+            the last of a long map do not leave a core idle (longest-processing-time
+            scheduling); the results still come in the order of ``items``.
 
     Yields:
-        ``fn(item)`` for each item, in the order of ``items``.
+        ``fn(item)`` (``fn(shared, item)``) for each item, in the order of ``items``.
     """
     items = list(items)
+    call = fn if shared is None else functools.partial(fn, shared)
     if torch.device(device).type != "cpu":
-        yield from map(fn, items)
+        yield from map(call, items)
         return
     with _one_intra_op_thread(len(items)) as workers:
         if workers > 1:
-            try:
-                pickle.dumps((fn, items))
+            try:  # the function, the shared data and one item: items are alike
+                pickle.dumps((fn, shared, items[0]))
             except Exception as err:  # noqa: BLE001 - any pickling failure: run here instead
                 logging.getLogger(__name__).warning("process_map: %s cannot be sent to worker processes (%s); "
                                                     "running here on one thread", getattr(fn, "__name__", fn), err)
                 workers = 1
         if workers <= 1:
-            yield from map(fn, items)
+            yield from map(call, items)
             return
+        order = range(len(items)) if cost is None else sorted(range(len(items)), key=lambda i: -float(cost[i]))
         ctx = multiprocessing.get_context("spawn")
         with _main_script_hidden(), concurrent.futures.ProcessPoolExecutor(
-                workers, mp_context=ctx, initializer=_one_thread_worker) as pool:
-            yield from pool.map(fn, items)
+                workers, mp_context=ctx, initializer=_one_thread_worker, initargs=(shared,)) as pool:
+            futures: dict[int, concurrent.futures.Future] = {}
+            for i in order:
+                futures[i] = (pool.submit(fn, items[i]) if shared is None else
+                              pool.submit(_with_shared, fn, items[i]))
+            for i in range(len(items)):
+                yield futures.pop(i).result()
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

@@ -132,17 +132,33 @@ def test_grid_paths_and_pooling_agree(monkeypatch, fast_effects, effect_inputs):
     large = compute_effects_grid(zoo, buckets, pred, {"gradient": e}, s, specs)
     for a, b in zip(grid, large):
         xr.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
-    # no bucket shares its Gram matrix (15² x 2 x 8 B > 3,000 B) but each bucket's outputs fit in
-    # 6,000 B (30 x 2 x 10 x 8 B): read once per bucket and output, not per cell; same numbers
+    # 15-model buckets: one image's Gram block (15² x 8 B = 1,800 B) fits in 3,000 B, both images'
+    # do not: the cells share it an image at a time; the 30-model global bucket (7,200 B an image)
+    # is evaluated cell by cell; same numbers
     reads = []
-    reader = table._output_reader
-    monkeypatch.setattr(table, "_output_reader", lambda *a: (lambda key, idx: reads.append(len(idx)) or
-                                                             reader(*a)(key, idx)))
+
+    class Counting(table._OutputReader):
+        def __call__(self, key, idx):
+            reads.append(len(idx))
+            return super().__call__(key, idx)
+
+    monkeypatch.setattr(table, "_OutputReader", Counting)
     monkeypatch.setattr(table, "GRAM_BYTES", 3000)
+    assert table._image_chunks(15, 2, [10] * 4, 160) == [slice(0, 1), slice(1, 2)]
+    assert table._image_chunks(30, 2, [10] * 4, 160) is None
     once = compute_effects_grid(zoo, buckets, pred, {"gradient": e}, s, specs)
     for a, b in zip(grid, once):
         xr.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
-    assert set(reads) == {1, 15, 30} and reads.count(1) == len(reads) // 2  # a probe of one model, then the bucket
+    assert reads == [30] * 4  # the zoo's outputs (6,000 B) fit: each is read once, for every bucket
+    # the zoo's outputs no longer fit in 4,000 B: each 15-model bucket reads its own (2,400 B) and
+    # shares its Gram an image at a time; the global bucket's cells read their own models
+    reads.clear()
+    monkeypatch.setattr(table, "GRAM_BYTES", 2000)
+    per_cell = compute_effects_grid(zoo, buckets, pred, {"gradient": e}, s, specs)
+    for a, b in zip(grid, per_cell):
+        xr.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    # (and median_bucket reads the global bucket's 30 models once per output for its bandwidth)
+    assert reads.count(15) == 2 * 4 and reads.count(30) == 4 and max(r for r in reads if r not in (15, 30)) <= 10
     monkeypatch.undo()
     # pooling as many models as a bucket holds is no pooling
     uncapped = compute_effects(zoo, buckets, pred, {"gradient": e}, replace(fast_effects, cap=None))

@@ -59,7 +59,7 @@ from causalxai.compress.build import (
 )
 from causalxai.compress.controls import match_by_nodes, partition_params, random_partitions
 from causalxai.compress.distill import distill_nodes
-from causalxai.compress.measure import LATENCY_BATCH, METRICS, model_metrics, predict
+from causalxai.compress.measure import LATENCY_BATCH, METRICS, count_flops, model_metrics, predict
 from causalxai.compress.paper_table2 import PAPER_TABLE2, applies, paper_table2_models
 from causalxai.compress.stats import mcnemar_exact, welch_comparison
 from causalxai.io import describe
@@ -242,12 +242,14 @@ def _paper_model(n_classes: int, dropout: float, name: str) -> nn.Module:
     return paper_table2_models(n_classes, dropout)[name]
 
 
-def _train_seed(task: tuple) -> tuple[nn.Module | None, np.ndarray, list[float], float]:
+def _train_seed(data: tuple, task: tuple) -> tuple[nn.Module | None, np.ndarray, list[float], float]:
     """Build one model of the table with the seed's draws, train it with that seed and predict the
     test set (a :func:`~causalxai.runtime.process_map` worker: the global random generator, which
-    the build and dropout use, is the worker's own). Returns the trained model (seed 0 only, else
-    None), its correct test predictions, its test accuracy per epoch and the seconds it took."""
-    build, x_train, y_train, test, training, seed, keep, device, name = task
+    the build and dropout use, is the worker's own; ``data`` = training and test set, sent to each
+    worker once). Returns the trained model (seed 0 only, else None), its correct test
+    predictions, its test accuracy per epoch and the seconds it took."""
+    x_train, y_train, test = data
+    build, training, seed, keep, device, name = task
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
@@ -263,13 +265,20 @@ def _train_entries(entries: list[_Entry], x_train, y_train, test, settings: Comp
                    progress: Progress) -> None:
     """Retrain every entry over ``settings.seeds`` seeds (``seed``, ``seed + 1``, …; seed 0's model
     is kept): all (entry, seed) trainings at once on the CPU, one process and intra-op thread each
-    (:func:`~causalxai.runtime.process_map`), so the numbers do not depend on the thread count."""
+    (:func:`~causalxai.runtime.process_map`), so the numbers do not depend on the thread count; the
+    dearest models (forward FLOPs) start first."""
     dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
     jobs = [(e, s) for e in entries for s in range(settings.seeds)]
-    tasks = [(e.build, x_train, y_train, test, settings.training, settings.seed + s, s == 0, str(dev),
+    tasks = [(e.build, settings.training, settings.seed + s, s == 0, str(dev),
               f"compress {e.name} seed {settings.seed + s}" if progress.enabled else None) for e, s in jobs]
+    flops = {}
+    for e in entries:
+        with torch.random.fork_rng(devices=[]):
+            flops[e.name] = count_flops(e.build(), tuple(x_train.shape[1:]))
     seconds: dict[str, float] = {}
-    for (e, s), (model, correct, curve, took) in zip(jobs, process_map(_train_seed, tasks, dev)):
+    results = process_map(_train_seed, tasks, dev, shared=(x_train, y_train, test),
+                          cost=[flops[e.name] for e, _ in jobs])
+    for (e, s), (model, correct, curve, took) in zip(jobs, results):
         e.correct.append(correct)
         e.accuracies.append(float(correct.mean()))
         seconds[e.name] = seconds.get(e.name, 0.0) + took

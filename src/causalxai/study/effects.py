@@ -75,10 +75,9 @@ log = logging.getLogger(__name__)
 #: label of the bucket of all models (the global analysis, paper 000 §3)
 GLOBAL_BUCKET = "0-100"
 #: a bucket whose Gram matrix (images × models² float64) fits in this many bytes shares it
-#: between its cells; larger buckets are evaluated cell by cell (same numbers). Such a bucket's
-#: outputs of one kind are still read once for all its cells when they fit in twice this (the
-#: 600-model default's global bucket: 188 MB of maps, read once instead of once per cell, 40
-#: times); beyond, each cell reads its own models
+#: between its cells; a larger bucket shares it a few images at a time when its outputs of one
+#: kind fit in twice this (the 600-model default's global bucket: 188 MB of maps, read once, and
+#: Gram blocks of 34 images), else its cells compute their own (same numbers: :func:`_image_chunks`)
 GRAM_BYTES = 128 * 2**20
 
 
@@ -190,25 +189,52 @@ def _check_same_zoo(zoo: xr.Dataset, buckets: xr.Dataset, predictions: xr.Datase
         )
 
 
-def _output_reader(predictions: xr.Dataset, explanations: Mapping[str, Any]) -> Callable:
+class _OutputReader:
     """``read((effect, method), model indices) -> (n, I, ...)`` float32 (float64 for Y): only
     those models' outputs. A lazily opened file (:func:`causalxai.io.open_lazy`) or a map
     reader (:class:`causalxai.study.explain.RawMaps`) reads only them from disk, so memory
     is a cell's (or a bucket's) models, not the zoo's."""
-    arrays: dict[tuple[str, str], Any] = {("total", "identity"): predictions["prob"],
-                                          ("direct", "identity"): predictions["prob_direct"]}
-    for m, e in explanations.items():
-        for eff in EFFECTS:
-            arrays[(eff, m)] = e["E"].sel({"effect": eff}, drop=True) if isinstance(e, xr.Dataset) else (e, eff)
 
-    def read(key, idx: np.ndarray) -> np.ndarray:
-        src, idx = arrays[key], np.asarray(idx, dtype=np.int64)
+    def __init__(self, predictions: xr.Dataset, explanations: Mapping[str, Any]):
+        arrays: dict[tuple[str, str], Any] = {("total", "identity"): predictions["prob"],
+                                              ("direct", "identity"): predictions["prob_direct"]}
+        for m, e in explanations.items():
+            for eff in EFFECTS:
+                arrays[(eff, m)] = e["E"].sel({"effect": eff}, drop=True) if isinstance(e, xr.Dataset) else (e, eff)
+        self.arrays = arrays
+        self.n_images = int(predictions.sizes["image"])
+
+    def __call__(self, key, idx: np.ndarray) -> np.ndarray:
+        src, idx = self.arrays[key], np.asarray(idx, dtype=np.int64)
         if isinstance(src, tuple):
             return src[0].read(src[1], idx)
         values = read_rows(src, "model", idx) if src.dims[0] == "model" else np.asarray(src.isel({"model": idx}).values)
         return values if values.dtype == np.float32 else values.astype(np.float64)
 
-    return read
+    def row_bytes(self, key) -> int:
+        """Bytes of one model's outputs as read (from the shapes: nothing is read)."""
+        src = self.arrays[key]
+        if isinstance(src, tuple):
+            return int(np.prod(src[0].map_shape)) * 4
+        per = int(np.prod([n for d, n in src.sizes.items() if d != "model"]))
+        return per * (4 if src.dtype == np.float32 else 8)
+
+
+def _image_chunks(n: int, n_images: int, cell_sizes: list[int], row_bytes: int) -> list[slice] | None:
+    """How a bucket of ``n`` models shares its Gram matrix between its cells: one block of every
+    image when it fits in :data:`GRAM_BYTES` (``[slice(None)]``); else blocks of a few images at a
+    time, when one image's block fits, the bucket's outputs fit in twice that, and the bucket's
+    Gram matrix costs no more than its cells' own (``n² ≤ Σ u²``, ``u`` a cell's models; each
+    image's estimates depend on that image's block alone, so the numbers are the same); else
+    None: each cell computes the Gram matrix of its own models."""
+    per_image = n * n * 8
+    if per_image * n_images <= GRAM_BYTES:
+        return [slice(None)]
+    if per_image > GRAM_BYTES or n * row_bytes > 2 * GRAM_BYTES or n * n > sum(u * u for u in cell_sizes):
+        return None
+    n_chunks = -(-n_images // (GRAM_BYTES // per_image))
+    size = -(-n_images // n_chunks)
+    return [slice(start, min(start + size, n_images)) for start in range(0, n_images, size)]
 
 
 def _dropped(explanations: Mapping[str, Any], methods: list[str]) -> np.ndarray:
@@ -342,6 +368,79 @@ class _Arrays:
                    np.full((n_e, n_m, n_bt, n_groups, n_j, 2), np.nan))
 
 
+@dataclass
+class _Bucket:
+    """One bucket's share of :func:`compute_effects_grid`: its cells ``(hparam index, group)``,
+    its models (``members``, their positions ``pos`` in the bucket), bootstrap columns, pooling,
+    each cell's permutations and the cells each correlation group uses (``select``)."""
+
+    b: int
+    cells: list
+    members: np.ndarray
+    pos: np.ndarray
+    cols: np.ndarray
+    pool: np.ndarray | None
+    perms: list
+    select: list
+
+
+def _bucket_estimates(plan: _Bucket, key, read: "_OutputReader", everything: np.ndarray | None,
+                      specs: list[KernelSpec], by_kernel: dict, seed: int):
+    """Every cell's estimates of one output in one bucket, for every spec: per spec ``(J, cells, I)``
+    (point estimate, then the bootstrap replicates) and per spec and cell the permutations' ``(P, I)``
+    (None without). ``everything``: the output of every model of the zoo, when it was read whole."""
+    cells, members, pos, pool, cols = plan.cells, plan.members, plan.pos, plan.pool, plan.cols
+    n, n_i, n_j = members.size, read.n_images, cols.shape[0]
+    chunks = _image_chunks(n, n_i, [g.treated.size + g.control.size for _, g in cells], read.row_bytes(key))
+    if everything is not None:
+        outputs = everything if n == everything.shape[0] else everything[members]
+    elif chunks is not None or n * read.row_bytes(key) <= 2 * GRAM_BYTES:
+        outputs = read(key, members)  # the bucket's outputs, read once for all its cells
+    else:
+        outputs = None  # each cell reads its own models
+    median_b = None
+    est = [np.full((n_j, len(cells), n_i), np.nan) for _ in specs]
+    perm_est: list[list[np.ndarray | None]] = [[None] * len(cells) for _ in specs]
+    for sl in chunks or [None]:
+        blk = None  # the Gram matrix of the whole bucket on these images, shared by its cells
+        if sl is not None:
+            blk = Block.from_outputs(outputs[:, sl])
+            if pool is not None:
+                blk.valid = blk.valid * torch.as_tensor(pool[sl])
+        isl = slice(None) if sl is None else sl
+        cache: dict = {}  # each cell's median_cell bandwidth, for every spec of this output
+        for (kernel, bandwidth), idx_specs in by_kernel.items():
+            spec = specs[idx_specs[0]]
+            estimators = [specs[j].estimator for j in idx_specs]
+            gamma = None
+            if kernel == "rbf" and bandwidth == "median_bucket":
+                if median_b is None:
+                    median_b = _median_bucket_gamma(
+                        blk if chunks == [slice(None)] else None,
+                        read if outputs is None else (lambda _key, idx: outputs[pos[idx]]), key, members,
+                        [seed, 0x3ED, plan.b])
+                gamma = median_b
+            bk = BucketKernel(blk, spec, gamma, cache) if blk is not None else None
+            for ci, (h, g) in enumerate(cells):
+                if bk is not None:
+                    results = bk.cell(pos[g.treated], pos[g.control], cols, plan.perms[ci], estimators)
+                else:  # a bucket too large to share: the cell's own models only
+                    idx = np.concatenate([g.treated, g.control])
+                    cb = Block.from_outputs(read(key, idx) if outputs is None else outputs[pos[idx]])
+                    if pool is not None:
+                        cb.valid = cb.valid * torch.as_tensor(pool[:, pos[idx]])
+                    nt = g.treated.size
+                    results = BucketKernel(cb, spec, gamma).cell(
+                        np.arange(nt), np.arange(nt, idx.size), cols[:, pos[idx]], plan.perms[ci], estimators)
+                for j, (e_j, p_j) in zip(idx_specs, results):
+                    est[j][:, ci, isl] = e_j.numpy()
+                    if p_j is not None:
+                        if perm_est[j][ci] is None:
+                            perm_est[j][ci] = np.full((p_j.shape[0], n_i), np.nan)
+                        perm_est[j][ci][:, isl] = p_j.numpy()
+    return est, perm_est
+
+
 def compute_effects_grid(
     zoo: xr.Dataset,
     buckets: xr.Dataset,
@@ -367,7 +466,7 @@ def compute_effects_grid(
     n_b, n_bt = len(labels_b), len(bucket_labels)
     methods = ["identity", *explanations]
     keys = [(eff, m) for eff in EFFECTS for m in methods]
-    read = _output_reader(predictions, explanations)
+    read = _OutputReader(predictions, explanations)
 
     levels_all: dict[str, tuple[np.ndarray, list[str]]] = {}
     for name, spec in hparam_specs(zoo.attrs, s.log_rounding).items():
@@ -405,23 +504,21 @@ def compute_effects_grid(
     for j, spec in enumerate(specs):
         by_kernel.setdefault((spec.kernel, spec.bandwidth if spec.kernel == "rbf" else "-"), []).append(j)
 
-    progress = Progress(sum(len(c) for c in cells) * len(keys), f"effects of {len(specs)} kernel spec(s)",
-                        "cell-outputs", log)
+    plans: list[_Bucket | None] = []
     for b in range(n_bt):
         if not cells[b]:
+            plans.append(None)
             continue
         members = np.arange(n_models) if b == n_b else np.flatnonzero(bucket == b)
         n = members.size
         pos = np.full(n_models, -1)
         pos[members] = np.arange(n)
-        cols = bootstrap_counts(n, s.bootstrap, [s.seed, 0xB007, b])
         pool = None
         if s.pool is not None:
             rng = np.random.default_rng([s.seed, 0x9001, b])
             keep = np.argsort(rng.random((n_i, n)), axis=1)[:, : min(s.pool, n)]
             pool = np.zeros((n_i, n))
             np.put_along_axis(pool, keep, 1.0, axis=1)
-        cell_h = np.array([h for h, _ in cells[b]])
         small = np.zeros(len(cells[b]), dtype=bool)
         perms = []
         for ci, (h, g) in enumerate(cells[b]):
@@ -430,69 +527,43 @@ def compute_effects_grid(
             u = g.treated.size + g.control.size
             perms.append(permutation_indicators(g.treated.size, u, s.permutations, [s.seed, 0x9E53, b, ci])
                          if s.permutations else None)
-        shared = n * n * n_i * 8 <= GRAM_BYTES
-        reps: list[dict[tuple[str, str], np.ndarray]] = [{} for _ in specs]
-        for key in keys:
-            i_e, k = EFFECTS.index(key[0]), methods.index(key[1])
-            blk = Block.from_outputs(read(key, members)) if shared else None
-            outputs = None  # the bucket's outputs, when its cells evaluate their own Gram blocks but they fit
-            if not shared and n * read(key, members[:1]).nbytes <= 2 * GRAM_BYTES:
-                outputs = read(key, members)
-            if blk is not None and pool is not None:
-                blk.valid = blk.valid * torch.as_tensor(pool)
-            median_b = None
-            cache: dict = {}  # each cell's median_cell bandwidth, for every spec of this output
-            for (kernel, bandwidth), idx_specs in by_kernel.items():
-                spec = specs[idx_specs[0]]
-                estimators = [specs[j].estimator for j in idx_specs]
-                gamma = None
-                if kernel == "rbf" and bandwidth == "median_bucket":
-                    if median_b is None:
-                        median_b = _median_bucket_gamma(
-                            blk, read if outputs is None else (lambda _key, idx: outputs[pos[idx]]), key, members,
-                            [s.seed, 0x3ED, b])
-                    gamma = median_b
-                r = {j: np.full((n_j, len(cells[b]), n_i), np.nan) for j in idx_specs}
-                bk = BucketKernel(blk, spec, gamma, cache) if blk is not None else None
-                for ci, (h, g) in enumerate(cells[b]):
-                    if bk is not None:
-                        results = bk.cell(pos[g.treated], pos[g.control], cols, perms[ci], estimators)
-                    else:  # a bucket too large to share: the cell's own models only
-                        idx = np.concatenate([g.treated, g.control])
-                        cb = Block.from_outputs(read(key, idx) if outputs is None else outputs[pos[idx]])
-                        if pool is not None:
-                            cb.valid = cb.valid * torch.as_tensor(pool[:, pos[idx]])
-                        nt = g.treated.size
-                        results = BucketKernel(cb, spec, gamma).cell(
-                            np.arange(nt), np.arange(nt, idx.size), cols[:, pos[idx]], perms[ci], estimators)
-                    at = (i_e, k, h, g.value, b)
-                    for j, (est, perm) in zip(idx_specs, results):
-                        arr, rj = out[j], r[j]
-                        rj[:, ci] = est.numpy()
-                        arr.ite[at] = rj[0, ci]
-                        with warnings.catch_warnings():
-                            warnings.simplefilter("ignore", RuntimeWarning)
-                            cate_r = np.nanmean(rj[:, ci], axis=-1)
-                            if perm is not None:
-                                pm = perm.numpy()
-                                arr.null[at] = np.nanmean(pm, axis=0)
-                                arr.pval[at] = p_values(rj[0, ci], pm)
-                        arr.cate[at] = cate_r[0]
-                        arr.cate_ci[at] = percentile_interval(cate_r[1:], s.ci_level)
-                for j in idx_specs:
-                    reps[j][key] = r[j]
-            progress.update(len(cells[b]))
-        # correlations of this bucket, every replicate at once
+        cell_h = np.array([h for h, _ in cells[b]])
         use = ~small
-        select = [use & (cell_h < n_real)] + [use & (cell_h == h) for h in range(n_h)]
-        for arr, rep in zip(out, reps):
-            y = rep[("total", "identity")]
-            for (eff, m), r in rep.items():
-                i_e, k = EFFECTS.index(eff), methods.index(m)
-                for gi, sel in enumerate(select):
+        plans.append(_Bucket(b, cells[b], members, pos, bootstrap_counts(n, s.bootstrap, [s.seed, 0xB007, b]), pool,
+                             perms, [use & (cell_h < n_real)] + [use & (cell_h == h) for h in range(n_h)]))
+
+    progress = Progress(sum(len(c) for c in cells) * len(keys), f"effects of {len(specs)} kernel spec(s)",
+                        "cell-outputs", log)
+    y_reps: dict[int, list[np.ndarray]] = {}  # per bucket, each spec's replicates of ITE_Y (the first output)
+    for key in keys:  # each output is read once, for all the buckets, when it fits
+        i_e, k = EFFECTS.index(key[0]), methods.index(key[1])
+        everything = read(key, np.arange(n_models)) if n_models * read.row_bytes(key) <= 2 * GRAM_BYTES else None
+        for plan in plans:
+            if plan is None:
+                continue
+            b = plan.b
+            est, perm_est = _bucket_estimates(plan, key, read, everything, specs, by_kernel, s.seed)
+            for j, (arr, rj) in enumerate(zip(out, est)):
+                for ci, (h, g) in enumerate(plan.cells):
+                    at = (i_e, k, h, g.value, b)
+                    arr.ite[at] = rj[0, ci]
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", RuntimeWarning)
+                        cate_r = np.nanmean(rj[:, ci], axis=-1)
+                        pm = perm_est[j][ci]
+                        if pm is not None:
+                            arr.null[at] = np.nanmean(pm, axis=0)
+                            arr.pval[at] = p_values(rj[0, ci], pm)
+                    arr.cate[at] = cate_r[0]
+                    arr.cate_ci[at] = percentile_interval(cate_r[1:], s.ci_level)
+                # correlations with ITE_Y (the first output), every replicate at once
+                y = y_reps.setdefault(b, est)[j]
+                for gi, sel in enumerate(plan.select):
                     if sel.any():
                         arr.corr_rep[i_e, k, b, gi] = correlations(y[:, sel].reshape(n_j, -1),
-                                                                   r[:, sel].reshape(n_j, -1))
+                                                                   rj[:, sel].reshape(n_j, -1))
+            progress.update(len(plan.cells))
+        del everything
 
     common = dict(
         names=names, n_real=n_real, n_v=n_v, methods=methods, bucket_labels=bucket_labels, value_label=value_label,

@@ -474,6 +474,12 @@ class RawMaps:
         self.attrs = {"method": method, "normalisation": settings.normalisation, "zero_maps": settings.zero_maps}
         self._dropped: np.ndarray | None = None
 
+    @property
+    def map_shape(self) -> tuple[int, int, int]:
+        """``(image, y, x)``: the shape of one model's maps."""
+        first = self._shards[0]
+        return first.sizes["image"], first.sizes["y"], first.sizes["x"]
+
     def read(self, effect: str, models: np.ndarray) -> np.ndarray:
         """Normalised maps ``(n, image, y, x)`` float32 of the models at these positions."""
         models = np.asarray(models, dtype=np.int64)
