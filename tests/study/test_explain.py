@@ -138,6 +138,13 @@ def test_gather_to_file_streams_the_shards_into_packed_maps(tmp_path, zoo_and_im
             idx = np.array([5, 0, 2, 6])
             np.testing.assert_array_equal(raw.read(eff, idx), whole["E"].sel(effect=eff).values[idx])
         np.testing.assert_array_equal(raw.n_dropped(), [0, 1])
+    # reads of every model (in any order) count the dropped maps on the way: the same counts, no pass of their own
+    with RawMaps(paths, "gradient", s) as raw:
+        n = raw.models.size
+        for eff in ("total", "direct"):
+            raw.read(eff, np.arange(n)[::-1])
+        monkeypatch.setattr(explain_module, "_block_models", None)  # n_dropped's own pass would fail
+        np.testing.assert_array_equal(raw.n_dropped(), [0, 1])
 
 
 def test_packing_bound_and_dropped_maps():

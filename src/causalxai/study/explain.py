@@ -473,6 +473,7 @@ class RawMaps:
         self._row_of = np.concatenate([np.arange(i.size) for i in ids])[by_id]
         self.attrs = {"method": method, "normalisation": settings.normalisation, "zero_maps": settings.zero_maps}
         self._dropped: np.ndarray | None = None
+        self._dropped_of: dict[str, int] = {}  # per effect, counted when a read took every model
 
     @property
     def map_shape(self) -> tuple[int, int, int]:
@@ -485,16 +486,22 @@ class RawMaps:
         models = np.asarray(models, dtype=np.int64)
         first = self._shards[0]
         out = np.empty((models.size, first.sizes["image"], first.sizes["y"], first.sizes["x"]), dtype=np.float32)
+        dropped = 0
         for k, ds in enumerate(self._shards):
             at = np.flatnonzero(self._shard_of[models] == k)
             if at.size:
                 rows = self._row_of[models[at]]
                 raw = read_rows(ds["attribution"].sel({"effect": effect}), "model", rows)
-                out[at] = _normalise_block(raw, self.method, self.settings)[0]
+                out[at], degenerate = _normalise_block(raw, self.method, self.settings)
+                dropped += int(degenerate.sum())
+        if models.size == self.models.size and np.array_equal(np.sort(models), np.arange(models.size)):
+            self._dropped_of[effect] = dropped  # every model read: n_dropped needs no pass of its own
         return out
 
     def n_dropped(self) -> np.ndarray:
         """Dropped (NaN) maps per effect under this normalisation (one pass over the shards, kept)."""
+        if self._dropped is None and self.settings.zero_maps == "drop" and set(self._dropped_of) == set(EFFECTS):
+            self._dropped = np.array([self._dropped_of[e] for e in EFFECTS], dtype=np.int64)
         if self._dropped is None:
             counts = np.zeros(len(EFFECTS), dtype=np.int64)
             if self.settings.zero_maps == "drop":

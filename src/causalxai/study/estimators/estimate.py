@@ -55,6 +55,18 @@ class KernelSpec:
             raise ValueError(f"effects.estimator {self.estimator!r} is unknown: choose from {list(ESTIMATORS)}")
 
 
+def _gather(m: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``m[:, rows, cols]`` (broadcast index tensors), C-contiguous. On the CPU it is one
+    ``numpy.take`` of the flat positions per image, which gathers the same entries about 1.7x as
+    fast as torch's advanced indexing with the block's batched product after it (the per-cell
+    kernel blocks were a fifth of the sensitivity report)."""
+    if m.device.type != "cpu":
+        return m[:, rows, cols]
+    flat = rows.numpy() * m.shape[-1] + cols.numpy()
+    taken = np.take(np.ascontiguousarray(m.numpy()).reshape(m.shape[0], -1), flat.ravel(), axis=1)
+    return torch.from_numpy(taken.reshape(m.shape[0], *flat.shape))
+
+
 @dataclass
 class Block:
     """The linear Gram matrix of a set of models' outputs, per image.
@@ -106,7 +118,7 @@ class Block:
         u = torch.arange(self.sq.shape[-1]) if u is None else u
         iu = torch.triu_indices(u.numel(), u.numel(), offset=1)
         a, b = u[iu[0]], u[iu[1]]
-        d = (self.sq_dist() if sqd is None else sqd)[:, a, b]  # the distinct pairs only
+        d = _gather(self.sq_dist() if sqd is None else sqd, a, b)  # the distinct pairs only
         d = torch.where((self.valid[:, a] * self.valid[:, b]) > 0, d, torch.full_like(d, float("nan")))
         vu, squ = self.valid[:, u], self.sq[:, u]
         scale = (squ * vu).sum(-1) / vu.sum(-1).clamp_min(1)  # typical squared norm: the median's zero test
@@ -213,7 +225,7 @@ class BucketKernel:
 
     def _take(self, m: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """``m[:, rows][:, :, cols]`` as one gather of exactly the entries needed."""
-        return m[:, rows[:, None], cols[None, :]]
+        return _gather(m, rows[:, None], cols[None, :])
 
     def _cell_gamma(self, u: torch.Tensor) -> torch.Tensor:
         """``median_cell``: γ per image from the distinct valid pairs of the models ``u`` (cached)."""
