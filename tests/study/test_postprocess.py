@@ -62,3 +62,21 @@ def test_public_code_rule_is_pairs_visualisation():
     zero = torch.zeros(1, 4, 4, dtype=torch.float64)
     assert torch.isnan(normalize_maps(zero, signed=True, rule="public_code")[0]).all()
     np.testing.assert_allclose(normalize_maps(zero, signed=True, rule="public_code", zero_maps="keep")[0].numpy(), 0.5)
+
+
+@pytest.mark.parametrize("q", [90, 99, 99.9, 100])
+def test_high_percentiles_by_topk_equal_the_sorted_order_statistics(q):
+    """High percentiles take the largest values only (torch.topk): bit for bit the sorted formula,
+    ties and negatives included; a row with NaN takes the sort path (NaN sorts last)."""
+    rng = np.random.default_rng(int(q * 10))
+    x = torch.tensor(np.round(rng.normal(size=(6, 784)), 1), dtype=torch.float32)  # many ties
+    s, _ = torch.sort(x, dim=-1)
+    pos = q / 100 * 783
+    lo = int(pos // 1)
+    hi = min(lo + 1, 783)
+    want = s[..., lo : lo + 1] + (pos - lo) * (s[..., hi : hi + 1] - s[..., lo : lo + 1])
+    assert torch.equal(percentile(x, q), want)
+    x[2, 5] = float("nan")
+    s, _ = torch.sort(x, dim=-1)
+    want = s[..., lo : lo + 1] + (pos - lo) * (s[..., hi : hi + 1] - s[..., lo : lo + 1])
+    torch.testing.assert_close(percentile(x, q), want, rtol=0, atol=0, equal_nan=True)
