@@ -100,3 +100,22 @@ def test_bad_spec():
         KernelSpec(bandwidth="silverman")
     with pytest.raises(ValueError, match="effects.estimator"):
         KernelSpec(estimator="mmd")
+
+
+@pytest.mark.parametrize("estimator", ["eq4", "mmd_unbiased"])
+def test_unit_self_kernel_skips_its_product_with_the_same_numbers(estimator):
+    """``self_t = None`` (k(a, a) = 1, the RBF kernel) gives what an all-ones self-kernel gives, bit for bit."""
+    import torch
+
+    from causalxai.study.estimators.estimate import weighted_effect
+
+    g = torch.Generator().manual_seed(3)
+    k = torch.rand((4, 7, 7), generator=g, dtype=torch.float64)
+    k = (k + k.transpose(1, 2)) / 2
+    wt = torch.randint(0, 3, (4, 3, 5), generator=g).to(torch.float64)
+    wc = torch.randint(0, 3, (4, 4, 5), generator=g).to(torch.float64)
+    k_tc, k_tt, k_cc = k[:, :3, 3:], k[:, :3, :3], k[:, 3:, 3:]
+    ones = weighted_effect(k_tc, torch.ones((4, 3), dtype=torch.float64), torch.ones((4, 4), dtype=torch.float64),
+                           wt, wc, estimator, k_tt, k_cc)
+    unit = weighted_effect(k_tc, None, None, wt, wc, estimator, k_tt, k_cc)
+    torch.testing.assert_close(unit, ones, rtol=0, atol=0, equal_nan=True)

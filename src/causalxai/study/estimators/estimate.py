@@ -162,8 +162,8 @@ def self_kernel(block: Block, spec: KernelSpec) -> torch.Tensor:
 
 def weighted_effect(
     k_tc: torch.Tensor,
-    self_t: torch.Tensor,
-    self_c: torch.Tensor,
+    self_t: torch.Tensor | None,
+    self_c: torch.Tensor | None,
     wt: torch.Tensor,
     wc: torch.Tensor,
     estimator: str = "eq4",
@@ -174,7 +174,8 @@ def weighted_effect(
 
     Args:
         k_tc: kernel between treated and control ``(I, n_t, n_c)``.
-        self_t, self_c: ``k(a, a)`` ``(I, n_t)``, ``(I, n_c)``.
+        self_t, self_c: ``k(a, a)`` ``(I, n_t)``, ``(I, n_c)``; None: 1 for every model (the
+            RBF kernel), which skips a product over the weights (the same numbers).
         wt, wc: weights ``(I, n_t, J)``, ``(I, n_c, J)``.
         estimator: ``eq4`` or ``mmd_unbiased`` (then ``k_tt``, ``k_cc`` are needed).
 
@@ -187,18 +188,20 @@ def weighted_effect(
         if estimator == "eq4":
             ok = (st > 0) & (sc > 0)
             st1, sc1 = torch.where(ok, st, 1.0), torch.where(ok, sc, 1.0)
-            out = ((self_t[..., None] * wt).sum(1) / st1 + (self_c[..., None] * wc).sum(1) / sc1
-                   - 2 * cross / (st1 * sc1))
+            self_wt = st if self_t is None else (self_t[..., None] * wt).sum(1)
+            self_wc = sc if self_c is None else (self_c[..., None] * wc).sum(1)
+            out = self_wt / st1 + self_wc / sc1 - 2 * cross / (st1 * sc1)
         else:
             if k_tt is None or k_cc is None:
                 raise ValueError("mmd_unbiased needs the within-group kernels k_tt and k_cc")
             # pairs of distinct models only: a model drawn twice by the bootstrap is not a pair
-            pt, pc = st * st - (wt * wt).sum(1), sc * sc - (wc * wc).sum(1)
+            sq_t, sq_c = (wt * wt).sum(1), (wc * wc).sum(1)
+            pt, pc = st * st - sq_t, sc * sc - sq_c
             ok = (pt > 0) & (pc > 0)
             pt1, pc1 = torch.where(ok, pt, 1.0), torch.where(ok, pc, 1.0)
             st1, sc1 = torch.where(ok, st, 1.0), torch.where(ok, sc, 1.0)
-            within_t = ((k_tt @ wt) * wt).sum(1) - (self_t[..., None] * wt * wt).sum(1)
-            within_c = ((k_cc @ wc) * wc).sum(1) - (self_c[..., None] * wc * wc).sum(1)
+            within_t = ((k_tt @ wt) * wt).sum(1) - (sq_t if self_t is None else (self_t[..., None] * wt * wt).sum(1))
+            within_c = ((k_cc @ wc) * wc).sum(1) - (sq_c if self_c is None else (self_c[..., None] * wc * wc).sum(1))
             out = within_t / pt1 + within_c / pc1 - 2 * cross / (st1 * sc1)
     return torch.where(ok, out, torch.full_like(out, float("nan")))
 
@@ -294,16 +297,17 @@ class BucketKernel:
                           torch.exp(-g * self._take(self.sqd, c, c))) if mmd else (None, None)
         wt = valid.index_select(1, t)[:, :, None] * cols.index_select(1, t).T[None]
         wc = valid.index_select(1, c)[:, :, None] * cols.index_select(1, c).T[None]
-        st, sc = self.kself.index_select(1, t), self.kself.index_select(1, c)
+        unit = self.spec.kernel == "rbf"  # k(a, a) = 1: weighted_effect needs no self-kernel
+        st, sc = (None, None) if unit else (self.kself.index_select(1, t), self.kself.index_select(1, c))
         if permute:
             z = torch.as_tensor(np.asarray(permutations, dtype=np.float64))
             if k_uu is None:  # the cell holds every model of the bucket: use the bucket's kernel as it is
-                k_p, su, vu = k_b, self.kself, valid
+                k_p, su, vu = k_b, None if unit else self.kself, valid
                 zb = torch.zeros((z.shape[0], self.n), dtype=z.dtype)
                 zb[:, u] = z
                 z = zb
             else:
-                k_p, su, vu = k_uu, self.kself.index_select(1, u), valid.index_select(1, u)
+                k_p, su, vu = k_uu, None if unit else self.kself.index_select(1, u), valid.index_select(1, u)
             pt = vu[:, :, None] * z.T[None]
             pc = vu[:, :, None] * (1 - z).T[None]
         out = []
