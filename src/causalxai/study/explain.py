@@ -484,8 +484,7 @@ class RawMaps:
     def read(self, effect: str, models: np.ndarray) -> np.ndarray:
         """Normalised maps ``(n, image, y, x)`` float32 of the models at these positions."""
         models = np.asarray(models, dtype=np.int64)
-        first = self._shards[0]
-        out = np.empty((models.size, first.sizes["image"], first.sizes["y"], first.sizes["x"]), dtype=np.float32)
+        out = np.empty((models.size, *self.map_shape), dtype=np.float32)
         dropped = 0
         for k, ds in enumerate(self._shards):
             at = np.flatnonzero(self._shard_of[models] == k)
