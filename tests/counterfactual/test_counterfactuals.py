@@ -152,6 +152,36 @@ def test_select_samples():
     assert len(select_samples(FixedClassifier(), x, y, n_correct=50, seed=0)["index"]) == 10
 
 
+
+def test_select_samples_caps_the_misclassified_with_a_seeded_draw():
+    x = torch.full((12, 1, SIDE, SIDE), -1.0)
+    preds = torch.tensor([0, 1, 2, 3] * 3)
+    x[:, 0, 0, 0] = preds.float() / 1.5 - 1
+    y = torch.tensor([1, 1, 0, 3, 0, 2, 2, 0, 0, 1, 3, 3])  # samples 0, 2, 5, 7, 10 misclassified
+    wrong = [0, 2, 5, 7, 10]
+    every = select_samples(FixedClassifier(), x, y, n_correct=3, seed=4)
+    assert every["index"][:5].tolist() == wrong
+    for cap, n in ((None, 5), (5, 5), (50, 5)):  # no cap, or one at least their number: all, as before
+        sel = select_samples(FixedClassifier(), x, y, n_correct=3, seed=4, n_misclassified=cap)
+        assert all(np.array_equal(sel[k], every[k]) for k in sel) and (sel["kind"] == "misclassified").sum() == n
+    # the same seeded draw as numpy's, made after the correct samples' (which the cap leaves alone)
+    rng = np.random.default_rng(4)
+    right = np.flatnonzero(preds.numpy() == y.numpy())
+    rng.choice(right, size=3, replace=False)
+    rng.integers(1, 4, size=3)
+    expect = np.sort(rng.choice(np.array(wrong), size=2, replace=False))
+    two = select_samples(FixedClassifier(), x, y, n_correct=3, seed=4, n_misclassified=2)
+    assert two["index"][:2].tolist() == expect.tolist() and set(expect) <= set(wrong)
+    assert two["kind"].tolist() == ["misclassified"] * 2 + ["correct"] * 3
+    assert two["target"][:2].tolist() == y.numpy()[expect].tolist()
+    for k in every:  # the correct samples and their drawn targets do not depend on the cap
+        assert np.array_equal(two[k][2:], every[k][5:])
+    zero = select_samples(FixedClassifier(), x, y, n_correct=3, seed=4, n_misclassified=0)
+    assert zero["kind"].tolist() == ["correct"] * 3
+    with pytest.raises(ValueError, match="n_misclassified must be >= 0"):
+        select_samples(FixedClassifier(), x, y, n_correct=3, seed=4, n_misclassified=-1)
+
+
 def test_counterfactuals_metrics_and_choice():
     x = toy_images(5)
     x[:, 0, 0, 0] = -1.0  # class 0 for FixedClassifier

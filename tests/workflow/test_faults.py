@@ -25,7 +25,7 @@ import yaml
 from causalxai import io
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG_FILE = REPO / ".test" / "config_faults" / "config.yaml"  # ~10-20 s of zoo training to kill
+CONFIG_FILE = REPO / ".test" / "config_faults" / "config.yaml"  # ~13-30 s of zoo training to kill
 CONFIG = yaml.safe_load(CONFIG_FILE.read_text())
 TARGET = "results/digits/effects.nc"
 

@@ -36,7 +36,10 @@ rule wachter_counterfactuals:
         counterfactuals="results/{dataset}/tracer/wachter_counterfactuals.nc",
     params:
         wachter=config["tracer"]["wachter"],
-        samples={k: config["tracer"]["counterfactuals"][k] for k in ("n_correct", "sparsity_tol", "ynn_k")},
+        samples={
+            k: config["tracer"]["counterfactuals"][k]
+            for k in ("n_correct", "n_misclassified", "sparsity_tol", "ynn_k")
+        },
         seed=config["seed"],
     threads: 8
     resources:

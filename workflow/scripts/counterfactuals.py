@@ -38,7 +38,7 @@ generator, discriminator, _ = load_gan(inp.gan)
 data = open_result(inp.dataset)
 x_train, y_train = dataset_tensors(data, "train")
 x, y = dataset_tensors(data, "test")
-sel = select_samples(model, x, y, settings.n_correct, settings.seed)
+sel = select_samples(model, x, y, settings.n_correct, settings.seed, n_misclassified=settings.n_misclassified)
 logging.info("%d misclassified and %d correct test samples", (sel["kind"] == "misclassified").sum(),
              (sel["kind"] == "correct").sum())
 t0 = time.time()

@@ -22,7 +22,7 @@ data = open_result(inp.dataset)
 x_train, y_train = dataset_tensors(data, "train")
 x, y = dataset_tensors(data, "test")
 # the counterfactuals rule's samples and targets: the same selection, settings and seed
-sel = select_samples(model, x, y, samples_cfg["n_correct"], p.seed)
+sel = select_samples(model, x, y, samples_cfg["n_correct"], p.seed, n_misclassified=samples_cfg["n_misclassified"])
 ds = wachter_counterfactuals(model, x[sel["index"]], sel, settings, pool=(x_train, y_train),
                              ynn_k=samples_cfg["ynn_k"], sparsity_tol=samples_cfg["sparsity_tol"], device=device)
 ds["sample"].attrs["description"] = "index of the sample among the dataset's test split"

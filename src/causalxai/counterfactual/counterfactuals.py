@@ -4,7 +4,12 @@
 :func:`select_samples` picks the test samples: **all misclassified** ones (target: the true
 label, "contrastive explanations for misclassified samples") plus a seeded sample of
 ``n_correct`` correctly classified ones whose target is drawn uniformly among the other
-classes; coordinate ``kind`` (``misclassified`` / ``correct``).
+classes; coordinate ``kind`` (``misclassified`` / ``correct``). ``n_misclassified`` (our
+choice; default ``None``, the paper's all) caps the misclassified ones at a seeded sample of
+that many, in test order: a weak classifier on a large test split (CIFAR's 10,000 images, a
+fifth misclassified) would otherwise send thousands of samples, each with its counterfactual,
+through TRACER. The correct samples and their targets are drawn before the cap and do not
+depend on it.
 
 :func:`counterfactuals` (``counterfactuals.nc``): for each sample ``x`` and target ``y*``,
 ``K = n_candidates`` candidates ``x*_i = D([E_x(x) + δ_i; o(y*)])`` with ``δ_0 = 0`` and
@@ -84,7 +89,7 @@ from causalxai.io import describe
 from causalxai.runtime import predict
 from causalxai.tracer.ace import threshold_mask
 from causalxai.tracer.pipeline import TracerSettings, run_tracer
-from causalxai.tracer.settings import Settings, function, integer, number, setting
+from causalxai.tracer.settings import Settings, function, integer, number, optional, setting
 
 __all__ = [
     "KINDS",
@@ -108,6 +113,8 @@ class CounterfactualSettings(Settings):
 
     Attributes:
         n_correct: correctly classified test samples explained next to the misclassified ones.
+        n_misclassified: at most this many misclassified test samples, a seeded sample (None:
+            all of them, the paper's App. C).
         n_candidates: K ≥ 1 latent candidates per sample (candidate 0 is ``δ = 0``).
         sigma: σ of ``δ ~ N(0, σ²)`` per latent entry (each ``z_x`` is standardised, so σ = 0.5
             is half a latent standard deviation).
@@ -124,6 +131,7 @@ class CounterfactualSettings(Settings):
     CONFIG_KEYS: ClassVar[Mapping[str, str]] = {"seed": "seed"}
 
     n_correct: int = setting(10, integer(0))
+    n_misclassified: int | None = setting(None, optional(integer(0)))
     n_candidates: int = setting(8, integer(1))
     sigma: float = setting(0.5, number(0.0))
     sparsity_tol: float = setting(0.05, number(0.0))
@@ -145,16 +153,29 @@ def select_samples(
     *,
     n_classes: int | None = None,
     batch_size: int = 512,
+    n_misclassified: int | None = None,
 ) -> dict[str, np.ndarray]:
     """The samples to explain (module docstring).
 
-    Returns a dict of aligned arrays: ``index`` (into ``x_test``; the misclassified first, in
-    test order, then the correct ones, in test order), ``label``, ``pred``, ``target``
-    (misclassified: the label; correct: a uniformly drawn other class) and ``kind``.
-    ``n_correct`` is capped at the number of correctly classified samples.
+    Args:
+        classifier: the target model.
+        x_test, y_test: the test split.
+        n_correct: correctly classified samples to draw (capped at how many there are).
+        seed: the draws' seed.
+        n_classes: the number of classes (default: the classifier's outputs).
+        batch_size: inputs per forward pass.
+        n_misclassified: at most this many misclassified samples, drawn with the same seed
+            after the correct ones (so those do not depend on it); None: all of them.
+
+    Returns:
+        A dict of aligned arrays: ``index`` (into ``x_test``; the misclassified first, in test
+        order, then the correct ones, in test order), ``label``, ``pred``, ``target``
+        (misclassified: the label; correct: a uniformly drawn other class) and ``kind``.
     """
     if n_correct < 0:
         raise ValueError(f"select_samples: n_correct must be >= 0, got {n_correct}")
+    if n_misclassified is not None and n_misclassified < 0:
+        raise ValueError(f"select_samples: n_misclassified must be >= 0 or None (all), got {n_misclassified}")
     classifier = classifier.eval()
     logits = predict(classifier, torch.as_tensor(x_test, dtype=torch.float32), batch_size=batch_size)
     k = int(n_classes or logits.shape[1])
@@ -165,6 +186,8 @@ def select_samples(
     rng = np.random.default_rng(int(seed))
     chosen = np.sort(rng.choice(right, size=min(int(n_correct), right.size), replace=False)) if right.size else right
     other = (y[chosen] + rng.integers(1, k, size=chosen.size)) % k
+    if n_misclassified is not None and n_misclassified < wrong.size:
+        wrong = np.sort(rng.choice(wrong, size=int(n_misclassified), replace=False))
     index = np.concatenate([wrong, chosen]).astype(np.int64)
     return {
         "index": index,
