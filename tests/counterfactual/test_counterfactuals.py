@@ -152,7 +152,6 @@ def test_select_samples():
     assert len(select_samples(FixedClassifier(), x, y, n_correct=50, seed=0)["index"]) == 10
 
 
-
 def test_select_samples_caps_the_misclassified_with_a_seeded_draw():
     x = torch.full((12, 1, SIDE, SIDE), -1.0)
     preds = torch.tensor([0, 1, 2, 3] * 3)
